@@ -1,0 +1,28 @@
+//! tresor's domain: what a secret is, how it is named and versioned, what can go
+//! wrong, and the [`Store`] contract every backend implements.
+//!
+//! ```
+//! use tresor_core::{SecretName, SecretValue};
+//!
+//! let name = SecretName::new("openai/api_key")?;
+//! let value = SecretValue::from(b"sk-example".to_vec());
+//! assert_eq!(format!("{value:?}"), "[redacted]");
+//! assert_eq!(value.expose_secret(), b"sk-example");
+//! assert!(SecretName::new("../etc/passwd").is_err());
+//! # Ok::<(), tresor_core::Error>(())
+//! ```
+
+mod error;
+pub mod memory;
+mod metadata;
+mod name;
+mod store;
+mod value;
+mod version;
+
+pub use error::{Error, ExitCode, Result};
+pub use metadata::{validate as validate_metadata, Metadata, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE};
+pub use name::{SecretName, MAX_NAME_LEN};
+pub use store::{Capabilities, DeleteMode, Health, PutOptions, Secret, SecretInfo, Store};
+pub use value::{SecretValue, DEFAULT_MAX_VALUE_LEN};
+pub use version::{Label, Selector, VersionInfo};

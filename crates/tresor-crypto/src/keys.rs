@@ -1,0 +1,200 @@
+//! Keys and their derivations.
+
+use std::fmt;
+
+use hkdf::Hkdf;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use zeroize::Zeroize;
+
+use tresor_core::memory;
+
+/// Length of every symmetric key, in bytes.
+pub const KEY_LEN: usize = 32;
+
+/// HKDF info of the index key (blind index of names).
+pub const INDEX_INFO: &[u8] = b"tresor v1 index";
+/// HKDF info of the audit key (MAC chain).
+pub const AUDIT_INFO: &[u8] = b"tresor v1 audit";
+/// HKDF info of the wrap key (data keys).
+pub const WRAP_INFO: &[u8] = b"tresor v1 data-key wrap";
+/// HKDF info of the fingerprint key (keyed fingerprints of values).
+pub const FINGERPRINT_INFO: &[u8] = b"tresor v1 fingerprint";
+/// Prefix of the associated data of a wrapped data key.
+pub const DATA_KEY_AAD: &[u8] = b"tresor v1 data key";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A 256-bit symmetric key: boxed so it never moves, locked in RAM where the
+/// OS allows, wiped on drop, printed as `Key([redacted])`.
+pub struct Key {
+    bytes: Box<[u8; KEY_LEN]>,
+    locked: bool,
+}
+
+impl Key {
+    /// A fresh key from the OS's random source.
+    pub fn random() -> Self {
+        let mut key = Self::zeroed();
+        random_bytes(&mut key.bytes[..]);
+        key
+    }
+
+    /// A key copied from `bytes`, which must be exactly 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != KEY_LEN {
+            return None;
+        }
+        let mut key = Self::zeroed();
+        key.bytes.copy_from_slice(bytes);
+        Some(key)
+    }
+
+    /// The key bytes.
+    pub fn expose(&self) -> &[u8; KEY_LEN] {
+        &self.bytes
+    }
+
+    fn zeroed() -> Self {
+        let bytes = Box::new([0u8; KEY_LEN]);
+        let locked = memory::lock(&bytes[..]);
+        Self { bytes, locked }
+    }
+
+    /// HKDF-SHA256 of this key with `salt` and `info`.
+    pub fn derive(&self, salt: &[u8], info: &[u8]) -> Key {
+        hkdf(&self.bytes[..], salt, info)
+    }
+
+    /// HMAC-SHA256 of `parts` (concatenated) under this key.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.bytes[..])
+            .expect("HMAC accepts keys of any length");
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// HKDF-SHA256(ikm, salt, info) → 32 bytes.
+pub(crate) fn hkdf(ikm: &[u8], salt: &[u8], info: &[u8]) -> Key {
+    let mut out = Key::zeroed();
+    Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand(info, &mut out.bytes[..])
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+        if self.locked {
+            memory::unlock(&self.bytes[..]);
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key([redacted])")
+    }
+}
+
+/// Fills `out` from the OS's random source.
+pub fn random_bytes(out: &mut [u8]) {
+    // Without a working OS random source no key can be made safely; stopping
+    // is the only correct answer.
+    getrandom::fill(out).expect("the OS random source failed");
+}
+
+/// The vault's master key: made at `init`, kept only inside key slots.
+pub type MasterKey = Key;
+
+/// The keys the master key derives for one vault.
+#[derive(Debug)]
+pub struct VaultKeys {
+    /// Blind index of names.
+    pub index: Key,
+    /// The audit MAC chain.
+    pub audit: Key,
+    /// Wraps data keys.
+    pub wrap: Key,
+    /// Keyed fingerprints of values.
+    pub fingerprint: Key,
+}
+
+impl VaultKeys {
+    /// Derives every key of the vault `vault_id` from `master`.
+    pub fn derive(master: &MasterKey, vault_id: &[u8; 16]) -> Self {
+        Self {
+            index: master.derive(vault_id, INDEX_INFO),
+            audit: master.derive(vault_id, AUDIT_INFO),
+            wrap: master.derive(vault_id, WRAP_INFO),
+            fingerprint: master.derive(vault_id, FINGERPRINT_INFO),
+        }
+    }
+
+    /// The blind index of a name: HMAC-SHA256(index key, name bytes).
+    pub fn blind_index(&self, name: &str) -> [u8; 32] {
+        self.index.mac(&[name.as_bytes()])
+    }
+
+    /// The keyed fingerprint of a value: HMAC-SHA256(fingerprint key, value).
+    pub fn fingerprint(&self, value: &[u8]) -> [u8; 32] {
+        self.fingerprint.mac(&[value])
+    }
+
+    /// One link of the audit chain:
+    /// HMAC-SHA256(audit key, prev ‖ be64(seq) ‖ be64(at) ‖ body).
+    pub fn audit_mac(&self, prev: &[u8; 32], seq: u64, at: i64, body: &[u8]) -> [u8; 32] {
+        self.audit.mac(&[prev, &seq.to_be_bytes(), &at.to_be_bytes(), body])
+    }
+
+    /// Associated data of data key `id` wrapped under the wrap key.
+    pub fn data_key_aad(vault_id: &[u8; 16], id: u32) -> Vec<u8> {
+        [DATA_KEY_AAD, vault_id, &id.to_be_bytes()].concat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Known answers pin the derivations of VAULT-FORMAT.md: master key
+    /// 00 01 … 1f, vault id a0 a1 … af.
+    #[test]
+    fn derivations_match_known_answers() {
+        let mk = Key::from_slice(&(0u8..32).collect::<Vec<_>>()).unwrap();
+        let vault_id: [u8; 16] = std::array::from_fn(|i| 0xa0 + i as u8);
+        let keys = VaultKeys::derive(&mk, &vault_id);
+        assert_eq!(hex(keys.index.expose()), KAT_INDEX);
+        assert_eq!(hex(keys.audit.expose()), KAT_AUDIT);
+        assert_eq!(hex(keys.wrap.expose()), KAT_WRAP);
+        assert_eq!(hex(keys.fingerprint.expose()), KAT_FINGERPRINT);
+        assert_eq!(hex(&keys.blind_index("openai/api_key")), KAT_BIDX);
+        assert_eq!(hex(&keys.audit_mac(&[0; 32], 1, 1_700_000_000_000, b"body")), KAT_AUDIT_MAC);
+    }
+
+    const KAT_INDEX: &str = "ed3305aab9f4fe8bcc20769dc4f56a955dbf72283ff26c863d04a2ade085d2bb";
+    const KAT_AUDIT: &str = "d1397ac9102e6ce219d1db29c08d2af43bcf7e76bc465e67a7359cdfba15de62";
+    const KAT_WRAP: &str = "82b583cf20168f518ec89ecade10469a4efd4acc36357fe5814a19aa06716976";
+    const KAT_FINGERPRINT: &str = "325001a90b65ea1b979807d772d5aa11eb4dcbb1e9f607e362f2431ec1a943db";
+    const KAT_BIDX: &str = "2c379020a95ebb0ef7a2fcef57ea09466c3c74d4bbacb70f0bc013361ddc28d2";
+    const KAT_AUDIT_MAC: &str = "46b6c595926012a02e36b586bcdeb6138747d037946ce67c2eb1b9a69338a040";
+
+    #[test]
+    fn keys_are_distinct_and_redacted() {
+        let mk = Key::random();
+        let keys = VaultKeys::derive(&mk, &[1; 16]);
+        assert_ne!(keys.index.expose(), keys.audit.expose());
+        assert_ne!(keys.wrap.expose(), keys.fingerprint.expose());
+        assert_eq!(format!("{mk:?}"), "Key([redacted])");
+        let other = VaultKeys::derive(&mk, &[2; 16]);
+        assert_ne!(keys.index.expose(), other.index.expose());
+    }
+}

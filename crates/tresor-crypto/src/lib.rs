@@ -1,0 +1,34 @@
+//! tresor's cryptography: the key hierarchy of the vault, built only from
+//! RustCrypto primitives.
+//!
+//! - A random 256-bit [`MasterKey`] is wrapped in key slots
+//!   ([`slot`]): each slot derives a slot key from a password (Argon2id), a key
+//!   file or raw key (HKDF), or a recovery key.
+//! - The master key derives, by HKDF-SHA256 with the vault id as salt, the
+//!   [`VaultKeys`]: an index key (blind index of names), an audit key (MAC
+//!   chain), a wrap key (data keys) and a fingerprint key.
+//! - Records are sealed with XChaCha20-Poly1305 under a data key; the
+//!   associated data ([`RecordAad`]) binds vault, kind, row, version and key id.
+//!
+//! Every label and layout is a named constant here and in `VAULT-FORMAT.md`.
+//!
+//! ```
+//! use tresor_crypto::{Key, RecordAad, RecordKind, open, seal};
+//!
+//! let key = Key::random();
+//! let aad = RecordAad { kind: RecordKind::SecretVersion, vault_id: [7; 16], row: 1, version: 2, key_id: 1 };
+//! let blob = seal(&key, &aad.bytes(), b"hello");
+//! assert_eq!(&open(&key, &aad.bytes(), &blob).unwrap()[..], b"hello");
+//! let moved = RecordAad { version: 3, ..aad };
+//! assert!(open(&key, &moved.bytes(), &blob).is_err());
+//! ```
+
+mod aead;
+mod keys;
+pub mod slot;
+
+pub use aead::{open, seal, DecryptError, RecordAad, RecordKind, NONCE_LEN, OVERHEAD, TAG_LEN};
+pub use keys::{
+    random_bytes, Key, MasterKey, VaultKeys, AUDIT_INFO, DATA_KEY_AAD, FINGERPRINT_INFO,
+    INDEX_INFO, KEY_LEN, WRAP_INFO,
+};

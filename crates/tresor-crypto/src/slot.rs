@@ -1,0 +1,329 @@
+//! Key slots: each wraps the master key under a key derived from one
+//! credential (password, key file, recovery key). Any slot unlocks the vault.
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::aead::{open, seal, DecryptError};
+use crate::keys::{hkdf, random_bytes, Key, MasterKey, KEY_LEN};
+
+/// Prefix of a key slot's associated data.
+pub const KEYSLOT_AAD: &[u8] = b"tresor v1 keyslot";
+/// HKDF info of key-file (and `TRESOR_KEY`) slot keys.
+pub const KEY_FILE_INFO: &[u8] = b"tresor v1 key-file slot";
+/// HKDF info of recovery-key slot keys.
+pub const RECOVERY_INFO: &[u8] = b"tresor v1 recovery slot";
+/// Fewest bytes of key material a key file must hold.
+pub const MIN_KEY_FILE_BYTES: usize = 32;
+
+/// The kinds of key slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum SlotKind {
+    /// A password through Argon2id.
+    Password = 1,
+    /// A key file, or the same text in `TRESOR_KEY`.
+    KeyFile = 2,
+    /// The recovery key shown once at `init`.
+    Recovery = 3,
+}
+
+impl SlotKind {
+    /// The kind's name as stored in the `keyslots.kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::Password => "password",
+            SlotKind::KeyFile => "key-file",
+            SlotKind::Recovery => "recovery",
+        }
+    }
+
+    /// Parses a stored kind name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "password" => Some(SlotKind::Password),
+            "key-file" => Some(SlotKind::KeyFile),
+            "recovery" => Some(SlotKind::Recovery),
+            _ => None,
+        }
+    }
+}
+
+/// Argon2id parameters of a password slot, stored with the slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Passes.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+    /// Random salt.
+    pub salt: [u8; 16],
+}
+
+impl PasswordParams {
+    /// The default: 64 MiB, 3 passes, 4 lanes, a fresh salt.
+    pub fn new_default() -> Self {
+        Self::new(64 * 1024, 3, 4).expect("the defaults are valid")
+    }
+
+    /// Chosen costs with a fresh salt. Refuses costs below 8 MiB or 1 pass.
+    pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Self, String> {
+        if m_kib < 8 * 1024 {
+            return Err(format!("Argon2id memory must be at least 8 MiB (got {} KiB)", m_kib));
+        }
+        if t == 0 || p == 0 || p > 64 {
+            return Err("Argon2id needs at least 1 pass and 1 to 64 lanes".into());
+        }
+        let mut salt = [0u8; 16];
+        random_bytes(&mut salt);
+        Ok(Self { m_kib, t, p, salt })
+    }
+
+    /// The same costs with a fresh salt.
+    pub fn resalted(&self) -> Self {
+        let mut next = *self;
+        random_bytes(&mut next.salt);
+        next
+    }
+}
+
+/// Parameters stored with a slot, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SlotParams {
+    /// Argon2id costs and salt.
+    Password(PasswordParams),
+    /// Nothing: the key file carries its entropy.
+    KeyFile,
+    /// Nothing: the recovery key carries its entropy.
+    Recovery,
+}
+
+impl SlotParams {
+    /// The kind these parameters belong to.
+    pub fn kind(&self) -> SlotKind {
+        match self {
+            SlotParams::Password(_) => SlotKind::Password,
+            SlotParams::KeyFile => SlotKind::KeyFile,
+            SlotParams::Recovery => SlotKind::Recovery,
+        }
+    }
+}
+
+/// A credential that may open a slot.
+pub enum Credential {
+    /// A password.
+    Password(Zeroizing<String>),
+    /// Key material from a key file or `TRESOR_KEY`.
+    KeyMaterial(Zeroizing<Vec<u8>>),
+    /// A recovery key's 32 bytes.
+    Recovery(Zeroizing<Vec<u8>>),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Password(_) => "Credential::Password([redacted])",
+            Credential::KeyMaterial(_) => "Credential::KeyMaterial([redacted])",
+            Credential::Recovery(_) => "Credential::Recovery([redacted])",
+        })
+    }
+}
+
+impl Credential {
+    /// The slot kind this credential opens.
+    pub fn kind(&self) -> SlotKind {
+        match self {
+            Credential::Password(_) => SlotKind::Password,
+            Credential::KeyMaterial(_) => SlotKind::KeyFile,
+            Credential::Recovery(_) => SlotKind::Recovery,
+        }
+    }
+
+    /// Key material from the text of a key file or `TRESOR_KEY`: the
+    /// base64 it holds when that decodes to at least 32 bytes, else the raw
+    /// bytes when there are at least 32 of them.
+    pub fn key_material(text: &[u8]) -> Result<Self, String> {
+        let trimmed = trim_ascii(text);
+        let engine = base64::engine::general_purpose::STANDARD;
+        if let Ok(decoded) = engine.decode(trimmed)
+            && decoded.len() >= MIN_KEY_FILE_BYTES
+        {
+            return Ok(Credential::KeyMaterial(Zeroizing::new(decoded)));
+        }
+        if text.len() >= MIN_KEY_FILE_BYTES {
+            return Ok(Credential::KeyMaterial(Zeroizing::new(text.to_vec())));
+        }
+        Err(format!(
+            "a key must hold at least {MIN_KEY_FILE_BYTES} random bytes (or their base64); \
+             make one with `tresor keyslot add --key-file FILE`"
+        ))
+    }
+
+    /// The slot key this credential gives under `params`.
+    pub fn slot_key(&self, params: &SlotParams, vault_id: &[u8; 16]) -> Result<Key, String> {
+        match (self, params) {
+            (Credential::Password(pw), SlotParams::Password(p)) => {
+                argon2id(pw.as_bytes(), p).map_err(|e| format!("Argon2id: {e}"))
+            }
+            (Credential::KeyMaterial(m), SlotParams::KeyFile) => Ok(hkdf(m, vault_id, KEY_FILE_INFO)),
+            (Credential::Recovery(m), SlotParams::Recovery) => Ok(hkdf(m, vault_id, RECOVERY_INFO)),
+            _ => Err("credential does not fit this slot".into()),
+        }
+    }
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+/// Argon2id(password, salt, m, t, p) → 32 bytes.
+pub fn argon2id(password: &[u8], p: &PasswordParams) -> Result<Key, argon2::Error> {
+    let params = Params::new(p.m_kib, p.t, p.p, Some(KEY_LEN))?;
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password_into(
+        password,
+        &p.salt,
+        &mut out[..],
+    )?;
+    Ok(Key::from_slice(&out[..]).expect("32-byte output"))
+}
+
+/// Associated data of slot `id`: `"tresor v1 keyslot" ‖ vault_id ‖ be32(id) ‖ kind`.
+pub fn slot_aad(vault_id: &[u8; 16], id: u32, kind: SlotKind) -> Vec<u8> {
+    [KEYSLOT_AAD, vault_id, &id.to_be_bytes(), &[kind as u8]].concat()
+}
+
+/// Wraps the master key under a slot key.
+pub fn wrap_master(slot_key: &Key, master: &MasterKey, aad: &[u8]) -> Vec<u8> {
+    seal(slot_key, aad, master.expose())
+}
+
+/// Unwraps the master key from a slot.
+pub fn unwrap_master(slot_key: &Key, wrapped: &[u8], aad: &[u8]) -> Result<MasterKey, DecryptError> {
+    let plain = open(slot_key, aad, wrapped)?;
+    Key::from_slice(&plain).ok_or(DecryptError)
+}
+
+/// A recovery key: 32 random bytes, shown once as grouped base32.
+pub struct RecoveryKey(Zeroizing<Vec<u8>>);
+
+impl RecoveryKey {
+    /// A fresh recovery key.
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new(vec![0u8; KEY_LEN]);
+        random_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// The key as text: base32 in groups of four, e.g. `ABCD-EFGH-…`.
+    pub fn display(&self) -> Zeroizing<String> {
+        let mut plain = data_encoding::BASE32_NOPAD.encode(&self.0);
+        let grouped: String = plain
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
+            .collect::<Vec<_>>()
+            .join("-");
+        plain.zeroize();
+        Zeroizing::new(grouped)
+    }
+
+    /// Parses a recovery key as typed: case, dashes and spaces do not matter.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut cleaned: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let decoded = data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes());
+        cleaned.zeroize();
+        match decoded {
+            Ok(bytes) if bytes.len() == KEY_LEN => Ok(Self(Zeroizing::new(bytes))),
+            _ => Err("not a recovery key: expected 52 base32 characters in groups of four".into()),
+        }
+    }
+
+    /// The credential this key gives.
+    pub fn credential(&self) -> Credential {
+        Credential::Recovery(self.0.clone())
+    }
+}
+
+/// A fresh key file's text: 32 random bytes as base64 and a newline.
+pub fn new_key_file_text() -> Zeroizing<String> {
+    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+    random_bytes(&mut bytes[..]);
+    let mut text = base64::engine::general_purpose::STANDARD.encode(&bytes[..]);
+    text.push('\n');
+    Zeroizing::new(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn password_slot_round_trip_and_wrong_password() {
+        let params = SlotParams::Password(PasswordParams::new(8 * 1024, 1, 1).unwrap());
+        let vid = [3; 16];
+        let mk = Key::random();
+        let good = Credential::Password(Zeroizing::new("correct horse".into()));
+        let aad = slot_aad(&vid, 1, SlotKind::Password);
+        let wrapped = wrap_master(&good.slot_key(&params, &vid).unwrap(), &mk, &aad);
+        let back = unwrap_master(&good.slot_key(&params, &vid).unwrap(), &wrapped, &aad).unwrap();
+        assert_eq!(back.expose(), mk.expose());
+        let bad = Credential::Password(Zeroizing::new("wrong".into()));
+        assert!(unwrap_master(&bad.slot_key(&params, &vid).unwrap(), &wrapped, &aad).is_err());
+        // The slot is bound to its id and kind.
+        let other = slot_aad(&vid, 2, SlotKind::Password);
+        assert!(unwrap_master(&good.slot_key(&params, &vid).unwrap(), &wrapped, &other).is_err());
+    }
+
+    #[test]
+    fn key_material_accepts_base64_or_raw_bytes() {
+        let text = new_key_file_text();
+        let Credential::KeyMaterial(m) = Credential::key_material(text.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.len(), 32);
+        let raw = [9u8; 40];
+        let Credential::KeyMaterial(m) = Credential::key_material(&raw).unwrap() else { panic!() };
+        assert_eq!(&m[..], &raw[..]);
+        assert!(Credential::key_material(b"short").is_err());
+    }
+
+    #[test]
+    fn recovery_key_text_round_trips() {
+        let key = RecoveryKey::generate();
+        let shown = key.display();
+        assert_eq!(shown.len(), 52 + 12);
+        let back = RecoveryKey::parse(&shown.to_lowercase().replace('-', " ")).unwrap();
+        assert_eq!(&back.0[..], &key.0[..]);
+        assert!(RecoveryKey::parse("ABCD-EFGH").is_err());
+    }
+
+    /// Pins Argon2id and the key-file derivation (VAULT-FORMAT.md).
+    #[test]
+    fn slot_keys_match_known_answers() {
+        let p = PasswordParams { m_kib: 8 * 1024, t: 1, p: 1, salt: [0x11; 16] };
+        let key = argon2id(b"password", &p).unwrap();
+        assert_eq!(hex(key.expose()), KAT_ARGON2);
+        let material = Credential::KeyMaterial(Zeroizing::new(vec![0x22; 32]));
+        let key = material.slot_key(&SlotParams::KeyFile, &[0x33; 16]).unwrap();
+        assert_eq!(hex(key.expose()), KAT_KEY_FILE);
+    }
+
+    const KAT_ARGON2: &str = "53f33cdc442bdacd1c693394f8b9f19c917bbacf289828f4b62f94a46cc1ff8e";
+    const KAT_KEY_FILE: &str = "70d637916c2ccab213c69f3f46e5b9a6c415ea597598ab54ce74926b2c574e7c";
+}
