@@ -163,17 +163,37 @@ mod tests {
 
     #[test]
     fn exit_codes_match_the_documented_table() {
-        let nf = Error::NotFound { store: "vault".into(), what: "'a'".into() };
+        let nf = Error::NotFound {
+            store: "vault".into(),
+            what: "'a'".into(),
+        };
         assert_eq!(nf.exit_code() as u8, 1);
         assert_eq!(Error::Validation("x".into()).exit_code() as u8, 2);
-        let auth = Error::Auth { store: "vault".into(), reason: "wrong password".into() };
+        let auth = Error::Auth {
+            store: "vault".into(),
+            reason: "wrong password".into(),
+        };
         assert_eq!(auth.exit_code() as u8, 3);
-        let integ = Error::Integrity { store: "vault".into(), detail: "x".into() };
+        let integ = Error::Integrity {
+            store: "vault".into(),
+            detail: "x".into(),
+        };
         assert_eq!(integ.exit_code() as u8, 4);
-        let conflict = Error::Conflict { store: "v".into(), name: "a".into(), expected: 1, found: 2 };
+        let conflict = Error::Conflict {
+            store: "v".into(),
+            name: "a".into(),
+            expected: 1,
+            found: 2,
+        };
         assert_eq!(conflict.exit_code() as u8, 5);
-        let un = Error::Unavailable { store: "v".into(), reason: "x".into() };
+        let un = Error::Unavailable {
+            store: "v".into(),
+            reason: "x".into(),
+        };
         assert_eq!(un.exit_code() as u8, 6);
-        assert_eq!(conflict.to_string(), "v: conflict on 'a': expected version 1, found 2");
+        assert_eq!(
+            conflict.to_string(),
+            "v: conflict on 'a': expected version 1, found 2"
+        );
     }
 }

@@ -21,8 +21,11 @@ mod value;
 mod version;
 
 pub use error::{Error, ExitCode, Result};
-pub use metadata::{validate as validate_metadata, Metadata, MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE};
-pub use name::{SecretName, MAX_NAME_LEN};
+pub use metadata::{
+    MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, Metadata,
+    validate as validate_metadata,
+};
+pub use name::{MAX_NAME_LEN, SecretName};
 pub use store::{Capabilities, DeleteMode, Health, PutOptions, Secret, SecretInfo, Store};
-pub use value::{SecretValue, DEFAULT_MAX_VALUE_LEN};
+pub use value::{DEFAULT_MAX_VALUE_LEN, SecretValue};
 pub use version::{Label, Selector, VersionInfo};

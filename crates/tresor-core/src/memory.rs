@@ -39,7 +39,10 @@ pub fn unlock(bytes: &[u8]) {
 pub fn harden_process() -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: plain system calls on this process with valid arguments.
         unsafe {
             if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {

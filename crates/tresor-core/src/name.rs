@@ -127,7 +127,14 @@ mod tests {
 
     #[test]
     fn accepts_the_documented_examples() {
-        for ok in ["openai/api_key", "db.prod/password", "a", "A-b_c.d/e", "x/.hidden", "a/b/c/d"] {
+        for ok in [
+            "openai/api_key",
+            "db.prod/password",
+            "a",
+            "A-b_c.d/e",
+            "x/.hidden",
+            "a/b/c/d",
+        ] {
             assert!(SecretName::new(ok).is_ok(), "{ok}");
         }
         assert!(SecretName::new("x".repeat(256)).is_ok());
@@ -136,8 +143,20 @@ mod tests {
     #[test]
     fn rejects_bad_names_with_the_rule() {
         for bad in [
-            "", "/a", "a/", "a//b", ".", "..", "a/../b", "a/./b", "with space", "tab\t",
-            "naïve", "semi;colon", "a\\b", "new\nline",
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            ".",
+            "..",
+            "a/../b",
+            "a/./b",
+            "with space",
+            "tab\t",
+            "naïve",
+            "semi;colon",
+            "a\\b",
+            "new\nline",
         ] {
             let err = SecretName::new(bad).unwrap_err();
             let msg = err.to_string();
@@ -148,7 +167,9 @@ mod tests {
 
     #[test]
     fn rejected_names_are_escaped_and_bounded_in_messages() {
-        let msg = SecretName::new(format!("bad\n{}", "y".repeat(500))).unwrap_err().to_string();
+        let msg = SecretName::new(format!("bad\n{}", "y".repeat(500)))
+            .unwrap_err()
+            .to_string();
         assert!(!msg.contains('\n'));
         assert!(msg.len() < 600);
     }

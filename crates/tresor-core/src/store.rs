@@ -135,6 +135,9 @@ pub trait Store: Send {
 
     /// The `Unsupported` error for `operation` on this store.
     fn unsupported(&self, operation: &'static str) -> Error {
-        Error::Unsupported { store: self.name().to_string(), operation }
+        Error::Unsupported {
+            store: self.name().to_string(),
+            operation,
+        }
     }
 }

@@ -4,7 +4,7 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::keys::{random_bytes, Key};
+use crate::keys::{Key, random_bytes};
 
 /// Nonce length of a sealed blob.
 pub const NONCE_LEN: usize = 24;
@@ -139,7 +139,10 @@ mod tests {
     const KAT_BLOB: &str = "000102030405060708090a0b0c0d0e0f1011121314151617f88ee194a8d3b2625b7e84902794388e12b7242dd39c";
 
     fn decode_hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -148,7 +148,8 @@ impl VaultKeys {
     /// One link of the audit chain:
     /// HMAC-SHA256(audit key, prev ‖ be64(seq) ‖ be64(at) ‖ body).
     pub fn audit_mac(&self, prev: &[u8; 32], seq: u64, at: i64, body: &[u8]) -> [u8; 32] {
-        self.audit.mac(&[prev, &seq.to_be_bytes(), &at.to_be_bytes(), body])
+        self.audit
+            .mac(&[prev, &seq.to_be_bytes(), &at.to_be_bytes(), body])
     }
 
     /// Associated data of data key `id` wrapped under the wrap key.
@@ -177,13 +178,17 @@ mod tests {
         assert_eq!(hex(keys.wrap.expose()), KAT_WRAP);
         assert_eq!(hex(keys.fingerprint.expose()), KAT_FINGERPRINT);
         assert_eq!(hex(&keys.blind_index("openai/api_key")), KAT_BIDX);
-        assert_eq!(hex(&keys.audit_mac(&[0; 32], 1, 1_700_000_000_000, b"body")), KAT_AUDIT_MAC);
+        assert_eq!(
+            hex(&keys.audit_mac(&[0; 32], 1, 1_700_000_000_000, b"body")),
+            KAT_AUDIT_MAC
+        );
     }
 
     const KAT_INDEX: &str = "ed3305aab9f4fe8bcc20769dc4f56a955dbf72283ff26c863d04a2ade085d2bb";
     const KAT_AUDIT: &str = "d1397ac9102e6ce219d1db29c08d2af43bcf7e76bc465e67a7359cdfba15de62";
     const KAT_WRAP: &str = "82b583cf20168f518ec89ecade10469a4efd4acc36357fe5814a19aa06716976";
-    const KAT_FINGERPRINT: &str = "325001a90b65ea1b979807d772d5aa11eb4dcbb1e9f607e362f2431ec1a943db";
+    const KAT_FINGERPRINT: &str =
+        "325001a90b65ea1b979807d772d5aa11eb4dcbb1e9f607e362f2431ec1a943db";
     const KAT_BIDX: &str = "2c379020a95ebb0ef7a2fcef57ea09466c3c74d4bbacb70f0bc013361ddc28d2";
     const KAT_AUDIT_MAC: &str = "46b6c595926012a02e36b586bcdeb6138747d037946ce67c2eb1b9a69338a040";
 

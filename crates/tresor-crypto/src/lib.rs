@@ -27,8 +27,8 @@ mod aead;
 mod keys;
 pub mod slot;
 
-pub use aead::{open, seal, DecryptError, RecordAad, RecordKind, NONCE_LEN, OVERHEAD, TAG_LEN};
+pub use aead::{DecryptError, NONCE_LEN, OVERHEAD, RecordAad, RecordKind, TAG_LEN, open, seal};
 pub use keys::{
-    random_bytes, Key, MasterKey, VaultKeys, AUDIT_INFO, DATA_KEY_AAD, FINGERPRINT_INFO,
-    INDEX_INFO, KEY_LEN, WRAP_INFO,
+    AUDIT_INFO, DATA_KEY_AAD, FINGERPRINT_INFO, INDEX_INFO, KEY_LEN, Key, MasterKey, VaultKeys,
+    WRAP_INFO, random_bytes,
 };

@@ -6,8 +6,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::aead::{open, seal, DecryptError};
-use crate::keys::{hkdf, random_bytes, Key, MasterKey, KEY_LEN};
+use crate::aead::{DecryptError, open, seal};
+use crate::keys::{KEY_LEN, Key, MasterKey, hkdf, random_bytes};
 
 /// Prefix of a key slot's associated data.
 pub const KEYSLOT_AAD: &[u8] = b"tresor v1 keyslot";
@@ -74,7 +74,10 @@ impl PasswordParams {
     /// Chosen costs with a fresh salt. Refuses costs below 8 MiB or 1 pass.
     pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Self, String> {
         if m_kib < 8 * 1024 {
-            return Err(format!("Argon2id memory must be at least 8 MiB (got {} KiB)", m_kib));
+            return Err(format!(
+                "Argon2id memory must be at least 8 MiB (got {} KiB)",
+                m_kib
+            ));
         }
         if t == 0 || p == 0 || p > 64 {
             return Err("Argon2id needs at least 1 pass and 1 to 64 lanes".into());
@@ -170,7 +173,9 @@ impl Credential {
             (Credential::Password(pw), SlotParams::Password(p)) => {
                 argon2id(pw.as_bytes(), p).map_err(|e| format!("Argon2id: {e}"))
             }
-            (Credential::KeyMaterial(m), SlotParams::KeyFile) => Ok(hkdf(m, vault_id, KEY_FILE_INFO)),
+            (Credential::KeyMaterial(m), SlotParams::KeyFile) => {
+                Ok(hkdf(m, vault_id, KEY_FILE_INFO))
+            }
             (Credential::Recovery(m), SlotParams::Recovery) => Ok(hkdf(m, vault_id, RECOVERY_INFO)),
             _ => Err("credential does not fit this slot".into()),
         }
@@ -178,8 +183,14 @@ impl Credential {
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &bytes[start..end]
 }
 
@@ -206,7 +217,11 @@ pub fn wrap_master(slot_key: &Key, master: &MasterKey, aad: &[u8]) -> Vec<u8> {
 }
 
 /// Unwraps the master key from a slot.
-pub fn unwrap_master(slot_key: &Key, wrapped: &[u8], aad: &[u8]) -> Result<MasterKey, DecryptError> {
+pub fn unwrap_master(
+    slot_key: &Key,
+    wrapped: &[u8],
+    aad: &[u8],
+) -> Result<MasterKey, DecryptError> {
     let plain = open(slot_key, aad, wrapped)?;
     Key::from_slice(&plain).ok_or(DecryptError)
 }
@@ -298,7 +313,9 @@ mod tests {
         };
         assert_eq!(m.len(), 32);
         let raw = [9u8; 40];
-        let Credential::KeyMaterial(m) = Credential::key_material(&raw).unwrap() else { panic!() };
+        let Credential::KeyMaterial(m) = Credential::key_material(&raw).unwrap() else {
+            panic!()
+        };
         assert_eq!(&m[..], &raw[..]);
         assert!(Credential::key_material(b"short").is_err());
     }
@@ -316,11 +333,18 @@ mod tests {
     /// Pins Argon2id and the key-file derivation (VAULT-FORMAT.md).
     #[test]
     fn slot_keys_match_known_answers() {
-        let p = PasswordParams { m_kib: 8 * 1024, t: 1, p: 1, salt: [0x11; 16] };
+        let p = PasswordParams {
+            m_kib: 8 * 1024,
+            t: 1,
+            p: 1,
+            salt: [0x11; 16],
+        };
         let key = argon2id(b"password", &p).unwrap();
         assert_eq!(hex(key.expose()), KAT_ARGON2);
         let material = Credential::KeyMaterial(Zeroizing::new(vec![0x22; 32]));
-        let key = material.slot_key(&SlotParams::KeyFile, &[0x33; 16]).unwrap();
+        let key = material
+            .slot_key(&SlotParams::KeyFile, &[0x33; 16])
+            .unwrap();
         assert_eq!(hex(key.expose()), KAT_KEY_FILE);
     }
 

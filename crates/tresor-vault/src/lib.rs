@@ -1,1 +1,35 @@
-//! placeholder
+//! tresor's embedded vault: secrets encrypted record by record in one SQLite
+//! file, versioned, labelled and audited.
+//!
+//! ```
+//! use tresor_core::{PutOptions, SecretName, SecretValue, Selector};
+//! use tresor_crypto::slot::{Credential, new_key_file_text};
+//! use tresor_vault::{CreateOptions, LockedVault, OpenOptions, Vault};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("vault.db");
+//! let key = Credential::key_material(new_key_file_text().as_bytes()).unwrap();
+//! let mut vault = Vault::create(&path, &key, &CreateOptions::default())?.vault;
+//!
+//! let name = SecretName::new("openai/api_key")?;
+//! let v = vault.put(&name, &SecretValue::copy_from(b"sk-test"), &PutOptions::default())?;
+//! assert_eq!(v, 1);
+//! drop(vault);
+//!
+//! let mut vault = LockedVault::open(&path, &OpenOptions::default())?.unlock(&key)?;
+//! let secret = vault.get(&name, Selector::default())?;
+//! assert_eq!(secret.value.expose_secret(), b"sk-test");
+//! assert_eq!(vault.verify()?.secrets, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod audit;
+mod payload;
+mod schema;
+mod store;
+mod vault;
+
+pub use audit::{AuditEntry, AuditFilter};
+pub use payload::Settings;
+pub use schema::FORMAT_VERSION;
+pub use vault::{CreateOptions, Created, LockedVault, OpenOptions, SlotInfo, Vault, VerifyReport};

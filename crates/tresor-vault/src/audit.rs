@@ -1,0 +1,213 @@
+//! The audit chain: every entry sealed, then MAC-chained under the audit key,
+//! with the head kept in `meta` and written in the same transaction as the
+//! change it records (VAULT-FORMAT.md, "Audit chain").
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use tresor_crypto::{Key, RecordAad, RecordKind, VaultKeys, open, seal};
+
+use crate::payload::{AuditBody, decode_owned, encode};
+use crate::vault::now_ms;
+
+/// One audit entry as read back. Never holds a value.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// When, in ms since the epoch (UTC).
+    pub at: i64,
+    /// Who (OS user).
+    pub actor: String,
+    /// What: `set`, `get`, `delete`, `rollback`…
+    pub operation: String,
+    /// Which store.
+    pub store: String,
+    /// Which secret, if one.
+    pub name: Option<String>,
+    /// Versions involved.
+    pub versions: Vec<u64>,
+    /// `ok`, or the kind of error (`not_found`, `conflict`…).
+    pub result: String,
+    /// The reason given, if any.
+    pub reason: Option<String>,
+}
+
+/// Which entries `audit_log` returns.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only entries about this secret.
+    pub name: Option<String>,
+    /// Only the last `limit` matching entries.
+    pub limit: Option<usize>,
+    /// Leave out read entries (`get`, `list`, `history`).
+    pub writes_only: bool,
+}
+
+pub(crate) enum AuditError {
+    Db(rusqlite::Error),
+    Broken(String),
+}
+
+impl From<rusqlite::Error> for AuditError {
+    fn from(e: rusqlite::Error) -> Self {
+        AuditError::Db(e)
+    }
+}
+
+fn head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32])> {
+    let blob: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'audit_head'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(match blob {
+        Some(b) if b.len() == 40 => (
+            u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+            b[8..].try_into().expect("32 bytes"),
+        ),
+        _ => (0, [0; 32]),
+    })
+}
+
+/// Appends one entry; the caller holds a write transaction.
+pub(crate) fn append(
+    conn: &Connection,
+    keys: &VaultKeys,
+    vault_id: &[u8; 16],
+    key_id: u32,
+    dek: &Key,
+    body: &AuditBody,
+) -> rusqlite::Result<()> {
+    let (last, prev) = head(conn)?;
+    let seq = last + 1;
+    let at = now_ms();
+    let aad = RecordAad {
+        kind: RecordKind::AuditEntry,
+        vault_id: *vault_id,
+        row: seq,
+        version: 0,
+        key_id,
+    };
+    let plain = encode(body, 128);
+    let sealed = seal(dek, &aad.bytes(), &plain);
+    let mac = keys.audit_mac(&prev, seq, at, &sealed);
+    conn.prepare_cached(
+        "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![seq, at, key_id, sealed, &mac[..]])?;
+    let mut new_head = seq.to_be_bytes().to_vec();
+    new_head.extend_from_slice(&mac);
+    conn.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head', ?1)")?
+        .execute([new_head])?;
+    Ok(())
+}
+
+type Row = (u64, i64, u32, Vec<u8>, Vec<u8>);
+
+fn rows(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
+    conn.prepare("SELECT seq, at, key_id, body, mac FROM audit ORDER BY seq")?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect()
+}
+
+fn open_entry(
+    data_keys: &HashMap<u32, Key>,
+    vault_id: &[u8; 16],
+    (seq, at, key_id, body, _): &Row,
+) -> Result<AuditEntry, AuditError> {
+    let key = data_keys.get(key_id).ok_or_else(|| {
+        AuditError::Broken(format!("audit entry {seq} names an unknown data key"))
+    })?;
+    let aad = RecordAad {
+        kind: RecordKind::AuditEntry,
+        vault_id: *vault_id,
+        row: *seq,
+        version: 0,
+        key_id: *key_id,
+    };
+    let plain = open(key, &aad.bytes(), body)
+        .map_err(|_| AuditError::Broken(format!("audit entry {seq} does not decrypt")))?;
+    let b: AuditBody = decode_owned(&plain, "an audit entry")
+        .map_err(|_| AuditError::Broken(format!("audit entry {seq} does not decode")))?;
+    Ok(AuditEntry {
+        seq: *seq,
+        at: *at,
+        actor: b.actor,
+        operation: b.operation,
+        store: b.store,
+        name: b.name,
+        versions: b.versions,
+        result: b.result,
+        reason: b.reason,
+    })
+}
+
+/// Reads and decrypts entries.
+pub(crate) fn read(
+    conn: &Connection,
+    _keys: &VaultKeys,
+    data_keys: &HashMap<u32, Key>,
+    vault_id: &[u8; 16],
+    filter: &AuditFilter,
+) -> Result<Vec<AuditEntry>, AuditError> {
+    let mut out = Vec::new();
+    for row in rows(conn)? {
+        let entry = open_entry(data_keys, vault_id, &row)?;
+        if filter
+            .name
+            .as_ref()
+            .is_some_and(|n| entry.name.as_ref() != Some(n))
+        {
+            continue;
+        }
+        if filter.writes_only && matches!(entry.operation.as_str(), "get" | "list" | "history") {
+            continue;
+        }
+        out.push(entry);
+    }
+    if let Some(limit) = filter.limit {
+        let skip = out.len().saturating_sub(limit);
+        out.drain(..skip);
+    }
+    Ok(out)
+}
+
+/// Recomputes the chain; returns the number of entries.
+pub(crate) fn verify(
+    conn: &Connection,
+    keys: &VaultKeys,
+    data_keys: &HashMap<u32, Key>,
+    vault_id: &[u8; 16],
+) -> Result<u64, AuditError> {
+    let mut prev = [0u8; 32];
+    let mut expected = 1u64;
+    for row in rows(conn)? {
+        let (seq, at, _, body, mac) = &row;
+        if *seq != expected {
+            return Err(AuditError::Broken(format!(
+                "audit entry {expected} is missing (found {seq} in its place)"
+            )));
+        }
+        let computed = keys.audit_mac(&prev, *seq, *at, body);
+        if computed[..] != mac[..] {
+            return Err(AuditError::Broken(format!(
+                "audit entry {seq} was altered or reordered"
+            )));
+        }
+        open_entry(data_keys, vault_id, &row)?;
+        prev = computed;
+        expected += 1;
+    }
+    let (head_seq, head_mac) = head(conn)?;
+    if head_seq != expected - 1 || head_mac != prev {
+        return Err(AuditError::Broken(format!(
+            "the audit head names entry {head_seq} but the chain ends at {}: entries were removed or rolled back",
+            expected - 1
+        )));
+    }
+    Ok(expected - 1)
+}

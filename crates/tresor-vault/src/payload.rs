@@ -1,0 +1,157 @@
+//! What sealed records hold: one payload-version byte, then postcard.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use tresor_core::{Error, Metadata};
+
+/// The payload version byte that starts every plaintext.
+pub const PAYLOAD_V1: u8 = 1;
+
+/// A secret's header (record kind 1). The label fields are authoritative; the
+/// plaintext columns of `secrets` mirror them for queries and are checked
+/// against them on every read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Header {
+    pub name: String,
+    pub metadata: Metadata,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub max_versions: Option<u32>,
+    pub current: Option<u64>,
+    pub previous: Option<u64>,
+    pub pending: Option<u64>,
+    pub next_version: u64,
+    pub deleted_at: Option<i64>,
+}
+
+/// One version (record kind 2). Borrowed on the way in and out, so the value
+/// is never copied outside zeroizing buffers.
+#[derive(Serialize, Deserialize)]
+pub struct VersionBody<'a> {
+    #[serde(with = "serde_bytes", borrow)]
+    pub value: &'a [u8],
+    pub created_at: i64,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub fingerprint: [u8; 32],
+}
+
+/// An audit entry (record kind 3).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditBody {
+    pub actor: String,
+    pub operation: String,
+    pub store: String,
+    pub name: Option<String>,
+    pub versions: Vec<u64>,
+    pub result: String,
+    pub reason: Option<String>,
+}
+
+/// The vault's settings (record kind 6).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Append an audit entry for every read.
+    pub audit_reads: bool,
+    /// Versions kept per secret before the oldest unlabelled ones are destroyed.
+    pub max_versions: u32,
+    /// Largest value accepted, in bytes.
+    pub max_value_len: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            audit_reads: true,
+            max_versions: 20,
+            max_value_len: tresor_core::DEFAULT_MAX_VALUE_LEN as u64,
+        }
+    }
+}
+
+/// Encodes a payload into a zeroizing buffer sized up front, so no partial
+/// copy of it is left behind by reallocation.
+pub fn encode<T: Serialize>(payload: &T, size_hint: usize) -> Zeroizing<Vec<u8>> {
+    let mut buf = Zeroizing::new(vec![0u8; size_hint + 64]);
+    buf[0] = PAYLOAD_V1;
+    loop {
+        match postcard::to_slice(payload, &mut buf[1..]) {
+            Ok(used) => {
+                let len = used.len() + 1;
+                buf.truncate(len);
+                return buf;
+            }
+            Err(postcard::Error::SerializeBufferFull) => {
+                let bigger = buf.len() * 2;
+                buf = Zeroizing::new(vec![0u8; bigger]);
+                buf[0] = PAYLOAD_V1;
+            }
+            Err(e) => unreachable!("payload types always serialize: {e}"),
+        }
+    }
+}
+
+/// Decodes a payload made by [`encode`].
+pub fn decode<'a, T: Deserialize<'a>>(plain: &'a [u8], what: &str) -> Result<T, Error> {
+    match plain.split_first() {
+        Some((&PAYLOAD_V1, rest)) => postcard::from_bytes(rest).map_err(|_| Error::Integrity {
+            store: "vault".into(),
+            detail: format!("{what} does not decode"),
+        }),
+        _ => Err(Error::Integrity {
+            store: "vault".into(),
+            detail: format!("{what} has an unknown payload version"),
+        }),
+    }
+}
+
+/// [`decode`] for owned payloads.
+pub fn decode_owned<T: DeserializeOwned>(plain: &[u8], what: &str) -> Result<T, Error> {
+    decode(plain, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_body_layout_is_pinned() {
+        let body = VersionBody {
+            value: b"v",
+            created_at: 1,
+            actor: "a",
+            reason: None,
+            fingerprint: [0; 32],
+        };
+        let bytes = encode(&body, 8);
+        // version byte, len 1 + 'v', varint zigzag(1) = 2, len 1 + 'a', None, 32 zero bytes
+        let mut expected = vec![1u8, 1, b'v', 2, 1, b'a', 0];
+        expected.extend([0u8; 32]);
+        assert_eq!(&bytes[..], &expected[..]);
+        let back: VersionBody = decode(&bytes, "x").unwrap();
+        assert_eq!(back.value, b"v");
+    }
+
+    #[test]
+    fn encode_grows_past_a_small_hint() {
+        let h = Header {
+            name: "n".repeat(200),
+            metadata: Metadata::new(),
+            created_at: 0,
+            updated_at: 0,
+            max_versions: None,
+            current: Some(1),
+            previous: None,
+            pending: None,
+            next_version: 2,
+            deleted_at: None,
+        };
+        let bytes = encode(&h, 0);
+        let back: Header = decode_owned(&bytes, "h").unwrap();
+        assert_eq!(back.name, h.name);
+        assert!(decode_owned::<Header>(&bytes[..5], "h").is_err());
+        assert!(decode_owned::<Header>(&[9, 9], "h").is_err());
+    }
+}

@@ -1,0 +1,1700 @@
+//! The vault: opening, unlocking, and every operation on secrets.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use serde::Serialize;
+
+use tresor_core::{
+    DeleteMode, Error, Label, Metadata, PutOptions, Result, Secret, SecretInfo, SecretName,
+    SecretValue, Selector, VersionInfo, memory, validate_metadata,
+};
+use tresor_crypto::slot::{self, Credential, RecoveryKey, SlotKind, SlotParams};
+use tresor_crypto::{Key, MasterKey, RecordAad, RecordKind, VaultKeys, open, seal};
+
+use crate::audit::{self, AuditEntry, AuditFilter};
+use crate::payload::{AuditBody, Header, Settings, VersionBody, decode, decode_owned, encode};
+use crate::schema::{self, ConnectOptions, FORMAT_VERSION};
+
+const STORE: &str = "vault";
+
+/// How to open a vault.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// How long to wait for another process's write lock (`TRESOR_LOCK_TIMEOUT`).
+    pub lock_timeout: Duration,
+    /// Skip the WAL checkpoint on close; right for one-shot processes.
+    pub no_checkpoint_on_close: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(30),
+            no_checkpoint_on_close: false,
+        }
+    }
+}
+
+impl OpenOptions {
+    fn connect(&self) -> ConnectOptions {
+        ConnectOptions {
+            lock_timeout: self.lock_timeout,
+            no_checkpoint_on_close: self.no_checkpoint_on_close,
+        }
+    }
+}
+
+/// A key slot as listed: never its key material.
+#[derive(Clone, Debug, Serialize)]
+pub struct SlotInfo {
+    /// The slot id.
+    pub id: u32,
+    /// Its kind.
+    pub kind: SlotKind,
+    /// Its label, if one was given.
+    pub label: Option<String>,
+    /// When it was made, in ms since the epoch.
+    pub created_at: i64,
+    /// Argon2id costs of a password slot: memory in KiB, passes, lanes.
+    pub argon2: Option<(u32, u32, u32)>,
+}
+
+/// What `verify` checked.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Secrets whose header decrypted and matched its index and columns.
+    pub secrets: u64,
+    /// Versions whose value decrypted and matched its fingerprint.
+    pub versions: u64,
+    /// Destroyed versions (nothing to decrypt).
+    pub destroyed_versions: u64,
+    /// Audit entries whose MAC chain checked.
+    pub audit_entries: u64,
+    /// Data keys that unwrapped.
+    pub data_keys: u64,
+}
+
+/// A vault file opened but not unlocked: enough to see its slots.
+pub struct LockedVault {
+    conn: Connection,
+    path: PathBuf,
+    vault_id: [u8; 16],
+    options: OpenOptions,
+}
+
+impl LockedVault {
+    /// Opens the vault at `path` without unlocking it.
+    pub fn open(path: &Path, options: &OpenOptions) -> Result<Self> {
+        check_vault_path(path)?;
+        let conn =
+            schema::connect(path, false, &options.connect()).map_err(|e| db_error(e, path))?;
+        let meta = read_meta(&conn, path)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            vault_id: meta,
+            options: options.clone(),
+        })
+    }
+
+    /// The kinds of the vault's slots, in slot order.
+    pub fn slot_kinds(&self) -> Result<Vec<SlotKind>> {
+        Ok(list_slots(&self.conn, &self.path)?
+            .into_iter()
+            .map(|s| s.kind)
+            .collect())
+    }
+
+    /// The vault file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Unlocks with `credential`, trying every slot of its kind. A failure
+    /// changes nothing in the vault.
+    pub fn unlock(self, credential: &Credential) -> Result<Vault> {
+        let kind = credential.kind();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, params, wrapped FROM keyslots WHERE kind = ?1 ORDER BY id")
+            .map_err(|e| db_error(e, &self.path))?;
+        let rows: Vec<(u32, Vec<u8>, Vec<u8>)> = stmt
+            .query_map([kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| db_error(e, &self.path))?;
+        drop(stmt);
+        if rows.is_empty() {
+            return Err(Error::Auth {
+                store: STORE.into(),
+                reason: format!("this vault has no {} slot to unlock with", kind.as_str()),
+            });
+        }
+        let mut master = None;
+        for (id, params, wrapped) in rows {
+            let params: SlotParams = decode_owned(&params, "key slot parameters")?;
+            let slot_key = credential
+                .slot_key(&params, &self.vault_id)
+                .map_err(|e| Error::Validation(format!("key slot {id}: {e}")))?;
+            let aad = slot::slot_aad(&self.vault_id, id, kind);
+            if let Ok(mk) = slot::unwrap_master(&slot_key, &wrapped, &aad) {
+                master = Some(mk);
+                break;
+            }
+        }
+        let Some(master) = master else {
+            let what = match kind {
+                SlotKind::Password => "wrong password",
+                SlotKind::KeyFile => "wrong key (key file or TRESOR_KEY)",
+                SlotKind::Recovery => "wrong recovery key",
+            };
+            return Err(Error::Auth {
+                store: STORE.into(),
+                reason: format!("{what}: no key slot opened"),
+            });
+        };
+        Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)
+    }
+}
+
+/// An unlocked vault.
+pub struct Vault {
+    conn: Connection,
+    path: PathBuf,
+    vault_id: [u8; 16],
+    master: MasterKey,
+    keys: VaultKeys,
+    data_keys: HashMap<u32, Key>,
+    write_key: u32,
+    settings: Settings,
+    actor: String,
+    #[allow(dead_code)]
+    options: OpenOptions,
+}
+
+/// What `create` hands back besides the vault.
+pub struct Created {
+    /// The unlocked new vault.
+    pub vault: Vault,
+    /// The recovery key, to show the user once.
+    pub recovery: Option<RecoveryKey>,
+}
+
+/// How to make a new vault.
+pub struct CreateOptions {
+    /// Open options for the new vault.
+    pub open: OpenOptions,
+    /// Argon2id costs for a password slot.
+    pub password_params: slot::PasswordParams,
+    /// Add a recovery-key slot and return the key.
+    pub recovery: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        Self {
+            open: OpenOptions::default(),
+            password_params: slot::PasswordParams::new_default(),
+            recovery: true,
+        }
+    }
+}
+
+impl Vault {
+    /// Makes a new vault at `path`, with one slot for `credential` and, if
+    /// asked, a recovery slot. The folder is created 0700 and the file 0600.
+    pub fn create(
+        path: &Path,
+        credential: &Credential,
+        options: &CreateOptions,
+    ) -> Result<Created> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            create_private_dir(parent)?;
+        }
+        create_private_file(path)?;
+        let result = Self::create_in(path, credential, options);
+        if result.is_err() {
+            let _ = fs::remove_file(path);
+        }
+        result
+    }
+
+    fn create_in(path: &Path, credential: &Credential, options: &CreateOptions) -> Result<Created> {
+        let conn =
+            schema::connect(path, true, &options.open.connect()).map_err(|e| db_error(e, path))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| db_error(e, path))?;
+        let mut vault_id = [0u8; 16];
+        tresor_crypto::random_bytes(&mut vault_id);
+        let master = Key::random();
+        let now = now_ms();
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| db_error(e, path))?;
+        conn.execute_batch(schema::CREATE)
+            .map_err(|e| db_error(e, path))?;
+        let put_meta = |k: &str, v: &[u8]| {
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+            .map(|_| ())
+            .map_err(|e| db_error(e, path))
+        };
+        put_meta("format_version", &FORMAT_VERSION.to_be_bytes())?;
+        put_meta("vault_id", &vault_id)?;
+        put_meta("created_at", &now.to_be_bytes())?;
+        let keys = VaultKeys::derive(&master, &vault_id);
+        let dek = Key::random();
+        let wrapped = seal(
+            &keys.wrap,
+            &VaultKeys::data_key_aad(&vault_id, 1),
+            dek.expose(),
+        );
+        conn.execute(
+            "INSERT INTO data_keys(id, wrapped, created_at) VALUES (1, ?1, ?2)",
+            params![wrapped, now],
+        )
+        .map_err(|e| db_error(e, path))?;
+        let mut data_keys = HashMap::new();
+        data_keys.insert(1, dek);
+        let mut vault = Vault {
+            conn,
+            path: path.to_path_buf(),
+            vault_id,
+            master,
+            keys,
+            data_keys,
+            write_key: 1,
+            settings: Settings::default(),
+            actor: memory::os_user(),
+            options: options.open.clone(),
+        };
+        let first = slot_params_for(credential, &options.password_params);
+        vault.insert_slot(&first, credential, None)?;
+        let recovery = if options.recovery {
+            let key = RecoveryKey::generate();
+            vault.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
+            Some(key)
+        } else {
+            None
+        };
+        vault.store_settings()?;
+        let body = vault.audit_body("init", None, vec![], "ok", None);
+        audit::append(
+            &vault.conn,
+            &vault.keys,
+            &vault.vault_id,
+            vault.write_key,
+            vault.write_dek(),
+            &body,
+        )
+        .map_err(|e| db_error(e, path))?;
+        vault
+            .conn
+            .execute_batch("COMMIT")
+            .map_err(|e| db_error(e, path))?;
+        Ok(Created { vault, recovery })
+    }
+
+    fn from_master(
+        conn: Connection,
+        path: PathBuf,
+        vault_id: [u8; 16],
+        master: MasterKey,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let keys = VaultKeys::derive(&master, &vault_id);
+        let mut vault = Vault {
+            conn,
+            path,
+            vault_id,
+            master,
+            keys,
+            data_keys: HashMap::new(),
+            write_key: 0,
+            settings: Settings::default(),
+            actor: memory::os_user(),
+            options,
+        };
+        vault.load_data_keys()?;
+        vault.settings = vault.load_settings()?;
+        Ok(vault)
+    }
+
+    /// The vault file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The vault id (not secret).
+    pub fn id(&self) -> [u8; 16] {
+        self.vault_id
+    }
+
+    /// The vault's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Replaces the vault's settings.
+    pub fn set_settings(&mut self, settings: Settings) -> Result<()> {
+        if settings.max_versions == 0 {
+            return Err(Error::Validation("max_versions must be at least 1".into()));
+        }
+        self.write("settings", None, None, |v| {
+            v.settings = settings;
+            v.store_settings()?;
+            Ok(((), vec![]))
+        })
+    }
+
+    /// Sets who is recorded as the actor in versions and audit entries
+    /// (default: the OS user).
+    pub fn set_actor(&mut self, actor: impl Into<String>) {
+        self.actor = actor.into();
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// Reads one version of a secret. A soft-deleted secret is not found.
+    pub fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {
+        let result = self.get_unaudited(name, selector);
+        if self.settings.audit_reads {
+            let (versions, outcome) = match &result {
+                Ok(s) => (vec![s.version], "ok"),
+                Err(e) => (vec![], e.kind()),
+            };
+            self.audit_read(name, versions, outcome)?;
+        }
+        result
+    }
+
+    fn get_unaudited(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {
+        let bidx = self.keys.blind_index(name.as_str());
+        if selector == Selector::Label(Label::Current) {
+            // The hot path: one indexed query joins the secret to its current version.
+            let row = self
+                .conn
+                .prepare_cached(
+                    "SELECT s.id, s.header_key, s.header, v.version, v.key_id, v.body
+                     FROM secrets s JOIN versions v ON v.secret_id = s.id AND v.version = s.current
+                     WHERE s.bidx = ?1 AND s.deleted_at IS NULL",
+                )
+                .and_then(|mut st| {
+                    st.query_row([&bidx[..]], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, u32>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                            r.get::<_, u64>(3)?,
+                            r.get::<_, u32>(4)?,
+                            r.get::<_, Option<Vec<u8>>>(5)?,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(|e| self.db(e))?;
+            if let Some((id, header_key, header, version, key_id, Some(body))) = row {
+                let header = self.open_header(id, header_key, &header, name)?;
+                if header.deleted_at.is_none() && header.current == Some(version) {
+                    let value = self.open_value(id, version, key_id, &body, name)?;
+                    return Ok(Secret {
+                        name: name.clone(),
+                        version,
+                        value,
+                    });
+                }
+                return Err(self.integrity(format!("labels of '{name}' do not match its header")));
+            }
+        }
+        let (id, header) = self
+            .find(name, &bidx)?
+            .ok_or_else(|| not_found(name, None))?;
+        if header.deleted_at.is_some() {
+            return Err(not_found(name, None));
+        }
+        let version = match selector {
+            Selector::Version(v) => v,
+            Selector::Label(l) => {
+                label_of(&header, l).ok_or_else(|| not_found(name, Some(selector)))?
+            }
+        };
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT key_id, body FROM versions WHERE secret_id = ?1 AND version = ?2",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![id, version], |r| {
+                    Ok((r.get::<_, u32>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.db(e))?;
+        match row {
+            Some((key_id, Some(body))) => {
+                let value = self.open_value(id, version, key_id, &body, name)?;
+                Ok(Secret {
+                    name: name.clone(),
+                    version,
+                    value,
+                })
+            }
+            Some((_, None)) => Err(Error::NotFound {
+                store: STORE.into(),
+                what: format!("'{name}' version {version} (destroyed)"),
+            }),
+            None => Err(not_found(name, Some(Selector::Version(version)))),
+        }
+    }
+
+    /// Lists secrets whose names start with `prefix`, sorted by name; with
+    /// `deleted`, only soft-deleted ones.
+    pub fn list(&mut self, prefix: &str, deleted: bool) -> Result<Vec<SecretInfo>> {
+        let sql = if deleted {
+            "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NOT NULL"
+        } else {
+            "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NULL"
+        };
+        let rows: Vec<(i64, u32, Vec<u8>)> = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for (id, key, blob) in rows {
+            let header = self.open_header_any(id, key, &blob)?;
+            if !header.name.starts_with(prefix) {
+                continue;
+            }
+            out.push(info_of(header)?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        if self.settings.audit_reads {
+            self.audit_write("list", None, vec![], "ok", Some(prefix.to_string()), true)?;
+        }
+        Ok(out)
+    }
+
+    /// Every version of a secret, oldest first, without values.
+    pub fn history(&mut self, name: &SecretName) -> Result<Vec<VersionInfo>> {
+        let bidx = self.keys.blind_index(name.as_str());
+        let (id, header) = self
+            .find(name, &bidx)?
+            .ok_or_else(|| not_found(name, None))?;
+        let rows: Vec<(u64, u32, Option<Vec<u8>>, Option<i64>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT version, key_id, body, destroyed_at FROM versions WHERE secret_id = ?1 ORDER BY version",
+            )
+            .and_then(|mut st| st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (version, key_id, body, destroyed_at) in rows {
+            let labels = labels_at(&header, version);
+            match body {
+                Some(body) => {
+                    let plain = self.open_record(
+                        RecordKind::SecretVersion,
+                        id,
+                        version,
+                        key_id,
+                        &body,
+                        name,
+                    )?;
+                    let b: VersionBody = decode(&plain, "a version record")?;
+                    out.push(VersionInfo {
+                        version,
+                        created_at: b.created_at,
+                        actor: b.actor.to_string(),
+                        reason: b.reason.map(str::to_string),
+                        labels,
+                        destroyed_at: None,
+                        len: b.value.len(),
+                    });
+                }
+                None => out.push(VersionInfo {
+                    version,
+                    created_at: 0,
+                    actor: String::new(),
+                    reason: None,
+                    labels,
+                    destroyed_at,
+                    len: 0,
+                }),
+            }
+        }
+        if self.settings.audit_reads {
+            self.audit_write("history", Some(name), vec![], "ok", None, true)?;
+        }
+        Ok(out)
+    }
+
+    /// A secret's metadata.
+    pub fn metadata(&mut self, name: &SecretName) -> Result<Metadata> {
+        let bidx = self.keys.blind_index(name.as_str());
+        let (_, header) = self
+            .find(name, &bidx)?
+            .ok_or_else(|| not_found(name, None))?;
+        if header.deleted_at.is_some() {
+            return Err(not_found(name, None));
+        }
+        Ok(header.metadata)
+    }
+
+    // --------------------------------------------------------------- writes
+
+    /// Writes a new version; returns its number.
+    pub fn put(
+        &mut self,
+        name: &SecretName,
+        value: &SecretValue,
+        options: &PutOptions,
+    ) -> Result<u64> {
+        self.check_value(value)?;
+        validate_metadata(&options.metadata)?;
+        let reason = options.reason.clone();
+        self.write("set", Some(name), reason.as_deref(), |v| {
+            let version = v.put_in_tx(name, value, options)?;
+            Ok((version, vec![version]))
+        })
+    }
+
+    /// Writes many secrets in one transaction (import). Every value is
+    /// checked before anything is written; `progress` is called after each.
+    pub fn put_many<'a>(
+        &mut self,
+        items: &[(SecretName, SecretValue)],
+        reason: Option<&str>,
+        mut progress: impl FnMut(usize) + 'a,
+    ) -> Result<Vec<u64>> {
+        for (_, value) in items {
+            self.check_value(value)?;
+        }
+        let options = PutOptions {
+            reason: reason.map(str::to_string),
+            ..PutOptions::default()
+        };
+        self.transaction(|v| {
+            let mut versions = Vec::with_capacity(items.len());
+            for (i, (name, value)) in items.iter().enumerate() {
+                let version = v.put_in_tx(name, value, &options)?;
+                let body = v.audit_body(
+                    "import",
+                    Some(name),
+                    vec![version],
+                    "ok",
+                    reason.map(str::to_string),
+                );
+                v.append_audit(&body)?;
+                versions.push(version);
+                progress(i + 1);
+            }
+            Ok(versions)
+        })
+        .inspect(|_| self.checkpoint_truncate())
+    }
+
+    /// Soft-deletes (hides) or purges (destroys every version of) a secret.
+    pub fn delete(&mut self, name: &SecretName, mode: DeleteMode) -> Result<()> {
+        let op = if mode == DeleteMode::Purge {
+            "purge"
+        } else {
+            "delete"
+        };
+        self.write(op, Some(name), None, |v| {
+            let bidx = v.keys.blind_index(name.as_str());
+            let (id, mut header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
+            match mode {
+                DeleteMode::Soft => {
+                    if header.deleted_at.is_some() {
+                        return Err(not_found(name, None));
+                    }
+                    header.deleted_at = Some(now_ms());
+                    v.store_header(id, &header, &bidx)?;
+                }
+                DeleteMode::Purge => {
+                    v.conn
+                        .prepare_cached("DELETE FROM versions WHERE secret_id = ?1")
+                        .and_then(|mut s| s.execute([id]))
+                        .map_err(|e| v.db(e))?;
+                    v.conn
+                        .prepare_cached("DELETE FROM secrets WHERE id = ?1")
+                        .and_then(|mut s| s.execute([id]))
+                        .map_err(|e| v.db(e))?;
+                }
+            }
+            Ok(((), vec![]))
+        })?;
+        if mode == DeleteMode::Purge {
+            // Freed pages are zeroed (secure_delete); truncating the WAL
+            // removes the old ciphertext from it too.
+            self.checkpoint_truncate();
+        }
+        Ok(())
+    }
+
+    /// Restores a soft-deleted secret.
+    pub fn undelete(&mut self, name: &SecretName) -> Result<()> {
+        self.write("undelete", Some(name), None, |v| {
+            let bidx = v.keys.blind_index(name.as_str());
+            let (id, mut header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
+            if header.deleted_at.is_none() {
+                return Err(Error::Validation(format!("'{name}' is not deleted")));
+            }
+            header.deleted_at = None;
+            v.store_header(id, &header, &bidx)?;
+            Ok(((), vec![]))
+        })
+    }
+
+    /// Points `current` at an existing version (the old current becomes
+    /// `previous`). History is kept.
+    pub fn rollback(
+        &mut self,
+        name: &SecretName,
+        version: u64,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.write("rollback", Some(name), reason, |v| {
+            let (id, mut header, bidx) = v.live(name)?;
+            v.require_live_version(id, name, version)?;
+            if header.current != Some(version) {
+                header.previous = header.current;
+                header.current = Some(version);
+            }
+            header.updated_at = now_ms();
+            v.store_header(id, &header, &bidx)?;
+            Ok(((), vec![version]))
+        })
+    }
+
+    /// Makes the `pending` version current; returns its number.
+    pub fn promote(&mut self, name: &SecretName, reason: Option<&str>) -> Result<u64> {
+        self.write("promote", Some(name), reason, |v| {
+            let (id, mut header, bidx) = v.live(name)?;
+            let pending = header
+                .pending
+                .ok_or_else(|| not_found(name, Some(Selector::Label(Label::Pending))))?;
+            header.previous = header.current;
+            header.current = Some(pending);
+            header.pending = None;
+            header.updated_at = now_ms();
+            v.store_header(id, &header, &bidx)?;
+            Ok((pending, vec![pending]))
+        })
+    }
+
+    /// Merges metadata changes: `Some(value)` sets a key, `None` removes it.
+    /// Returns the resulting map.
+    pub fn update_metadata(
+        &mut self,
+        name: &SecretName,
+        changes: &[(String, Option<String>)],
+    ) -> Result<Metadata> {
+        self.write("meta", Some(name), None, |v| {
+            let (id, mut header, bidx) = v.live(name)?;
+            for (key, value) in changes {
+                match value {
+                    Some(value) => header.metadata.insert(key.clone(), value.clone()),
+                    None => header.metadata.remove(key),
+                };
+            }
+            validate_metadata(&header.metadata)?;
+            header.updated_at = now_ms();
+            v.store_header(id, &header, &bidx)?;
+            Ok((header.metadata, vec![]))
+        })
+    }
+
+    // ------------------------------------------------------------ key slots
+
+    /// The vault's key slots.
+    pub fn slots(&self) -> Result<Vec<SlotInfo>> {
+        list_slots(&self.conn, &self.path)
+    }
+
+    /// Adds a key slot for `credential`; returns its id.
+    pub fn add_slot(
+        &mut self,
+        credential: &Credential,
+        password_params: &slot::PasswordParams,
+        label: Option<&str>,
+    ) -> Result<u32> {
+        let params = slot_params_for(credential, password_params);
+        self.write("keyslot add", None, Some(credential.kind().as_str()), |v| {
+            let id = v.insert_slot(&params, credential, label)?;
+            Ok((id, vec![u64::from(id)]))
+        })
+    }
+
+    /// Removes slot `id`; refuses to remove the last slot that is not a
+    /// recovery slot, so the vault always opens in day-to-day use.
+    pub fn remove_slot(&mut self, id: u32) -> Result<()> {
+        self.write("keyslot remove", None, None, |v| {
+            let slots = list_slots(&v.conn, &v.path)?;
+            let Some(target) = slots.iter().find(|s| s.id == id) else {
+                return Err(Error::NotFound {
+                    store: STORE.into(),
+                    what: format!("key slot {id}"),
+                });
+            };
+            let others = slots
+                .iter()
+                .filter(|s| s.id != id && s.kind != SlotKind::Recovery)
+                .count();
+            if target.kind != SlotKind::Recovery && others == 0 {
+                return Err(Error::Validation(format!(
+                    "key slot {id} is the vault's last password or key-file slot; add another \
+                     (tresor keyslot add) before removing it"
+                )));
+            }
+            v.conn
+                .prepare_cached("DELETE FROM keyslots WHERE id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(|e| v.db(e))?;
+            Ok(((), vec![u64::from(id)]))
+        })
+    }
+
+    /// Rewraps slot `id` under a new credential of the same kind (a new
+    /// password), with a fresh salt.
+    pub fn change_slot(
+        &mut self,
+        id: u32,
+        credential: &Credential,
+        params: &slot::PasswordParams,
+    ) -> Result<()> {
+        self.write("passwd", None, None, |v| {
+            let slots = list_slots(&v.conn, &v.path)?;
+            let Some(target) = slots.iter().find(|s| s.id == id) else {
+                return Err(Error::NotFound {
+                    store: STORE.into(),
+                    what: format!("key slot {id}"),
+                });
+            };
+            if target.kind != credential.kind() {
+                return Err(Error::Validation(format!(
+                    "key slot {id} is a {} slot, not a {} slot",
+                    target.kind.as_str(),
+                    credential.kind().as_str()
+                )));
+            }
+            let params = slot_params_for(credential, params);
+            let (blob, wrapped) = v.wrap_slot(id, &params, credential)?;
+            v.conn
+                .prepare_cached("UPDATE keyslots SET params = ?2, wrapped = ?3 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id, &blob[..], wrapped]))
+                .map_err(|e| v.db(e))?;
+            Ok(((), vec![u64::from(id)]))
+        })
+    }
+
+    // ---------------------------------------------------------------- audit
+
+    /// Audit entries matching `filter`, oldest first.
+    pub fn audit_log(&mut self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        audit::read(
+            &self.conn,
+            &self.keys,
+            &self.data_keys,
+            &self.vault_id,
+            filter,
+        )
+        .map_err(|e| self.integrity_or_db(e))
+    }
+
+    /// Recomputes the audit chain and compares it with the stored head;
+    /// returns the number of entries.
+    pub fn audit_verify(&mut self) -> Result<u64> {
+        audit::verify(&self.conn, &self.keys, &self.data_keys, &self.vault_id)
+            .map_err(|e| self.integrity_or_db(e))
+    }
+
+    /// Decrypts every record and checks the audit chain and SQLite's own
+    /// structure.
+    pub fn verify(&mut self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        let check: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| self.db(e))?;
+        if check != "ok" {
+            return Err(self.integrity(format!("SQLite structure check: {check}")));
+        }
+        self.load_data_keys()?;
+        report.data_keys = self.data_keys.len() as u64;
+        self.load_settings()?;
+        type Row = (
+            i64,
+            Vec<u8>,
+            u32,
+            Vec<u8>,
+            Option<u64>,
+            Option<u64>,
+            Option<u64>,
+            u64,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = self
+            .conn
+            .prepare("SELECT id, bidx, header_key, header, current, previous, pending, next_version, deleted_at FROM secrets")
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+                })?
+                .collect()
+            })
+            .map_err(|e| self.db(e))?;
+        for (id, bidx, key, blob, current, previous, pending, next_version, deleted_at) in rows {
+            let header = self.open_header_any(id, key, &blob)?;
+            let name = &header.name;
+            if self.keys.blind_index(name)[..] != bidx[..] {
+                return Err(
+                    self.integrity(format!("secret '{name}' sits under another name's index"))
+                );
+            }
+            if (
+                header.current,
+                header.previous,
+                header.pending,
+                header.next_version,
+                header.deleted_at.is_some(),
+            ) != (
+                current,
+                previous,
+                pending,
+                next_version,
+                deleted_at.is_some(),
+            ) {
+                return Err(self.integrity(format!(
+                    "labels or state of '{name}' do not match its header"
+                )));
+            }
+            let secret_name = SecretName::new(name.clone())
+                .map_err(|_| self.integrity(format!("secret {id} has an invalid name")))?;
+            let versions: Vec<(u64, u32, Option<Vec<u8>>)> = self
+                .conn
+                .prepare_cached("SELECT version, key_id, body FROM versions WHERE secret_id = ?1 ORDER BY version")
+                .and_then(|mut st| st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
+                .map_err(|e| self.db(e))?;
+            for label in [current, previous, pending].into_iter().flatten() {
+                if !versions.iter().any(|(v, _, b)| *v == label && b.is_some()) {
+                    return Err(self.integrity(format!(
+                        "a label of '{name}' points at missing version {label}"
+                    )));
+                }
+            }
+            for (version, key_id, body) in versions {
+                if version == 0 || version >= next_version {
+                    return Err(
+                        self.integrity(format!("'{name}' has an out-of-range version {version}"))
+                    );
+                }
+                match body {
+                    Some(body) => {
+                        let plain = self.open_record(
+                            RecordKind::SecretVersion,
+                            id,
+                            version,
+                            key_id,
+                            &body,
+                            &secret_name,
+                        )?;
+                        let b: VersionBody = decode(&plain, "a version record")?;
+                        if self.keys.fingerprint(b.value) != b.fingerprint {
+                            return Err(self
+                                .integrity(format!("fingerprint of '{name}' version {version}")));
+                        }
+                        report.versions += 1;
+                    }
+                    None => report.destroyed_versions += 1,
+                }
+            }
+            report.secrets += 1;
+        }
+        report.audit_entries = self.audit_verify()?;
+        Ok(report)
+    }
+
+    // ------------------------------------------------------------- internals
+
+    fn put_in_tx(
+        &mut self,
+        name: &SecretName,
+        value: &SecretValue,
+        options: &PutOptions,
+    ) -> Result<u64> {
+        let bidx = self.keys.blind_index(name.as_str());
+        let now = now_ms();
+        let found = self.find(name, &bidx)?;
+        let current_version = match &found {
+            Some((_, h)) if h.deleted_at.is_none() => h.current.unwrap_or(0),
+            _ => 0,
+        };
+        if let Some(expected) = options.expect_version
+            && expected != current_version
+        {
+            return Err(Error::Conflict {
+                store: STORE.into(),
+                name: name.to_string(),
+                expected,
+                found: current_version,
+            });
+        }
+        let (id, mut header) = match found {
+            Some(found) => found,
+            None => {
+                let id: i64 = self
+                    .conn
+                    .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM secrets")
+                    .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                    .map_err(|e| self.db(e))?;
+                let header = Header {
+                    name: name.to_string(),
+                    metadata: Metadata::new(),
+                    created_at: now,
+                    updated_at: now,
+                    max_versions: None,
+                    current: None,
+                    previous: None,
+                    pending: None,
+                    next_version: 1,
+                    deleted_at: None,
+                };
+                (id, header)
+            }
+        };
+        let version = header.next_version;
+        let body = VersionBody {
+            value: value.expose_secret(),
+            created_at: now,
+            actor: &self.actor,
+            reason: options.reason.as_deref(),
+            fingerprint: self.keys.fingerprint(value.expose_secret()),
+        };
+        let plain = encode(
+            &body,
+            value.len() + self.actor.len() + options.reason.as_ref().map_or(0, String::len),
+        );
+        let aad = RecordAad {
+            kind: RecordKind::SecretVersion,
+            vault_id: self.vault_id,
+            row: id as u64,
+            version,
+            key_id: self.write_key,
+        };
+        let sealed = seal(self.write_dek(), &aad.bytes(), &plain);
+        drop(plain);
+        header.next_version = version + 1;
+        header.updated_at = now;
+        header.deleted_at = None;
+        header
+            .metadata
+            .extend(options.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        validate_metadata(&header.metadata)?;
+        if options.stage {
+            header.pending = Some(version);
+        } else {
+            header.previous = header.current;
+            header.current = Some(version);
+        }
+        self.store_header(id, &header, &bidx)?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO versions(secret_id, version, key_id, body) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![id, version, self.write_key, sealed]))
+            .map_err(|e| self.db(e))?;
+        let max = header.max_versions.unwrap_or(self.settings.max_versions) as u64;
+        if version > max {
+            self.prune(id, &header, max)?;
+        }
+        Ok(version)
+    }
+
+    /// Destroys the oldest unlabelled versions beyond `max`.
+    fn prune(&mut self, id: i64, header: &Header, max: u64) -> Result<()> {
+        let live: Vec<u64> = self
+            .conn
+            .prepare_cached("SELECT version FROM versions WHERE secret_id = ?1 AND body IS NOT NULL ORDER BY version")
+            .and_then(|mut s| s.query_map([id], |r| r.get(0))?.collect())
+            .map_err(|e| self.db(e))?;
+        let mut excess = live.len().saturating_sub(max as usize);
+        let now = now_ms();
+        for version in live {
+            if excess == 0 {
+                break;
+            }
+            if labels_at(header, version).is_empty() {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE versions SET body = NULL, destroyed_at = ?3 WHERE secret_id = ?1 AND version = ?2",
+                    )
+                    .and_then(|mut s| s.execute(params![id, version, now]))
+                    .map_err(|e| self.db(e))?;
+                excess -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(i64, Header)>> {
+        let row: Option<(i64, u32, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT id, header_key, header FROM secrets WHERE bidx = ?1")
+            .and_then(|mut s| {
+                s.query_row([&bidx[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(|e| self.db(e))?;
+        match row {
+            Some((id, key, blob)) => Ok(Some((id, self.open_header(id, key, &blob, name)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// A secret that exists and is not soft-deleted.
+    fn live(&self, name: &SecretName) -> Result<(i64, Header, [u8; 32])> {
+        let bidx = self.keys.blind_index(name.as_str());
+        match self.find(name, &bidx)? {
+            Some((id, header)) if header.deleted_at.is_none() => Ok((id, header, bidx)),
+            _ => Err(not_found(name, None)),
+        }
+    }
+
+    fn require_live_version(&self, id: i64, name: &SecretName, version: u64) -> Result<()> {
+        let body: Option<bool> = self
+            .conn
+            .prepare_cached(
+                "SELECT body IS NOT NULL FROM versions WHERE secret_id = ?1 AND version = ?2",
+            )
+            .and_then(|mut s| s.query_row(params![id, version], |r| r.get(0)).optional())
+            .map_err(|e| self.db(e))?;
+        match body {
+            Some(true) => Ok(()),
+            Some(false) => Err(Error::NotFound {
+                store: STORE.into(),
+                what: format!("'{name}' version {version} (destroyed)"),
+            }),
+            None => Err(not_found(name, Some(Selector::Version(version)))),
+        }
+    }
+
+    fn store_header(&self, id: i64, header: &Header, bidx: &[u8; 32]) -> Result<()> {
+        let plain = encode(header, 128 + header.name.len());
+        let aad = RecordAad {
+            kind: RecordKind::SecretHeader,
+            vault_id: self.vault_id,
+            row: id as u64,
+            version: 0,
+            key_id: self.write_key,
+        };
+        let sealed = seal(self.write_dek(), &aad.bytes(), &plain);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO secrets(id, bidx, header, header_key, current, previous, pending, next_version, deleted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(id) DO UPDATE SET header = excluded.header, header_key = excluded.header_key,
+                   current = excluded.current, previous = excluded.previous, pending = excluded.pending,
+                   next_version = excluded.next_version, deleted_at = excluded.deleted_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    &bidx[..],
+                    sealed,
+                    self.write_key,
+                    header.current,
+                    header.previous,
+                    header.pending,
+                    header.next_version,
+                    header.deleted_at
+                ])
+            })
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    fn open_header(&self, id: i64, key_id: u32, blob: &[u8], name: &SecretName) -> Result<Header> {
+        let header = self.open_header_any(id, key_id, blob)?;
+        if header.name != name.as_str() {
+            return Err(self.integrity(format!(
+                "the record found for '{name}' belongs to another secret"
+            )));
+        }
+        Ok(header)
+    }
+
+    fn open_header_any(&self, id: i64, key_id: u32, blob: &[u8]) -> Result<Header> {
+        let key = self.dek(key_id)?;
+        let aad = RecordAad {
+            kind: RecordKind::SecretHeader,
+            vault_id: self.vault_id,
+            row: id as u64,
+            version: 0,
+            key_id,
+        };
+        let plain = open(key, &aad.bytes(), blob)
+            .map_err(|_| self.integrity(format!("the header of secret {id} does not decrypt")))?;
+        decode_owned(&plain, "a secret header")
+    }
+
+    fn open_record(
+        &self,
+        kind: RecordKind,
+        id: i64,
+        version: u64,
+        key_id: u32,
+        blob: &[u8],
+        name: &SecretName,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let key = self.dek(key_id)?;
+        let aad = RecordAad {
+            kind,
+            vault_id: self.vault_id,
+            row: id as u64,
+            version,
+            key_id,
+        };
+        open(key, &aad.bytes(), blob)
+            .map_err(|_| self.integrity(format!("'{name}' version {version} does not decrypt")))
+    }
+
+    fn open_value(
+        &self,
+        id: i64,
+        version: u64,
+        key_id: u32,
+        blob: &[u8],
+        name: &SecretName,
+    ) -> Result<SecretValue> {
+        let plain = self.open_record(RecordKind::SecretVersion, id, version, key_id, blob, name)?;
+        let body: VersionBody = decode(&plain, "a version record")?;
+        Ok(SecretValue::copy_from(body.value))
+    }
+
+    fn dek(&self, key_id: u32) -> Result<&Key> {
+        self.data_keys.get(&key_id).ok_or_else(|| {
+            self.integrity(format!(
+                "record names data key {key_id}, which the vault lacks"
+            ))
+        })
+    }
+
+    fn write_dek(&self) -> &Key {
+        // load_data_keys guarantees the write key is loaded.
+        &self.data_keys[&self.write_key]
+    }
+
+    fn load_data_keys(&mut self) -> Result<()> {
+        let rows: Vec<(u32, Vec<u8>, Option<i64>)> = self
+            .conn
+            .prepare_cached("SELECT id, wrapped, retired_at FROM data_keys ORDER BY id")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.db(e))?;
+        self.data_keys.clear();
+        self.write_key = 0;
+        for (id, wrapped, retired) in rows {
+            let plain = open(
+                &self.keys.wrap,
+                &VaultKeys::data_key_aad(&self.vault_id, id),
+                &wrapped,
+            )
+            .map_err(|_| self.integrity(format!("data key {id} does not unwrap")))?;
+            let key = Key::from_slice(&plain)
+                .ok_or_else(|| self.integrity(format!("data key {id} has a bad length")))?;
+            self.data_keys.insert(id, key);
+            if retired.is_none() {
+                self.write_key = id;
+            }
+        }
+        if self.write_key == 0 {
+            return Err(self.integrity("the vault has no active data key".into()));
+        }
+        Ok(())
+    }
+
+    fn load_settings(&self) -> Result<Settings> {
+        let row: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'settings'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.db(e))?;
+        let Some(blob) = row else {
+            return Err(self.integrity("the vault's settings are missing".into()));
+        };
+        if blob.len() < 4 {
+            return Err(self.integrity("the vault's settings are truncated".into()));
+        }
+        let key_id = u32::from_be_bytes(blob[..4].try_into().expect("4 bytes"));
+        let aad = RecordAad {
+            kind: RecordKind::Settings,
+            vault_id: self.vault_id,
+            row: 0,
+            version: 0,
+            key_id,
+        };
+        let plain = open(self.dek(key_id)?, &aad.bytes(), &blob[4..])
+            .map_err(|_| self.integrity("the vault's settings do not decrypt".into()))?;
+        decode_owned(&plain, "the settings")
+    }
+
+    fn store_settings(&self) -> Result<()> {
+        let plain = encode(&self.settings, 32);
+        let aad = RecordAad {
+            kind: RecordKind::Settings,
+            vault_id: self.vault_id,
+            row: 0,
+            version: 0,
+            key_id: self.write_key,
+        };
+        let mut blob = self.write_key.to_be_bytes().to_vec();
+        blob.extend(seal(self.write_dek(), &aad.bytes(), &plain));
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('settings', ?1)",
+                [blob],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    fn insert_slot(
+        &mut self,
+        params: &SlotParams,
+        credential: &Credential,
+        label: Option<&str>,
+    ) -> Result<u32> {
+        let id: u32 = self
+            .conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM keyslots", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.db(e))?;
+        let (blob, wrapped) = self.wrap_slot(id, params, credential)?;
+        self.conn
+            .execute(
+                "INSERT INTO keyslots(id, kind, label, params, wrapped, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, params.kind().as_str(), label, &blob[..], wrapped, now_ms()],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(id)
+    }
+
+    fn wrap_slot(
+        &self,
+        id: u32,
+        params: &SlotParams,
+        credential: &Credential,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let slot_key = credential
+            .slot_key(params, &self.vault_id)
+            .map_err(Error::Validation)?;
+        let aad = slot::slot_aad(&self.vault_id, id, params.kind());
+        let wrapped = slot::wrap_master(&slot_key, &self.master, &aad);
+        Ok((encode(params, 64).to_vec(), wrapped))
+    }
+
+    fn check_value(&self, value: &SecretValue) -> Result<()> {
+        if value.len() as u64 > self.settings.max_value_len {
+            return Err(Error::Validation(format!(
+                "the value is {} bytes; this vault accepts at most {} (setting max_value_len)",
+                value.len(),
+                self.settings.max_value_len
+            )));
+        }
+        Ok(())
+    }
+
+    fn audit_body(
+        &self,
+        operation: &str,
+        name: Option<&SecretName>,
+        versions: Vec<u64>,
+        result: &str,
+        reason: Option<String>,
+    ) -> AuditBody {
+        AuditBody {
+            actor: self.actor.clone(),
+            operation: operation.into(),
+            store: STORE.into(),
+            name: name.map(|n| n.to_string()),
+            versions,
+            result: result.into(),
+            reason,
+        }
+    }
+
+    fn append_audit(&self, body: &AuditBody) -> Result<()> {
+        audit::append(
+            &self.conn,
+            &self.keys,
+            &self.vault_id,
+            self.write_key,
+            self.write_dek(),
+            body,
+        )
+        .map_err(|e| self.db(e))
+    }
+
+    fn audit_read(&mut self, name: &SecretName, versions: Vec<u64>, outcome: &str) -> Result<()> {
+        self.audit_write("get", Some(name), versions, outcome, None, true)
+    }
+
+    /// Appends one audit entry in its own transaction. Read entries commit
+    /// at `synchronous=NORMAL`: they survive a process crash, and only a
+    /// power loss before the next checkpoint can drop them.
+    fn audit_write(
+        &mut self,
+        op: &str,
+        name: Option<&SecretName>,
+        versions: Vec<u64>,
+        outcome: &str,
+        reason: Option<String>,
+        relaxed: bool,
+    ) -> Result<()> {
+        let body = self.audit_body(op, name, versions, outcome, reason);
+        if relaxed {
+            self.exec_cached("PRAGMA synchronous=NORMAL")?;
+        }
+        let result = self.transaction(|v| v.append_audit(&body));
+        if relaxed {
+            self.exec_cached("PRAGMA synchronous=FULL")?;
+        }
+        result
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, appends its audit entry,
+    /// and commits. A failure rolls everything back and, for refusals a user
+    /// should see later (conflicts, missing secrets), records the attempt.
+    fn write<T>(
+        &mut self,
+        op: &str,
+        name: Option<&SecretName>,
+        reason: Option<&str>,
+        f: impl FnOnce(&mut Self) -> Result<(T, Vec<u64>)>,
+    ) -> Result<T> {
+        let result = self.transaction(|v| {
+            let (out, versions) = f(v)?;
+            let body = v.audit_body(op, name, versions, "ok", reason.map(str::to_string));
+            v.append_audit(&body)?;
+            Ok(out)
+        });
+        if let Err(e) = &result
+            && matches!(e, Error::Conflict { .. } | Error::NotFound { .. })
+        {
+            let kind = e.kind();
+            // Best effort: the refusal itself is the answer the caller needs.
+            let _ = self.audit_write(op, name, vec![], kind, reason.map(str::to_string), false);
+        }
+        result
+    }
+
+    fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.exec_cached("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(out) => match self.exec_cached("COMMIT") {
+                Ok(()) => Ok(out),
+                Err(e) => {
+                    let _ = self.exec_cached("ROLLBACK");
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                let _ = self.exec_cached("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn exec_cached(&self, sql: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    fn checkpoint_truncate(&self) {
+        // Best effort: readers in other processes can hold the WAL open.
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+
+    fn db(&self, e: rusqlite::Error) -> Error {
+        db_error(e, &self.path)
+    }
+
+    fn integrity(&self, detail: String) -> Error {
+        Error::Integrity {
+            store: STORE.into(),
+            detail,
+        }
+    }
+
+    fn integrity_or_db(&self, e: audit::AuditError) -> Error {
+        match e {
+            audit::AuditError::Db(e) => self.db(e),
+            audit::AuditError::Broken(detail) => self.integrity(detail),
+        }
+    }
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn slot_params_for(credential: &Credential, password: &slot::PasswordParams) -> SlotParams {
+    match credential.kind() {
+        SlotKind::Password => SlotParams::Password(password.resalted()),
+        SlotKind::KeyFile => SlotParams::KeyFile,
+        SlotKind::Recovery => SlotParams::Recovery,
+    }
+}
+
+fn list_slots(conn: &Connection, path: &Path) -> Result<Vec<SlotInfo>> {
+    let rows: Vec<(u32, String, Option<String>, Vec<u8>, i64)> = conn
+        .prepare_cached("SELECT id, kind, label, params, created_at FROM keyslots ORDER BY id")
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })
+        .map_err(|e| db_error(e, path))?;
+    rows.into_iter()
+        .map(|(id, kind, label, params, created_at)| {
+            let kind = SlotKind::parse(&kind).ok_or_else(|| Error::Integrity {
+                store: STORE.into(),
+                detail: format!("key slot {id} has an unknown kind"),
+            })?;
+            let params: SlotParams = decode_owned(&params, "key slot parameters")?;
+            let argon2 = match params {
+                SlotParams::Password(p) => Some((p.m_kib, p.t, p.p)),
+                _ => None,
+            };
+            Ok(SlotInfo {
+                id,
+                kind,
+                label,
+                created_at,
+                argon2,
+            })
+        })
+        .collect()
+}
+
+fn read_meta(conn: &Connection, path: &Path) -> Result<[u8; 16]> {
+    let rows: Vec<(String, Vec<u8>)> = conn
+        .prepare("SELECT key, value FROM meta WHERE key IN ('format_version', 'vault_id')")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(|e| db_error(e, path))?;
+    let not_a_vault = || Error::Integrity {
+        store: STORE.into(),
+        detail: format!(
+            "{} is not a tresor vault (its meta table is incomplete)",
+            path.display()
+        ),
+    };
+    let mut format = None;
+    let mut vault_id = None;
+    for (key, value) in rows {
+        match key.as_str() {
+            "format_version" => {
+                format = <[u8; 8]>::try_from(&value[..]).ok().map(u64::from_be_bytes)
+            }
+            "vault_id" => vault_id = <[u8; 16]>::try_from(&value[..]).ok(),
+            _ => {}
+        }
+    }
+    let format = format.ok_or_else(not_a_vault)?;
+    if format > FORMAT_VERSION {
+        return Err(Error::Validation(format!(
+            "{} has vault format {format}, newer than this tresor's format {FORMAT_VERSION}; upgrade tresor",
+            path.display()
+        )));
+    }
+    if format < 1 {
+        return Err(not_a_vault());
+    }
+    vault_id.ok_or_else(not_a_vault)
+}
+
+fn check_vault_path(path: &Path) -> Result<()> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::Io {
+            store: STORE.into(),
+            path: path.to_path_buf(),
+            source: std::io::Error::other("is a directory, not a vault file"),
+        }),
+        Ok(m) if m.len() == 0 => Err(Error::Integrity {
+            store: STORE.into(),
+            detail: format!("{} is empty: not a tresor vault", path.display()),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Unavailable {
+            store: STORE.into(),
+            reason: format!(
+                "no vault at {}; create one with `tresor init`",
+                path.display()
+            ),
+        }),
+        Err(source) => Err(Error::Io {
+            store: STORE.into(),
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::Io {
+            store: STORE.into(),
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+fn create_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Validation(format!(
+            "{} already exists; tresor will not overwrite it",
+            path.display()
+        ))),
+        Err(source) => Err(Error::Io {
+            store: STORE.into(),
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Maps SQLite errors onto tresor's. SQLite's messages never contain bound
+/// values, so they are safe to show.
+pub(crate) fn db_error(e: rusqlite::Error, path: &Path) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return Error::Unavailable {
+                    store: STORE.into(),
+                    reason: format!(
+                        "{} stayed locked by another writer past the lock timeout; \
+                         raise TRESOR_LOCK_TIMEOUT (seconds, default 30) or retry",
+                        path.display()
+                    ),
+                };
+            }
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return Error::Integrity {
+                    store: STORE.into(),
+                    detail: format!("{} is corrupt or not a tresor vault ({e})", path.display()),
+                };
+            }
+            ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::FileLockingProtocolFailed => {
+                return Error::Io {
+                    store: STORE.into(),
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(e.to_string()),
+                };
+            }
+            _ => {}
+        }
+    }
+    if let rusqlite::Error::SqlInputError { .. } | rusqlite::Error::InvalidColumnType(..) = e {
+        return Error::Integrity {
+            store: STORE.into(),
+            detail: format!("unexpected vault layout: {e}"),
+        };
+    }
+    Error::Integrity {
+        store: STORE.into(),
+        detail: format!("{}: {e}", path.display()),
+    }
+}
+
+fn not_found(name: &SecretName, selector: Option<Selector>) -> Error {
+    let what = match selector {
+        None => format!("'{name}'"),
+        Some(s) => format!("'{name}' {s}"),
+    };
+    Error::NotFound {
+        store: STORE.into(),
+        what,
+    }
+}
+
+fn label_of(header: &Header, label: Label) -> Option<u64> {
+    match label {
+        Label::Current => header.current,
+        Label::Previous => header.previous,
+        Label::Pending => header.pending,
+    }
+}
+
+fn labels_at(header: &Header, version: u64) -> Vec<Label> {
+    [Label::Current, Label::Previous, Label::Pending]
+        .into_iter()
+        .filter(|l| label_of(header, *l) == Some(version))
+        .collect()
+}
+
+fn info_of(header: Header) -> Result<SecretInfo> {
+    let name = SecretName::new(header.name).map_err(|_| Error::Integrity {
+        store: STORE.into(),
+        detail: "a stored secret has an invalid name".into(),
+    })?;
+    Ok(SecretInfo {
+        name,
+        current: header.current.unwrap_or(0),
+        latest: header.next_version - 1,
+        pending: header.pending,
+        updated_at: header.updated_at,
+        deleted_at: header.deleted_at,
+        metadata: header.metadata,
+    })
+}
+
+/// Milliseconds since the Unix epoch, UTC.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
