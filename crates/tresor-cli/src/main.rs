@@ -1,1 +1,28 @@
-fn main() {}
+//! The `tresor` command: parses arguments, unlocks the vault, calls the
+//! library, prints, and picks an exit code. No logic of its own.
+
+mod cli;
+mod commands;
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // Secrets pass through this process: keep it out of core dumps and
+    // ptrace before anything else happens. Failure is reported, not fatal.
+    if let Err(e) = tresor::memory::harden_process() {
+        eprintln!("tresor: warning: could not disable core dumps: {e}");
+    }
+    let cli = cli::Cli::parse();
+    let json = cli.json;
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(&e, json);
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

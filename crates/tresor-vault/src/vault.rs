@@ -141,11 +141,11 @@ impl LockedVault {
                 .map_err(|e| Error::Validation(format!("key slot {id}: {e}")))?;
             let aad = slot::slot_aad(&self.vault_id, id, kind);
             if let Ok(mk) = slot::unwrap_master(&slot_key, &wrapped, &aad) {
-                master = Some(mk);
+                master = Some((mk, id));
                 break;
             }
         }
-        let Some(master) = master else {
+        let Some((master, slot_id)) = master else {
             let what = match kind {
                 SlotKind::Password => "wrong password",
                 SlotKind::KeyFile => "wrong key (key file or TRESOR_KEY)",
@@ -156,7 +156,10 @@ impl LockedVault {
                 reason: format!("{what}: no key slot opened"),
             });
         };
-        Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)
+        let mut vault =
+            Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)?;
+        vault.unlocked_slot = Some(slot_id);
+        Ok(vault)
     }
 }
 
@@ -171,8 +174,7 @@ pub struct Vault {
     write_key: u32,
     settings: Settings,
     actor: String,
-    #[allow(dead_code)]
-    options: OpenOptions,
+    unlocked_slot: Option<u32>,
 }
 
 /// What `create` hands back besides the vault.
@@ -272,7 +274,7 @@ impl Vault {
             write_key: 1,
             settings: Settings::default(),
             actor: memory::os_user(),
-            options: options.open.clone(),
+            unlocked_slot: Some(1),
         };
         let first = slot_params_for(credential, &options.password_params);
         vault.insert_slot(&first, credential, None)?;
@@ -306,7 +308,7 @@ impl Vault {
         path: PathBuf,
         vault_id: [u8; 16],
         master: MasterKey,
-        options: OpenOptions,
+        _options: OpenOptions,
     ) -> Result<Self> {
         let keys = VaultKeys::derive(&master, &vault_id);
         let mut vault = Vault {
@@ -319,7 +321,7 @@ impl Vault {
             write_key: 0,
             settings: Settings::default(),
             actor: memory::os_user(),
-            options,
+            unlocked_slot: None,
         };
         vault.load_data_keys()?;
         vault.settings = vault.load_settings()?;
@@ -329,6 +331,11 @@ impl Vault {
     /// The vault file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key slot that unlocked this vault (slot 1 right after `create`).
+    pub fn unlocked_slot(&self) -> Option<u32> {
+        self.unlocked_slot
     }
 
     /// The vault id (not secret).
@@ -479,7 +486,14 @@ impl Vault {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         if self.settings.audit_reads {
-            self.audit_write("list", None, vec![], "ok", Some(prefix.to_string()), true)?;
+            self.audit_write(
+                "list",
+                None,
+                vec![],
+                "ok",
+                (!prefix.is_empty()).then(|| format!("prefix {prefix}")),
+                true,
+            )?;
         }
         Ok(out)
     }

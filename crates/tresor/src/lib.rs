@@ -1,1 +1,35 @@
-//! placeholder
+//! tresor: keep secrets encrypted, versioned and audited, and hand them to
+//! programs.
+//!
+//! This crate is the front door. It finds the vault ([`vault_path`]),
+//! resolves how to unlock it from the environment ([`Unlock`]), and
+//! re-exports the types you need.
+//!
+//! ```
+//! use tresor::{Credential, CreateOptions, PutOptions, SecretName, SecretValue, Selector, Vault};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let key = Credential::key_material(tresor::new_key_file_text().as_bytes()).unwrap();
+//! let mut vault = Vault::create(&dir.path().join("vault.db"), &key, &CreateOptions::default())?.vault;
+//! let name = SecretName::new("github/token")?;
+//! vault.put(&name, &SecretValue::copy_from(b"ghp_example"), &PutOptions::default())?;
+//! assert_eq!(vault.get(&name, Selector::default())?.value.expose_secret(), b"ghp_example");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod locate;
+mod unlock;
+
+pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
+pub use tresor_core::{
+    Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, ExitCode, Label, Metadata, PutOptions,
+    Result, Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,
+};
+pub use tresor_crypto::slot::{
+    Credential, PasswordParams, RecoveryKey, SlotKind, new_key_file_text,
+};
+pub use tresor_vault::{
+    AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, OpenOptions,
+    Settings, SlotInfo, Vault, VerifyReport,
+};
+pub use unlock::{KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, RECOVERY_KEY_ENV, Unlock};

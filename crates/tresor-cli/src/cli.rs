@@ -1,0 +1,342 @@
+//! Command-line arguments, as the user types them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  ok
+  1  not found (a soft-deleted secret is not found)
+  2  usage or invalid input (bad name, value too large, bad flags)
+  3  locked, or wrong password or key
+  4  integrity failure (tampered or corrupt vault, broken audit chain)
+  5  conflict (--expect-version did not match)
+  6  store unavailable (I/O error, lock timeout: see TRESOR_LOCK_TIMEOUT)
+
+Unlocking, first found wins:
+  --key-file FILE / TRESOR_KEY_FILE   a key file (base64 of 32 random bytes)
+  TRESOR_KEY                          the same text in a variable
+  TRESOR_PASSWORD                     a password (KEYSTORE_PASSWORD and
+                                      SECRETS_STORE_PASSWORD are read too)
+  TRESOR_RECOVERY_KEY                 the recovery key shown at init
+  a hidden prompt                     only when a terminal is attached
+
+Values never go on the command line: they come from a prompt, stdin, a file
+(--file) or a generator (--generate).";
+
+/// tresor keeps secrets encrypted, versioned and audited in a local vault,
+/// and hands them to programs.
+#[derive(Debug, Parser)]
+#[command(name = "tresor", version, about, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// The vault file [default: $XDG_DATA_HOME/tresor/vault.db].
+    #[arg(long, global = true, env = "TRESOR_VAULT", value_name = "PATH")]
+    pub vault: Option<PathBuf>,
+
+    /// Unlock with this key file (TRESOR_KEY_FILE also works). For `init` and
+    /// `keyslot add`, the file is created if it does not exist.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout (errors as JSON on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print nothing but requested data and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new vault.
+    ///
+    /// The credential is, in order: --password (prompt or TRESOR_PASSWORD), --key-file FILE
+    /// (created if missing), TRESOR_KEY, TRESOR_PASSWORD, or a password prompt on a terminal.
+    /// A recovery key is shown once: store it offline.
+    Init(InitArgs),
+    /// Store a new version of a secret (value from a prompt, stdin, --file or --generate).
+    Set(SetArgs),
+    /// Print a secret's value (the current version unless --version or --label).
+    Get(GetArgs),
+    /// List secrets, optionally under a name prefix.
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Show every version of a secret, without values.
+    History(NameArg),
+    /// Write a new version (like set), or stage it as pending with --stage.
+    Rotate(RotateArgs),
+    /// Make the pending version current.
+    Promote(ReasonedName),
+    /// Point `current` back at an earlier version; history is kept.
+    Rollback(RollbackArgs),
+    /// Delete a secret: hidden until `undelete`, or destroyed with --purge.
+    #[command(visible_alias = "delete")]
+    Rm(RmArgs),
+    /// Restore a soft-deleted secret.
+    Undelete(NameArg),
+    /// Show or change a secret's metadata: KEY=VALUE sets, KEY= removes.
+    Meta(MetaArgs),
+    /// Change the password of a password slot.
+    Passwd(PasswdArgs),
+    /// Manage key slots: any slot unlocks the vault.
+    #[command(subcommand)]
+    Keyslot(KeyslotCommand),
+    /// Read or check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Decrypt every record and check the audit chain.
+    Verify,
+    /// Show or change vault settings: audit_reads, max_versions, max_value_len.
+    Settings(SettingsArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KdfArgs {
+    /// Argon2id memory for a password slot, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub kdf_memory: u32,
+    /// Argon2id passes for a password slot.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub kdf_passes: u32,
+    /// Argon2id lanes for a password slot.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub kdf_lanes: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Protect the vault with a password (prompt, or TRESOR_PASSWORD without a terminal).
+    #[arg(long)]
+    pub password: bool,
+    /// Do not add a recovery-key slot.
+    #[arg(long)]
+    pub no_recovery: bool,
+    /// Write the recovery key to this file (0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub recovery_key_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Encoding {
+    /// The file's bytes are the value.
+    Raw,
+    /// The file holds base64 text of the value.
+    Base64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Charset {
+    /// A-Z a-z 0-9
+    Alnum,
+    /// A-Z a-z
+    Alpha,
+    /// 0-9
+    Digits,
+    /// 0-9 a-f
+    Hex,
+    /// A-Z a-z 0-9 - _
+    Base64url,
+    /// Printable ASCII without space
+    Ascii,
+}
+
+#[derive(Debug, Args)]
+pub struct ValueArgs {
+    /// Read the value from FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "generate")]
+    pub file: Option<PathBuf>,
+    /// How --file is encoded.
+    #[arg(long, value_enum, default_value_t = Encoding::Raw, requires = "file")]
+    pub encoding: Encoding,
+    /// Generate a random value of LEN characters instead of reading one.
+    #[arg(long, value_name = "LEN")]
+    pub generate: Option<usize>,
+    /// Characters for --generate.
+    #[arg(long, value_enum, default_value_t = Charset::Alnum, requires = "generate")]
+    pub charset: Charset,
+    /// Keep a trailing newline of a value read from stdin (one is dropped by default).
+    #[arg(long)]
+    pub keep_newline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The secret's name, e.g. openai/api_key.
+    pub name: String,
+    #[command(flatten)]
+    pub value: ValueArgs,
+    /// Why the change is made (kept in the version and the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Fail with exit code 5 unless the current version is N (0: must not exist).
+    #[arg(long, value_name = "N")]
+    pub expect_version: Option<u64>,
+    /// Metadata to merge, KEY=VALUE (repeatable).
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The secret's name.
+    pub name: String,
+    /// Read this version number.
+    #[arg(long, conflicts_with = "label")]
+    pub version: Option<u64>,
+    /// Read the version this label points at: current, previous or pending.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Write the value to FILE (created 0600) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only names starting with PREFIX.
+    #[arg(default_value = "")]
+    pub prefix: String,
+    /// List soft-deleted secrets instead.
+    #[arg(long)]
+    pub deleted: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// The secret's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReasonedName {
+    /// The secret's name.
+    pub name: String,
+    /// Why (kept in the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The secret's name.
+    pub name: String,
+    #[command(flatten)]
+    pub value: ValueArgs,
+    /// Stage the new version as pending; `promote` makes it current.
+    #[arg(long)]
+    pub stage: bool,
+    /// Why (kept in the version and the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The secret's name.
+    pub name: String,
+    /// The version to make current.
+    pub version: u64,
+    /// Why (kept in the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The secret's name.
+    pub name: String,
+    /// Destroy every version for good instead of hiding the secret.
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetaArgs {
+    /// The secret's name.
+    pub name: String,
+    /// KEY=VALUE to set, KEY= to remove; none to show.
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// The password slot to change [default: the one that unlocked, or the only one].
+    #[arg(long)]
+    pub slot: Option<u32>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyslotCommand {
+    /// Add a slot: --password (prompt, or TRESOR_NEW_PASSWORD) or --key-file FILE
+    /// (created if missing). Unlock with another credential: TRESOR_KEY_FILE, TRESOR_KEY,
+    /// TRESOR_PASSWORD or the prompt.
+    Add(KeyslotAddArgs),
+    /// List slots: id, kind, label, creation date.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Remove a slot (never the last password or key-file slot).
+    #[command(visible_alias = "rm")]
+    Remove(KeyslotRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyslotAddArgs {
+    /// Add a password slot.
+    #[arg(long)]
+    pub password: bool,
+    /// A label for the slot.
+    #[arg(long)]
+    pub label: Option<String>,
+    #[command(flatten)]
+    pub kdf: KdfArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyslotRemoveArgs {
+    /// The slot id (see `keyslot list`).
+    pub id: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print audit entries, oldest first (--json: one JSON object per line).
+    Log(AuditLogArgs),
+    /// Recompute the MAC chain: any edited, removed or reordered entry shows.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditLogArgs {
+    /// Only entries about this secret.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only the last N entries.
+    #[arg(long, short = 'n')]
+    pub limit: Option<usize>,
+    /// Leave out reads.
+    #[arg(long)]
+    pub writes_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// KEY=VALUE to change; none to show.
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,107 @@
+//! The unlock chain: which credential to try, from flags and environment.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use tresor_core::{Error, Result};
+use tresor_crypto::slot::{Credential, RecoveryKey};
+
+/// Environment variable naming a key file.
+pub const KEY_FILE_ENV: &str = "TRESOR_KEY_FILE";
+/// Environment variable holding a key file's text (base64 of ≥ 32 bytes).
+pub const KEY_ENV: &str = "TRESOR_KEY";
+/// Environment variables holding a password, in the order they are read.
+/// The last two are the names users of the seeds' framework already set.
+pub const PASSWORD_ENVS: [&str; 3] = [
+    "TRESOR_PASSWORD",
+    "KEYSTORE_PASSWORD",
+    "SECRETS_STORE_PASSWORD",
+];
+/// Environment variable holding a recovery key.
+pub const RECOVERY_KEY_ENV: &str = "TRESOR_RECOVERY_KEY";
+
+/// Where the credential came from, for messages (never the credential).
+#[derive(Debug)]
+pub struct Unlock {
+    /// The credential.
+    pub credential: Credential,
+    /// A description such as `key file /path` or `TRESOR_PASSWORD`.
+    pub source: String,
+}
+
+impl Unlock {
+    /// The first credential found, in the documented order: `key_file`
+    /// (`--key-file`), `TRESOR_KEY_FILE`, `TRESOR_KEY`, `TRESOR_PASSWORD`
+    /// (then `KEYSTORE_PASSWORD`, `SECRETS_STORE_PASSWORD`),
+    /// `TRESOR_RECOVERY_KEY`. `None` when none is set: the caller prompts on a
+    /// terminal or reports [`Unlock::missing`].
+    pub fn from_environment(key_file: Option<&Path>) -> Result<Option<Self>> {
+        let key_file = key_file.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os(KEY_FILE_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        if let Some(path) = key_file {
+            return Self::key_file(&path).map(Some);
+        }
+        if let Some(text) = env_secret(KEY_ENV) {
+            let credential = Credential::key_material(text.as_bytes())
+                .map_err(|e| Error::Validation(format!("{KEY_ENV}: {e}")))?;
+            return Ok(Some(Self {
+                credential,
+                source: KEY_ENV.into(),
+            }));
+        }
+        for var in PASSWORD_ENVS {
+            if let Some(pw) = env_secret(var) {
+                return Ok(Some(Self {
+                    credential: Credential::Password(pw),
+                    source: var.into(),
+                }));
+            }
+        }
+        if let Some(text) = env_secret(RECOVERY_KEY_ENV) {
+            let key = RecoveryKey::parse(&text)
+                .map_err(|e| Error::Validation(format!("{RECOVERY_KEY_ENV}: {e}")))?;
+            return Ok(Some(Self {
+                credential: key.credential(),
+                source: RECOVERY_KEY_ENV.into(),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Reads a key file.
+    pub fn key_file(path: &Path) -> Result<Self> {
+        let text = Zeroizing::new(std::fs::read(path).map_err(|source| Error::Io {
+            store: "key file".into(),
+            path: path.to_path_buf(),
+            source,
+        })?);
+        let credential = Credential::key_material(&text)
+            .map_err(|e| Error::Validation(format!("key file {}: {e}", path.display())))?;
+        Ok(Self {
+            credential,
+            source: format!("key file {}", path.display()),
+        })
+    }
+
+    /// The error when no credential is available and no terminal can prompt.
+    pub fn missing() -> Error {
+        Error::Locked {
+            store: "vault".into(),
+            hint: format!(
+                "no terminal to ask for a password; set {KEY_FILE_ENV} (or --key-file), {KEY_ENV}, \
+                 or TRESOR_PASSWORD"
+            ),
+        }
+    }
+}
+
+fn env_secret(var: &str) -> Option<Zeroizing<String>> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Zeroizing::new)
+}
