@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     if let Err(e) = tresor::memory::harden_process() {
         eprintln!("tresor: warning: could not disable core dumps: {e}");
     }
+    tresor::memory::set_lock_values(true);
     let cli = cli::Cli::parse();
     let json = cli.json;
     match commands::run(cli) {

@@ -5,6 +5,23 @@
 //! so key-sized buffers lock and a large value may not. A failure to lock is
 //! not an error; the buffer is still wiped on drop.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static LOCK_VALUES: AtomicBool = AtomicBool::new(false);
+
+/// Chooses whether [`SecretValue`](crate::SecretValue)s are locked into RAM
+/// too (keys always are). Locking costs two system calls per value, about a
+/// fifth of an in-process `get`, so it is off by default for the library; the
+/// CLI, which handles one value per process, turns it on.
+pub fn set_lock_values(on: bool) {
+    LOCK_VALUES.store(on, Ordering::Relaxed);
+}
+
+/// Whether values are locked into RAM (see [`set_lock_values`]).
+pub fn lock_values() -> bool {
+    LOCK_VALUES.load(Ordering::Relaxed)
+}
+
 /// Tries to lock the pages holding `bytes` into RAM. Returns whether it did.
 pub fn lock(bytes: &[u8]) -> bool {
     if bytes.is_empty() {

@@ -10,7 +10,8 @@ use crate::memory;
 pub const DEFAULT_MAX_VALUE_LEN: usize = 1024 * 1024;
 
 /// A secret value: bytes (text or binary) that are wiped from memory on drop,
-/// locked in RAM where the OS allows, and print as `[redacted]`.
+/// locked in RAM where the OS allows once [`memory::set_lock_values`] is on,
+/// and print as `[redacted]`.
 ///
 /// The bytes are reachable only through [`SecretValue::expose_secret`], so
 /// every place that handles plaintext can be found with one grep.
@@ -59,7 +60,7 @@ impl From<Vec<u8>> for SecretValue {
             exact
         };
         let inner = SecretBox::new(boxed);
-        let locked = memory::lock(inner.expose_secret());
+        let locked = memory::lock_values() && memory::lock(inner.expose_secret());
         Self { inner, locked }
     }
 }

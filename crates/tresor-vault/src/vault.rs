@@ -370,15 +370,24 @@ impl Vault {
 
     /// Reads one version of a secret. A soft-deleted secret is not found.
     pub fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {
-        let result = self.get_unaudited(name, selector);
-        if self.settings.audit_reads {
+        if !self.settings.audit_reads {
+            return self.get_unaudited(name, selector);
+        }
+        // The read and its audit entry share one transaction: one lock
+        // round trip instead of two, and the entry commits with the read.
+        self.exec_cached("PRAGMA synchronous=NORMAL")?;
+        let result = self.transaction(|v| {
+            let result = v.get_unaudited(name, selector);
             let (versions, outcome) = match &result {
                 Ok(s) => (vec![s.version], "ok"),
                 Err(e) => (vec![], e.kind()),
             };
-            self.audit_read(name, versions, outcome)?;
-        }
-        result
+            let body = v.audit_body("get", Some(name), versions, outcome, None);
+            v.append_audit(&body)?;
+            Ok(result)
+        });
+        self.exec_cached("PRAGMA synchronous=FULL")?;
+        result?
     }
 
     fn get_unaudited(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {
@@ -573,7 +582,7 @@ impl Vault {
         value: &SecretValue,
         options: &PutOptions,
     ) -> Result<u64> {
-        self.check_value(value)?;
+        self.check_value(name, value)?;
         validate_metadata(&options.metadata)?;
         let reason = options.reason.clone();
         self.write("set", Some(name), reason.as_deref(), |v| {
@@ -590,8 +599,8 @@ impl Vault {
         reason: Option<&str>,
         mut progress: impl FnMut(usize) + 'a,
     ) -> Result<Vec<u64>> {
-        for (_, value) in items {
-            self.check_value(value)?;
+        for (name, value) in items {
+            self.check_value(name, value)?;
         }
         let options = PutOptions {
             reason: reason.map(str::to_string),
@@ -1323,10 +1332,10 @@ impl Vault {
         Ok((encode(params, 64).to_vec(), wrapped))
     }
 
-    fn check_value(&self, value: &SecretValue) -> Result<()> {
+    fn check_value(&self, name: &SecretName, value: &SecretValue) -> Result<()> {
         if value.len() as u64 > self.settings.max_value_len {
             return Err(Error::Validation(format!(
-                "the value is {} bytes; this vault accepts at most {} (setting max_value_len)",
+                "'{name}': the value is {} bytes; this vault accepts at most {} (setting max_value_len)",
                 value.len(),
                 self.settings.max_value_len
             )));
@@ -1363,10 +1372,6 @@ impl Vault {
             body,
         )
         .map_err(|e| self.db(e))
-    }
-
-    fn audit_read(&mut self, name: &SecretName, versions: Vec<u64>, outcome: &str) -> Result<()> {
-        self.audit_write("get", Some(name), versions, outcome, None, true)
     }
 
     /// Appends one audit entry in its own transaction. Read entries commit

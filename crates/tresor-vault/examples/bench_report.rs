@@ -1,0 +1,233 @@
+//! The in-process half of `scripts/bench`: measures the vault's hot paths in
+//! a release build and prints JSON records `{tool, size, op, unit, value,
+//! note}` (the schema of `scripts/bench-compare`) on stdout.
+//!
+//! ```text
+//! bench_report measure DIR SIZES SECONDS   # get/set/import figures
+//! bench_report fill VAULT N KEYFILE        # a vault of N secrets for the CLI benchmark
+//! ```
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tresor_core::{PutOptions, SecretName, SecretValue, Selector};
+use tresor_crypto::slot::{Credential, new_key_file_text};
+use tresor_vault::{CreateOptions, LockedVault, OpenOptions, Settings, Vault};
+
+const VALUE_LEN: usize = 37;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("fill") => fill(
+            Path::new(&args[1]),
+            args[2].parse().unwrap(),
+            Path::new(&args[3]),
+        ),
+        Some("measure") => measure(
+            Path::new(&args[1]),
+            args[2].split(',').map(|s| s.parse().unwrap()).collect(),
+            args[3].parse().unwrap(),
+        ),
+        _ => {
+            eprintln!("usage: bench_report measure DIR SIZES SECONDS | fill VAULT N KEYFILE");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn name(i: usize) -> SecretName {
+    SecretName::new(format!("service{:03}/key{i:07}", i % 977)).unwrap()
+}
+
+fn value(i: usize) -> SecretValue {
+    let mut v = format!("sk-{i:034}").into_bytes();
+    v.truncate(VALUE_LEN);
+    SecretValue::from(v)
+}
+
+fn items(n: usize) -> Vec<(SecretName, SecretValue)> {
+    (0..n).map(|i| (name(i), value(i))).collect()
+}
+
+fn new_vault(path: &Path, key: &Credential) -> Vault {
+    let _ = std::fs::remove_file(path);
+    let opts = CreateOptions {
+        recovery: false,
+        ..CreateOptions::default()
+    };
+    Vault::create(path, key, &opts).unwrap().vault
+}
+
+fn fill(path: &Path, n: usize, key_file: &Path) {
+    let text = new_key_file_text();
+    std::fs::write(key_file, text.as_bytes()).unwrap();
+    let key = Credential::key_material(text.as_bytes()).unwrap();
+    let mut vault = new_vault(path, &key);
+    vault
+        .put_many(&items(n), Some("bench fill"), |_| {})
+        .unwrap();
+}
+
+fn record(tool: &str, size: usize, op: &str, unit: &str, value: f64, note: &str) {
+    println!(
+        "{}",
+        serde_json_line(
+            &[("tool", tool), ("op", op), ("unit", unit), ("note", note)],
+            size,
+            value
+        )
+    );
+    eprintln!("{tool:<22} {size:>7} {op:<28} {value:>12.1} {unit}");
+}
+
+fn serde_json_line(fields: &[(&str, &str)], size: usize, value: f64) -> String {
+    let mut s = String::from("{");
+    for (k, v) in fields {
+        s.push_str(&format!(
+            "\"{k}\":\"{}\",",
+            v.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
+    }
+    s.push_str(&format!("\"size\":{size},\"value\":{value:.3}}}"));
+    s
+}
+
+/// Runs `f` repeatedly for about `secs` seconds; returns operations per second.
+fn rate(secs: f64, mut f: impl FnMut(usize)) -> f64 {
+    for i in 0..1000 {
+        f(i);
+    }
+    let budget = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < budget {
+        for _ in 0..256 {
+            f(n);
+            n += 1;
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn measure(dir: &Path, sizes: Vec<usize>, secs: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = Credential::key_material(new_key_file_text().as_bytes()).unwrap();
+    for &size in &sizes {
+        let path = dir.join(format!("vault-{size}.db"));
+        let mut vault = new_vault(&path, &key);
+        let all = items(size);
+        let start = Instant::now();
+        vault.put_many(&all, None, |_| {}).unwrap();
+        let import = start.elapsed().as_secs_f64();
+        record(
+            "tresor",
+            size,
+            "import (one call)",
+            "s",
+            import,
+            "put_many: secret, version and audit rows in one transaction",
+        );
+        drop(vault);
+        let mut vault = LockedVault::open(&path, &OpenOptions::default())
+            .unwrap()
+            .unlock(&key)
+            .unwrap();
+        // A fixed pseudo-random order, so the B-tree is not walked in sequence.
+        let order: Vec<usize> = (0..size).map(|i| (i * 7919 + 13) % size).collect();
+        vault
+            .set_settings(Settings {
+                audit_reads: false,
+                ..Settings::default()
+            })
+            .unwrap();
+        let mut check = 0usize;
+        let get_off = rate(secs, |i| {
+            let s = vault
+                .get(&all[order[i % size]].0, Selector::default())
+                .unwrap();
+            check += s.value.len();
+        });
+        record(
+            "tresor",
+            size,
+            "get (read audit off)",
+            "ops/s",
+            get_off,
+            "in-process, one thread",
+        );
+        vault
+            .set_settings(Settings {
+                audit_reads: true,
+                ..Settings::default()
+            })
+            .unwrap();
+        let get_on = rate(secs, |i| {
+            let s = vault
+                .get(&all[order[i % size]].0, Selector::default())
+                .unwrap();
+            check += s.value.len();
+        });
+        record(
+            "tresor",
+            size,
+            "get (one audit commit per read)",
+            "ops/s",
+            get_on,
+            "audit entry committed at synchronous=NORMAL",
+        );
+        assert!(check > 0);
+        let set = rate(secs / 2.0, |i| {
+            vault
+                .put(&all[order[i % size]].0, &value(i), &PutOptions::default())
+                .unwrap();
+        });
+        record(
+            "tresor",
+            size,
+            "set (durable, audited)",
+            "ops/s",
+            set,
+            "BEGIN IMMEDIATE, synchronous=FULL, one fsync",
+        );
+        drop(vault);
+        let bare = bare_insert_rate(&dir.join(format!("bare-{size}.db")), size, secs / 2.0);
+        record(
+            "rusqlite bare insert",
+            size,
+            "set (durable)",
+            "ops/s",
+            bare,
+            "one-row INSERT, WAL, synchronous=FULL, same disk",
+        );
+    }
+}
+
+/// A bare rusqlite single-row insert in WAL with `synchronous=FULL`: the
+/// floor a durable write cannot beat on this disk.
+fn bare_insert_rate(path: &Path, size: usize, secs: f64) -> f64 {
+    let _ = std::fs::remove_file(path);
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, k BLOB UNIQUE, v BLOB);",
+    )
+    .unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    for i in 0..size {
+        conn.execute(
+            "INSERT INTO t(k, v) VALUES (?1, ?2)",
+            (format!("k{i}").into_bytes(), vec![7u8; 77]),
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    let mut stmt = conn.prepare("INSERT INTO t(k, v) VALUES (?1, ?2)").unwrap();
+    let mut n = size;
+    rate(secs, |_| {
+        n += 1;
+        stmt.execute((format!("k{n}").into_bytes(), vec![7u8; 77]))
+            .unwrap();
+    })
+}
