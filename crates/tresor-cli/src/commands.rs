@@ -616,6 +616,21 @@ fn ensure_key_file(path: &Path) -> Result<bool> {
     if path.exists() {
         return Ok(false);
     }
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| Error::Io {
+                store: "key file".into(),
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
     let text = tresor::new_key_file_text();
     write_private(path, text.as_bytes())?;
     Ok(true)
