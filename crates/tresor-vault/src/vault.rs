@@ -21,6 +21,11 @@ use crate::schema::{self, ConnectOptions, FORMAT_VERSION};
 
 const STORE: &str = "vault";
 
+/// A `versions` row: version, key id, sealed body, destroyed_at.
+type VersionRow = (u64, u32, Option<Vec<u8>>, Option<i64>);
+/// A `keyslots` row without the wrapped key: id, kind, label, params, created_at.
+type SlotRow = (u32, String, Option<String>, Vec<u8>, i64);
+
 /// How to open a vault.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
@@ -513,7 +518,7 @@ impl Vault {
         let (id, header) = self
             .find(name, &bidx)?
             .ok_or_else(|| not_found(name, None))?;
-        let rows: Vec<(u64, u32, Option<Vec<u8>>, Option<i64>)> = self
+        let rows: Vec<VersionRow> = self
             .conn
             .prepare_cached(
                 "SELECT version, key_id, body, destroyed_at FROM versions WHERE secret_id = ?1 ORDER BY version",
@@ -1493,7 +1498,7 @@ fn slot_params_for(credential: &Credential, password: &slot::PasswordParams) -> 
 }
 
 fn list_slots(conn: &Connection, path: &Path) -> Result<Vec<SlotInfo>> {
-    let rows: Vec<(u32, String, Option<String>, Vec<u8>, i64)> = conn
+    let rows: Vec<SlotRow> = conn
         .prepare_cached("SELECT id, kind, label, params, created_at FROM keyslots ORDER BY id")
         .and_then(|mut s| {
             s.query_map([], |r| {
