@@ -342,7 +342,8 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
         password_params: params,
         recovery: !a.no_recovery,
     };
-    let created = Vault::create(&path, &credential, &options)?;
+    let created = Vault::create(&path, &credential, &options)
+        .inspect_err(|_| remove_new_key_file(key_file_created.as_deref()))?;
     let recovery = created.recovery.as_ref().map(|r| r.display());
     if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
         write_private(out, format!("{}\n", text.as_str()).as_bytes())?;
@@ -504,8 +505,10 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                 }
             };
             // With --key-file naming the new slot, unlock by the other means.
-            let mut vault = ctx.unlock(!a.password)?;
-            let id = vault.add_slot(&credential, &params, a.label.as_deref())?;
+            let id = ctx
+                .unlock(!a.password)
+                .and_then(|mut vault| vault.add_slot(&credential, &params, a.label.as_deref()))
+                .inspect_err(|_| remove_new_key_file(created.as_deref()))?;
             let kind = credential.kind().as_str();
             done(
                 ctx,
@@ -608,6 +611,14 @@ fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, Option<String>)>> {
             _ => Err(Error::Validation(format!("expected KEY=VALUE, got {p:?}"))),
         })
         .collect()
+}
+
+/// Removes a key file this run created for a vault or slot that did not
+/// come to be, so no file is left that looks like a key but opens nothing.
+fn remove_new_key_file(created: Option<&Path>) {
+    if let Some(file) = created {
+        let _ = std::fs::remove_file(file);
+    }
 }
 
 /// Creates a key file with fresh random key material if `path` does not
