@@ -1,6 +1,13 @@
 //! The audit chain: every entry sealed, then MAC-chained under the audit key,
-//! with the head kept in `meta` and written in the same transaction as the
-//! change it records (VAULT-FORMAT.md, "Audit chain").
+//! with the head written in the same transaction as the change it records
+//! (VAULT-FORMAT.md, "Audit chain").
+//!
+//! The head is the row of the `audit` table whose `seq` is [`HEAD_SEQ`]
+//! (2^63 - 1): its `mac` is the last entry's MAC and its `at` the last
+//! entry's sequence number. Being the largest key, it sits in the table's
+//! rightmost leaf, where new entries land too, so an entry and its head cost
+//! one page write instead of two: a durable `set` is bound by how many pages
+//! its commit syncs.
 
 use std::collections::HashMap;
 
@@ -57,17 +64,22 @@ impl From<rusqlite::Error> for AuditError {
     }
 }
 
+/// The `seq` of the head row.
+pub const HEAD_SEQ: i64 = i64::MAX;
+
+/// The chain head: (last sequence number, its MAC); (0, zeros) when empty.
+/// A head row of the wrong shape reads as a broken chain in `verify`.
 fn head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32])> {
-    let blob: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT value FROM meta WHERE key = 'audit_head'")?
-        .query_row([], |r| r.get(0))
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT at, mac FROM audit WHERE seq = ?1")?
+        .query_row([HEAD_SEQ], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(match blob {
-        Some(b) if b.len() == 40 => (
-            u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
-            b[8..].try_into().expect("32 bytes"),
-        ),
-        _ => (0, [0; 32]),
+    Ok(match row {
+        Some((seq, mac)) if seq >= 0 && mac.len() == 32 => {
+            (seq as u64, mac[..].try_into().expect("32 bytes"))
+        }
+        Some(_) => (u64::MAX, [0; 32]),
+        None => (0, [0; 32]),
     })
 }
 
@@ -97,18 +109,19 @@ pub(crate) fn append(
         "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![seq, at, key_id, sealed, &mac[..]])?;
-    let mut new_head = seq.to_be_bytes().to_vec();
-    new_head.extend_from_slice(&mac);
-    conn.prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_head', ?1)")?
-        .execute([new_head])?;
+    conn.prepare_cached(
+        "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, 0, X'', ?3)
+         ON CONFLICT(seq) DO UPDATE SET at = excluded.at, mac = excluded.mac",
+    )?
+    .execute(params![HEAD_SEQ, seq as i64, &mac[..]])?;
     Ok(())
 }
 
 type Row = (u64, i64, u32, Vec<u8>, Vec<u8>);
 
 fn rows(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
-    conn.prepare("SELECT seq, at, key_id, body, mac FROM audit ORDER BY seq")?
-        .query_map([], |r| {
+    conn.prepare("SELECT seq, at, key_id, body, mac FROM audit WHERE seq < ?1 ORDER BY seq")?
+        .query_map([HEAD_SEQ], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect()
