@@ -530,14 +530,7 @@ impl Vault {
             let labels = labels_at(&header, version);
             match body {
                 Some(body) => {
-                    let plain = self.open_record(
-                        RecordKind::SecretVersion,
-                        id,
-                        version,
-                        key_id,
-                        &body,
-                        name,
-                    )?;
+                    let plain = self.open_version(id, version, key_id, &body, name)?;
                     let b: VersionBody = decode(&plain, "a version record")?;
                     out.push(VersionInfo {
                         version,
@@ -929,14 +922,7 @@ impl Vault {
                 }
                 match body {
                     Some(body) => {
-                        let plain = self.open_record(
-                            RecordKind::SecretVersion,
-                            id,
-                            version,
-                            key_id,
-                            &body,
-                            &secret_name,
-                        )?;
+                        let plain = self.open_version(id, version, key_id, &body, &secret_name)?;
                         let b: VersionBody = decode(&plain, "a version record")?;
                         if self.keys.fingerprint(b.value) != b.fingerprint {
                             return Err(self
@@ -1176,9 +1162,8 @@ impl Vault {
         decode_owned(&plain, "a secret header")
     }
 
-    fn open_record(
+    fn open_version(
         &self,
-        kind: RecordKind,
         id: i64,
         version: u64,
         key_id: u32,
@@ -1187,7 +1172,7 @@ impl Vault {
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         let key = self.dek(key_id)?;
         let aad = RecordAad {
-            kind,
+            kind: RecordKind::SecretVersion,
             vault_id: self.vault_id,
             row: id as u64,
             version,
@@ -1205,7 +1190,7 @@ impl Vault {
         blob: &[u8],
         name: &SecretName,
     ) -> Result<SecretValue> {
-        let plain = self.open_record(RecordKind::SecretVersion, id, version, key_id, blob, name)?;
+        let plain = self.open_version(id, version, key_id, blob, name)?;
         let body: VersionBody = decode(&plain, "a version record")?;
         Ok(SecretValue::copy_from(body.value))
     }
