@@ -9,6 +9,8 @@
 //!   chain), a wrap key (data keys) and a fingerprint key.
 //! - Records are sealed with XChaCha20-Poly1305 under a data key; the
 //!   associated data ([`RecordAad`]) binds vault, kind, row, version and key id.
+//! - Named keys for applications seal data into one-line envelopes
+//!   ([`seal_envelope`], [`Envelope`]) with AES-256-GCM or XChaCha20-Poly1305.
 //!
 //! Every label and layout is a named constant here and in `VAULT-FORMAT.md`.
 //!
@@ -24,10 +26,15 @@
 //! ```
 
 mod aead;
+mod envelope;
 mod keys;
 pub mod slot;
 
 pub use aead::{DecryptError, NONCE_LEN, OVERHEAD, RecordAad, RecordKind, TAG_LEN, open, seal};
+pub use envelope::{
+    ENVELOPE_AAD, ENVELOPE_PREFIX, Envelope, EnvelopeError, KeyType, NAMED_KEY_INDEX_PREFIX,
+    envelope_aad, seal_envelope,
+};
 pub use keys::{
     AUDIT_INFO, DATA_KEY_AAD, FINGERPRINT_INFO, INDEX_INFO, KEY_LEN, Key, MasterKey, VaultKeys,
     WRAP_INFO, random_bytes,
