@@ -49,7 +49,8 @@ pub struct AuditFilter {
     pub name: Option<String>,
     /// Only the last `limit` matching entries.
     pub limit: Option<usize>,
-    /// Leave out read entries (`get`, `list`, `history`).
+    /// Leave out read entries (`get`, `list`, `history`) and uses of named
+    /// keys (`key list`, `key encrypt`, `key decrypt`, `key rewrap`).
     pub writes_only: bool,
 }
 
@@ -177,7 +178,18 @@ pub(crate) fn read(
         {
             continue;
         }
-        if filter.writes_only && matches!(entry.operation.as_str(), "get" | "list" | "history") {
+        if filter.writes_only
+            && matches!(
+                entry.operation.as_str(),
+                "get"
+                    | "list"
+                    | "history"
+                    | "key list"
+                    | "key encrypt"
+                    | "key decrypt"
+                    | "key rewrap"
+            )
+        {
             continue;
         }
         out.push(entry);

@@ -24,12 +24,15 @@
 //! ```
 
 mod audit;
+mod named_keys;
 mod payload;
 mod schema;
 mod store;
 mod vault;
 
 pub use audit::{AuditEntry, AuditFilter};
+pub use named_keys::{AUDIT_INTERVAL, CACHE_CHECK_INTERVAL, KeyInfo, Keys, envelope_key};
 pub use payload::Settings;
 pub use schema::FORMAT_VERSION;
+pub use tresor_crypto::KeyType;
 pub use vault::{CreateOptions, Created, LockedVault, OpenOptions, SlotInfo, Vault, VerifyReport};

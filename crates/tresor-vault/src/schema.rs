@@ -24,8 +24,25 @@ CREATE TABLE secrets(id INTEGER PRIMARY KEY, bidx BLOB NOT NULL UNIQUE, header B
 CREATE TABLE versions(secret_id INTEGER NOT NULL REFERENCES secrets(id), version INTEGER NOT NULL,
     key_id INTEGER NOT NULL REFERENCES data_keys(id), body BLOB, destroyed_at INTEGER,
     PRIMARY KEY (secret_id, version)) WITHOUT ROWID;
+CREATE TABLE named_keys(id INTEGER PRIMARY KEY, bidx BLOB NOT NULL UNIQUE, header BLOB NOT NULL,
+    header_key INTEGER NOT NULL REFERENCES data_keys(id),
+    latest INTEGER NOT NULL, min_decrypt INTEGER NOT NULL, deleted_at INTEGER);
+CREATE TABLE named_key_versions(key_id_ref INTEGER NOT NULL REFERENCES named_keys(id),
+    version INTEGER NOT NULL, data_key INTEGER NOT NULL REFERENCES data_keys(id),
+    body BLOB NOT NULL, PRIMARY KEY (key_id_ref, version)) WITHOUT ROWID;
 CREATE TABLE audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, key_id INTEGER NOT NULL,
     body BLOB NOT NULL, mac BLOB NOT NULL);
+";
+
+/// The named-key tables of [`CREATE`], for vaults made before they existed:
+/// the first use of named keys runs this in a write transaction.
+pub const CREATE_NAMED_KEYS: &str = "
+CREATE TABLE IF NOT EXISTS named_keys(id INTEGER PRIMARY KEY, bidx BLOB NOT NULL UNIQUE, header BLOB NOT NULL,
+    header_key INTEGER NOT NULL REFERENCES data_keys(id),
+    latest INTEGER NOT NULL, min_decrypt INTEGER NOT NULL, deleted_at INTEGER);
+CREATE TABLE IF NOT EXISTS named_key_versions(key_id_ref INTEGER NOT NULL REFERENCES named_keys(id),
+    version INTEGER NOT NULL, data_key INTEGER NOT NULL REFERENCES data_keys(id),
+    body BLOB NOT NULL, PRIMARY KEY (key_id_ref, version)) WITHOUT ROWID;
 ";
 
 /// How a connection is set up.

@@ -81,6 +81,10 @@ pub struct VerifyReport {
     pub audit_entries: u64,
     /// Data keys that unwrapped.
     pub data_keys: u64,
+    /// Named keys whose header decrypted and matched its index and columns.
+    pub named_keys: u64,
+    /// Named-key versions whose key material decrypted.
+    pub named_key_versions: u64,
 }
 
 /// A vault file opened but not unlocked: enough to see its slots.
@@ -180,6 +184,8 @@ pub struct Vault {
     settings: Settings,
     actor: String,
     unlocked_slot: Option<u32>,
+    /// Named keys' unwrapped material and headers (named_keys.rs).
+    pub(crate) named_keys: crate::named_keys::Cache,
 }
 
 /// What `create` hands back besides the vault.
@@ -207,6 +213,21 @@ impl Default for CreateOptions {
             password_params: slot::PasswordParams::new_default(),
             recovery: true,
         }
+    }
+}
+
+/// Crate-internal access for the modules beside this one (named_keys.rs).
+impl Vault {
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn vault_keys(&self) -> &VaultKeys {
+        &self.keys
+    }
+
+    pub(crate) fn write_key(&self) -> u32 {
+        self.write_key
     }
 }
 
@@ -280,6 +301,7 @@ impl Vault {
             settings: Settings::default(),
             actor: memory::os_user(),
             unlocked_slot: Some(1),
+            named_keys: Default::default(),
         };
         let first = slot_params_for(credential, &options.password_params);
         vault.insert_slot(&first, credential, None)?;
@@ -327,6 +349,7 @@ impl Vault {
             settings: Settings::default(),
             actor: memory::os_user(),
             unlocked_slot: None,
+            named_keys: Default::default(),
         };
         vault.load_data_keys()?;
         vault.settings = vault.load_settings()?;
@@ -935,6 +958,7 @@ impl Vault {
             }
             report.secrets += 1;
         }
+        (report.named_keys, report.named_key_versions) = crate::named_keys::verify(self)?;
         report.audit_entries = self.audit_verify()?;
         Ok(report)
     }
@@ -1195,7 +1219,7 @@ impl Vault {
         Ok(SecretValue::copy_from(body.value))
     }
 
-    fn dek(&self, key_id: u32) -> Result<&Key> {
+    pub(crate) fn dek(&self, key_id: u32) -> Result<&Key> {
         self.data_keys.get(&key_id).ok_or_else(|| {
             self.integrity(format!(
                 "record names data key {key_id}, which the vault lacks"
@@ -1203,7 +1227,7 @@ impl Vault {
         })
     }
 
-    fn write_dek(&self) -> &Key {
+    pub(crate) fn write_dek(&self) -> &Key {
         // load_data_keys guarantees the write key is loaded.
         &self.data_keys[&self.write_key]
     }
@@ -1333,7 +1357,7 @@ impl Vault {
         Ok(())
     }
 
-    fn audit_body(
+    pub(crate) fn audit_body(
         &self,
         operation: &str,
         name: Option<&SecretName>,
@@ -1352,7 +1376,7 @@ impl Vault {
         }
     }
 
-    fn append_audit(&self, body: &AuditBody) -> Result<()> {
+    pub(crate) fn append_audit(&self, body: &AuditBody) -> Result<()> {
         audit::append(
             &self.conn,
             &self.keys,
@@ -1390,7 +1414,7 @@ impl Vault {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, appends its audit entry,
     /// and commits. A failure rolls everything back and, for refusals a user
     /// should see later (conflicts, missing secrets), records the attempt.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &mut self,
         op: &str,
         name: Option<&SecretName>,
@@ -1413,7 +1437,7 @@ impl Vault {
         result
     }
 
-    fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    pub(crate) fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.exec_cached("BEGIN IMMEDIATE")?;
         match f(self) {
             Ok(out) => match self.exec_cached("COMMIT") {
@@ -1430,7 +1454,7 @@ impl Vault {
         }
     }
 
-    fn exec_cached(&self, sql: &str) -> Result<()> {
+    pub(crate) fn exec_cached(&self, sql: &str) -> Result<()> {
         self.conn
             .prepare_cached(sql)
             .and_then(|mut s| s.execute([]))
@@ -1438,18 +1462,18 @@ impl Vault {
             .map_err(|e| self.db(e))
     }
 
-    fn checkpoint_truncate(&self) {
+    pub(crate) fn checkpoint_truncate(&self) {
         // Best effort: readers in other processes can hold the WAL open.
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
 
-    fn db(&self, e: rusqlite::Error) -> Error {
+    pub(crate) fn db(&self, e: rusqlite::Error) -> Error {
         db_error(e, &self.path)
     }
 
-    fn integrity(&self, detail: String) -> Error {
+    pub(crate) fn integrity(&self, detail: String) -> Error {
         Error::Integrity {
             store: STORE.into(),
             detail,

@@ -1,0 +1,1227 @@
+//! Named encryption keys for applications: keys that never leave the vault,
+//! used to seal application data into one-line envelopes
+//! (VAULT-FORMAT.md: "Records", "Tables" and "Envelopes of named keys").
+//!
+//! A named key has versions 1, 2, 3 …; `rotate` adds one and new envelopes
+//! use the newest; older envelopes keep opening until the key's minimum
+//! decryption version passes them; `rewrap` moves an envelope to the newest
+//! version without handing its plaintext to the caller.
+//!
+//! Storage follows secrets and versions: a `named_keys` row per key (blind
+//! index, sealed header of record kind 4) and a `named_key_versions` row per
+//! version (sealed key material, record kind 5), under the vault's data keys.
+//!
+//! Speed: the material of a version is unwrapped once and kept in memory
+//! (wiped on drop, locked where the OS allows) for as long as the vault stays
+//! unlocked. A change committed by another process empties that cache
+//! (SQLite's `data_version`, read at most every [`CACHE_CHECK_INTERVAL`]),
+//! so another process's `rotate`, `config` or `delete` shows within 100 ms.
+//! Uses of keys (`encrypt`, `decrypt`, `rewrap`, `list`) are audited in
+//! groups: see [`Keys`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use tresor_core::{Error, Result, SecretName, SecretValue};
+use tresor_crypto::{
+    Envelope, EnvelopeError, Key, KeyType, NAMED_KEY_INDEX_PREFIX, RecordAad, RecordKind,
+    VaultKeys, open, seal, seal_envelope,
+};
+
+use crate::payload::{decode, decode_owned, encode};
+use crate::schema;
+use crate::vault::{Vault, now_ms};
+
+const STORE: &str = "vault";
+
+/// How long uses of named keys are gathered before their audit entries are
+/// written (also on [`Keys::flush`], before any change, and when the
+/// [`Keys`] handle drops).
+pub const AUDIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often a cached key is checked against changes other processes
+/// committed (a `rotate`, `config` or `delete` elsewhere shows within this
+/// interval; this process's own changes show at once).
+pub const CACHE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Distinct groups of uses kept before an early flush.
+const MAX_GROUPS: usize = 1024;
+
+/// A named key as listed: never its material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// The key's name (the secret-name rule applies).
+    pub name: SecretName,
+    /// Its cipher.
+    #[serde(rename = "type")]
+    pub key_type: KeyType,
+    /// The newest version: the one `encrypt` and `rewrap` use.
+    #[serde(rename = "latest_version")]
+    pub latest: u32,
+    /// Envelopes of older versions are refused.
+    pub min_decryption_version: u32,
+    /// When the key was made, in ms since the epoch.
+    pub created_at: i64,
+}
+
+impl Vault {
+    /// The vault's named encryption keys, for applications to seal data
+    /// with keys that never leave the vault.
+    ///
+    /// Hold one handle for a run of calls: uses are audited in groups that
+    /// are written when the handle drops (and every [`AUDIT_INTERVAL`]).
+    ///
+    /// ```
+    /// use tresor_core::SecretName;
+    /// use tresor_crypto::KeyType;
+    /// use tresor_crypto::slot::{Credential, new_key_file_text};
+    /// use tresor_vault::{CreateOptions, Vault};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let credential = Credential::key_material(new_key_file_text().as_bytes()).unwrap();
+    /// let mut vault = Vault::create(&dir.path().join("vault.db"), &credential, &CreateOptions::default())?.vault;
+    ///
+    /// let mut keys = vault.keys();
+    /// let name = SecretName::new("app/orders")?;
+    /// keys.create(&name, KeyType::default())?;
+    /// let envelope = keys.encrypt(&name, b"card 4111")?;
+    /// assert!(envelope.starts_with("tresor:v1:app/orders:1:"));
+    ///
+    /// keys.rotate(&name)?;
+    /// let newer = keys.rewrap(&envelope)?;
+    /// assert!(newer.starts_with("tresor:v1:app/orders:2:"));
+    /// keys.config(&name, 2)?; // version 1 envelopes are refused from now on
+    /// assert!(keys.decrypt(&envelope).is_err());
+    /// assert_eq!(keys.decrypt(&newer)?.expose_secret(), b"card 4111");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn keys(&mut self) -> Keys<'_> {
+        Keys {
+            vault: self,
+            uses: Vec::new(),
+            since: None,
+        }
+    }
+}
+
+/// The named keys of an unlocked vault (from [`Vault::keys`]).
+///
+/// Changes (`create`, `rotate`, `config`, `delete`) each commit one durable
+/// transaction with their audit entry, like any vault write.
+///
+/// Uses (`encrypt`, `decrypt`, `rewrap`, `list`) write nothing to the vault
+/// themselves, so they are audited like reads (and not at all with the
+/// setting `audit_reads` off), but in groups: calls with the same operation,
+/// key, versions and result are counted, and each group becomes one audit
+/// entry whose reason is its count (`1000 calls`). Groups are written every
+/// [`AUDIT_INTERVAL`], before any change, on [`Keys::flush`] and when the
+/// handle drops, in one transaction at `synchronous=NORMAL` as read entries
+/// are. The cost of auditing is then independent of the call rate; the
+/// price is that a process killed mid-interval loses up to one interval's
+/// use entries (never a change's). A call whose flush fails returns the
+/// error (and no plaintext).
+pub struct Keys<'v> {
+    vault: &'v mut Vault,
+    uses: Vec<Use>,
+    since: Option<Instant>,
+}
+
+/// An opened envelope: its plaintext and version.
+type Opened = (Zeroizing<Vec<u8>>, u32);
+
+/// One group of audited uses.
+struct Use {
+    op: &'static str,
+    name: Option<SecretName>,
+    versions: Vec<u64>,
+    result: &'static str,
+    calls: u64,
+}
+
+impl Keys<'_> {
+    /// Makes a named key with a fresh random version 1.
+    ///
+    /// A name in use is refused; the name of a deleted key can be used
+    /// again, and its versions continue after the deleted ones, so an old
+    /// envelope never opens under the new key (it reports its version as
+    /// destroyed).
+    pub fn create(&mut self, name: &SecretName, key_type: KeyType) -> Result<KeyInfo> {
+        self.before_change()?;
+        let reason = format!("type {key_type}");
+        let info = self
+            .vault
+            .write("key create", Some(name), Some(&reason), |v| {
+                let bidx = blind_index(v.vault_keys(), name.as_str());
+                let now = now_ms();
+                let (id, header) = match find(v, name, &bidx)? {
+                    Some((_, h)) if h.deleted_at.is_none() => {
+                        return Err(Error::Validation(format!(
+                            "named key '{name}' already exists (version {}); \
+                             `tresor key rotate {name}` adds a version",
+                            h.latest
+                        )));
+                    }
+                    Some((id, old)) => {
+                        let first = next_version(name, old.latest)?;
+                        (id, new_header(name, key_type, now, first))
+                    }
+                    None => (next_id(v)?, new_header(name, key_type, now, 1)),
+                };
+                store_header(v, id, &header, &bidx)?;
+                store_version(v, id, header.latest, &Key::random(), now)?;
+                Ok((info_of(name, &header), vec![u64::from(header.latest)]))
+            })?;
+        self.forget(name);
+        Ok(info)
+    }
+
+    /// Every named key (not deleted ones), sorted by name.
+    pub fn list(&mut self) -> Result<Vec<KeyInfo>> {
+        self.prepare()?;
+        type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>);
+        let v = &*self.vault;
+        let rows: Vec<Row> = v
+            .conn()
+            .prepare_cached(
+                "SELECT id, header_key, header, latest, min_decrypt, deleted_at
+                 FROM named_keys WHERE deleted_at IS NULL",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(|e| v.db(e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, key_id, blob, latest, min_decrypt, deleted_at) in rows {
+            let header = open_header(v, id, key_id, &blob)?;
+            check_columns(v, &header, latest, min_decrypt, deleted_at)?;
+            let name = SecretName::new(header.name.clone())
+                .map_err(|_| v.integrity(format!("named key {id} has an invalid name")))?;
+            out.push(info_of(&name, &header));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        self.record("key list", None, &[], "ok")?;
+        Ok(out)
+    }
+
+    /// One named key's type and versions.
+    pub fn info(&mut self, name: &SecretName) -> Result<KeyInfo> {
+        self.prepare()?;
+        let (_, header, _) = live(self.vault, name)?;
+        Ok(info_of(name, &header))
+    }
+
+    /// Adds a fresh random version; new envelopes use it. Returns its number.
+    pub fn rotate(&mut self, name: &SecretName) -> Result<u32> {
+        self.before_change()?;
+        let version = self.vault.write("key rotate", Some(name), None, |v| {
+            let (id, mut header, bidx) = live(v, name)?;
+            header.latest = next_version(name, header.latest)?;
+            store_header(v, id, &header, &bidx)?;
+            store_version(v, id, header.latest, &Key::random(), now_ms())?;
+            Ok((header.latest, vec![u64::from(header.latest)]))
+        })?;
+        self.forget(name);
+        Ok(version)
+    }
+
+    /// Sets the minimum decryption version: envelopes of older versions are
+    /// refused (their material is kept; lowering the minimum again lets them
+    /// open). It must lie between 1 and the newest version.
+    pub fn config(&mut self, name: &SecretName, min_decryption_version: u32) -> Result<KeyInfo> {
+        self.before_change()?;
+        let reason = format!("min_decryption_version {min_decryption_version}");
+        let info = self
+            .vault
+            .write("key config", Some(name), Some(&reason), |v| {
+                let (id, mut header, bidx) = live(v, name)?;
+                if min_decryption_version == 0 || min_decryption_version > header.latest {
+                    return Err(Error::Validation(format!(
+                        "the minimum decryption version of '{name}' must lie between 1 and its \
+                     newest version {}, not {min_decryption_version}",
+                        header.latest
+                    )));
+                }
+                header.min_decrypt = min_decryption_version;
+                store_header(v, id, &header, &bidx)?;
+                Ok((
+                    info_of(name, &header),
+                    vec![u64::from(min_decryption_version)],
+                ))
+            })?;
+        self.forget(name);
+        Ok(info)
+    }
+
+    /// Deletes a named key and destroys the material of every version: no
+    /// envelope made with it can be opened again, by anyone.
+    pub fn delete(&mut self, name: &SecretName) -> Result<()> {
+        self.before_change()?;
+        self.vault.write("key delete", Some(name), None, |v| {
+            let (id, mut header, bidx) = live(v, name)?;
+            v.conn()
+                .prepare_cached("DELETE FROM named_key_versions WHERE key_id_ref = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(|e| v.db(e))?;
+            header.deleted_at = Some(now_ms());
+            store_header(v, id, &header, &bidx)?;
+            Ok(((), vec![]))
+        })?;
+        self.forget(name);
+        // Freed pages are zeroed (secure_delete); truncating the WAL removes
+        // the old sealed material from it too.
+        self.vault.checkpoint_truncate();
+        Ok(())
+    }
+
+    /// Seals `plaintext` under the newest version of `name`; returns the
+    /// envelope `tresor:v1:<name>:<version>:<base64url>`.
+    pub fn encrypt(&mut self, name: &SecretName, plaintext: &[u8]) -> Result<String> {
+        let result = self.encrypt_latest(name, plaintext);
+        let (version, outcome) = match &result {
+            Ok((_, version)) => (Some(u64::from(*version)), "ok"),
+            Err(e) => (None, e.kind()),
+        };
+        self.record("key encrypt", Some(name), version.as_slice(), outcome)?;
+        result.map(|(envelope, _)| envelope)
+    }
+
+    /// Opens an envelope made by [`Keys::encrypt`] or [`Keys::rewrap`].
+    ///
+    /// Errors: `NotFound` for an unknown key or version, or one destroyed by
+    /// `delete`; `Validation` for a version below the key's minimum (the
+    /// message names both) or a text that is not an envelope; `Integrity`
+    /// for an envelope that was altered, truncated, or made by another vault.
+    pub fn decrypt(&mut self, envelope: &str) -> Result<SecretValue> {
+        let (name, result) = match self.open_envelope(envelope) {
+            Ok((name, opened)) => (Some(name), opened),
+            Err(e) => (None, Err(e)),
+        };
+        let (version, outcome) = match &result {
+            Ok((_, version)) => (Some(u64::from(*version)), "ok"),
+            Err(e) => (None, e.kind()),
+        };
+        self.record("key decrypt", name.as_ref(), version.as_slice(), outcome)?;
+        let (mut plain, _) = result?;
+        Ok(SecretValue::from(std::mem::take(&mut *plain)))
+    }
+
+    /// Opens an envelope and seals its plaintext again under the newest
+    /// version of its key, without returning the plaintext. The same checks
+    /// as [`Keys::decrypt`] apply to the old envelope.
+    pub fn rewrap(&mut self, envelope: &str) -> Result<String> {
+        let (name, result) = match self.open_envelope(envelope) {
+            Ok((name, opened)) => {
+                let result = opened.and_then(|(plain, from)| {
+                    let (envelope, to) = self.encrypt_latest(&name, &plain)?;
+                    Ok((envelope, from, to))
+                });
+                (Some(name), result)
+            }
+            Err(e) => (None, Err(e)),
+        };
+        let (versions, outcome) = match &result {
+            Ok((_, from, to)) => ([u64::from(*from), u64::from(*to)], "ok"),
+            Err(e) => ([0, 0], e.kind()),
+        };
+        let versions = if result.is_ok() { &versions[..] } else { &[] };
+        self.record("key rewrap", name.as_ref(), versions, outcome)?;
+        result.map(|(envelope, _, _)| envelope)
+    }
+
+    /// Writes the audit entries of the uses gathered so far.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.uses.is_empty() {
+            return Ok(());
+        }
+        let uses = std::mem::take(&mut self.uses);
+        self.since = None;
+        let vault = &mut *self.vault;
+        vault.exec_cached("PRAGMA synchronous=NORMAL")?;
+        let result = vault.transaction(|v| {
+            for u in &uses {
+                let calls = match u.calls {
+                    1 => "1 call".to_string(),
+                    n => format!("{n} calls"),
+                };
+                let body = v.audit_body(
+                    u.op,
+                    u.name.as_ref(),
+                    u.versions.clone(),
+                    u.result,
+                    Some(calls),
+                );
+                v.append_audit(&body)?;
+            }
+            Ok(())
+        });
+        let restored = vault.exec_cached("PRAGMA synchronous=FULL");
+        if result.is_err() {
+            // Keep them for the next attempt, an interval from now.
+            self.uses = uses;
+            self.since = Some(Instant::now());
+        }
+        result.and(restored)
+    }
+
+    // ------------------------------------------------------------ internals
+
+    /// Creates the tables in a vault made before them (once per unlocked
+    /// vault), and empties the cache when another connection has committed.
+    fn prepare(&mut self) -> Result<()> {
+        let v = &mut *self.vault;
+        if !v.named_keys.ready {
+            if !tables_exist(v)? {
+                v.transaction(|v| {
+                    v.conn()
+                        .execute_batch(schema::CREATE_NAMED_KEYS)
+                        .map_err(|e| v.db(e))
+                })?;
+            }
+            v.named_keys.ready = true;
+        }
+        // Asking SQLite costs about as much as an envelope: once per
+        // interval is enough to see other processes' changes promptly.
+        let now = Instant::now();
+        if v.named_keys
+            .checked_at
+            .is_some_and(|t| now.duration_since(t) < CACHE_CHECK_INTERVAL)
+        {
+            return Ok(());
+        }
+        let version: i64 = v
+            .conn()
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| v.db(e))?;
+        if v.named_keys.data_version != Some(version) {
+            v.named_keys.keys.clear();
+            v.named_keys.data_version = Some(version);
+        }
+        v.named_keys.checked_at = Some(now);
+        Ok(())
+    }
+
+    fn before_change(&mut self) -> Result<()> {
+        self.flush()?;
+        self.vault.named_keys.checked_at = None;
+        self.prepare()
+    }
+
+    /// Drops what the cache holds about `name` (its material is wiped).
+    fn forget(&mut self, name: &SecretName) {
+        self.vault.named_keys.keys.remove(name.as_str());
+    }
+
+    fn encrypt_latest(&mut self, name: &SecretName, plaintext: &[u8]) -> Result<(String, u32)> {
+        self.prepare()?;
+        let latest = self.cached(name)?.latest;
+        let (key_type, key) = self.material(name, latest)?;
+        Ok((
+            seal_envelope(key_type, key, name.as_str(), latest, plaintext),
+            latest,
+        ))
+    }
+
+    /// Parses and opens an envelope. The outer error: no valid key name
+    /// (nothing to name in the audit entry); the inner one: the named key
+    /// refused it.
+    fn open_envelope(&mut self, text: &str) -> Result<(SecretName, Result<Opened>)> {
+        let envelope = Envelope::parse(text).map_err(envelope_error)?;
+        let name = SecretName::new(envelope.name).map_err(|_| Error::Integrity {
+            store: STORE.into(),
+            detail: "the envelope's key name breaks the naming rule: it was altered".into(),
+        })?;
+        let result = self.open_with(&name, &envelope);
+        Ok((name, result))
+    }
+
+    fn open_with(&mut self, name: &SecretName, envelope: &Envelope<'_>) -> Result<Opened> {
+        self.prepare()?;
+        let version = envelope.version;
+        let state = self.cached(name)?;
+        let (id, latest, min) = (state.id, state.latest, state.min_decrypt);
+        if version > latest {
+            return Err(Error::NotFound {
+                store: STORE.into(),
+                what: format!("named key '{name}' version {version}"),
+            });
+        }
+        if version < min {
+            if load_material(self.vault, id, name, version)?.is_none() {
+                return Err(destroyed(name, version));
+            }
+            return Err(Error::Validation(format!(
+                "the envelope uses version {version} of named key '{name}', below its minimum \
+                 decryption version {min}; `tresor key config {name} --min-decryption-version \
+                 {version}` would allow it again"
+            )));
+        }
+        let (key_type, key) = self.material(name, version)?;
+        let plain = envelope.open(key_type, key).map_err(|_| Error::Integrity {
+            store: STORE.into(),
+            detail: format!(
+                "the envelope for named key '{name}' version {version} does not decrypt: it was \
+                 altered, or made by another vault or an earlier key of that name"
+            ),
+        })?;
+        Ok((plain, version))
+    }
+
+    /// The cached header of a live key, read from the vault on a miss.
+    fn cached(&mut self, name: &SecretName) -> Result<&Cached> {
+        if !self.vault.named_keys.keys.contains_key(name.as_str()) {
+            let (id, header, _) = live(self.vault, name)?;
+            self.vault.named_keys.keys.insert(
+                name.to_string(),
+                Cached {
+                    id,
+                    key_type: header.key_type,
+                    latest: header.latest,
+                    min_decrypt: header.min_decrypt,
+                    material: HashMap::new(),
+                },
+            );
+        }
+        Ok(&self.vault.named_keys.keys[name.as_str()])
+    }
+
+    /// The material of one version, unwrapped on first use.
+    fn material(&mut self, name: &SecretName, version: u32) -> Result<(KeyType, &Key)> {
+        let state = self.cached(name)?;
+        let (id, loaded) = (state.id, state.material.contains_key(&version));
+        if !loaded {
+            let key = load_material(self.vault, id, name, version)?
+                .ok_or_else(|| destroyed(name, version))?;
+            if let Some(state) = self.vault.named_keys.keys.get_mut(name.as_str()) {
+                state.material.insert(version, key);
+            }
+        }
+        let state = &self.vault.named_keys.keys[name.as_str()];
+        Ok((state.key_type, &state.material[&version]))
+    }
+
+    /// Counts one use into its group; writes the groups once the interval
+    /// has passed.
+    fn record(
+        &mut self,
+        op: &'static str,
+        name: Option<&SecretName>,
+        versions: &[u64],
+        result: &'static str,
+    ) -> Result<()> {
+        if !self.vault.settings().audit_reads {
+            return Ok(());
+        }
+        let group = self.uses.iter_mut().find(|u| {
+            u.op == op && u.result == result && u.versions == versions && u.name.as_ref() == name
+        });
+        match group {
+            Some(u) => u.calls += 1,
+            None => self.uses.push(Use {
+                op,
+                name: name.cloned(),
+                versions: versions.to_vec(),
+                result,
+                calls: 1,
+            }),
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if self.uses.len() >= MAX_GROUPS || since.elapsed() >= AUDIT_INTERVAL {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Keys<'_> {
+    fn drop(&mut self) {
+        // Best effort: a caller that must know calls flush() first.
+        let _ = self.flush();
+    }
+}
+
+impl fmt::Debug for Keys<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keys")
+            .field("pending_audit_groups", &self.uses.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key name and version an envelope names, without opening it: which
+/// key a caller needs.
+///
+/// ```
+/// let (name, version) = tresor_vault::envelope_key("tresor:v1:app/orders:3:AAAA")?;
+/// assert_eq!((name.as_str(), version), ("app/orders", 3));
+/// # Ok::<(), tresor_core::Error>(())
+/// ```
+pub fn envelope_key(envelope: &str) -> Result<(SecretName, u32)> {
+    let parsed = Envelope::parse(envelope).map_err(envelope_error)?;
+    let name = SecretName::new(parsed.name)?;
+    Ok((name, parsed.version))
+}
+
+// ------------------------------------------------------------------ the cache
+
+/// What an unlocked vault keeps in memory about named keys.
+#[derive(Default)]
+pub(crate) struct Cache {
+    /// The tables exist (checked once).
+    ready: bool,
+    /// SQLite's `data_version` when the cache was last known fresh.
+    data_version: Option<i64>,
+    /// When `data_version` was last read.
+    checked_at: Option<Instant>,
+    /// Live keys by name.
+    keys: HashMap<String, Cached>,
+}
+
+struct Cached {
+    id: i64,
+    key_type: KeyType,
+    latest: u32,
+    min_decrypt: u32,
+    /// Unwrapped material by version; each [`Key`] wipes itself on drop.
+    material: HashMap<u32, Key>,
+}
+
+// ------------------------------------------------------------------ records
+
+/// A named key's header (record kind 4). Authoritative: the plaintext
+/// columns of `named_keys` mirror `latest`, `min_decrypt` and `deleted_at`
+/// and are checked against it on every read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct KeyHeader {
+    name: String,
+    key_type: KeyType,
+    created_at: i64,
+    min_decrypt: u32,
+    latest: u32,
+    deleted_at: Option<i64>,
+}
+
+/// One version of a named key (record kind 5), borrowed from the zeroizing
+/// plaintext.
+#[derive(Serialize, Deserialize)]
+struct KeyVersionBody<'a> {
+    #[serde(with = "serde_bytes", borrow)]
+    material: &'a [u8],
+    created_at: i64,
+}
+
+/// The blind index of a named key: HMAC-SHA256(index key, "key:" ‖ name).
+fn blind_index(keys: &VaultKeys, name: &str) -> [u8; 32] {
+    keys.index.mac(&[NAMED_KEY_INDEX_PREFIX, name.as_bytes()])
+}
+
+fn new_header(name: &SecretName, key_type: KeyType, now: i64, first: u32) -> KeyHeader {
+    KeyHeader {
+        name: name.to_string(),
+        key_type,
+        created_at: now,
+        min_decrypt: first,
+        latest: first,
+        deleted_at: None,
+    }
+}
+
+fn info_of(name: &SecretName, header: &KeyHeader) -> KeyInfo {
+    KeyInfo {
+        name: name.clone(),
+        key_type: header.key_type,
+        latest: header.latest,
+        min_decryption_version: header.min_decrypt,
+        created_at: header.created_at,
+    }
+}
+
+fn next_version(name: &SecretName, latest: u32) -> Result<u32> {
+    latest.checked_add(1).ok_or_else(|| {
+        Error::Validation(format!(
+            "named key '{name}' has used every version number; create a key under a new name"
+        ))
+    })
+}
+
+fn next_id(v: &Vault) -> Result<i64> {
+    v.conn()
+        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM named_keys")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(|e| v.db(e))
+}
+
+fn not_found(name: &SecretName) -> Error {
+    Error::NotFound {
+        store: STORE.into(),
+        what: format!("named key '{name}'"),
+    }
+}
+
+fn destroyed(name: &SecretName, version: u32) -> Error {
+    Error::NotFound {
+        store: STORE.into(),
+        what: format!("named key '{name}' version {version} (destroyed)"),
+    }
+}
+
+fn envelope_error(e: EnvelopeError) -> Error {
+    match e {
+        EnvelopeError::Malformed(_) => Error::Integrity {
+            store: STORE.into(),
+            detail: format!("{e}: it was altered or cut short"),
+        },
+        _ => Error::Validation(e.to_string()),
+    }
+}
+
+/// A key that exists and is not deleted: its id, header and blind index.
+fn live(v: &Vault, name: &SecretName) -> Result<(i64, KeyHeader, [u8; 32])> {
+    let bidx = blind_index(v.vault_keys(), name.as_str());
+    match find(v, name, &bidx)? {
+        Some((id, header)) if header.deleted_at.is_none() => Ok((id, header, bidx)),
+        _ => Err(not_found(name)),
+    }
+}
+
+/// The row under `bidx`, checked: its header must name `name` and agree
+/// with the plaintext columns.
+fn find(v: &Vault, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(i64, KeyHeader)>> {
+    type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>);
+    let row: Option<Row> = v
+        .conn()
+        .prepare_cached(
+            "SELECT id, header_key, header, latest, min_decrypt, deleted_at
+             FROM named_keys WHERE bidx = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([&bidx[..]], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(|e| v.db(e))?;
+    let Some((id, key_id, blob, latest, min_decrypt, deleted_at)) = row else {
+        return Ok(None);
+    };
+    let header = open_header(v, id, key_id, &blob)?;
+    if header.name != name.as_str() {
+        return Err(v.integrity(format!(
+            "the record found for named key '{name}' belongs to another key"
+        )));
+    }
+    check_columns(v, &header, latest, min_decrypt, deleted_at)?;
+    Ok(Some((id, header)))
+}
+
+fn check_columns(
+    v: &Vault,
+    header: &KeyHeader,
+    latest: u32,
+    min_decrypt: u32,
+    deleted_at: Option<i64>,
+) -> Result<()> {
+    if (header.latest, header.min_decrypt, header.deleted_at) != (latest, min_decrypt, deleted_at)
+        || header.min_decrypt == 0
+        || header.min_decrypt > header.latest
+    {
+        return Err(v.integrity(format!(
+            "versions or state of named key '{}' do not match its header",
+            header.name
+        )));
+    }
+    Ok(())
+}
+
+fn header_aad(v: &Vault, id: i64, key_id: u32) -> RecordAad {
+    RecordAad {
+        kind: RecordKind::NamedKeyHeader,
+        vault_id: v.id(),
+        row: id as u64,
+        version: 0,
+        key_id,
+    }
+}
+
+fn version_aad(v: &Vault, id: i64, version: u32, key_id: u32) -> RecordAad {
+    RecordAad {
+        kind: RecordKind::NamedKeyVersion,
+        vault_id: v.id(),
+        row: id as u64,
+        version: u64::from(version),
+        key_id,
+    }
+}
+
+fn open_header(v: &Vault, id: i64, key_id: u32, blob: &[u8]) -> Result<KeyHeader> {
+    let plain = open(v.dek(key_id)?, &header_aad(v, id, key_id).bytes(), blob)
+        .map_err(|_| v.integrity(format!("the header of named key {id} does not decrypt")))?;
+    decode_owned(&plain, "a named-key header")
+}
+
+fn store_header(v: &Vault, id: i64, header: &KeyHeader, bidx: &[u8; 32]) -> Result<()> {
+    let plain = encode(header, 64 + header.name.len());
+    let sealed = seal(
+        v.write_dek(),
+        &header_aad(v, id, v.write_key()).bytes(),
+        &plain,
+    );
+    v.conn()
+        .prepare_cached(
+            "INSERT INTO named_keys(id, bidx, header, header_key, latest, min_decrypt, deleted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET bidx = excluded.bidx, header = excluded.header,
+               header_key = excluded.header_key, latest = excluded.latest,
+               min_decrypt = excluded.min_decrypt, deleted_at = excluded.deleted_at",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                &bidx[..],
+                sealed,
+                v.write_key(),
+                header.latest,
+                header.min_decrypt,
+                header.deleted_at
+            ])
+        })
+        .map_err(|e| v.db(e))?;
+    Ok(())
+}
+
+fn store_version(v: &Vault, id: i64, version: u32, material: &Key, created_at: i64) -> Result<()> {
+    let body = KeyVersionBody {
+        material: material.expose(),
+        created_at,
+    };
+    let plain = encode(&body, 48);
+    let sealed = seal(
+        v.write_dek(),
+        &version_aad(v, id, version, v.write_key()).bytes(),
+        &plain,
+    );
+    v.conn()
+        .prepare_cached(
+            "INSERT INTO named_key_versions(key_id_ref, version, data_key, body)
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| s.execute(params![id, version, v.write_key(), sealed]))
+        .map_err(|e| v.db(e))?;
+    Ok(())
+}
+
+/// Unwraps one version's material; `None` when the version has no row.
+fn load_material(v: &Vault, id: i64, name: &SecretName, version: u32) -> Result<Option<Key>> {
+    let row: Option<(u32, Vec<u8>)> = v
+        .conn()
+        .prepare_cached(
+            "SELECT data_key, body FROM named_key_versions WHERE key_id_ref = ?1 AND version = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![id, version], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(|e| v.db(e))?;
+    let Some((key_id, blob)) = row else {
+        return Ok(None);
+    };
+    open_material(v, id, version, key_id, &blob)
+        .map(Some)
+        .map_err(|_| {
+            v.integrity(format!(
+                "named key '{name}' version {version} does not decrypt"
+            ))
+        })
+}
+
+fn open_material(v: &Vault, id: i64, version: u32, key_id: u32, blob: &[u8]) -> Result<Key> {
+    let bad = || v.integrity(format!("named key {id} version {version} does not decrypt"));
+    let plain = open(
+        v.dek(key_id)?,
+        &version_aad(v, id, version, key_id).bytes(),
+        blob,
+    )
+    .map_err(|_| bad())?;
+    let body: KeyVersionBody = decode(&plain, "a named-key version")?;
+    Key::from_slice(body.material).ok_or_else(bad)
+}
+
+/// Whether the named-key tables exist (a vault made before them may lack
+/// them until its first use of named keys).
+fn tables_exist(v: &Vault) -> Result<bool> {
+    v.conn()
+        .query_row(
+            "SELECT count(*) = 2 FROM sqlite_master WHERE type = 'table'
+             AND name IN ('named_keys', 'named_key_versions')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| v.db(e))
+}
+
+// ------------------------------------------------------- verify and rekey
+
+/// Checks every named key for `Vault::verify`: headers decrypt, sit under
+/// their own blind index and agree with their columns; every version's
+/// material decrypts and lies in range; a live key has its newest version,
+/// a deleted key none. Returns (keys, versions).
+pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
+    if !tables_exist(v)? {
+        return Ok((0, 0));
+    }
+    type Row = (i64, Vec<u8>, u32, Vec<u8>, u32, u32, Option<i64>);
+    let rows: Vec<Row> = v
+        .conn()
+        .prepare(
+            "SELECT id, bidx, header_key, header, latest, min_decrypt, deleted_at FROM named_keys",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })?
+            .collect()
+        })
+        .map_err(|e| v.db(e))?;
+    // Every version must belong to a key (this also reads the table's pages
+    // when there is no key at all).
+    let orphans: i64 = v
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM named_key_versions
+             WHERE key_id_ref NOT IN (SELECT id FROM named_keys)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| v.db(e))?;
+    if orphans != 0 {
+        return Err(v.integrity(format!(
+            "{orphans} named-key versions belong to no named key"
+        )));
+    }
+    let (mut keys, mut versions) = (0, 0);
+    for (id, bidx, key_id, blob, latest, min_decrypt, deleted_at) in rows {
+        let header = open_header(v, id, key_id, &blob)?;
+        let name = &header.name;
+        if SecretName::new(name.clone()).is_err() {
+            return Err(v.integrity(format!("named key {id} has an invalid name")));
+        }
+        if blind_index(v.vault_keys(), name)[..] != bidx[..] {
+            return Err(v.integrity(format!(
+                "named key '{name}' sits under another name's index"
+            )));
+        }
+        check_columns(v, &header, latest, min_decrypt, deleted_at)?;
+        let rows: Vec<(u32, u32, Vec<u8>)> = v
+            .conn()
+            .prepare_cached(
+                "SELECT version, data_key, body FROM named_key_versions WHERE key_id_ref = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(|e| v.db(e))?;
+        if header.deleted_at.is_some() && !rows.is_empty() {
+            return Err(v.integrity(format!("deleted named key '{name}' still has key material")));
+        }
+        if header.deleted_at.is_none() && !rows.iter().any(|(n, _, _)| *n == header.latest) {
+            return Err(v.integrity(format!(
+                "named key '{name}' lacks its newest version {}",
+                header.latest
+            )));
+        }
+        for (version, key_id, blob) in rows {
+            if version == 0 || version > header.latest {
+                return Err(v.integrity(format!(
+                    "named key '{name}' has an out-of-range version {version}"
+                )));
+            }
+            open_material(v, id, version, key_id, &blob)?;
+            versions += 1;
+        }
+        keys += 1;
+    }
+    Ok((keys, versions))
+}
+
+/// Re-seals every named-key record under the vault's current write key,
+/// inside the caller's transaction; with `new_keys` (a master-key rotation)
+/// the blind indexes are recomputed under the new index key. Returns the
+/// number of records rewritten. For `rekey --reencrypt` and `rekey
+/// --master`, before the old data keys are destroyed.
+#[allow(dead_code)] // Called by the data-key rotation once it re-seals named keys.
+pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
+    if !tables_exist(v)? {
+        return Ok(0);
+    }
+    let rows: Vec<(i64, u32, Vec<u8>)> = v
+        .conn()
+        .prepare("SELECT id, header_key, header FROM named_keys ORDER BY id")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(|e| v.db(e))?;
+    let mut records = 0;
+    for (id, key_id, blob) in rows {
+        let header = open_header(v, id, key_id, &blob)?;
+        let bidx = blind_index(new_keys.unwrap_or(v.vault_keys()), &header.name);
+        store_header(v, id, &header, &bidx)?;
+        records += 1;
+        let versions: Vec<(u32, u32, Vec<u8>)> = v
+            .conn()
+            .prepare_cached(
+                "SELECT version, data_key, body FROM named_key_versions WHERE key_id_ref = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(|e| v.db(e))?;
+        for (version, key_id, blob) in versions {
+            let plain = open(
+                v.dek(key_id)?,
+                &version_aad(v, id, version, key_id).bytes(),
+                &blob,
+            )
+            .map_err(|_| {
+                v.integrity(format!("named key {id} version {version} does not decrypt"))
+            })?;
+            let sealed = seal(
+                v.write_dek(),
+                &version_aad(v, id, version, v.write_key()).bytes(),
+                &plain,
+            );
+            v.conn()
+                .prepare_cached(
+                    "UPDATE named_key_versions SET data_key = ?3, body = ?4
+                     WHERE key_id_ref = ?1 AND version = ?2",
+                )
+                .and_then(|mut s| s.execute(params![id, version, v.write_key(), sealed]))
+                .map_err(|e| v.db(e))?;
+            records += 1;
+        }
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+    use tresor_crypto::slot::{Credential, new_key_file_text};
+
+    use super::*;
+    use crate::CreateOptions;
+
+    fn vault(dir: &std::path::Path) -> Vault {
+        let credential = Credential::key_material(new_key_file_text().as_bytes()).unwrap();
+        let options = CreateOptions {
+            recovery: false,
+            ..CreateOptions::default()
+        };
+        Vault::create(&dir.join("vault.db"), &credential, &options)
+            .unwrap()
+            .vault
+    }
+
+    fn name(s: &str) -> SecretName {
+        SecretName::new(s).unwrap()
+    }
+
+    #[test]
+    fn payload_layouts_are_pinned() {
+        let header = KeyHeader {
+            name: "k".into(),
+            key_type: KeyType::XChaCha20Poly1305,
+            created_at: 1,
+            min_decrypt: 2,
+            latest: 3,
+            deleted_at: None,
+        };
+        // version byte, len 1 + 'k', variant 1, zigzag(1) = 2, 2, 3, None
+        assert_eq!(&encode(&header, 8)[..], &[1, 1, b'k', 1, 2, 2, 3, 0]);
+        let material = [7u8; 32];
+        let body = KeyVersionBody {
+            material: &material,
+            created_at: -1,
+        };
+        let mut expected = vec![1u8, 32];
+        expected.extend([7u8; 32]);
+        expected.push(1); // zigzag(-1)
+        assert_eq!(&encode(&body, 8)[..], &expected[..]);
+    }
+
+    #[test]
+    fn blind_index_differs_from_a_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = vault(dir.path());
+        let keys = v.vault_keys();
+        assert_ne!(blind_index(keys, "a/b"), keys.blind_index("a/b"));
+        assert_eq!(
+            blind_index(keys, "a/b"),
+            keys.index.mac(&[b"key:a/b".as_slice()])
+        );
+    }
+
+    #[test]
+    fn new_vaults_have_the_tables_and_both_ddls_agree() {
+        let fresh = Connection::open_in_memory().unwrap();
+        fresh.execute_batch(schema::CREATE).unwrap();
+        let later = Connection::open_in_memory().unwrap();
+        later
+            .execute_batch(
+                "CREATE TABLE data_keys(id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL,
+                 created_at INTEGER NOT NULL, retired_at INTEGER);",
+            )
+            .unwrap();
+        later.execute_batch(schema::CREATE_NAMED_KEYS).unwrap();
+        later.execute_batch(schema::CREATE_NAMED_KEYS).unwrap();
+        let sql = |c: &Connection| -> Vec<String> {
+            c.prepare("SELECT sql FROM sqlite_master WHERE name LIKE 'named_key%' ORDER BY name")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let normalize = |v: Vec<String>| -> Vec<String> {
+            v.into_iter()
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        };
+        assert_eq!(normalize(sql(&fresh)).len(), 2);
+        assert_eq!(normalize(sql(&fresh)), normalize(sql(&later)));
+    }
+
+    #[test]
+    fn material_is_cached_after_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = vault(dir.path());
+        let n = name("app/k");
+        let mut keys = v.keys();
+        keys.create(&n, KeyType::Aes256Gcm).unwrap();
+        let env = keys.encrypt(&n, b"x").unwrap();
+        assert_eq!(keys.vault.named_keys.keys[n.as_str()].material.len(), 1);
+        keys.rotate(&n).unwrap();
+        assert!(!keys.vault.named_keys.keys.contains_key(n.as_str()));
+        keys.decrypt(&env).unwrap();
+        keys.encrypt(&n, b"y").unwrap();
+        let cached = &keys.vault.named_keys.keys[n.as_str()];
+        assert_eq!((cached.latest, cached.material.len()), (2, 2));
+    }
+
+    #[test]
+    fn uses_are_audited_in_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = vault(dir.path());
+        let n = name("app/k");
+        {
+            let mut keys = v.keys();
+            keys.create(&n, KeyType::default()).unwrap();
+            for _ in 0..5 {
+                let env = keys.encrypt(&n, b"x").unwrap();
+                keys.decrypt(&env).unwrap();
+            }
+            assert!(keys.decrypt("tresor:v1:app/k:9:AAAA").is_err());
+            assert_eq!(keys.uses.len(), 3);
+        }
+        let log = v.audit_log(&crate::AuditFilter::default()).unwrap();
+        let ops: Vec<(String, Vec<u64>, String, Option<String>)> = log
+            .iter()
+            .filter(|e| e.operation.starts_with("key "))
+            .map(|e| {
+                (
+                    e.operation.clone(),
+                    e.versions.clone(),
+                    e.result.clone(),
+                    e.reason.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (
+                    "key create".into(),
+                    vec![1],
+                    "ok".into(),
+                    Some("type aes256-gcm".into())
+                ),
+                (
+                    "key encrypt".into(),
+                    vec![1],
+                    "ok".into(),
+                    Some("5 calls".into())
+                ),
+                (
+                    "key decrypt".into(),
+                    vec![1],
+                    "ok".into(),
+                    Some("5 calls".into())
+                ),
+                (
+                    "key decrypt".into(),
+                    vec![],
+                    "not_found".into(),
+                    Some("1 call".into())
+                ),
+            ]
+        );
+        assert_eq!(v.audit_verify().unwrap(), log.len() as u64);
+    }
+
+    #[test]
+    fn reseal_keeps_every_envelope_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = vault(dir.path());
+        let n = name("app/k");
+        let env = {
+            let mut keys = v.keys();
+            keys.create(&n, KeyType::XChaCha20Poly1305).unwrap();
+            keys.rotate(&n).unwrap();
+            keys.encrypt(&n, b"kept").unwrap()
+        };
+        let other = VaultKeys::derive(&Key::random(), &v.id());
+        let records = v.transaction(|v| reseal(v, None)).unwrap();
+        assert_eq!(records, 3);
+        v.named_keys = Cache::default();
+        assert_eq!(v.keys().decrypt(&env).unwrap().expose_secret(), b"kept");
+        // Under another index key the key is no longer found by this vault's.
+        v.transaction(|v| reseal(v, Some(&other))).unwrap();
+        v.named_keys = Cache::default();
+        assert!(matches!(
+            v.keys().decrypt(&env).unwrap_err(),
+            Error::NotFound { .. }
+        ));
+    }
+}
