@@ -86,6 +86,10 @@ pub enum Command {
     /// Manage key slots: any slot unlocks the vault.
     #[command(subcommand)]
     Keyslot(KeyslotCommand),
+    /// Named encryption keys for applications: envelopes that carry their key's
+    /// name and version (create, list, rotate, config, delete, encrypt, decrypt, rewrap).
+    #[command(subcommand)]
+    Key(crate::keys_cmd::KeyCommand),
     /// Read or check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),

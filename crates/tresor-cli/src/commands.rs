@@ -237,6 +237,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Passwd(a) => passwd(&ctx, a),
         Command::Keyslot(k) => keyslot(&ctx, k),
+        Command::Key(k) => {
+            let report = crate::keys_cmd::Report {
+                json: ctx.json,
+                quiet: ctx.quiet,
+            };
+            crate::keys_cmd::run(k, &report, || ctx.unlock(false))
+        }
         Command::Audit(AuditCommand::Log(a)) => {
             let mut vault = ctx.unlock(false)?;
             let filter = AuditFilter {
@@ -650,7 +657,7 @@ fn ensure_key_file(path: &Path) -> Result<bool> {
 /// Writes `bytes` to `path` with mode 0600 through a temporary file renamed
 /// into place, so a crash never leaves a partial file. Non-regular targets
 /// (`/dev/stdout`, a pipe) are written directly.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| Error::Io {
         store: "output".into(),

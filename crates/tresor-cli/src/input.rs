@@ -89,7 +89,7 @@ pub fn new_password(env_var: &str, what: &str) -> Result<Zeroizing<String>> {
     Ok(first)
 }
 
-fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+pub fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         store: "input".into(),
         path: path.to_path_buf(),
@@ -100,7 +100,7 @@ fn read_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
 
 /// Reads everything into a zeroizing buffer that grows by copying, wiping
 /// the old buffer each time, so no stray copy stays in freed memory.
-fn read_all(mut reader: impl Read, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub fn read_all(mut reader: impl Read, what: &str) -> Result<Zeroizing<Vec<u8>>> {
     let mut buf = Zeroizing::new(vec![0u8; 8192]);
     let mut len = 0;
     loop {

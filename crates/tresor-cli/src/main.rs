@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod input;
+mod keys_cmd;
 mod output;
 
 use std::process::ExitCode;

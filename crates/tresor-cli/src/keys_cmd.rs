@@ -1,0 +1,337 @@
+//! `tresor key …`: named encryption keys for applications. Arguments and
+//! their commands, kept apart from the secret commands.
+//!
+//! (`--type age` and `key recipient` belong to age file encryption and are
+//! not here yet.)
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use tresor::{Error, KeyInfo, KeyType, Result, SecretName, Vault, envelope_key};
+
+use crate::{input, output};
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make a named key with a random version 1 (AES-256-GCM unless --type says otherwise).
+    Create(CreateArgs),
+    /// List named keys: type, newest version, minimum decryption version, creation date.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Add a new random version: new envelopes use it, older ones keep opening.
+    Rotate(NameArg),
+    /// Set the minimum decryption version: envelopes of older versions are refused.
+    Config(ConfigArgs),
+    /// Delete a named key and destroy every version: no envelope made with it
+    /// can be decrypted again. Refused without --yes-destroy-data.
+    #[command(visible_alias = "rm")]
+    Delete(DeleteArgs),
+    /// Encrypt stdin (or --in FILE), byte for byte, into a one-line envelope on
+    /// stdout: tresor:v1:<key name>:<version>:<base64url data>.
+    Encrypt(EncryptArgs),
+    /// Decrypt an envelope read from stdin (or --in FILE) to stdout (or --out FILE).
+    Decrypt(DecryptArgs),
+    /// Re-encrypt an envelope from stdin (or --in FILE) under the newest version of
+    /// its key; the plaintext never leaves the vault.
+    Rewrap(InArg),
+}
+
+/// The key types `--type` accepts.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyTypeArg {
+    /// AES-256-GCM, 12-byte random nonces (the default).
+    #[value(name = "aes256-gcm")]
+    Aes256Gcm,
+    /// XChaCha20-Poly1305, 24-byte random nonces.
+    #[value(name = "xchacha20-poly1305")]
+    XChaCha20Poly1305,
+}
+
+impl From<KeyTypeArg> for KeyType {
+    fn from(t: KeyTypeArg) -> Self {
+        match t {
+            KeyTypeArg::Aes256Gcm => KeyType::Aes256Gcm,
+            KeyTypeArg::XChaCha20Poly1305 => KeyType::XChaCha20Poly1305,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The key's name, e.g. app/orders (the secret-name rule applies).
+    pub name: String,
+    /// The cipher.
+    #[arg(long = "type", value_enum, default_value_t = KeyTypeArg::Aes256Gcm)]
+    pub key_type: KeyTypeArg,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// The key's name.
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The key's name.
+    pub name: String,
+    /// Refuse envelopes of versions below N (1 up to the newest version).
+    #[arg(long, value_name = "N")]
+    pub min_decryption_version: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The key's name.
+    pub name: String,
+    /// Confirm that every envelope made with this key becomes undecryptable.
+    #[arg(long)]
+    pub yes_destroy_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// The key's name.
+    pub name: String,
+    /// Read the plaintext from FILE instead of stdin.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Read the envelope from FILE instead of stdin.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the plaintext to FILE (created 0600) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InArg {
+    /// Read the envelope from FILE instead of stdin.
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+}
+
+/// How the command reports: the global `--json` and `--quiet`.
+pub struct Report {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Report {
+    /// JSON on stdout, or a status line on stderr (not with --quiet).
+    fn done(&self, body: serde_json::Value, text: &str) {
+        if self.json {
+            output::json(&body);
+        } else if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+}
+
+/// Runs one `tresor key` command; `unlock` opens the vault when needed.
+pub fn run(
+    command: KeyCommand,
+    report: &Report,
+    unlock: impl FnOnce() -> Result<Vault>,
+) -> Result<()> {
+    match command {
+        KeyCommand::Create(a) => {
+            let name = SecretName::new(a.name)?;
+            let mut vault = unlock()?;
+            let mut keys = vault.keys();
+            let info = keys.create(&name, a.key_type.into())?;
+            keys.flush()?;
+            report.done(
+                serde_json::to_value(&info).unwrap_or_default(),
+                &format!(
+                    "created named key {name} ({}), version {}",
+                    info.key_type, info.latest
+                ),
+            );
+        }
+        KeyCommand::List => {
+            let mut vault = unlock()?;
+            let mut keys = vault.keys();
+            let list = keys.list()?;
+            keys.flush()?;
+            if report.json {
+                output::json(&list);
+            } else {
+                for k in &list {
+                    output::line(&row(k));
+                }
+            }
+        }
+        KeyCommand::Rotate(a) => {
+            let name = SecretName::new(a.name)?;
+            let mut vault = unlock()?;
+            let version = vault.keys().rotate(&name)?;
+            report.done(
+                json!({"name": name, "version": version}),
+                &format!("{name}: rotated to version {version}"),
+            );
+        }
+        KeyCommand::Config(a) => {
+            let name = SecretName::new(a.name)?;
+            let mut vault = unlock()?;
+            let info = vault.keys().config(&name, a.min_decryption_version)?;
+            report.done(
+                serde_json::to_value(&info).unwrap_or_default(),
+                &format!(
+                    "{name}: minimum decryption version {} (newest version {})",
+                    info.min_decryption_version, info.latest
+                ),
+            );
+        }
+        KeyCommand::Delete(a) => {
+            let name = SecretName::new(a.name)?;
+            if !a.yes_destroy_data {
+                return Err(Error::Validation(format!(
+                    "deleting named key '{name}' destroys every version: no envelope made with it \
+                     can be decrypted again, by anyone. Add --yes-destroy-data to go ahead"
+                )));
+            }
+            let mut vault = unlock()?;
+            vault.keys().delete(&name)?;
+            report.done(
+                json!({"name": name, "deleted": true}),
+                &format!("{name}: deleted; every version destroyed"),
+            );
+        }
+        KeyCommand::Encrypt(a) => {
+            let name = SecretName::new(a.name)?;
+            let plaintext = read_input(a.input.as_ref(), "the plaintext")?;
+            let mut vault = unlock()?;
+            let mut keys = vault.keys();
+            let envelope = keys.encrypt(&name, &plaintext)?;
+            keys.flush()?;
+            drop(plaintext);
+            print_envelope(report, &envelope)?;
+        }
+        KeyCommand::Decrypt(a) => {
+            let text = read_envelope(a.input.as_ref())?;
+            let (name, version) = envelope_key(&text)?;
+            let mut vault = unlock()?;
+            let mut keys = vault.keys();
+            let plain = keys.decrypt(&text)?;
+            keys.flush()?;
+            drop(keys);
+            drop(vault);
+            let bytes = plain.expose_secret();
+            if let Some(out) = &a.out {
+                crate::commands::write_private(out, bytes)?;
+                report.done(
+                    json!({"name": name, "version": version, "out": out}),
+                    &format!(
+                        "envelope of {name} v{version} decrypted to {}",
+                        out.display()
+                    ),
+                );
+            } else if report.json {
+                let mut body = match plain.as_text() {
+                    Some(text) => json!({"name": name, "version": version, "plaintext": text}),
+                    None => {
+                        use base64::Engine as _;
+                        json!({"name": name, "version": version, "plaintext_base64":
+                            base64::engine::general_purpose::STANDARD.encode(bytes)})
+                    }
+                };
+                let line = Zeroizing::new(body.to_string());
+                body.take();
+                output::line(&line);
+            } else {
+                write_stdout(
+                    bytes,
+                    std::io::stdout().is_terminal() && !bytes.ends_with(b"\n"),
+                )?;
+            }
+        }
+        KeyCommand::Rewrap(a) => {
+            let text = read_envelope(a.input.as_ref())?;
+            let mut vault = unlock()?;
+            let mut keys = vault.keys();
+            let envelope = keys.rewrap(&text)?;
+            keys.flush()?;
+            print_envelope(report, &envelope)?;
+        }
+    }
+    Ok(())
+}
+
+fn row(k: &KeyInfo) -> String {
+    format!(
+        "{:<40} {:<19} v{:<4} min v{:<4} {}",
+        k.name.as_str(),
+        k.key_type.as_str(),
+        k.latest,
+        k.min_decryption_version,
+        output::time(k.created_at)
+    )
+}
+
+/// An envelope on stdout: alone on its line, or as `--json`.
+fn print_envelope(report: &Report, envelope: &str) -> Result<()> {
+    if report.json {
+        let (name, version) = envelope_key(envelope)?;
+        output::json(&json!({"name": name, "version": version, "envelope": envelope}));
+        return Ok(());
+    }
+    write_stdout(envelope.as_bytes(), true)
+}
+
+fn write_stdout(bytes: &[u8], newline: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let result = out
+        .write_all(bytes)
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| out.flush());
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            store: "output".into(),
+            path: "stdout".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The bytes of `--in FILE`, else of stdin (which must not be a terminal).
+fn read_input(file: Option<&PathBuf>, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(path) = file {
+        return input::read_file(path);
+    }
+    if std::io::stdin().is_terminal() {
+        return Err(Error::Validation(format!(
+            "give {what} on stdin (a pipe or a redirect) or with --in FILE"
+        )));
+    }
+    input::read_all(std::io::stdin().lock(), "stdin")
+}
+
+/// One envelope from `--in FILE` or stdin, surrounding whitespace removed.
+fn read_envelope(file: Option<&PathBuf>) -> Result<String> {
+    let raw = read_input(file, "the envelope")?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| Error::Validation("the input is not an envelope (not text)".into()))?
+        .trim();
+    if text.contains(['\n', '\r']) {
+        return Err(Error::Validation(
+            "expected one envelope, found several lines; give one envelope per call".into(),
+        ));
+    }
+    Ok(text.to_string())
+}
