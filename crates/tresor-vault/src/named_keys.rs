@@ -39,9 +39,9 @@ use crate::vault::{Vault, now_ms};
 
 const STORE: &str = "vault";
 
-/// How long uses of named keys are gathered before their audit entries are
-/// written (also on [`Keys::flush`], before any change, and when the
-/// [`Keys`] handle drops).
+/// How long uses of named keys are gathered before the next use writes
+/// their audit entries (also written on [`Keys::flush`], before any change,
+/// and when the [`Keys`] handle drops).
 pub const AUDIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often a cached key is checked against changes other processes
@@ -118,12 +118,13 @@ impl Vault {
 /// themselves, so they are audited like reads (and not at all with the
 /// setting `audit_reads` off), but in groups: calls with the same operation,
 /// key, versions and result are counted, and each group becomes one audit
-/// entry whose reason is its count (`1000 calls`). Groups are written every
-/// [`AUDIT_INTERVAL`], before any change, on [`Keys::flush`] and when the
-/// handle drops, in one transaction at `synchronous=NORMAL` as read entries
-/// are. The cost of auditing is then independent of the call rate; the
-/// price is that a process killed mid-interval loses up to one interval's
-/// use entries (never a change's). A call whose flush fails returns the
+/// entry whose reason is its count (`1000 calls`). Groups are written by
+/// the first use [`AUDIT_INTERVAL`] or more after the oldest of them, before
+/// any change, on [`Keys::flush`] and when the handle drops, in one
+/// transaction at `synchronous=NORMAL` as read entries are. The cost of
+/// auditing is then independent of the call rate; the price is that a
+/// process killed between two writes loses the use entries gathered since
+/// the last one (never a change's). A call whose flush fails returns the
 /// error (and no plaintext).
 pub struct Keys<'v> {
     vault: &'v mut Vault,
