@@ -97,6 +97,15 @@ pub enum Command {
     Verify,
     /// Show or change vault settings: audit_reads, max_versions, max_value_len.
     Settings(SettingsArgs),
+    /// Rotate the vault's own keys: a new data key for new writes; with
+    /// --reencrypt every record rewritten under it and the old keys destroyed;
+    /// with --master a new master key too, every key slot rewrapped.
+    ///
+    /// --master rewraps each slot with its own credential: the one that unlocked, plus
+    /// TRESOR_KEY_FILE / --key-file, TRESOR_KEY, TRESOR_PASSWORD and TRESOR_RECOVERY_KEY when
+    /// set. Slots without a credential are listed and left alone unless
+    /// --drop-unavailable-slots removes them. Each rotation is one transaction.
+    Rekey(RekeyArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -331,6 +340,22 @@ pub struct AuditLogArgs {
     /// Leave out reads.
     #[arg(long)]
     pub writes_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// Rewrite every record under the new data key and destroy the old keys.
+    #[arg(long)]
+    pub reencrypt: bool,
+    /// Replace the master key (implies --reencrypt).
+    #[arg(long)]
+    pub master: bool,
+    /// With --master: remove key slots no given credential opens.
+    #[arg(long, requires = "master")]
+    pub drop_unavailable_slots: bool,
+    /// With --master: when the recovery slot is dropped, make a new recovery key.
+    #[arg(long, requires = "master")]
+    pub new_recovery_key: bool,
 }
 
 #[derive(Debug, Args)]

@@ -302,6 +302,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Settings(a) => settings(&ctx, &a.changes),
+        Command::Rekey(a) => rekey(&ctx, a),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -561,6 +562,81 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
+    let mut vault = ctx.unlock(false)?;
+    if !a.master {
+        let report = if a.reencrypt {
+            vault.rekey_reencrypt()?
+        } else {
+            vault.rekey()?
+        };
+        let text = if a.reencrypt {
+            format!(
+                "data key {} now seals all {} records; destroyed data keys {:?}",
+                report.data_key, report.records, report.retired_data_keys
+            )
+        } else {
+            format!(
+                "new writes use data key {}; older records keep theirs",
+                report.data_key
+            )
+        };
+        done(ctx, json!(report), &text);
+        return Ok(());
+    }
+    // Every credential the environment offers, for the slots to rewrap.
+    let mut credentials = Vec::new();
+    if let Some(file) = ctx
+        .key_file
+        .clone()
+        .or_else(|| std::env::var_os(tresor::KEY_FILE_ENV).map(PathBuf::from))
+    {
+        credentials.push(Unlock::key_file(&file)?.credential);
+    }
+    if let Ok(text) = std::env::var(tresor::KEY_ENV) {
+        credentials.push(Credential::key_material(text.as_bytes()).map_err(Error::Validation)?);
+    }
+    if let Some(pw) = password_from_env() {
+        credentials.push(Credential::Password(pw));
+    }
+    if let Ok(text) = std::env::var(tresor::RECOVERY_KEY_ENV) {
+        credentials.push(
+            tresor::RecoveryKey::parse(&text)
+                .map_err(Error::Validation)?
+                .credential(),
+        );
+    }
+    let has_password_slot = vault.slots()?.iter().any(|s| s.kind == SlotKind::Password);
+    if has_password_slot
+        && !credentials.iter().any(|c| c.kind() == SlotKind::Password)
+        && input::can_prompt()
+    {
+        credentials.push(Credential::Password(input::prompt(
+            "Password of the password slot: ",
+        )?));
+    }
+    let refs: Vec<&Credential> = credentials.iter().collect();
+    let out = vault.rekey_master(&refs, a.drop_unavailable_slots, a.new_recovery_key)?;
+    let recovery = out.recovery.as_ref().map(|r| r.display());
+    if ctx.json {
+        output::json(
+            &json!({"report": out.report, "recovery_key": recovery.as_ref().map(|r| r.as_str())}),
+        );
+        return Ok(());
+    }
+    ctx.status(&format!(
+        "new master key; {} records rewritten; slots rewrapped {:?}, dropped {:?}",
+        out.report.records, out.report.slots_rewrapped, out.report.slots_dropped
+    ));
+    if let Some(text) = recovery {
+        eprintln!(
+            "\nNew recovery key (shown once; store it offline):\n\n    {}\n",
+            text.as_str()
+        );
+    }
+    Ok(())
 }
 
 fn settings(ctx: &Ctx, changes: &[String]) -> Result<()> {

@@ -20,6 +20,8 @@ pub const AUDIT_INFO: &[u8] = b"tresor v1 audit";
 pub const WRAP_INFO: &[u8] = b"tresor v1 data-key wrap";
 /// HKDF info of the fingerprint key (keyed fingerprints of values).
 pub const FINGERPRINT_INFO: &[u8] = b"tresor v1 fingerprint";
+/// Label of the audit chain head's tag.
+pub const AUDIT_HEAD_LABEL: &[u8] = b"tresor v1 audit head";
 /// Prefix of the associated data of a wrapped data key.
 pub const DATA_KEY_AAD: &[u8] = b"tresor v1 data key";
 
@@ -152,6 +154,12 @@ impl VaultKeys {
             .mac(&[prev, &seq.to_be_bytes(), &at.to_be_bytes(), body])
     }
 
+    /// The tag of the audit chain head naming entry `seq` with MAC `mac`:
+    /// HMAC-SHA256(audit key, "tresor v1 audit head" ‖ be64(seq) ‖ mac).
+    pub fn audit_head_tag(&self, seq: u64, mac: &[u8; 32]) -> [u8; 32] {
+        self.audit.mac(&[AUDIT_HEAD_LABEL, &seq.to_be_bytes(), mac])
+    }
+
     /// Associated data of data key `id` wrapped under the wrap key.
     pub fn data_key_aad(vault_id: &[u8; 16], id: u32) -> Vec<u8> {
         [DATA_KEY_AAD, vault_id, &id.to_be_bytes()].concat()
@@ -182,6 +190,7 @@ mod tests {
             hex(&keys.audit_mac(&[0; 32], 1, 1_700_000_000_000, b"body")),
             KAT_AUDIT_MAC
         );
+        assert_eq!(hex(&keys.audit_head_tag(7, &[0x5a; 32])), KAT_AUDIT_HEAD);
     }
 
     const KAT_INDEX: &str = "ed3305aab9f4fe8bcc20769dc4f56a955dbf72283ff26c863d04a2ade085d2bb";
@@ -190,6 +199,7 @@ mod tests {
     const KAT_FINGERPRINT: &str =
         "325001a90b65ea1b979807d772d5aa11eb4dcbb1e9f607e362f2431ec1a943db";
     const KAT_BIDX: &str = "2c379020a95ebb0ef7a2fcef57ea09466c3c74d4bbacb70f0bc013361ddc28d2";
+    const KAT_AUDIT_HEAD: &str = "79b124afa039db0dff582c64011c98e230f3ac48f942c5a67e67ce5431dc3419";
     const KAT_AUDIT_MAC: &str = "46b6c595926012a02e36b586bcdeb6138747d037946ce67c2eb1b9a69338a040";
 
     #[test]

@@ -3,8 +3,10 @@
 //! (VAULT-FORMAT.md, "Audit chain").
 //!
 //! The head is the row of the `audit` table whose `seq` is [`HEAD_SEQ`]
-//! (2^63 - 1): its `mac` is the last entry's MAC and its `at` the last
-//! entry's sequence number. Being the largest key, it sits in the table's
+//! (2^63 - 1): its `at` is the last entry's sequence number, its `body` the
+//! last entry's MAC, and its `mac` a keyed tag over both
+//! ([`VaultKeys::audit_head_tag`]), so that cutting entries off the end and
+//! pointing the head at an earlier entry needs the audit key. Being the largest key, it sits in the table's
 //! rightmost leaf, where new entries land too, so an entry and its head cost
 //! one page write instead of two: a durable `set` is bound by how many pages
 //! its commit syncs.
@@ -68,20 +70,39 @@ impl From<rusqlite::Error> for AuditError {
 /// The `seq` of the head row.
 pub const HEAD_SEQ: i64 = i64::MAX;
 
-/// The chain head: (last sequence number, its MAC); (0, zeros) when empty.
-/// A head row of the wrong shape reads as a broken chain in `verify`.
-fn head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32])> {
-    let row: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT at, mac FROM audit WHERE seq = ?1")?
-        .query_row([HEAD_SEQ], |r| Ok((r.get(0)?, r.get(1)?)))
+/// The chain head: (last sequence number, its MAC, the head's tag);
+/// (0, zeros, zeros) when empty. A head row of the wrong shape reads as a
+/// broken chain in `verify`.
+fn head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32], [u8; 32])> {
+    let row: Option<(i64, Vec<u8>, Vec<u8>)> = conn
+        .prepare_cached("SELECT at, body, mac FROM audit WHERE seq = ?1")?
+        .query_row([HEAD_SEQ], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     Ok(match row {
-        Some((seq, mac)) if seq >= 0 && mac.len() == 32 => {
-            (seq as u64, mac[..].try_into().expect("32 bytes"))
-        }
-        Some(_) => (u64::MAX, [0; 32]),
-        None => (0, [0; 32]),
+        Some((seq, last, tag)) if seq >= 0 && last.len() == 32 && tag.len() == 32 => (
+            seq as u64,
+            last[..].try_into().expect("32 bytes"),
+            tag[..].try_into().expect("32 bytes"),
+        ),
+        Some(_) => (u64::MAX, [0; 32], [0; 32]),
+        None => (0, [0; 32], [0; 32]),
     })
+}
+
+/// Writes the head row for entry `seq` whose MAC is `mac`.
+pub(crate) fn write_head(
+    conn: &Connection,
+    keys: &VaultKeys,
+    seq: u64,
+    mac: &[u8; 32],
+) -> rusqlite::Result<()> {
+    let tag = keys.audit_head_tag(seq, mac);
+    conn.prepare_cached(
+        "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, 0, ?3, ?4)
+         ON CONFLICT(seq) DO UPDATE SET at = excluded.at, body = excluded.body, mac = excluded.mac",
+    )?
+    .execute(params![HEAD_SEQ, seq as i64, &mac[..], &tag[..]])?;
+    Ok(())
 }
 
 /// Appends one entry; the caller holds a write transaction.
@@ -93,7 +114,7 @@ pub(crate) fn append(
     dek: &Key,
     body: &AuditBody,
 ) -> rusqlite::Result<()> {
-    let (last, prev) = head(conn)?;
+    let (last, prev, _) = head(conn)?;
     let seq = last + 1;
     let at = now_ms();
     let aad = RecordAad {
@@ -110,12 +131,7 @@ pub(crate) fn append(
         "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![seq, at, key_id, sealed, &mac[..]])?;
-    conn.prepare_cached(
-        "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, 0, X'', ?3)
-         ON CONFLICT(seq) DO UPDATE SET at = excluded.at, mac = excluded.mac",
-    )?
-    .execute(params![HEAD_SEQ, seq as i64, &mac[..]])?;
-    Ok(())
+    write_head(conn, keys, seq, &mac)
 }
 
 type Row = (u64, i64, u32, Vec<u8>, Vec<u8>);
@@ -227,8 +243,9 @@ pub(crate) fn verify(
         prev = computed;
         expected += 1;
     }
-    let (head_seq, head_mac) = head(conn)?;
-    if head_seq != expected - 1 || head_mac != prev {
+    let (head_seq, head_mac, head_tag) = head(conn)?;
+    let tag_ok = head_seq == 0 || keys.audit_head_tag(head_seq, &head_mac) == head_tag;
+    if head_seq != expected - 1 || head_mac != prev || !tag_ok {
         return Err(AuditError::Broken(format!(
             "the audit head names entry {head_seq} but the chain ends at {}: entries were removed or rolled back",
             expected - 1

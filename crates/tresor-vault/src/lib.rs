@@ -35,4 +35,7 @@ pub use named_keys::{AUDIT_INTERVAL, CACHE_CHECK_INTERVAL, KeyInfo, Keys, envelo
 pub use payload::Settings;
 pub use schema::FORMAT_VERSION;
 pub use tresor_crypto::KeyType;
-pub use vault::{CreateOptions, Created, LockedVault, OpenOptions, SlotInfo, Vault, VerifyReport};
+pub use vault::{
+    CreateOptions, Created, LockedVault, MasterRekey, OpenOptions, RekeyReport, SlotInfo, Vault,
+    VerifyReport,
+};

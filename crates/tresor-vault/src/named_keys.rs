@@ -980,7 +980,6 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
 /// the blind indexes are recomputed under the new index key. Returns the
 /// number of records rewritten. For `rekey --reencrypt` and `rekey
 /// --master`, before the old data keys are destroyed.
-#[allow(dead_code)] // Called by the data-key rotation once it re-seals named keys.
 pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
     if !tables_exist(v)? {
         return Ok(0);

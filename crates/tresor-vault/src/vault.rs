@@ -19,6 +19,10 @@ use crate::audit::{self, AuditEntry, AuditFilter};
 use crate::payload::{AuditBody, Header, Settings, VersionBody, decode, decode_owned, encode};
 use crate::schema::{self, ConnectOptions, FORMAT_VERSION};
 
+mod rekey;
+
+pub use rekey::{MasterRekey, RekeyReport};
+
 const STORE: &str = "vault";
 
 /// A `versions` row: version, key id, sealed body, destroyed_at.
@@ -1656,9 +1660,18 @@ pub(crate) fn db_error(e: rusqlite::Error, path: &Path) -> Error {
                     detail: format!("{} is corrupt or not a tresor vault ({e})", path.display()),
                 };
             }
+            ErrorCode::ReadOnly => {
+                return Error::Io {
+                    store: STORE.into(),
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(
+                        "the vault file or its folder is read-only; tresor needs write access \
+                         even to read, because reads are audited (setting audit_reads)",
+                    ),
+                };
+            }
             ErrorCode::CannotOpen
             | ErrorCode::PermissionDenied
-            | ErrorCode::ReadOnly
             | ErrorCode::DiskFull
             | ErrorCode::SystemIoFailure
             | ErrorCode::FileLockingProtocolFailed => {

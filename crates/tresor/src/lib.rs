@@ -29,8 +29,8 @@ pub use tresor_crypto::slot::{
     Credential, PasswordParams, RecoveryKey, SlotKind, new_key_file_text,
 };
 pub use tresor_vault::{
-    AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, OpenOptions,
-    Settings, SlotInfo, Vault, VerifyReport,
+    AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, MasterRekey,
+    OpenOptions, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
 };
 pub use tresor_vault::{KeyInfo, KeyType, Keys, envelope_key};
 pub use unlock::{KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, RECOVERY_KEY_ENV, Unlock};
