@@ -1,0 +1,41 @@
+//! tresor's stores beyond the embedded vault, one module and one cargo feature
+//! each, all behind [`tresor_core::Store`].
+//!
+//! | feature | module | store |
+//! | --- | --- | --- |
+//! | `env` (default) | `env` | environment variables, read-only |
+//! | `conformance` | `conformance` | the suite every store passes (for tests) |
+//!
+//! ```
+//! # #[cfg(feature = "env")] {
+//! use std::collections::BTreeMap;
+//!
+//! use tresor_core::{Error, PutOptions, SecretName, SecretValue, Selector, Store};
+//! use tresor_stores::env::Env;
+//!
+//! // Env::with_prefix("MODEL_FORGE_") reads the process environment; a map
+//! // stands in for it here.
+//! let vars = BTreeMap::from([("MODEL_FORGE_OPENAI_API_KEY".to_string(), b"sk-test".to_vec())]);
+//! let mut store: Box<dyn Store> = Box::new(Env::from_map_with_prefix(vars, "MODEL_FORGE_")?);
+//!
+//! let name = SecretName::new("openai/api_key")?;
+//! let secret = store.get(&name, Selector::default())?;
+//! assert_eq!(secret.value.expose_secret(), b"sk-test");
+//! assert!(store.capabilities().read_only);
+//! let refused = store.put(&name, &SecretValue::copy_from(b"x"), &PutOptions::default());
+//! assert!(matches!(refused, Err(Error::ReadOnly { .. })));
+//! # }
+//! # Ok::<(), tresor_core::Error>(())
+//! ```
+//!
+//! The conformance suite (feature `conformance`) runs the same checks against
+//! any store, driven by its [`Capabilities`](tresor_core::Capabilities); see
+//! `tests/conformance.rs` for the vault and `env` runs.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+#[cfg(feature = "env")]
+pub mod env;
