@@ -153,10 +153,14 @@ impl Credential {
     pub fn key_material(text: &[u8]) -> Result<Self, String> {
         let trimmed = trim_ascii(text);
         let engine = base64::engine::general_purpose::STANDARD;
-        if let Ok(decoded) = engine.decode(trimmed)
-            && decoded.len() >= MIN_KEY_FILE_BYTES
+        // Decoded into a buffer that is wiped whatever happens: text that is
+        // not base64 (or decodes short) may have been decoded in part.
+        let mut decoded = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(trimmed.len())]);
+        if let Ok(len) = engine.decode_slice(trimmed, &mut decoded[..])
+            && len >= MIN_KEY_FILE_BYTES
         {
-            return Ok(Credential::KeyMaterial(Zeroizing::new(decoded)));
+            decoded.truncate(len);
+            return Ok(Credential::KeyMaterial(decoded));
         }
         if text.len() >= MIN_KEY_FILE_BYTES {
             return Ok(Credential::KeyMaterial(Zeroizing::new(text.to_vec())));
@@ -252,15 +256,21 @@ impl RecoveryKey {
 
     /// Parses a recovery key as typed: case, dashes and spaces do not matter.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut cleaned: String = text
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
-        let decoded = data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes());
-        cleaned.zeroize();
-        match decoded {
-            Ok(bytes) if bytes.len() == KEY_LEN => Ok(Self(Zeroizing::new(bytes))),
+        // Sized up front so it never reallocates (leaving a copy behind);
+        // the cleaned text is never longer than the text.
+        let mut cleaned = Zeroizing::new(String::with_capacity(text.len()));
+        cleaned.extend(
+            text.chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .map(|c| c.to_ascii_uppercase()),
+        );
+        // Decoded into a buffer that is wiped whatever happens.
+        let base32 = &data_encoding::BASE32_NOPAD;
+        let mut bytes = Zeroizing::new(vec![0u8; KEY_LEN]);
+        match base32.decode_len(cleaned.len()) {
+            Ok(KEY_LEN) if base32.decode_mut(cleaned.as_bytes(), &mut bytes) == Ok(KEY_LEN) => {
+                Ok(Self(bytes))
+            }
             _ => Err("not a recovery key: expected 52 base32 characters in groups of four".into()),
         }
     }
@@ -275,9 +285,13 @@ impl RecoveryKey {
 pub fn new_key_file_text() -> Zeroizing<String> {
     let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
     random_bytes(&mut bytes[..]);
-    let mut text = base64::engine::general_purpose::STANDARD.encode(&bytes[..]);
+    // Sized up front: growing it for the newline would leave a copy behind.
+    let mut text = Zeroizing::new(String::with_capacity(
+        base64::encoded_len(KEY_LEN, true).expect("32 bytes encode") + 1,
+    ));
+    base64::engine::general_purpose::STANDARD.encode_string(&bytes[..], &mut text);
     text.push('\n');
-    Zeroizing::new(text)
+    text
 }
 
 #[cfg(test)]

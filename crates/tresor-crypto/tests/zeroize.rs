@@ -1,0 +1,514 @@
+//! Keys, credentials, recovery keys and opened plaintexts are wiped before
+//! their memory goes back to the allocator.
+//!
+//! This test binary installs a global allocator that wraps the system one
+//! and, while armed, searches every buffer it frees (including the old buffer
+//! of every `realloc`) for marker byte patterns before releasing it. The
+//! markers are the secrets themselves: a chosen key or plaintext, or the
+//! bytes a derivation is known to give (computed first and kept on the
+//! stack). Each test asserts that no freed buffer held a marker. A positive
+//! control proves the detector sees an ordinary `Vec` freed without wiping.
+//!
+//! The tests take one lock, so only one of them arms the detector at a time.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tresor_crypto::slot::{
+    Credential, PasswordParams, RecoveryKey, SlotParams, unwrap_master, wrap_master,
+};
+use tresor_crypto::{Key, RecordAad, RecordKind, VaultKeys, open, seal};
+use zeroize::Zeroizing;
+
+// ---------------------------------------------------------------------------
+// The detecting allocator. It never allocates itself: markers live in static
+// atomics and the search reads the freed buffer in place.
+
+const MAX_MARKERS: usize = 8;
+const MAX_MARKER_LEN: usize = 64;
+const MIN_MARKER_LEN: usize = 16;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static HITS: AtomicUsize = AtomicUsize::new(0);
+static LAST_HIT_SIZE: AtomicUsize = AtomicUsize::new(0);
+static MARKER_COUNT: AtomicUsize = AtomicUsize::new(0);
+static MARKER_LENS: [AtomicUsize; MAX_MARKERS] = [const { AtomicUsize::new(0) }; MAX_MARKERS];
+static MARKERS: [[AtomicU8; MAX_MARKER_LEN]; MAX_MARKERS] =
+    [const { [const { AtomicU8::new(0) }; MAX_MARKER_LEN] }; MAX_MARKERS];
+
+struct Detector;
+
+#[global_allocator]
+static GLOBAL: Detector = Detector;
+
+// SAFETY: every allocation is delegated to `System` unchanged; `dealloc` only
+// reads the buffer it is about to free before handing it back.
+unsafe impl GlobalAlloc for Detector {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ARMED.load(Ordering::Acquire) {
+            // SAFETY: `ptr` is live for `layout.size()` bytes until freed below.
+            if unsafe { holds_marker(ptr, layout.size()) } {
+                HITS.fetch_add(1, Ordering::SeqCst);
+                LAST_HIT_SIZE.store(layout.size(), Ordering::SeqCst);
+            }
+        }
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    // `realloc` is deliberately not overridden: the default allocates anew,
+    // copies and calls `dealloc` on the old buffer, so a secret left behind
+    // by a growing or shrinking buffer is searched too.
+}
+
+/// Whether `len` bytes at `ptr` contain any armed marker. Bytes are read
+/// volatile, one at a time: the buffer may hold never-written capacity.
+///
+/// # Safety
+/// `ptr` must be valid for reads of `len` bytes.
+unsafe fn holds_marker(ptr: *const u8, len: usize) -> bool {
+    // SAFETY: the caller guarantees `ptr..ptr + len` is readable.
+    let byte = |i: usize| unsafe { std::ptr::read_volatile(ptr.add(i)) };
+    let count = MARKER_COUNT.load(Ordering::Acquire);
+    for m in 0..count {
+        let mlen = MARKER_LENS[m].load(Ordering::Relaxed);
+        if mlen == 0 || mlen > len {
+            continue;
+        }
+        let marker = &MARKERS[m];
+        let first = marker[0].load(Ordering::Relaxed);
+        for start in 0..=len - mlen {
+            if byte(start) == first
+                && (1..mlen).all(|j| byte(start + j) == marker[j].load(Ordering::Relaxed))
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Arming, one test at a time.
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Held for the whole of each test, so no other test frees its own copies of
+/// a marker while this one is armed.
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Disarms the detector when dropped, also on panic.
+struct Armed;
+
+/// Loads `markers` and starts searching freed buffers. `_serial` proves the
+/// caller holds the test lock.
+fn arm(_serial: &MutexGuard<'static, ()>, markers: &[&[u8]]) -> Armed {
+    assert!(markers.len() <= MAX_MARKERS);
+    ARMED.store(false, Ordering::SeqCst);
+    MARKER_COUNT.store(0, Ordering::SeqCst);
+    for (i, m) in markers.iter().enumerate() {
+        assert!((MIN_MARKER_LEN..=MAX_MARKER_LEN).contains(&m.len()));
+        for (slot, b) in MARKERS[i].iter().zip(m.iter()) {
+            slot.store(*b, Ordering::Relaxed);
+        }
+        MARKER_LENS[i].store(m.len(), Ordering::Relaxed);
+    }
+    MARKER_COUNT.store(markers.len(), Ordering::SeqCst);
+    HITS.store(0, Ordering::SeqCst);
+    ARMED.store(true, Ordering::SeqCst);
+    Armed
+}
+
+impl Armed {
+    /// Stops searching; returns how many freed buffers held a marker.
+    fn disarm(self) -> usize {
+        ARMED.store(false, Ordering::SeqCst);
+        HITS.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        ARMED.store(false, Ordering::SeqCst);
+    }
+}
+
+fn assert_no_leak(hits: usize, what: &str) {
+    assert_eq!(
+        hits,
+        0,
+        "{what}: {hits} freed buffer(s) still held the secret (last one {} bytes)",
+        LAST_HIT_SIZE.load(Ordering::SeqCst)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Inputs. Every marker lives in static memory or on the stack.
+
+const KEY_MARKER: &[u8; 32] = b"tresor-zeroize-KEY-MARKER-32byte";
+const PLAIN_MARKER: &[u8; 24] = b"tresor-zeroize-PLAIN-7q!";
+const VAULT_ID: [u8; 16] = [0x5c; 16];
+
+/// A copy of a key's bytes, on the stack.
+fn stack_copy(key: &Key) -> [u8; 32] {
+    *black_box(key.expose())
+}
+
+/// Standard base64 with padding of `input` into `out`; returns the length.
+fn base64(input: &[u8], out: &mut [u8]) -> usize {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut n = 0;
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let v = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            out[n + i] = if i <= chunk.len() {
+                ALPHABET[(v >> (18 - 6 * i) & 63) as usize]
+            } else {
+                b'='
+            };
+        }
+        n += 4;
+    }
+    n
+}
+
+/// `N` distinctive bytes, different for each seed.
+fn pattern<const N: usize>(seed: u8) -> [u8; N] {
+    std::array::from_fn(|i| seed.wrapping_add((i as u8).wrapping_mul(37)) ^ 0xa5)
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+
+/// The detector works: a key-sized and a large Vec freed with a marker in
+/// them are seen, and so is the old buffer of a String that grew.
+#[test]
+fn positive_control_detector_sees_unwiped_buffers() {
+    let serial = serial();
+    let armed = arm(&serial, &[KEY_MARKER]);
+    drop(black_box(KEY_MARKER.to_vec()));
+    assert_eq!(armed.disarm(), 1, "detector missed a plain Vec");
+
+    let armed = arm(&serial, &[PLAIN_MARKER]);
+    let mut big = vec![0u8; 100_000];
+    big[77_777..77_777 + PLAIN_MARKER.len()].copy_from_slice(PLAIN_MARKER);
+    drop(black_box(big));
+    assert_eq!(armed.disarm(), 1, "detector missed a large Vec");
+
+    let armed = arm(&serial, &[PLAIN_MARKER]);
+    let mut grown = String::from(std::str::from_utf8(PLAIN_MARKER).unwrap());
+    grown.push('x'); // reallocates: the old buffer is freed holding the marker
+    let grown = black_box(grown);
+    assert_eq!(
+        armed.disarm(),
+        1,
+        "detector missed the old buffer of a realloc"
+    );
+    drop(grown);
+}
+
+/// `Key::from_slice`, `Key::random` and `Key::derive`: every key's box is
+/// wiped on drop, derived keys included.
+#[test]
+fn keys_are_wiped_on_drop() {
+    let serial = serial();
+    // The derived bytes, computed first and kept on the stack.
+    let derived = {
+        let k = Key::from_slice(KEY_MARKER).unwrap();
+        stack_copy(&k.derive(b"salt", b"tresor zeroize test"))
+    };
+
+    let armed = arm(&serial, &[KEY_MARKER, &derived]);
+    let key = Key::from_slice(KEY_MARKER).unwrap();
+    let child = key.derive(b"salt", b"tresor zeroize test");
+    assert_eq!(child.expose(), &derived);
+    black_box(key.mac(&[b"data"]));
+    drop(child);
+    drop(key);
+    assert_no_leak(armed.disarm(), "Key::from_slice / Key::derive");
+
+    // A random key: its bytes are known only once made.
+    for _ in 0..4 {
+        let key = Key::random();
+        let bytes = stack_copy(&key);
+        let child = key.derive(&VAULT_ID, b"tresor zeroize test");
+        let child_bytes = stack_copy(&child);
+        let armed = arm(&serial, &[&bytes, &child_bytes]);
+        drop(child);
+        drop(key);
+        assert_no_leak(armed.disarm(), "Key::random");
+    }
+}
+
+/// `VaultKeys::derive`: the master key and the four keys it derives.
+#[test]
+fn vault_keys_are_wiped_on_drop() {
+    let serial = serial();
+    let expected: [[u8; 32]; 4] = {
+        let master = Key::from_slice(KEY_MARKER).unwrap();
+        let keys = VaultKeys::derive(&master, &VAULT_ID);
+        [&keys.index, &keys.audit, &keys.wrap, &keys.fingerprint].map(stack_copy)
+    };
+    let armed = arm(
+        &serial,
+        &[
+            KEY_MARKER,
+            &expected[0],
+            &expected[1],
+            &expected[2],
+            &expected[3],
+        ],
+    );
+    let master = Key::from_slice(KEY_MARKER).unwrap();
+    let keys = VaultKeys::derive(&master, &VAULT_ID);
+    assert_eq!(keys.wrap.expose(), &expected[2]);
+    black_box(keys.blind_index("openai/api_key"));
+    black_box(keys.fingerprint(b"value"));
+    black_box(keys.audit_mac(&[0; 32], 1, 2, b"body"));
+    drop(keys);
+    drop(master);
+    assert_no_leak(armed.disarm(), "VaultKeys::derive");
+}
+
+/// `Credential::Password`: the password and the Argon2id slot key.
+#[test]
+fn password_credential_is_wiped_on_drop() {
+    let serial = serial();
+    const PASSWORD: &str = "correct horse battery staple 7q!";
+    let params = SlotParams::Password(PasswordParams::new(8 * 1024, 1, 1).unwrap());
+    let expected = {
+        let cred = Credential::Password(Zeroizing::new(PASSWORD.to_string()));
+        stack_copy(&cred.slot_key(&params, &VAULT_ID).unwrap())
+    };
+    let armed = arm(&serial, &[PASSWORD.as_bytes(), &expected]);
+    let cred = Credential::Password(Zeroizing::new(PASSWORD.to_string()));
+    let key = cred.slot_key(&params, &VAULT_ID).unwrap();
+    assert_eq!(key.expose(), &expected);
+    drop(key);
+    drop(cred);
+    assert_no_leak(armed.disarm(), "Credential::Password / Argon2id");
+}
+
+/// `Credential::key_material`, from base64 text and from raw bytes: the
+/// material, anything decoded from it, and the slot key.
+#[test]
+fn key_material_is_wiped_on_drop() {
+    let serial = serial();
+    let slot_key_of = |text: &[u8]| {
+        let cred = Credential::key_material(text).unwrap();
+        stack_copy(&cred.slot_key(&SlotParams::KeyFile, &VAULT_ID).unwrap())
+    };
+    let run = |text: &[u8], markers: &[&[u8]], what: &str| {
+        let expected = slot_key_of(text);
+        let mut all = markers.to_vec();
+        all.push(&expected);
+        let armed = arm(&serial, &all);
+        let cred = Credential::key_material(text).unwrap();
+        let key = cred.slot_key(&SlotParams::KeyFile, &VAULT_ID).unwrap();
+        assert_eq!(key.expose(), &expected);
+        drop(key);
+        drop(cred);
+        assert_no_leak(armed.disarm(), what);
+    };
+
+    // Base64 of 48 marker bytes (as a key file holds it, with a newline).
+    let material: [u8; 48] = pattern(1);
+    let mut text = [0u8; 65];
+    let n = base64(&material, &mut text);
+    text[n] = b'\n';
+    run(&text[..=n], &[&material], "key_material (base64)");
+
+    // Raw bytes that are not base64.
+    let raw: [u8; 40] = pattern(2);
+    run(&raw, &[&raw], "key_material (raw bytes)");
+
+    // Raw text that happens to be valid base64 of fewer than 32 bytes: the
+    // raw bytes are the material, and what they decode to is secret too.
+    let short: [u8; 30] = pattern(3);
+    let mut text = [0u8; 40];
+    assert_eq!(base64(&short, &mut text), 40);
+    run(
+        &text,
+        &[&text, &short],
+        "key_material (raw text that decodes short)",
+    );
+
+    // Raw text that is base64 up to its last characters: the decoder has
+    // written most of the decoded bytes before it finds the bad character.
+    let long: [u8; 48] = pattern(4);
+    let mut text = [0u8; 68];
+    let n = base64(&long, &mut text);
+    text[n..].copy_from_slice(b"!!!!");
+    run(
+        &text,
+        &[&text[..64], &long[..16]],
+        "key_material (raw text, bad base64 tail)",
+    );
+}
+
+/// `RecoveryKey::generate`, `display` and `parse`, and its credential: the
+/// key bytes, its text (grouped, and ungrouped as parsing cleans it), and
+/// the slot key.
+#[test]
+fn recovery_key_is_wiped_on_drop() {
+    let serial = serial();
+    for _ in 0..3 {
+        let generated = RecoveryKey::generate();
+        let mut bytes = [0u8; 32];
+        let Credential::Recovery(m) = generated.credential() else {
+            panic!("a recovery key gives a recovery credential")
+        };
+        bytes.copy_from_slice(&m);
+        drop(m);
+        let mut grouped = [0u8; 64];
+        grouped.copy_from_slice(generated.display().as_bytes());
+        let mut plain = [0u8; 52];
+        for (p, c) in plain.iter_mut().zip(grouped.iter().filter(|c| **c != b'-')) {
+            *p = *c;
+        }
+        // Typed in lower case with spaces: still the same key.
+        let mut typed = grouped;
+        for c in typed.iter_mut() {
+            *c = if *c == b'-' {
+                b' '
+            } else {
+                c.to_ascii_lowercase()
+            };
+        }
+        let expected = {
+            let cred = generated.credential();
+            stack_copy(&cred.slot_key(&SlotParams::Recovery, &VAULT_ID).unwrap())
+        };
+        drop(generated);
+
+        let armed = arm(
+            &serial,
+            &[
+                &bytes,
+                &grouped,
+                &plain,
+                &plain[..16],
+                &plain[20..36],
+                &expected,
+            ],
+        );
+        let text = std::str::from_utf8(&grouped).unwrap();
+        let parsed = RecoveryKey::parse(text).unwrap();
+        let shown = parsed.display();
+        assert_eq!(shown.as_bytes(), &grouped[..]);
+        let again = RecoveryKey::parse(std::str::from_utf8(&typed).unwrap()).unwrap();
+        // Mistyped keys are refused, and what was decoded of them is wiped.
+        let mut bad = typed;
+        bad[63] = b'1'; // not in the base32 alphabet
+        assert!(RecoveryKey::parse(std::str::from_utf8(&bad).unwrap()).is_err());
+        assert!(RecoveryKey::parse(std::str::from_utf8(&typed[..62]).unwrap()).is_err());
+        let cred = again.credential();
+        let key = cred.slot_key(&SlotParams::Recovery, &VAULT_ID).unwrap();
+        assert_eq!(key.expose(), &expected);
+        drop(key);
+        drop(cred);
+        drop(again);
+        drop(shown);
+        drop(parsed);
+        assert_no_leak(armed.disarm(), "RecoveryKey::parse / display / credential");
+    }
+
+    // A fresh key, displayed: known only once made, so checked on drop.
+    let generated = RecoveryKey::generate();
+    let shown = generated.display();
+    let mut grouped = [0u8; 64];
+    grouped.copy_from_slice(shown.as_bytes());
+    let armed = arm(&serial, &[&grouped]);
+    drop(shown);
+    drop(generated);
+    assert_no_leak(armed.disarm(), "RecoveryKey::generate / display");
+}
+
+/// `open`: the plaintext it returns, small or large, is wiped on drop, and
+/// a failed open leaves no plaintext behind. So is an unwrapped master key.
+#[test]
+fn opened_plaintext_is_wiped_on_drop() {
+    let serial = serial();
+    let aad = RecordAad {
+        kind: RecordKind::SecretVersion,
+        vault_id: VAULT_ID,
+        row: 1,
+        version: 1,
+        key_id: 1,
+    }
+    .bytes();
+    for len in [PLAIN_MARKER.len(), 4096, 300_000] {
+        let mut plaintext = Zeroizing::new(vec![0u8; len]);
+        for (i, b) in plaintext.iter_mut().enumerate() {
+            *b = PLAIN_MARKER[i % PLAIN_MARKER.len()];
+        }
+        let key = Key::from_slice(KEY_MARKER).unwrap();
+        let blob = seal(&key, &aad, &plaintext);
+
+        let armed = arm(&serial, &[PLAIN_MARKER, KEY_MARKER]);
+        let plain = open(&key, &aad, &blob).unwrap();
+        assert!(plain[..] == plaintext[..]);
+        drop(plain);
+        let mut wrong_aad = aad;
+        wrong_aad[46] ^= 1;
+        assert!(open(&key, &wrong_aad, &blob).is_err());
+        let mut tampered = blob.clone();
+        tampered[30] ^= 1;
+        assert!(open(&key, &aad, &tampered).is_err());
+        drop(key);
+        assert_no_leak(armed.disarm(), &format!("open of {len} bytes"));
+        drop(plaintext);
+    }
+
+    // wrap_master / unwrap_master.
+    let slot_key = Key::random();
+    let aad = b"tresor zeroize slot aad";
+    let wrapped = {
+        let master = Key::from_slice(KEY_MARKER).unwrap();
+        wrap_master(&slot_key, &master, aad)
+    };
+    let armed = arm(&serial, &[KEY_MARKER]);
+    let master = unwrap_master(&slot_key, &wrapped, aad).unwrap();
+    assert_eq!(master.expose(), KEY_MARKER);
+    drop(master);
+    assert_no_leak(armed.disarm(), "unwrap_master");
+}
+
+/// `new_key_file_text`: the text and the key material read back from it.
+#[test]
+fn key_file_text_is_wiped_on_drop() {
+    let serial = serial();
+    let text = tresor_crypto::slot::new_key_file_text();
+    let mut copy = [0u8; 45];
+    copy.copy_from_slice(text.as_bytes());
+    let Credential::KeyMaterial(m) = Credential::key_material(&copy).unwrap() else {
+        panic!("a key file gives key material")
+    };
+    let mut material = [0u8; 32];
+    material.copy_from_slice(&m);
+    drop(m);
+    let armed = arm(&serial, &[&copy[..44], &material]);
+    let cred = Credential::key_material(text.as_bytes()).unwrap();
+    drop(cred);
+    drop(text);
+    assert_no_leak(armed.disarm(), "new_key_file_text / key_material");
+}
