@@ -291,14 +291,16 @@ pub struct PasswdArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyslotCommand {
-    /// Add a slot: --password (prompt, or TRESOR_NEW_PASSWORD) or --key-file FILE
-    /// (created if missing). Unlock with another credential: TRESOR_KEY_FILE, TRESOR_KEY,
-    /// TRESOR_PASSWORD or the prompt.
+    /// Add a slot: --password (prompt, or TRESOR_NEW_PASSWORD), --key-file FILE
+    /// (created if missing) or --keychain (32 random bytes kept in the OS keychain).
+    /// Unlock with another credential: TRESOR_KEY_FILE, TRESOR_KEY, TRESOR_PASSWORD or
+    /// the prompt.
     Add(KeyslotAddArgs),
-    /// List slots: id, kind, label, creation date.
+    /// List slots: id, kind, label, creation date, KDF costs or keychain backend.
     #[command(visible_alias = "ls")]
     List,
-    /// Remove a slot (never the last password or key-file slot).
+    /// Remove a slot (never the last password, key-file or keychain slot); removing a
+    /// keychain slot deletes its keychain entry too.
     #[command(visible_alias = "rm")]
     Remove(KeyslotRemoveArgs),
 }
@@ -306,8 +308,15 @@ pub enum KeyslotCommand {
 #[derive(Debug, Args)]
 pub struct KeyslotAddArgs {
     /// Add a password slot.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "keychain")]
     pub password: bool,
+    /// Add an OS-keychain slot: its key goes to the Secret Service when one answers on
+    /// DBUS_SESSION_BUS_ADDRESS, else to the kernel keyutils (or see --backend).
+    #[arg(long)]
+    pub keychain: bool,
+    /// With --keychain: the keychain to use.
+    #[arg(long, requires = "keychain", value_parser = ["secret-service", "keyutils"])]
+    pub backend: Option<String>,
     /// A label for the slot.
     #[arg(long)]
     pub label: Option<String>,

@@ -57,16 +57,34 @@ impl Ctx {
         if let Some(unlock) = Unlock::from_environment(flag)? {
             return locked.unlock(&unlock.credential);
         }
+        // Keychain slots: an entry that cannot be read only matters when
+        // nothing else can unlock.
+        let (found, mut errors) = tresor::keychain_credentials(&locked)?;
+        if !found.is_empty() {
+            return locked.unlock_any(&found);
+        }
+        let mut keychain_error = || match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(Error::Unavailable {
+                store: "keychain".into(),
+                reason: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        };
         if !input::can_prompt() {
-            return Err(Unlock::missing());
+            return Err(keychain_error().unwrap_or_else(Unlock::missing));
         }
         if !locked.slot_kinds()?.contains(&SlotKind::Password) {
-            return Err(Error::Locked {
+            return Err(keychain_error().unwrap_or_else(|| Error::Locked {
                 store: "vault".into(),
                 hint: "this vault has no password slot; give --key-file, TRESOR_KEY_FILE, TRESOR_KEY or \
                        TRESOR_RECOVERY_KEY"
                     .into(),
-            });
+            }));
         }
         let pw = input::prompt(&format!("Password for {}: ", path.display()))?;
         locked.unlock(&Credential::Password(pw))
@@ -494,6 +512,9 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
     match command {
         KeyslotCommand::Add(a) => {
             let params = kdf_params(&a.kdf)?;
+            if a.keychain {
+                return add_keychain_slot(ctx, a.backend.as_deref(), a.label.as_deref(), &params);
+            }
             let (credential, created) = match (a.password, &ctx.key_file) {
                 (true, _) => (
                     Credential::Password(input::new_password("TRESOR_NEW_PASSWORD", "password")?),
@@ -508,7 +529,8 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                 }
                 (false, None) => {
                     return Err(Error::Validation(
-                        "say which slot to add: --password or --key-file FILE".into(),
+                        "say which slot to add: --password or --key-file FILE (or --keychain)"
+                            .into(),
                     ));
                 }
             };
@@ -538,6 +560,7 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                     let extra = s
                         .argon2
                         .map(|(m, t, p)| format!("argon2id m={}MiB t={t} p={p}", m / 1024))
+                        .or_else(|| s.backend.map(|b| b.as_str().to_string()))
                         .unwrap_or_default();
                     output::line(&format!(
                         "{:>3}  {:<9} {:<16} {}  {}",
@@ -553,15 +576,69 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
         }
         KeyslotCommand::Remove(a) => {
             let mut vault = ctx.unlock(false)?;
+            let backend = vault
+                .slots()?
+                .into_iter()
+                .find(|s| s.id == a.id)
+                .and_then(|s| s.backend);
             vault.remove_slot(a.id)?;
-            done(
-                ctx,
-                json!({"slot": a.id, "removed": true}),
-                &format!("removed key slot {}", a.id),
-            );
+            // The slot is gone: its keychain entry opens nothing any more.
+            let entry_deleted = backend.map(|b| {
+                tresor::keychain::delete(&vault.id(), a.id, b)
+                    .inspect_err(|e| eprintln!("warning: {e}"))
+                    .is_ok()
+            });
+            let mut report = json!({"slot": a.id, "removed": true});
+            if let Some(deleted) = entry_deleted {
+                report["keychain_entry_deleted"] = json!(deleted);
+            }
+            done(ctx, report, &format!("removed key slot {}", a.id));
             Ok(())
         }
     }
+}
+
+/// `keyslot add --keychain`: stores 32 random bytes in the keychain under
+/// the new slot's account, then adds the slot (one transaction; the entry is
+/// deleted again if the slot is not added).
+fn add_keychain_slot(
+    ctx: &Ctx,
+    backend: Option<&str>,
+    label: Option<&str>,
+    params: &PasswordParams,
+) -> Result<()> {
+    let backend = match backend {
+        Some(name) => tresor::KeychainBackend::parse(name)
+            .ok_or_else(|| Error::Validation(format!("unknown keychain backend {name}")))?,
+        None => tresor::keychain::default_backend(),
+    };
+    let credential = tresor::new_keychain_key(backend);
+    let mut vault = ctx.unlock(false)?;
+    let vault_id = vault.id();
+    let stored = std::cell::Cell::new(None);
+    let id = vault
+        .add_slot_with(&credential, params, label, |id| {
+            tresor::keychain::store(&vault_id, id, &credential)?;
+            stored.set(Some(id));
+            Ok(())
+        })
+        .inspect_err(|_| {
+            if let Some(id) = stored.get() {
+                let _ = tresor::keychain::delete(&vault_id, id, backend);
+            }
+        })?;
+    done(
+        ctx,
+        json!({"slot": id, "kind": "keychain", "backend": backend.as_str(),
+               "account": tresor::keychain::account(&vault_id, id)}),
+        &format!(
+            "added keychain key slot {id} ({}, service {}, account {})",
+            backend.as_str(),
+            tresor::keychain::SERVICE,
+            tresor::keychain::account(&vault_id, id)
+        ),
+    );
+    Ok(())
 }
 
 fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
@@ -607,6 +684,13 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
                 .map_err(Error::Validation)?
                 .credential(),
         );
+    }
+    for s in vault.slots()? {
+        if let Some(backend) = s.backend
+            && let Ok(credential) = tresor::keychain::load(&vault.id(), s.id, backend)
+        {
+            credentials.push(credential);
+        }
     }
     let has_password_slot = vault.slots()?.iter().any(|s| s.kind == SlotKind::Password);
     if has_password_slot

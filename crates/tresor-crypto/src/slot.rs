@@ -1,5 +1,6 @@
 //! Key slots: each wraps the master key under a key derived from one
-//! credential (password, key file, recovery key). Any slot unlocks the vault.
+//! credential (password, key file, recovery key, OS keychain entry). Any
+//! slot unlocks the vault.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
@@ -15,6 +16,8 @@ pub const KEYSLOT_AAD: &[u8] = b"tresor v1 keyslot";
 pub const KEY_FILE_INFO: &[u8] = b"tresor v1 key-file slot";
 /// HKDF info of recovery-key slot keys.
 pub const RECOVERY_INFO: &[u8] = b"tresor v1 recovery slot";
+/// HKDF info of OS-keychain slot keys.
+pub const KEYCHAIN_INFO: &[u8] = b"tresor v1 keychain slot";
 /// Fewest bytes of key material a key file must hold.
 pub const MIN_KEY_FILE_BYTES: usize = 32;
 
@@ -29,6 +32,8 @@ pub enum SlotKind {
     KeyFile = 2,
     /// The recovery key shown once at `init`.
     Recovery = 3,
+    /// 32 random bytes kept in the OS keychain (Secret Service or keyutils).
+    Keychain = 4,
 }
 
 impl SlotKind {
@@ -38,6 +43,7 @@ impl SlotKind {
             SlotKind::Password => "password",
             SlotKind::KeyFile => "key-file",
             SlotKind::Recovery => "recovery",
+            SlotKind::Keychain => "keychain",
         }
     }
 
@@ -47,6 +53,7 @@ impl SlotKind {
             "password" => Some(SlotKind::Password),
             "key-file" => Some(SlotKind::KeyFile),
             "recovery" => Some(SlotKind::Recovery),
+            "keychain" => Some(SlotKind::Keychain),
             _ => None,
         }
     }
@@ -95,6 +102,35 @@ impl PasswordParams {
     }
 }
 
+/// Where a keychain slot's key lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeychainBackend {
+    /// The freedesktop Secret Service on the D-Bus session bus (gnome-keyring, KWallet).
+    SecretService,
+    /// The Linux kernel key retention service (keyutils).
+    Keyutils,
+}
+
+impl KeychainBackend {
+    /// The backend's name: `secret-service` or `keyutils`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeychainBackend::SecretService => "secret-service",
+            KeychainBackend::Keyutils => "keyutils",
+        }
+    }
+
+    /// Parses a backend name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "secret-service" => Some(KeychainBackend::SecretService),
+            "keyutils" => Some(KeychainBackend::Keyutils),
+            _ => None,
+        }
+    }
+}
+
 /// Parameters stored with a slot, by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SlotParams {
@@ -104,6 +140,11 @@ pub enum SlotParams {
     KeyFile,
     /// Nothing: the recovery key carries its entropy.
     Recovery,
+    /// The keychain holding the slot's 32 random bytes.
+    Keychain {
+        /// Which keychain.
+        backend: KeychainBackend,
+    },
 }
 
 impl SlotParams {
@@ -113,6 +154,7 @@ impl SlotParams {
             SlotParams::Password(_) => SlotKind::Password,
             SlotParams::KeyFile => SlotKind::KeyFile,
             SlotParams::Recovery => SlotKind::Recovery,
+            SlotParams::Keychain { .. } => SlotKind::Keychain,
         }
     }
 }
@@ -125,6 +167,8 @@ pub enum Credential {
     KeyMaterial(Zeroizing<Vec<u8>>),
     /// A recovery key's 32 bytes.
     Recovery(Zeroizing<Vec<u8>>),
+    /// The 32 bytes read from (or made for) a keychain entry, and its backend.
+    Keychain(KeychainBackend, Zeroizing<Vec<u8>>),
 }
 
 impl std::fmt::Debug for Credential {
@@ -133,6 +177,7 @@ impl std::fmt::Debug for Credential {
             Credential::Password(_) => "Credential::Password([redacted])",
             Credential::KeyMaterial(_) => "Credential::KeyMaterial([redacted])",
             Credential::Recovery(_) => "Credential::Recovery([redacted])",
+            Credential::Keychain(..) => "Credential::Keychain([redacted])",
         })
     }
 }
@@ -144,6 +189,7 @@ impl Credential {
             Credential::Password(_) => SlotKind::Password,
             Credential::KeyMaterial(_) => SlotKind::KeyFile,
             Credential::Recovery(_) => SlotKind::Recovery,
+            Credential::Keychain(..) => SlotKind::Keychain,
         }
     }
 
@@ -181,6 +227,9 @@ impl Credential {
                 Ok(hkdf(m, vault_id, KEY_FILE_INFO))
             }
             (Credential::Recovery(m), SlotParams::Recovery) => Ok(hkdf(m, vault_id, RECOVERY_INFO)),
+            (Credential::Keychain(_, m), SlotParams::Keychain { .. }) => {
+                Ok(hkdf(m, vault_id, KEYCHAIN_INFO))
+            }
             _ => Err("credential does not fit this slot".into()),
         }
     }
@@ -281,6 +330,13 @@ impl RecoveryKey {
     }
 }
 
+/// A fresh keychain slot key: 32 random bytes.
+pub fn new_keychain_key(backend: KeychainBackend) -> Credential {
+    let mut bytes = Zeroizing::new(vec![0u8; KEY_LEN]);
+    random_bytes(&mut bytes);
+    Credential::Keychain(backend, bytes)
+}
+
 /// A fresh key file's text: 32 random bytes as base64 and a newline.
 pub fn new_key_file_text() -> Zeroizing<String> {
     let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
@@ -360,6 +416,31 @@ mod tests {
             .slot_key(&SlotParams::KeyFile, &[0x33; 16])
             .unwrap();
         assert_eq!(hex(key.expose()), KAT_KEY_FILE);
+    }
+
+    /// Keychain slot keys: HKDF with their own info, bound to the backend-free
+    /// slot parameters and the vault id.
+    #[test]
+    fn keychain_slot_key_is_hkdf_with_its_own_info() {
+        let bytes = vec![0x22; 32];
+        let vid = [0x33; 16];
+        let cred = Credential::Keychain(KeychainBackend::Keyutils, Zeroizing::new(bytes.clone()));
+        assert_eq!(cred.kind(), SlotKind::Keychain);
+        let params = SlotParams::Keychain {
+            backend: KeychainBackend::SecretService,
+        };
+        assert_eq!(params.kind(), SlotKind::Keychain);
+        let key = cred.slot_key(&params, &vid).unwrap();
+        assert_eq!(key.expose(), hkdf(&bytes, &vid, KEYCHAIN_INFO).expose());
+        let as_key_file = Credential::KeyMaterial(Zeroizing::new(bytes));
+        let other = as_key_file.slot_key(&SlotParams::KeyFile, &vid).unwrap();
+        assert_ne!(key.expose(), other.expose());
+        assert!(cred.slot_key(&SlotParams::KeyFile, &vid).is_err());
+        for b in [KeychainBackend::SecretService, KeychainBackend::Keyutils] {
+            assert_eq!(KeychainBackend::parse(b.as_str()), Some(b));
+        }
+        assert_eq!(SlotKind::parse("keychain"), Some(SlotKind::Keychain));
+        assert_eq!(SlotKind::Keychain as u8, 4);
     }
 
     const KAT_ARGON2: &str = "53f33cdc442bdacd1c693394f8b9f19c917bbacf289828f4b62f94a46cc1ff8e";

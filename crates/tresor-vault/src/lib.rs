@@ -24,6 +24,7 @@
 //! ```
 
 mod audit;
+pub mod keychain;
 mod named_keys;
 mod payload;
 mod schema;

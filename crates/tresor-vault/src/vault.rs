@@ -12,7 +12,7 @@ use tresor_core::{
     DeleteMode, Error, Label, Metadata, PutOptions, Result, Secret, SecretInfo, SecretName,
     SecretValue, Selector, VersionInfo, memory, validate_metadata,
 };
-use tresor_crypto::slot::{self, Credential, RecoveryKey, SlotKind, SlotParams};
+use tresor_crypto::slot::{self, Credential, KeychainBackend, RecoveryKey, SlotKind, SlotParams};
 use tresor_crypto::{Key, MasterKey, RecordAad, RecordKind, VaultKeys, open, seal};
 
 use crate::audit::{self, AuditEntry, AuditFilter};
@@ -70,6 +70,8 @@ pub struct SlotInfo {
     pub created_at: i64,
     /// Argon2id costs of a password slot: memory in KiB, passes, lanes.
     pub argon2: Option<(u32, u32, u32)>,
+    /// The keychain of a keychain slot.
+    pub backend: Option<KeychainBackend>,
 }
 
 /// What `verify` checked.
@@ -127,9 +129,65 @@ impl LockedVault {
         &self.path
     }
 
+    /// The vault's id (it names the vault's keychain entries).
+    pub fn id(&self) -> [u8; 16] {
+        self.vault_id
+    }
+
+    /// The vault's keychain slots: id and backend, in slot order.
+    pub fn keychain_slots(&self) -> Result<Vec<(u32, KeychainBackend)>> {
+        Ok(list_slots(&self.conn, &self.path)?
+            .into_iter()
+            .filter_map(|s| s.backend.map(|b| (s.id, b)))
+            .collect())
+    }
+
+    /// Unlocks with the first of `credentials` that opens a slot; the error
+    /// of the last one when none does (an error when `credentials` is empty).
+    pub fn unlock_any(self, credentials: &[Credential]) -> Result<Vault> {
+        let Some((last, rest)) = credentials.split_last() else {
+            return Err(Error::Auth {
+                store: STORE.into(),
+                reason: "no credential to unlock with".into(),
+            });
+        };
+        for credential in rest {
+            if let Some(found) = self.find_master(credential)? {
+                return self.into_vault(found);
+            }
+        }
+        self.unlock(last)
+    }
+
     /// Unlocks with `credential`, trying every slot of its kind. A failure
     /// changes nothing in the vault.
     pub fn unlock(self, credential: &Credential) -> Result<Vault> {
+        let kind = credential.kind();
+        let Some(found) = self.find_master(credential)? else {
+            let what = match kind {
+                SlotKind::Password => "wrong password",
+                SlotKind::KeyFile => "wrong key (key file or TRESOR_KEY)",
+                SlotKind::Recovery => "wrong recovery key",
+                SlotKind::Keychain => "the keychain entry does not match",
+            };
+            return Err(Error::Auth {
+                store: STORE.into(),
+                reason: format!("{what}: no key slot opened"),
+            });
+        };
+        self.into_vault(found)
+    }
+
+    fn into_vault(self, (master, slot_id): (MasterKey, u32)) -> Result<Vault> {
+        let mut vault =
+            Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)?;
+        vault.unlocked_slot = Some(slot_id);
+        Ok(vault)
+    }
+
+    /// The master key and slot id `credential` opens, if any; an error when
+    /// the vault has no slot of its kind.
+    fn find_master(&self, credential: &Credential) -> Result<Option<(MasterKey, u32)>> {
         let kind = credential.kind();
         let mut stmt = self
             .conn
@@ -146,7 +204,6 @@ impl LockedVault {
                 reason: format!("this vault has no {} slot to unlock with", kind.as_str()),
             });
         }
-        let mut master = None;
         for (id, params, wrapped) in rows {
             let params: SlotParams = decode_owned(&params, "key slot parameters")?;
             let slot_key = credential
@@ -154,25 +211,10 @@ impl LockedVault {
                 .map_err(|e| Error::Validation(format!("key slot {id}: {e}")))?;
             let aad = slot::slot_aad(&self.vault_id, id, kind);
             if let Ok(mk) = slot::unwrap_master(&slot_key, &wrapped, &aad) {
-                master = Some((mk, id));
-                break;
+                return Ok(Some((mk, id)));
             }
         }
-        let Some((master, slot_id)) = master else {
-            let what = match kind {
-                SlotKind::Password => "wrong password",
-                SlotKind::KeyFile => "wrong key (key file or TRESOR_KEY)",
-                SlotKind::Recovery => "wrong recovery key",
-            };
-            return Err(Error::Auth {
-                store: STORE.into(),
-                reason: format!("{what}: no key slot opened"),
-            });
-        };
-        let mut vault =
-            Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)?;
-        vault.unlocked_slot = Some(slot_id);
-        Ok(vault)
+        Ok(None)
     }
 }
 
@@ -777,8 +819,23 @@ impl Vault {
         password_params: &slot::PasswordParams,
         label: Option<&str>,
     ) -> Result<u32> {
+        self.add_slot_with(credential, password_params, label, |_| Ok(()))
+    }
+
+    /// Adds a key slot for `credential` like [`Vault::add_slot`], calling
+    /// `before_insert` with the new slot's id inside the transaction first
+    /// (to store a keychain entry named after it): its error cancels the add.
+    pub fn add_slot_with(
+        &mut self,
+        credential: &Credential,
+        password_params: &slot::PasswordParams,
+        label: Option<&str>,
+        before_insert: impl FnOnce(u32) -> Result<()>,
+    ) -> Result<u32> {
         let params = slot_params_for(credential, password_params);
         self.write("keyslot add", None, Some(credential.kind().as_str()), |v| {
+            let id = v.next_slot_id()?;
+            before_insert(id)?;
             let id = v.insert_slot(&params, credential, label)?;
             Ok((id, vec![u64::from(id)]))
         })
@@ -801,7 +858,7 @@ impl Vault {
                 .count();
             if target.kind != SlotKind::Recovery && others == 0 {
                 return Err(Error::Validation(format!(
-                    "key slot {id} is the vault's last password or key-file slot; add another \
+                    "key slot {id} is the vault's last password or key-file slot (or keychain slot); add another \
                      (tresor keyslot add) before removing it"
                 )));
             }
@@ -1320,12 +1377,7 @@ impl Vault {
         credential: &Credential,
         label: Option<&str>,
     ) -> Result<u32> {
-        let id: u32 = self
-            .conn
-            .query_row("SELECT coalesce(max(id), 0) + 1 FROM keyslots", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| self.db(e))?;
+        let id = self.next_slot_id()?;
         let (blob, wrapped) = self.wrap_slot(id, params, credential)?;
         self.conn
             .execute(
@@ -1334,6 +1386,14 @@ impl Vault {
             )
             .map_err(|e| self.db(e))?;
         Ok(id)
+    }
+
+    fn next_slot_id(&self) -> Result<u32> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM keyslots", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.db(e))
     }
 
     fn wrap_slot(
@@ -1503,10 +1563,11 @@ impl std::fmt::Debug for Vault {
 // ------------------------------------------------------------------ helpers
 
 fn slot_params_for(credential: &Credential, password: &slot::PasswordParams) -> SlotParams {
-    match credential.kind() {
-        SlotKind::Password => SlotParams::Password(password.resalted()),
-        SlotKind::KeyFile => SlotParams::KeyFile,
-        SlotKind::Recovery => SlotParams::Recovery,
+    match credential {
+        Credential::Password(_) => SlotParams::Password(password.resalted()),
+        Credential::KeyMaterial(_) => SlotParams::KeyFile,
+        Credential::Recovery(_) => SlotParams::Recovery,
+        Credential::Keychain(backend, _) => SlotParams::Keychain { backend: *backend },
     }
 }
 
@@ -1531,12 +1592,17 @@ fn list_slots(conn: &Connection, path: &Path) -> Result<Vec<SlotInfo>> {
                 SlotParams::Password(p) => Some((p.m_kib, p.t, p.p)),
                 _ => None,
             };
+            let backend = match params {
+                SlotParams::Keychain { backend } => Some(backend),
+                _ => None,
+            };
             Ok(SlotInfo {
                 id,
                 kind,
                 label,
                 created_at,
                 argon2,
+                backend,
             })
         })
         .collect()

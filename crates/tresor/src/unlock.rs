@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use tresor_core::{Error, Result};
 use tresor_crypto::slot::{Credential, RecoveryKey};
+use tresor_vault::{LockedVault, keychain};
 
 /// Environment variable naming a key file.
 pub const KEY_FILE_ENV: &str = "TRESOR_KEY_FILE";
@@ -93,10 +94,27 @@ impl Unlock {
             store: "vault".into(),
             hint: format!(
                 "no terminal to ask for a password; set {KEY_FILE_ENV} (or --key-file), {KEY_ENV}, \
-                 or TRESOR_PASSWORD"
+                 or TRESOR_PASSWORD, or add a keychain slot (tresor keyslot add --keychain)"
             ),
         }
     }
+}
+
+/// The keychain step of the unlock chain, after the environment and before
+/// the prompt: the credential of each of the vault's keychain slots whose
+/// entry could be read, and the errors of those that could not (each names
+/// its backend). A slot whose keychain is unreachable is simply unavailable;
+/// the caller reports the errors only when nothing else can unlock.
+pub fn keychain_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Vec<Error>)> {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for (slot_id, backend) in locked.keychain_slots()? {
+        match keychain::load(&locked.id(), slot_id, backend) {
+            Ok(credential) => found.push(credential),
+            Err(e) => errors.push(e),
+        }
+    }
+    Ok((found, errors))
 }
 
 fn env_secret(var: &str) -> Option<Zeroizing<String>> {
