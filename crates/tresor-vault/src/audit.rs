@@ -115,6 +115,14 @@ pub(crate) fn append(
     body: &AuditBody,
 ) -> rusqlite::Result<()> {
     let (last, prev, _) = head(conn)?;
+    if last == u64::MAX {
+        // A head row of the wrong shape: refuse to extend a chain whose end
+        // is unknown (SQLITE_CORRUPT maps to an integrity error).
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some("the audit chain head is malformed".into()),
+        ));
+    }
     let seq = last + 1;
     let at = now_ms();
     let aad = RecordAad {

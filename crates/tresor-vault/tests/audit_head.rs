@@ -59,3 +59,26 @@ fn an_untouched_chain_verifies_after_reopening() {
     drop(v);
     assert_eq!(reopen(&path).audit_verify().unwrap(), 2);
 }
+
+#[test]
+fn a_malformed_head_is_an_integrity_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut v) = new_vault(dir.path());
+    v.put(&name("a"), &value(b"x"), &PutOptions::default())
+        .unwrap();
+    drop(v);
+    let c = Connection::open(&path).unwrap();
+    c.execute("UPDATE audit SET body = X'' WHERE seq = ?1", [HEAD])
+        .unwrap();
+    drop(c);
+    let mut v = reopen(&path);
+    let err = v
+        .put(&name("a"), &value(b"y"), &PutOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Integrity { .. }), "{err}");
+    assert!(
+        err.to_string().contains("audit chain head is malformed"),
+        "{err}"
+    );
+    assert!(matches!(v.audit_verify(), Err(Error::Integrity { .. })));
+}
