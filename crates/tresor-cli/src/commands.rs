@@ -440,15 +440,42 @@ fn get(ctx: &Ctx, a: crate::cli::GetArgs) -> Result<()> {
         return Ok(());
     }
     if ctx.json {
-        let mut body = match secret.value.as_text() {
-            Some(text) => json!({"name": name, "version": secret.version, "value": text}),
-            None => json!({"name": name, "version": secret.version,
-                "value_base64": base64::engine::general_purpose::STANDARD.encode(bytes)}),
+        // Serialized from borrowed fields into one buffer sized for the
+        // worst case (every byte escaped as \u00XX), so the value is never
+        // copied into memory that is freed without being wiped.
+        #[derive(serde::Serialize)]
+        struct GetJson<'a> {
+            name: &'a str,
+            version: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            value: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            value_base64: Option<&'a str>,
+        }
+        let encoded: Zeroizing<String> = Zeroizing::new(match secret.value.as_text() {
+            Some(_) => String::new(),
+            None => base64::engine::general_purpose::STANDARD.encode(bytes),
+        });
+        let body = GetJson {
+            name: name.as_str(),
+            version: secret.version,
+            value: secret.value.as_text(),
+            value_base64: (!encoded.is_empty()).then_some(encoded.as_str()),
         };
-        let text = Zeroizing::new(body.to_string());
-        body.take();
-        output::line(&text);
-        return Ok(());
+        let mut buf = Zeroizing::new(Vec::with_capacity(
+            bytes.len() * 6 + name.as_str().len() * 6 + 128,
+        ));
+        serde_json::to_writer(&mut *buf, &body).map_err(|e| Error::Validation(e.to_string()))?;
+        buf.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        return match out.write_all(&buf).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+                store: "output".into(),
+                path: "stdout".into(),
+                source: e,
+            }),
+            _ => Ok(()),
+        };
     }
     let mut out = std::io::stdout().lock();
     let newline = std::io::stdout().is_terminal() && !bytes.ends_with(b"\n");
