@@ -4,6 +4,7 @@
 //! | feature | module | store |
 //! | --- | --- | --- |
 //! | `env` (default) | `env` | environment variables, read-only |
+//! | `openbao` | `openbao` | OpenBao / HashiCorp Vault KV v2 over HTTP |
 //! | `conformance` | `conformance` | the suite every store passes (for tests) |
 //!
 //! ```
@@ -39,3 +40,5 @@
 pub mod conformance;
 #[cfg(feature = "env")]
 pub mod env;
+#[cfg(feature = "openbao")]
+pub mod openbao;
