@@ -39,7 +39,8 @@
 //!
 //! # Network
 //!
-//! Token auth, or an AppRole login at construction. Optional namespace
+//! Token auth, or an AppRole login at construction (and again when a request
+//! is refused with 403, so an expired AppRole token is renewed). Optional namespace
 //! (`X-Vault-Namespace`). TLS uses the bundled Mozilla roots (ureq's
 //! default), or only the certificates of a PEM CA file. Connect and read
 //! timeouts default to 5 s. Up to 3 attempts with jittered exponential
@@ -53,6 +54,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::ErrorKind;
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -139,12 +141,29 @@ impl OpenBaoOptions {
 }
 
 /// OpenBao / Vault KV v2 as a [`Store`] (see the [module docs](self)).
+///
+/// ```no_run
+/// use secrecy::SecretString;
+/// use tresor_core::{PutOptions, SecretName, SecretValue, Selector, Store};
+/// use tresor_stores::openbao::{Auth, OpenBao, OpenBaoOptions};
+///
+/// let token = SecretString::from(std::env::var("BAO_TOKEN").unwrap_or_default());
+/// let mut options = OpenBaoOptions::new("http://127.0.0.1:8200", Auth::Token(token));
+/// options.mount = "secret".to_string();
+/// let mut bao = OpenBao::connect(options)?;
+/// let name = SecretName::new("openai/api_key")?;
+/// let version = bao.put(&name, &SecretValue::copy_from(b"sk-..."), &PutOptions::default())?;
+/// assert_eq!(bao.get(&name, Selector::Version(version))?.value.expose_secret(), b"sk-...");
+/// # Ok::<(), tresor_core::Error>(())
+/// ```
 pub struct OpenBao {
     name: String,
     address: String,
     mount: String,
     namespace: Option<String>,
-    token: SecretString,
+    auth: Auth,
+    /// The token sent; an AppRole login replaces it when it expires.
+    token: Mutex<SecretString>,
     agent: ureq::Agent,
 }
 
@@ -238,15 +257,16 @@ impl OpenBao {
             );
         }
         let agent: ureq::Agent = config.build().into();
-        let mut store = Self {
+        let store = Self {
             name,
             address,
             mount,
             namespace: options.namespace.clone(),
-            token: SecretString::from(String::new()),
+            auth: options.auth.clone(),
+            token: Mutex::new(SecretString::from(String::new())),
             agent,
         };
-        store.token = match &options.auth {
+        let token = match &options.auth {
             Auth::Token(token) => token.clone(),
             Auth::AppRole {
                 role_id,
@@ -254,6 +274,7 @@ impl OpenBao {
                 mount,
             } => store.approle_login(role_id, secret_id, mount)?,
         };
+        *store.token() = token;
         Ok(store)
     }
 
@@ -302,10 +323,43 @@ impl OpenBao {
         }
     }
 
+    fn token(&self) -> MutexGuard<'_, SecretString> {
+        self.token.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     // --- HTTP -------------------------------------------------------------
 
-    /// Sends one request, with retries; any HTTP status is a `Reply`.
+    /// Sends one request, with retries; any HTTP status is a `Reply`. With
+    /// AppRole auth, a 403 (an expired token, most often) logs in again and
+    /// sends the request once more.
     fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+        retry: Retry,
+        with_token: bool,
+    ) -> Result<Reply> {
+        let reply = self.send_retrying(method, path, query, body, retry, with_token)?;
+        if let (
+            403,
+            true,
+            Auth::AppRole {
+                role_id,
+                secret_id,
+                mount,
+            },
+        ) = (reply.status, with_token, &self.auth)
+            && let Ok(token) = self.approle_login(role_id, secret_id, mount)
+        {
+            *self.token() = token;
+            return self.send_retrying(method, path, query, body, retry, with_token);
+        }
+        Ok(reply)
+    }
+
+    fn send_retrying(
         &self,
         method: Method,
         path: &str,
@@ -356,7 +410,7 @@ impl OpenBao {
                     request = request.query(*k, *v);
                 }
                 if with_token {
-                    request = request.header("X-Vault-Token", self.token.expose_secret());
+                    request = request.header("X-Vault-Token", self.token().expose_secret());
                 }
                 if let Some(ns) = &self.namespace {
                     request = request.header("X-Vault-Namespace", ns.as_str());
@@ -1081,6 +1135,12 @@ impl Store for OpenBao {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn name(s: &str) -> SecretName {
+        SecretName::new(s).unwrap()
+    }
 
     fn object(v: Value) -> Map<String, Value> {
         match v {
@@ -1225,6 +1285,145 @@ mod tests {
         );
         let shown = format!("{store:?} {:?}", auth());
         assert!(!shown.contains("\"t\""), "{shown}");
+    }
+
+    /// A one-thread HTTP server answering each connection with the next
+    /// scripted (status, body); counts the requests it read.
+    fn fake_server(script: Vec<(u16, &'static str)>) -> (String, Arc<AtomicUsize>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for (status, body) in script {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut request_body = vec![0; length];
+                let _ = reader.read_exact(&mut request_body);
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut stream = reader.into_inner();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (addr, seen)
+    }
+
+    fn client(addr: &str) -> OpenBao {
+        let mut o = OpenBaoOptions::new(addr, Auth::Token(SecretString::from("t".to_string())));
+        o.timeout = Duration::from_millis(500);
+        OpenBao::connect(o).unwrap()
+    }
+
+    const DATA: &str = r#"{"data":{"data":{"value":"v"},"metadata":{"version":4}}}"#;
+
+    #[test]
+    fn reads_retry_on_429_and_5xx() {
+        let (addr, seen) = fake_server(vec![(503, "{}"), (429, "{}"), (200, DATA)]);
+        let got = client(&addr)
+            .get(&name("a/b"), Selector::default())
+            .unwrap();
+        assert_eq!((got.version, got.value.expose_secret()), (4, &b"v"[..]));
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+
+        let (addr, seen) = fake_server(vec![(500, r#"{"errors":["boom"]}"#); 4]);
+        let err = client(&addr)
+            .get(&name("a/b"), Selector::default())
+            .unwrap_err();
+        assert_eq!(err.kind(), "unavailable", "{err}");
+        assert!(err.to_string().contains("HTTP 500: boom"), "{err}");
+        assert_eq!(seen.load(Ordering::SeqCst), ATTEMPTS as usize);
+    }
+
+    #[test]
+    fn writes_retry_only_where_nothing_happened() {
+        let (addr, seen) = fake_server(vec![(500, "{}"), (200, r#"{"data":{"version":2}}"#)]);
+        let err = client(&addr)
+            .put(
+                &name("a/b"),
+                &SecretValue::copy_from(b"tresor-w-canary"),
+                &PutOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), "unavailable", "{err}");
+        assert!(!format!("{err:?}").contains("tresor-w-canary"));
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            1,
+            "a 500 on a write is not retried"
+        );
+
+        let (addr, seen) = fake_server(vec![(503, "{}"), (200, r#"{"data":{"version":2}}"#)]);
+        let v = client(&addr)
+            .put(
+                &name("a/b"),
+                &SecretValue::copy_from(b"x"),
+                &PutOptions::default(),
+            )
+            .unwrap();
+        assert_eq!((v, seen.load(Ordering::SeqCst)), (2, 2));
+    }
+
+    #[test]
+    fn statuses_map_to_errors() {
+        let denied = r#"{"errors":["permission denied"]}"#;
+        let (addr, _) = fake_server(vec![
+            (403, denied),
+            (404, "{}"),
+            (400, r#"{"errors":["bad"]}"#),
+        ]);
+        let mut store = client(&addr);
+        let err = store.get(&name("a/b"), Selector::default()).unwrap_err();
+        assert_eq!(err.kind(), "auth", "{err}");
+        assert_eq!(
+            err.to_string(),
+            "openbao: 'a/b': permission denied (HTTP 403: permission denied)"
+        );
+        let err = store.get(&name("a/b"), Selector::Version(2)).unwrap_err();
+        assert_eq!(err.to_string(), "openbao: 'a/b' version 2 not found");
+        let err = store
+            .put(
+                &name("a/b"),
+                &SecretValue::copy_from(b"x"),
+                &PutOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), "validation", "{err}");
+        assert!(err.to_string().contains("HTTP 400: bad"), "{err}");
+    }
+
+    #[test]
+    fn a_silent_server_times_out_without_retries() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("http://{}", listener.local_addr().unwrap());
+        let t0 = std::time::Instant::now();
+        let err = client(&addr)
+            .get(&name("a/b"), Selector::default())
+            .unwrap_err();
+        assert_eq!(err.kind(), "unavailable", "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+        drop(listener);
     }
 
     #[test]

@@ -207,7 +207,7 @@ fn approle_login_gets_a_working_token() {
     let (s, b) = admin(
         "POST",
         &format!("auth/{approle}/role/app"),
-        Some(json!({"token_policies": [policy], "token_ttl": "5m"})),
+        Some(json!({"token_policies": [policy], "token_ttl": "2s", "token_max_ttl": "2s"})),
     );
     assert!(s == 204 || s == 200, "role: {s} {b}");
     let (_, b) = admin("GET", &format!("auth/{approle}/role/app/role-id"), None);
@@ -245,6 +245,16 @@ fn approle_login_gets_a_working_token() {
     );
     let health = store.health();
     assert!(health.authenticated, "{}", health.detail);
+    // The token expires after 2 s; the store logs in again on the 403.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        store
+            .get(&n, Selector::default())
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"v1"
+    );
 
     let err = OpenBao::connect(options("00000000-0000-0000-0000-000000000000")).unwrap_err();
     assert_eq!(err.kind(), "auth", "{err}");
