@@ -90,6 +90,12 @@ pub enum Command {
     /// name and version (create, list, rotate, config, delete, encrypt, decrypt, rewrap).
     #[command(subcommand)]
     Key(crate::keys_cmd::KeyCommand),
+    /// Encrypt a file in the age v1 format to age recipients (-r, -R) or a passphrase;
+    /// stock `age -d` decrypts it.
+    Encrypt(crate::files_cmd::EncryptArgs),
+    /// Decrypt an age v1 file with age identity files (-i) or a passphrase; output is
+    /// written only when the whole file authenticated.
+    Decrypt(crate::files_cmd::DecryptArgs),
     /// Read or check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),

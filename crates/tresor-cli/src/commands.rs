@@ -262,6 +262,8 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             crate::keys_cmd::run(k, &report, || ctx.unlock(false))
         }
+        Command::Encrypt(a) => crate::files_cmd::encrypt(a, &files_report(&ctx)),
+        Command::Decrypt(a) => crate::files_cmd::decrypt(a, &files_report(&ctx)),
         Command::Audit(AuditCommand::Log(a)) => {
             let mut vault = ctx.unlock(false)?;
             let filter = AuditFilter {
@@ -327,6 +329,13 @@ pub fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(a.shell, &mut cmd, "tresor", &mut std::io::stdout());
             Ok(())
         }
+    }
+}
+
+fn files_report(ctx: &Ctx) -> crate::files_cmd::Report {
+    crate::files_cmd::Report {
+        json: ctx.json,
+        quiet: ctx.quiet,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod files_cmd;
 mod input;
 mod keys_cmd;
 mod output;
@@ -20,10 +21,18 @@ fn main() -> ExitCode {
     tresor::memory::set_lock_values(true);
     let cli = cli::Cli::parse();
     let json = cli.json;
+    let file_command = matches!(
+        cli.command,
+        cli::Command::Encrypt(_) | cli::Command::Decrypt(_)
+    );
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            output::error(&e, json);
+            if file_command {
+                output::file_error(&e, json);
+            } else {
+                output::error(&e, json);
+            }
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -46,6 +46,26 @@ pub fn error(e: &Error, as_json: bool) {
     }
 }
 
+/// Prints an error of `encrypt`/`decrypt` on stderr, with file hints
+/// instead of the vault's.
+pub fn file_error(e: &Error, as_json: bool) {
+    if as_json {
+        return error(e, as_json);
+    }
+    eprintln!("tresor: error: {e}");
+    let hint = match e {
+        Error::Auth { .. } => Some("check the identity file (-i) or passphrase"),
+        Error::Integrity { .. } => Some(
+            "the age file was modified, truncated or damaged; an -o OUT file is never written \
+                 from it, but discard anything already sent to stdout",
+        ),
+        _ => None,
+    };
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
 /// A UTC timestamp, RFC 3339, from milliseconds since the epoch.
 pub fn time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
