@@ -11,10 +11,7 @@
 //!
 //! The tests take one lock, so only one of them arms the detector at a time.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use tresor_crypto::slot::{
     Credential, PasswordParams, RecoveryKey, SlotParams, unwrap_master, wrap_master,
@@ -26,135 +23,9 @@ use zeroize::Zeroizing;
 // The detecting allocator. It never allocates itself: markers live in static
 // atomics and the search reads the freed buffer in place.
 
-const MAX_MARKERS: usize = 8;
-const MAX_MARKER_LEN: usize = 64;
-const MIN_MARKER_LEN: usize = 16;
-
-static ARMED: AtomicBool = AtomicBool::new(false);
-static HITS: AtomicUsize = AtomicUsize::new(0);
-static LAST_HIT_SIZE: AtomicUsize = AtomicUsize::new(0);
-static MARKER_COUNT: AtomicUsize = AtomicUsize::new(0);
-static MARKER_LENS: [AtomicUsize; MAX_MARKERS] = [const { AtomicUsize::new(0) }; MAX_MARKERS];
-static MARKERS: [[AtomicU8; MAX_MARKER_LEN]; MAX_MARKERS] =
-    [const { [const { AtomicU8::new(0) }; MAX_MARKER_LEN] }; MAX_MARKERS];
-
-struct Detector;
-
-#[global_allocator]
-static GLOBAL: Detector = Detector;
-
-// SAFETY: every allocation is delegated to `System` unchanged; `dealloc` only
-// reads the buffer it is about to free before handing it back.
-unsafe impl GlobalAlloc for Detector {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if ARMED.load(Ordering::Acquire) {
-            // SAFETY: `ptr` is live for `layout.size()` bytes until freed below.
-            if unsafe { holds_marker(ptr, layout.size()) } {
-                HITS.fetch_add(1, Ordering::SeqCst);
-                LAST_HIT_SIZE.store(layout.size(), Ordering::SeqCst);
-            }
-        }
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    // `realloc` is deliberately not overridden: the default allocates anew,
-    // copies and calls `dealloc` on the old buffer, so a secret left behind
-    // by a growing or shrinking buffer is searched too.
-}
-
-/// Whether `len` bytes at `ptr` contain any armed marker. Bytes are read
-/// volatile, one at a time: the buffer may hold never-written capacity.
-///
-/// # Safety
-/// `ptr` must be valid for reads of `len` bytes.
-unsafe fn holds_marker(ptr: *const u8, len: usize) -> bool {
-    // SAFETY: the caller guarantees `ptr..ptr + len` is readable.
-    let byte = |i: usize| unsafe { std::ptr::read_volatile(ptr.add(i)) };
-    let count = MARKER_COUNT.load(Ordering::Acquire);
-    for m in 0..count {
-        let mlen = MARKER_LENS[m].load(Ordering::Relaxed);
-        if mlen == 0 || mlen > len {
-            continue;
-        }
-        let marker = &MARKERS[m];
-        let first = marker[0].load(Ordering::Relaxed);
-        for start in 0..=len - mlen {
-            if byte(start) == first
-                && (1..mlen).all(|j| byte(start + j) == marker[j].load(Ordering::Relaxed))
-            {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-// ---------------------------------------------------------------------------
-// Arming, one test at a time.
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Held for the whole of each test, so no other test frees its own copies of
-/// a marker while this one is armed.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Disarms the detector when dropped, also on panic.
-struct Armed;
-
-/// Loads `markers` and starts searching freed buffers. `_serial` proves the
-/// caller holds the test lock.
-fn arm(_serial: &MutexGuard<'static, ()>, markers: &[&[u8]]) -> Armed {
-    assert!(markers.len() <= MAX_MARKERS);
-    ARMED.store(false, Ordering::SeqCst);
-    MARKER_COUNT.store(0, Ordering::SeqCst);
-    for (i, m) in markers.iter().enumerate() {
-        assert!((MIN_MARKER_LEN..=MAX_MARKER_LEN).contains(&m.len()));
-        for (slot, b) in MARKERS[i].iter().zip(m.iter()) {
-            slot.store(*b, Ordering::Relaxed);
-        }
-        MARKER_LENS[i].store(m.len(), Ordering::Relaxed);
-    }
-    MARKER_COUNT.store(markers.len(), Ordering::SeqCst);
-    HITS.store(0, Ordering::SeqCst);
-    ARMED.store(true, Ordering::SeqCst);
-    Armed
-}
-
-impl Armed {
-    /// Stops searching; returns how many freed buffers held a marker.
-    fn disarm(self) -> usize {
-        ARMED.store(false, Ordering::SeqCst);
-        HITS.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Armed {
-    fn drop(&mut self) {
-        ARMED.store(false, Ordering::SeqCst);
-    }
-}
-
-fn assert_no_leak(hits: usize, what: &str) {
-    assert_eq!(
-        hits,
-        0,
-        "{what}: {hits} freed buffer(s) still held the secret (last one {} bytes)",
-        LAST_HIT_SIZE.load(Ordering::SeqCst)
-    );
-}
+#[path = "../../tresor-core/tests/support/detector.rs"]
+mod detector;
+use detector::*;
 
 // ---------------------------------------------------------------------------
 // Inputs. Every marker lives in static memory or on the stack.
