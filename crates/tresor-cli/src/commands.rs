@@ -475,37 +475,10 @@ fn get(ctx: &Ctx, a: crate::cli::GetArgs) -> Result<()> {
             bytes.len() * 6 + name.as_str().len() * 6 + 128,
         ));
         serde_json::to_writer(&mut *buf, &body).map_err(|e| Error::Validation(e.to_string()))?;
-        buf.push(b'\n');
-        let mut out = std::io::stdout().lock();
-        return match out.write_all(&buf).and_then(|()| out.flush()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-                store: "output".into(),
-                path: "stdout".into(),
-                source: e,
-            }),
-            _ => Ok(()),
-        };
+        return output::write_stdout(&buf, true);
     }
-    let mut out = std::io::stdout().lock();
     let newline = std::io::stdout().is_terminal() && !bytes.ends_with(b"\n");
-    let result = out
-        .write_all(bytes)
-        .and_then(|()| {
-            if newline {
-                out.write_all(b"\n")
-            } else {
-                Ok(())
-            }
-        })
-        .and_then(|()| out.flush());
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-            store: "output".into(),
-            path: "stdout".into(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    output::write_stdout(bytes, newline)
 }
 
 fn passwd(ctx: &Ctx, a: crate::cli::PasswdArgs) -> Result<()> {

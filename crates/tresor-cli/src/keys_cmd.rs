@@ -4,7 +4,7 @@
 //! (`--type age` and `key recipient` belong to age file encryption and are
 //! not here yet.)
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -248,7 +248,7 @@ pub fn run(
                 body.take();
                 output::line(&line);
             } else {
-                write_stdout(
+                output::write_stdout(
                     bytes,
                     std::io::stdout().is_terminal() && !bytes.ends_with(b"\n"),
                 )?;
@@ -284,29 +284,7 @@ fn print_envelope(report: &Report, envelope: &str) -> Result<()> {
         output::json(&json!({"name": name, "version": version, "envelope": envelope}));
         return Ok(());
     }
-    write_stdout(envelope.as_bytes(), true)
-}
-
-fn write_stdout(bytes: &[u8], newline: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    let result = out
-        .write_all(bytes)
-        .and_then(|()| {
-            if newline {
-                out.write_all(b"\n")
-            } else {
-                Ok(())
-            }
-        })
-        .and_then(|()| out.flush());
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-            store: "output".into(),
-            path: "stdout".into(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    output::write_stdout(envelope.as_bytes(), true)
 }
 
 /// The bytes of `--in FILE`, else of stdin (which must not be a terminal).

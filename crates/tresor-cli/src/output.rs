@@ -19,6 +19,30 @@ pub fn line(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
+/// Writes raw bytes (a value, an envelope) to stdout, with a newline if
+/// asked. A closed pipe is not an error; any other write failure is.
+pub fn write_stdout(bytes: &[u8], newline: bool) -> tresor::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let result = out
+        .write_all(bytes)
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| out.flush());
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            store: "output".into(),
+            path: "stdout".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Prints an error on stderr, with a hint where the user can act.
 pub fn error(e: &Error, as_json: bool) {
     if as_json {
