@@ -429,7 +429,12 @@ fn a_read_only_vault_gives_a_typed_error() {
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o500)).unwrap();
     if root {
         use std::os::unix::process::CommandExt;
-        let out = Command::new(std::env::current_exe().unwrap())
+        // The test binary usually lives under root's home (0700), which
+        // `nobody` cannot traverse: run a private, readable copy instead.
+        let exe = tmp.path().join("read-only-child");
+        fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new(&exe)
             .args([
                 "--exact",
                 "read_only_child",
