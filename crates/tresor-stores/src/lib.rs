@@ -6,6 +6,7 @@
 //! | `env` (default) | `env` | environment variables, read-only |
 //! | `openbao` | `openbao` | OpenBao / HashiCorp Vault KV v2 over HTTP |
 //! | `conformance` | `conformance` | the suite every store passes (for tests) |
+//! | (always) | `options` | [`StoreOptions`]: a store's `tresor.toml` options |
 //!
 //! ```
 //! # #[cfg(feature = "env")] {
@@ -42,3 +43,6 @@ pub mod conformance;
 pub mod env;
 #[cfg(feature = "openbao")]
 pub mod openbao;
+pub mod options;
+
+pub use options::StoreOptions;

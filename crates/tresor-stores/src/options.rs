@@ -1,0 +1,255 @@
+//! The options of one store, as `tresor.toml` gives them: the handshake
+//! between the manager (which parses the file and resolves `ENV/` and `SEC/`
+//! references) and each store module (which turns options into a client).
+//!
+//! Every store module offers `from_options(&StoreOptions) -> Result<Self>`.
+//! It reads the keys it knows with [`StoreOptions::get`] and friends, then
+//! calls [`StoreOptions::finish`], which rejects any key nobody read, so a
+//! typo in `tresor.toml` is an error that names the store and the key rather
+//! than a silently ignored setting.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tresor_stores::options::StoreOptions;
+//!
+//! let opts = StoreOptions::new("team")
+//!     .with("address", "http://127.0.0.1:8200")
+//!     .with("timeout", "2s")
+//!     .with("insecure", "true");
+//! assert_eq!(opts.require("address")?, "http://127.0.0.1:8200");
+//! assert_eq!(opts.duration("timeout")?, Some(Duration::from_secs(2)));
+//! assert_eq!(opts.bool("insecure")?, Some(true));
+//! opts.finish()?;
+//!
+//! let typo = StoreOptions::new("team").with("adress", "http://x");
+//! assert!(typo.get("address").is_none());
+//! assert!(typo.finish().unwrap_err().to_string().contains("adress"));
+//! # Ok::<(), tresor_core::Error>(())
+//! ```
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use tresor_core::{Error, Result};
+use zeroize::Zeroizing;
+
+/// One store's options: text values (TOML scalars are given as their text),
+/// references already resolved. Values may be credentials (a token resolved
+/// from `SEC/…`), so they are kept in zeroizing strings and never printed.
+pub struct StoreOptions {
+    store: String,
+    values: BTreeMap<String, Zeroizing<String>>,
+    read: RefCell<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys only: values may be credentials.
+        f.debug_struct("StoreOptions")
+            .field("store", &self.store)
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl StoreOptions {
+    /// No options yet, for the store named `store` (its name in `tresor.toml`).
+    pub fn new(store: impl Into<String>) -> Self {
+        Self {
+            store: store.into(),
+            values: BTreeMap::new(),
+            read: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// Adds (or replaces) one option.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.insert(key, value);
+        self
+    }
+
+    /// Adds (or replaces) one option.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.values.insert(key.into(), Zeroizing::new(value.into()));
+    }
+
+    /// The store's name, for errors and logs.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    /// Every key given, read or not.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+
+    /// The option `key`, if given; marks it read.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let value = self.values.get(key)?;
+        self.read.borrow_mut().insert(key.to_string());
+        Some(value.as_str())
+    }
+
+    /// The option `key`, or a validation error naming the store and the key.
+    pub fn require(&self, key: &str) -> Result<&str> {
+        self.get(key).ok_or_else(|| {
+            Error::Validation(format!(
+                "store '{}': the option '{key}' is required",
+                self.store
+            ))
+        })
+    }
+
+    /// The option `key` parsed with `FromStr`; the error names the store, the
+    /// key and the expected form (`what`), never the value.
+    pub fn parse<T: FromStr>(&self, key: &str, what: &str) -> Result<Option<T>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(text) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| self.invalid(key, what)),
+        }
+    }
+
+    /// A boolean option: `true`/`false` (also `yes`/`no`, `1`/`0`).
+    pub fn bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key).map(str::trim) {
+            None => Ok(None),
+            Some("true" | "yes" | "1") => Ok(Some(true)),
+            Some("false" | "no" | "0") => Ok(Some(false)),
+            Some(_) => Err(self.invalid(key, "true or false")),
+        }
+    }
+
+    /// A duration option: a number with a unit `ms`, `s`, `m` or `h`
+    /// (`500ms`, `5s`, `2m`); a bare number is seconds.
+    pub fn duration(&self, key: &str) -> Result<Option<Duration>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(text) => parse_duration(text)
+                .map(Some)
+                .ok_or_else(|| self.invalid(key, "a duration such as 500ms, 5s or 2m")),
+        }
+    }
+
+    /// Fails when an option was given that no one read: a typo, or an
+    /// option of another store kind.
+    pub fn finish(&self) -> Result<()> {
+        let read = self.read.borrow();
+        let unknown: Vec<&str> = self
+            .values
+            .keys()
+            .filter(|k| !read.contains(*k))
+            .map(String::as_str)
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(format!(
+                "store '{}': unknown option{} {}",
+                self.store,
+                if unknown.len() == 1 { "" } else { "s" },
+                unknown
+                    .iter()
+                    .map(|k| format!("'{k}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    }
+
+    fn invalid(&self, key: &str, what: &str) -> Error {
+        Error::Validation(format!(
+            "store '{}': the option '{key}' must be {what}",
+            self.store
+        ))
+    }
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_reject_junk() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        for bad in ["", "s", "5 parsecs", "-1s", "1e400"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_name_store_and_key_but_never_the_value() {
+        let opts = StoreOptions::new("team")
+            .with("timeout", "hunter2-secret")
+            .with("retries", "many-secret");
+        let err = opts.duration("timeout").unwrap_err().to_string();
+        assert!(err.contains("team") && err.contains("timeout"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = opts
+            .parse::<u32>("retries", "a count")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("retries") && !err.contains("many-secret"),
+            "{err}"
+        );
+        assert!(!format!("{opts:?}").contains("secret\""));
+        assert!(!format!("{opts:?}").contains("hunter2"));
+        assert!(
+            opts.require("address")
+                .unwrap_err()
+                .to_string()
+                .contains("address")
+        );
+        opts.finish().unwrap();
+    }
+
+    #[test]
+    fn finish_lists_every_unread_key() {
+        let opts = StoreOptions::new("s")
+            .with("a", "1")
+            .with("b", "2")
+            .with("c", "3");
+        opts.get("b");
+        let err = opts.finish().unwrap_err().to_string();
+        assert!(
+            err.contains("'a'") && err.contains("'c'") && !err.contains("'b'"),
+            "{err}"
+        );
+        assert_eq!(opts.bool("a").unwrap(), Some(true));
+        let bad = StoreOptions::new("s").with("flag", "maybe");
+        assert!(
+            bad.bool("flag")
+                .unwrap_err()
+                .to_string()
+                .contains("true or false")
+        );
+    }
+}
