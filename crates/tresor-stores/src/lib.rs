@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | `env` (default) | `env` | environment variables, read-only |
 //! | `openbao` | `openbao` | OpenBao / HashiCorp Vault KV v2 over HTTP |
+//! | `azure` | `azure` | Azure Key Vault secrets through Azure's SDK (not yet verified against Azure) |
 //! | `conformance` | `conformance` | the suite every store passes (for tests) |
 //! | (always) | `options` | [`StoreOptions`]: a store's `tresor.toml` options |
 //!
@@ -37,6 +38,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "azure")]
+pub mod azure;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 #[cfg(feature = "env")]
