@@ -87,7 +87,9 @@
 //! timeout (default 10 s), or the operation is [`Error::Unavailable`]; the
 //! SDK retries 408, 429, 500, 502, 503, 504 and connection failures up to
 //! `retries` times (default 3) with exponential backoff plus up to 255 ms of
-//! jitter, honouring `Retry-After`. Errors name the store, the secret, the
+//! jitter, honouring `Retry-After`. The SDK retries writes too: a SetSecret
+//! that reached the vault but whose answer was lost can leave one extra
+//! version holding the same value. Errors name the store, the secret, the
 //! HTTP status and Key Vault's error code; they never hold a value, a
 //! request or response body, or a Key Vault error message. The store logs
 //! nothing itself. Values pass through the SDK's own buffers (request and
@@ -372,7 +374,9 @@ impl AzureKeyVault {
                 }),
             )
             .map_err(|_| {
-                Error::Validation(format!("{name}: vault_url {vault_url:?} is not a valid URL"))
+                Error::Validation(format!(
+                    "{name}: vault_url {vault_url:?} is not a valid URL"
+                ))
             })?
         };
         Ok(Self {
@@ -576,7 +580,7 @@ impl AzureKeyVault {
     /// Every version of `kv` in tresor's order; `None` when the secret does
     /// not exist (or is deleted).
     fn versions(&self, name: &SecretName, kv: &str) -> Result<Option<Versions>> {
-        let what = format!("'{name}' versions");
+        let what = format!("'{name}'");
         let mut pager = self
             .client
             .list_secret_properties_versions(
@@ -599,7 +603,13 @@ impl AzureKeyVault {
         Ok(Some(Versions::from_properties(items)))
     }
 
-    fn read(&self, name: &SecretName, kv: &str, version: &KvVersion, number: u64) -> Result<Secret> {
+    fn read(
+        &self,
+        name: &SecretName,
+        kv: &str,
+        version: &KvVersion,
+        number: u64,
+    ) -> Result<Secret> {
         let what = format!("'{name}' version {number}");
         let options = SecretClientGetSecretOptions {
             secret_version: Some(version.id.clone()),
@@ -623,10 +633,14 @@ impl AzureKeyVault {
             .as_deref()
             .is_some_and(|t| t.trim().eq_ignore_ascii_case(BINARY_CONTENT_TYPE));
         let value = if binary {
-            SecretValue::from(BASE64.decode(text.as_bytes()).map_err(|_| Error::Integrity {
-                store: self.name.clone(),
-                detail: format!("{what}: marked binary but not valid base64"),
-            })?)
+            SecretValue::from(
+                BASE64
+                    .decode(text.as_bytes())
+                    .map_err(|_| Error::Integrity {
+                        store: self.name.clone(),
+                        detail: format!("{what}: marked binary but not valid base64"),
+                    })?,
+            )
         } else {
             SecretValue::copy_from(text.as_bytes())
         };
@@ -954,8 +968,7 @@ impl Store for AzureKeyVault {
         serde_json::to_writer(&mut *body, text.as_str()).expect("a string serializes");
         body.push(b'}');
         drop(text);
-        let content: RequestContent<SetSecretParameters> =
-            RequestContent::from(body.to_vec());
+        let content: RequestContent<SetSecretParameters> = RequestContent::from(body.to_vec());
         drop(body);
 
         let what = format!("write of '{name}'");
@@ -1263,7 +1276,10 @@ mod tests {
         ]);
         let ids: Vec<&str> = v.0.iter().map(|v| v.id.as_str()).collect();
         assert_eq!(ids, ["aa", "ff", "00", "bb"]);
-        assert_eq!((v.latest(), v.current(), v.previous()), (4, Some(3), Some(2)));
+        assert_eq!(
+            (v.latest(), v.current(), v.previous()),
+            (4, Some(3), Some(2))
+        );
         let v = Versions::from_properties(vec![
             version("cc", 5, None, true),
             version("bb", 5, None, true),
@@ -1276,7 +1292,12 @@ mod tests {
     #[test]
     fn tags_are_checked_against_key_vault_limits() {
         let many: Metadata = (0..15).map(|i| (format!("k{i}"), "v".into())).collect();
-        assert!(check_tags("s", &many).unwrap_err().to_string().contains("14"));
+        assert!(
+            check_tags("s", &many)
+                .unwrap_err()
+                .to_string()
+                .contains("14")
+        );
         let long = Metadata::from([("k".to_string(), "v".repeat(257))]);
         let e = check_tags("s", &long).unwrap_err().to_string();
         assert!(e.contains("'k'") && !e.contains("vvvv"), "{e}");
@@ -1291,9 +1312,8 @@ mod tests {
         let e = AzureKeyVault::connect(AzureOptions::new("http://v.vault.azure.net", cred()))
             .unwrap_err();
         assert_eq!(e.kind(), "validation", "{e}");
-        let store =
-            AzureKeyVault::connect(AzureOptions::new("https://v.vault.azure.net/", cred()))
-                .unwrap();
+        let store = AzureKeyVault::connect(AzureOptions::new("https://v.vault.azure.net/", cred()))
+            .unwrap();
         assert_eq!(store.vault_url(), "https://v.vault.azure.net");
 
         let opts = StoreOptions::new("az")
