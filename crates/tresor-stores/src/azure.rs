@@ -60,6 +60,13 @@
 //! most 256 characters. The write's `reason` is not kept (the manager's audit
 //! log keeps it).
 //!
+//! # Listing
+//!
+//! `list(prefix)` pages through the vault's secrets (Key Vault has no
+//! server-side prefix filter), keeps those whose decoded name starts with
+//! the prefix, and lists each one's versions for its numbers and metadata:
+//! one request per page and one per secret listed.
+//!
 //! # Check-and-set
 //!
 //! Key Vault has no conditional write for secrets (no version or ETag
@@ -78,7 +85,9 @@
 //! # Network
 //!
 //! The SDK runs on a current-thread tokio runtime owned by the store, so the
-//! [`Store`] calls stay synchronous. Authentication is Azure's own
+//! [`Store`] calls stay synchronous; calling them from inside another async
+//! runtime's task is refused with [`Error::Unavailable`] (use
+//! `spawn_blocking`) instead of blocking that runtime. Authentication is Azure's own
 //! ([`AzureCredential`]): a service principal's client secret, a managed
 //! identity, or the developer tools (Azure CLI, Azure Developer CLI). The
 //! first request goes out without a token and learns the tenant and
@@ -327,6 +336,31 @@ impl Versions {
 impl AzureKeyVault {
     /// Builds the client and its credential; nothing is sent
     /// ([`Store::health`] probes the vault).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use secrecy::SecretString;
+    /// use tresor_core::Store;
+    /// use tresor_stores::azure::{AzureCredential, AzureKeyVault, AzureOptions};
+    ///
+    /// let mut options = AzureOptions::new(
+    ///     "https://team.vault.azure.net",
+    ///     AzureCredential::ClientSecret {
+    ///         tenant_id: "00000000-0000-0000-0000-000000000001".into(),
+    ///         client_id: "00000000-0000-0000-0000-000000000002".into(),
+    ///         client_secret: SecretString::from(std::env::var("AZURE_CLIENT_SECRET").unwrap_or("x".into())),
+    ///     },
+    /// );
+    /// options.name = "team".to_string();
+    /// options.timeout = Duration::from_secs(5);
+    /// let vault = AzureKeyVault::connect(options)?;
+    /// assert_eq!((vault.name(), vault.vault_url()), ("team", "https://team.vault.azure.net"));
+    /// assert!(!vault.capabilities().check_and_set); // Key Vault has no conditional writes
+    ///
+    /// let plain = AzureOptions::new("http://team.vault.azure.net", AzureCredential::DeveloperTools);
+    /// assert_eq!(AzureKeyVault::connect(plain).unwrap_err().kind(), "validation");
+    /// # Ok::<(), tresor_core::Error>(())
+    /// ```
     pub fn connect(options: AzureOptions) -> Result<Self> {
         let name = options.name.clone();
         let vault_url = options.vault_url.trim_end_matches('/').to_string();
@@ -480,6 +514,9 @@ impl AzureKeyVault {
         &self,
         future: impl Future<Output = azure_core::Result<T>>,
     ) -> std::result::Result<T, Failure> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Failure::InsideRuntime);
+        }
         match self
             .runtime
             .block_on(async { tokio::time::timeout(self.timeout, future).await })
@@ -500,6 +537,15 @@ impl AzureKeyVault {
                     reason: format!(
                         "{what}: no answer from {} within {:?}",
                         self.vault_url, self.timeout
+                    ),
+                };
+            }
+            Failure::InsideRuntime => {
+                return Error::Unavailable {
+                    store,
+                    reason: format!(
+                        "{what}: called from inside an async runtime; call the store \
+                         from a blocking thread (e.g. tokio's spawn_blocking)"
                     ),
                 };
             }
@@ -699,6 +745,8 @@ impl AzureKeyVault {
 enum Failure {
     Sdk(azure_core::Error),
     TimedOut,
+    /// The caller is a task of another runtime: blocking it could deadlock.
+    InsideRuntime,
 }
 
 fn status_of(e: &azure_core::Error) -> Option<u16> {

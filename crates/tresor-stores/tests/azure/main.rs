@@ -8,6 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use azure_security_keyvault_secrets::models::{
+    SecretAttributes, SecretClientUpdateSecretPropertiesOptions, UpdateSecretPropertiesParameters,
+};
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use fake::{FakeCredential, FakeKeyVault, Fault, TOKEN, VAULT};
 use tresor_core::{
     DeleteMode, Error, Label, Metadata, PutOptions, SecretName, SecretValue, Selector, Store,
@@ -35,6 +39,26 @@ fn options(fake: &Arc<FakeKeyVault>, credential: Arc<FakeCredential>) -> AzureOp
 
 fn store(fake: &Arc<FakeKeyVault>) -> AzureKeyVault {
     AzureKeyVault::connect(options(fake, Arc::default())).unwrap()
+}
+
+/// The SDK's client on the fake, for what the store does not do itself
+/// (as another tool, or the Azure portal, would).
+fn sdk(fake: &Arc<FakeKeyVault>) -> (SecretClient, tokio::runtime::Runtime) {
+    use azure_core::http::{ClientOptions, Transport};
+    let options = SecretClientOptions {
+        client_options: ClientOptions {
+            transport: Some(Transport::new(fake.clone())),
+            ..ClientOptions::default()
+        },
+        ..SecretClientOptions::default()
+    };
+    let client =
+        SecretClient::new(VAULT, Arc::new(FakeCredential::default()), Some(options)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (client, runtime)
 }
 
 /// A fresh fake vault per store.
@@ -259,11 +283,29 @@ fn versions_follow_creation_order_with_tags_breaking_ties() {
 
     // A disabled version (Key Vault's UpdateSecretProperties) reads as not
     // found, and current/previous step over it.
-    {
-        let mut state = fake.state();
-        let entry = state.secrets.get_mut("app-token").unwrap();
-        entry.versions.last_mut().unwrap().enabled = false;
-    }
+    let latest_id = fake.latest("app-token").unwrap().id;
+    let (client, rt) = sdk(&fake);
+    let update = UpdateSecretPropertiesParameters {
+        secret_attributes: Some(SecretAttributes {
+            enabled: Some(false),
+            ..SecretAttributes::default()
+        }),
+        ..UpdateSecretPropertiesParameters::default()
+    };
+    let updated = rt
+        .block_on(client.update_secret_properties(
+            "app-token",
+            update.try_into().unwrap(),
+            Some(SecretClientUpdateSecretPropertiesOptions {
+                secret_version: Some(latest_id),
+                ..SecretClientUpdateSecretPropertiesOptions::default()
+            }),
+        ))
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(updated.attributes.unwrap().enabled, Some(false));
+    assert!(updated.value.is_none());
     let current = s.get(&n, Selector::default()).unwrap();
     assert_eq!(current.version, 6);
     assert_eq!(
@@ -360,6 +402,30 @@ fn deleted_names_are_kept_until_recovered_or_purged() {
     s.put(&n, &value(b"v2"), &PutOptions::default()).unwrap();
     s.delete(&n, DeleteMode::Soft).unwrap();
     assert!(fake.state().deleted.contains_key("gone-soon"));
+    // Key Vault's view, through the SDK: one deleted secret, recoverable.
+    let (client, rt) = sdk(&fake);
+    let deleted = rt
+        .block_on(client.get_deleted_secret("gone-soon", None))
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert!(
+        deleted
+            .recovery_id
+            .unwrap()
+            .ends_with("/deletedsecrets/gone-soon")
+    );
+    assert!(deleted.value.is_none());
+    let listed: Vec<_> = rt.block_on(async {
+        use futures::StreamExt as _;
+        client
+            .list_deleted_secret_properties(None)
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await
+    });
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].as_ref().unwrap().deleted_date.is_some());
     let e = s
         .put(&n, &value(b"v3"), &PutOptions::default())
         .unwrap_err();
@@ -493,6 +559,30 @@ fn a_dead_server_is_unavailable_within_the_timeout_over_real_http() {
         assert!(!h.reachable && !h.authenticated, "{url}: {h:?}");
     }
     drop(listener);
+}
+
+#[test]
+fn a_call_from_inside_an_async_runtime_is_refused_not_a_panic() {
+    let fake = FakeKeyVault::new();
+    let mut s = store(&fake);
+    s.put(&name("rt/x"), &value(b"v"), &PutOptions::default())
+        .unwrap();
+    let outer = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let e = outer
+        .block_on(async { s.get(&name("rt/x"), Selector::default()) })
+        .unwrap_err();
+    assert!(
+        e.kind() == "unavailable" && e.to_string().contains("spawn_blocking"),
+        "{e}"
+    );
+    let got = std::thread::scope(|t| {
+        t.spawn(|| s.get(&name("rt/x"), Selector::default()))
+            .join()
+            .unwrap()
+    });
+    assert_eq!(got.unwrap().value.expose_secret(), b"v");
 }
 
 /// Captures every tracing event and span field as text.
