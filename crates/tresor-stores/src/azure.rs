@@ -84,7 +84,10 @@
 //!
 //! # Network
 //!
-//! The SDK runs on a current-thread tokio runtime owned by the store, so the
+//! Requests go out through reqwest over rustls (the ring provider, as for the
+//! OpenBao store) trusting the bundled Mozilla roots, with no redirects and a
+//! connect timeout equal to the timeout; `AzureOptions::transport` replaces
+//! it. The SDK runs on a current-thread tokio runtime owned by the store, so the
 //! [`Store`] calls stay synchronous; calling them from inside another async
 //! runtime's task is refused with [`Error::Unavailable`] (use
 //! `spawn_blocking`) instead of blocking that runtime. Authentication is Azure's own
@@ -216,8 +219,9 @@ pub struct AzureOptions {
     /// Retries after a failed attempt (429, 5xx, connection failures;
     /// default 3).
     pub retries: u32,
-    /// The HTTP client the SDK sends through (default: the SDK's own,
-    /// reqwest with rustls). Tests give an in-process fake.
+    /// The HTTP client the SDK sends through (default: reqwest over rustls
+    /// with Mozilla's roots, built by [`AzureKeyVault::connect`], connect
+    /// timeout = `timeout`, no redirects). Tests give an in-process fake.
     pub transport: Option<Arc<dyn HttpClient>>,
 }
 
@@ -382,6 +386,10 @@ impl AzureKeyVault {
                 reason: format!("cannot start the async runtime: {e}"),
             })?;
         let timeout = time_duration(options.timeout);
+        let transport = match options.transport.clone() {
+            Some(t) => t,
+            None => http_client(&name, options.timeout)?,
+        };
         let client_options = ClientOptions {
             retry: RetryOptions::exponential(ExponentialRetryOptions {
                 initial_delay: azure_core::time::Duration::milliseconds(200),
@@ -389,13 +397,13 @@ impl AzureKeyVault {
                 max_total_elapsed: timeout,
                 max_delay: timeout.min(azure_core::time::Duration::seconds(30)),
             }),
-            transport: options.transport.clone().map(Transport::new),
+            transport: Some(Transport::new(transport.clone())),
             ..ClientOptions::default()
         };
         let credential = {
             // Credentials that spawn tasks need the runtime entered.
             let _guard = runtime.enter();
-            make_credential(&name, &options.credential, options.transport.clone())?
+            make_credential(&name, &options.credential, transport)?
         };
         let client = {
             let _guard = runtime.enter();
@@ -584,7 +592,7 @@ impl AzureKeyVault {
                 reason: format!(
                     "{what}: cannot reach {}: {}",
                     self.vault_url,
-                    short(&e.to_string(), 200)
+                    short(&causes(&e), 300)
                 ),
             },
             ErrorKind::Credential => Error::Auth {
@@ -753,13 +761,39 @@ fn status_of(e: &azure_core::Error) -> Option<u16> {
     e.http_status().map(u16::from)
 }
 
+/// reqwest over rustls with the ring provider and Mozilla's roots.
+fn http_client(store: &str, timeout: Duration) -> Result<Arc<dyn HttpClient>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Unavailable {
+        store: store.to_string(),
+        reason: format!("TLS setup failed: {e}"),
+    })?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Unavailable {
+            store: store.to_string(),
+            reason: format!("HTTP client setup failed: {e}"),
+        })?;
+    Ok(Arc::new(client))
+}
+
 fn make_credential(
     store: &str,
     credential: &AzureCredential,
-    transport: Option<Arc<dyn HttpClient>>,
+    transport: Arc<dyn HttpClient>,
 ) -> Result<Arc<dyn TokenCredential>> {
     let client_options = || ClientOptions {
-        transport: transport.clone().map(Transport::new),
+        transport: Some(Transport::new(transport.clone())),
         ..ClientOptions::default()
     };
     let invalid = |what: &str, e: azure_core::Error| {
@@ -831,6 +865,19 @@ fn user_tags(tags: &HashMap<String, String>) -> Metadata {
         .filter(|(k, _)| k.as_str() != VERSION_TAG)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// What a transport error comes down to: its innermost cause (refused,
+/// reset, a certificate), which the SDK's wrappers hide. Transport errors
+/// hold no bodies.
+fn causes(e: &azure_core::Error) -> String {
+    let mut last = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    last
 }
 
 /// At most `max` characters of `s`, with an ellipsis when cut.

@@ -537,7 +537,7 @@ fn a_dead_server_is_unavailable_within_the_timeout_over_real_http() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("https://{}", l.local_addr().unwrap())
     };
-    for url in [silent, closed] {
+    for (url, says) in [(silent, "no answer"), (closed, "refused")] {
         let mut o = AzureOptions::new(
             &url,
             AzureCredential::Custom(Arc::new(FakeCredential::default())),
@@ -550,6 +550,7 @@ fn a_dead_server_is_unavailable_within_the_timeout_over_real_http() {
             .get(&name("dead/server"), Selector::default())
             .unwrap_err();
         assert_eq!(e.kind(), "unavailable", "{url}: {e}");
+        assert!(e.to_string().contains(says), "{url}: {e}");
         assert!(
             t0.elapsed() < Duration::from_secs(3),
             "{url}: {:?}",
