@@ -260,7 +260,18 @@ pub struct AzureKeyVault {
     vault_url: String,
     timeout: Duration,
     client: SecretClient,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for AzureKeyVault {
+    /// Shuts the runtime down without blocking, so the store may be dropped
+    /// anywhere, a task of another runtime included.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl fmt::Debug for AzureKeyVault {
@@ -426,7 +437,7 @@ impl AzureKeyVault {
             vault_url,
             timeout: options.timeout,
             client,
-            runtime,
+            runtime: Some(runtime),
         })
     }
 
@@ -525,10 +536,8 @@ impl AzureKeyVault {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Failure::InsideRuntime);
         }
-        match self
-            .runtime
-            .block_on(async { tokio::time::timeout(self.timeout, future).await })
-        {
+        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
+        match runtime.block_on(async { tokio::time::timeout(self.timeout, future).await }) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(Failure::Sdk(e)),
             Err(_) => Err(Failure::TimedOut),

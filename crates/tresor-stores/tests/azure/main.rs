@@ -584,6 +584,11 @@ fn a_call_from_inside_an_async_runtime_is_refused_not_a_panic() {
             .unwrap()
     });
     assert_eq!(got.unwrap().value.expose_secret(), b"v");
+    // Made and dropped inside a task: neither panics.
+    outer.block_on(async {
+        let s = store(&fake);
+        drop(s);
+    });
 }
 
 /// Captures every tracing event and span field as text.
