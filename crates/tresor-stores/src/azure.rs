@@ -104,7 +104,9 @@
 //! version holding the same value. Errors name the store, the secret, the
 //! HTTP status and Key Vault's error code; they never hold a value, a
 //! request or response body, or a Key Vault error message. The store logs
-//! nothing itself. Values pass through the SDK's own buffers (request and
+//! nothing itself; the SDK's log events (tracing) show method, URL, status
+//! and headers with the token and error codes redacted, never bodies.
+//! Values pass through the SDK's own buffers (request and
 //! response bodies, its models' strings), which tresor cannot wipe; tresor's
 //! own copies are wiped.
 
@@ -490,6 +492,22 @@ impl AzureKeyVault {
         } else {
             "developer-tools"
         });
+        let unused = |what: &str| {
+            Error::Validation(format!(
+                "store '{store}': the option '{what}' has no use with credential = \"{kind}\""
+            ))
+        };
+        if kind != "client-secret" {
+            if client_secret.is_some() {
+                return Err(unused("client_secret"));
+            }
+            if tenant_id.is_some() {
+                return Err(unused("tenant_id"));
+            }
+        }
+        if kind == "developer-tools" && client_id.is_some() {
+            return Err(unused("client_id"));
+        }
         let credential = match kind {
             "client-secret" => AzureCredential::ClientSecret {
                 tenant_id: tenant_id.ok_or_else(|| needs("tenant_id"))?,
@@ -1435,6 +1453,12 @@ mod tests {
                 .to_string()
                 .contains("credential")
         );
+        let opts = StoreOptions::new("az")
+            .with("vault_url", "https://v.vault.azure.net")
+            .with("credential", "managed-identity")
+            .with("client_secret", "hunter2-secret");
+        let e = AzureKeyVault::from_options(&opts).unwrap_err().to_string();
+        assert!(e.contains("client_secret") && !e.contains("hunter2"), "{e}");
         let opts = StoreOptions::new("az")
             .with("vault_url", "https://v.vault.azure.net")
             .with("retries", "11");
