@@ -1377,6 +1377,39 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any valid name: Key Vault's alphabet, lower case, and back again;
+        /// distinct names never share a Key Vault name, even ignoring case.
+        #[test]
+        fn the_mapping_is_a_bijection(
+            a in "[A-Za-z0-9._-]{1,12}(/[A-Za-z0-9._-]{1,12}){0,3}",
+            b in "[A-Za-z0-9._-]{1,12}(/[A-Za-z0-9._-]{1,12}){0,3}",
+        ) {
+            let (Ok(a), Ok(b)) = (SecretName::new(a), SecretName::new(b)) else {
+                return Ok(()); // "." and ".." segments
+            };
+            // Too long for Key Vault: refused with the length it would have.
+            let (ka, kb) = match (key_vault_name(&a), key_vault_name(&b)) {
+                (Ok(ka), Ok(kb)) => (ka, kb),
+                (Err(n), _) | (_, Err(n)) => {
+                    proptest::prop_assert!(n > MAX_KEY_VAULT_NAME);
+                    return Ok(());
+                }
+            };
+            proptest::prop_assert!(ka.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
+            proptest::prop_assert_eq!(secret_name(&ka), Some(a.clone()));
+            proptest::prop_assert_eq!(a == b, ka.eq_ignore_ascii_case(&kb));
+        }
+
+        /// Any Key Vault name decodes to at most one tresor name, which maps back to it.
+        #[test]
+        fn decoding_is_canonical(kv in "[0-9a-zA-Z-]{1,40}") {
+            if let Some(name) = secret_name(&kv) {
+                proptest::prop_assert_eq!(key_vault_name(&name).unwrap(), kv);
+            }
+        }
+    }
+
     fn version(id: &str, created: i64, tag: Option<u64>, enabled: bool) -> KvVersion {
         KvVersion {
             id: id.to_string(),
