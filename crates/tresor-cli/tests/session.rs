@@ -138,24 +138,25 @@ fn an_agent_session_opens_the_vault_until_it_expires() {
 fn use_extends_the_idle_deadline_and_status_does_not() {
     let t = vault();
     let _lock = Locker(&t);
-    unlock_agent(&t, &["--for", "60s", "--idle", "2s"]);
-    // Used every 0.7 s, the session outlives its 2 s idle timeout.
+    unlock_agent(&t, &["--for", "60s", "--idle", "3s"]);
+    // Used every 0.7 s, the session outlives its 3 s idle timeout.
     let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(3500) {
+    while start.elapsed() < Duration::from_millis(4000) {
         bare(&t, &["get", "db/password"]).ok();
         std::thread::sleep(Duration::from_millis(700));
     }
+    bare(&t, &["get", "db/password"]).ok();
+    let last_use = Instant::now();
     let before = status(&t)["sessions"][0]["idle_deadline"].as_i64().unwrap();
     // Only looked at, it is not extended: status keeps the same deadline and
-    // the session ends 2 s after the last use.
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(1200) {
+    // the session ends 3 s after the last use.
+    while last_use.elapsed() < Duration::from_millis(2000) {
         let s = status(&t);
         assert_eq!(s["unlocked"], true);
         assert_eq!(s["sessions"][0]["idle_deadline"].as_i64().unwrap(), before);
         std::thread::sleep(Duration::from_millis(300));
     }
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(3100).saturating_sub(last_use.elapsed()));
     assert_eq!(status(&t)["unlocked"], false);
     bare(&t, &["get", "db/password"]).code(3);
 }

@@ -187,6 +187,14 @@ fn secs_until(deadline: i64, now: i64) -> u64 {
     ((deadline - now).max(1) as u64).div_ceil(1000)
 }
 
+/// A kernel key timeout for `deadline`: the kernel counts whole seconds
+/// from the current one, so a key can expire up to a second early; one more
+/// second keeps the kernel from ending a session before its deadline, which
+/// every read checks to the millisecond.
+fn kernel_timeout(deadline: i64, now: i64) -> usize {
+    secs_until(deadline, now) as usize + 1
+}
+
 /// Starts a session for the unlocked vault `(vault_id, path)` with its
 /// `master` key; `method` says how it was unlocked. An earlier session of
 /// the vault is ended first. `agent_program` is the `tresor` binary, run as
@@ -316,7 +324,7 @@ mod keyring {
         let stage = KeyRing::from_special_id(KeyRingIdentifier::Process, true)
             .map_err(|e| fail("process keyring", e))?;
         let user = user().map_err(|e| fail("user keyring", e))?;
-        let secs = secs_until(info.idle_deadline(), now_ms()) as usize;
+        let secs = kernel_timeout(info.idle_deadline(), now_ms());
         let json = serde_json::to_vec(info).map_err(|e| e.to_string())?;
         let secret = record(vault_id, master);
         // The description first: a crash before the key is linked leaves
@@ -365,7 +373,7 @@ mod keyring {
         }
         if touch {
             info.last_used = now;
-            let secs = secs_until(info.idle_deadline(), now) as usize;
+            let secs = kernel_timeout(info.idle_deadline(), now);
             if key.set_timeout(secs).is_err() {
                 // Revoked or expired between the read and now.
                 return None;
