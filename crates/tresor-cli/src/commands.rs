@@ -55,7 +55,11 @@ impl Ctx {
     /// `TRESOR_RECOVERY_KEY`, a keychain slot, an unlock session (when
     /// `use_session`), then a prompt on a terminal. Returns the vault and
     /// how it was unlocked.
-    pub(crate) fn unlock_chain(&self, skip_flag: bool, use_session: bool) -> Result<(Vault, String)> {
+    pub(crate) fn unlock_chain(
+        &self,
+        skip_flag: bool,
+        use_session: bool,
+    ) -> Result<(Vault, String)> {
         let path = self.path()?;
         let mut locked = LockedVault::open(&path, &Self::open_options()?)?;
         let flag = if skip_flag {

@@ -31,7 +31,9 @@ pub struct UnlockArgs {
 /// `90`, `90s`, `15m`, `8h`, `2d`, and sums such as `1h30m`.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let bad = || {
-        format!("{text:?} is not a duration: use a number with s, m, h or d, such as 90s, 15m or 1h30m")
+        format!(
+            "{text:?} is not a duration: use a number with s, m, h or d, such as 90s, 15m or 1h30m"
+        )
     };
     let mut total: u64 = 0;
     let mut number = String::new();
@@ -70,8 +72,8 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 fn short(d: Duration) -> String {
     let s = d.as_secs();
     match s {
-        _ if s % 3600 == 0 => format!("{}h", s / 3600),
-        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
         _ => format!("{s}s"),
     }
 }
@@ -140,7 +142,11 @@ pub fn lock(ctx: &Ctx) -> Result<()> {
     let text = if ended.is_empty() {
         format!("{}: no unlock session to end", path.display())
     } else {
-        format!("{}: locked (ended the {} session)", path.display(), names.join(" and "))
+        format!(
+            "{}: locked (ended the {} session)",
+            path.display(),
+            names.join(" and ")
+        )
     };
     done(
         ctx,

@@ -180,7 +180,10 @@ fn lock_ends_the_agent_and_its_key() {
     unlock_agent(&t, &[]);
     bare(&t, &["status"]).ok();
     let text = bare(&t, &["status"]).ok().out();
-    assert!(text.contains("unlocked") && text.contains("agent (pid"), "{text}");
+    assert!(
+        text.contains("unlocked") && text.contains("agent (pid"),
+        "{text}"
+    );
     assert!(
         bare(&t, &["lock"])
             .ok()
@@ -414,7 +417,12 @@ fn failed_unlocks_are_recorded_beside_the_vault_and_folded_into_the_audit_log() 
     t.run(&["audit", "verify"]).ok();
     t.run(&["verify"]).ok();
     // Text output shows them too.
-    assert!(t.run(&["audit", "log"]).ok().out().contains("unlock_failed"));
+    assert!(
+        t.run(&["audit", "log"])
+            .ok()
+            .out()
+            .contains("unlock_failed")
+    );
 }
 
 #[test]
@@ -430,7 +438,11 @@ fn a_garbled_sidecar_is_reported_not_trusted() {
     // An edited line (uid 0 made 1000) and an invented one.
     let edited = text.replacen("\t0\t", "\t1000\t", 1);
     assert_ne!(edited, text);
-    std::fs::write(&side, format!("{edited}tresor-unlock-failure v1\tforged line\n")).unwrap();
+    std::fs::write(
+        &side,
+        format!("{edited}tresor-unlock-failure v1\tforged line\n"),
+    )
+    .unwrap();
     let entries = t.audit();
     assert!(!side.exists());
     assert!(
@@ -457,7 +469,10 @@ fn a_tampered_envelope_is_audited_even_with_read_audit_off() {
     let t = vault();
     t.run(&["settings", "audit_reads=false"]).ok();
     t.run(&["key", "create", "app/k"]).ok();
-    let env = t.run_in(&["key", "encrypt", "app/k"], b"payload").ok().out();
+    let env = t
+        .run_in(&["key", "encrypt", "app/k"], b"payload")
+        .ok()
+        .out();
     let env = env.trim();
     // Flip one character of the data part.
     let mut bytes = env.as_bytes().to_vec();
@@ -475,4 +490,37 @@ fn a_tampered_envelope_is_audited_even_with_read_audit_off() {
     assert_eq!(decrypts[0]["result"], "integrity");
     assert_eq!(decrypts[0]["name"], "app/k");
     t.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn the_agent_keeps_no_credential_from_the_environment() {
+    let t = vault();
+    let _lock = Locker(&t);
+    let key = std::fs::read_to_string(&t.key).unwrap();
+    let info = t
+        .cmd(&["--json", "unlock", "--agent"])
+        .env_remove("TRESOR_KEY_FILE")
+        .env("TRESOR_KEY", key.trim())
+        .run()
+        .ok()
+        .json();
+    assert_eq!(info["method"], "TRESOR_KEY");
+    let pid = info["pid"].as_u64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(!environ.contains("TRESOR_KEY="), "{environ}");
+    assert!(!environ.contains(key.trim()));
+    assert!(environ.contains("XDG_RUNTIME_DIR="));
+    // Its command line holds nothing but `agent`.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<&[u8]> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    assert_eq!(args.len(), 2);
+    assert_eq!(args[1], b"agent");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        Path::new("/")
+    );
 }

@@ -54,7 +54,8 @@ fn bare(t: &Tresor, args: &[&str]) -> Out {
 
 /// `tresor ARGS` in a fresh session keyring, with the key file.
 fn keyed(t: &Tresor, args: &[&str]) -> Out {
-    t.cmd_via(&[NEW_KEYRING[0], NEW_KEYRING[1], "-"], args).run()
+    t.cmd_via(&[NEW_KEYRING[0], NEW_KEYRING[1], "-"], args)
+        .run()
 }
 
 fn status(t: &Tresor) -> serde_json::Value {
@@ -129,12 +130,16 @@ fn a_keyring_session_is_shared_by_the_users_logins_and_locked_by_lock() {
     let desc = format!("tresor:session:{id}");
     let key = find_key(&desc).expect("the session key is in @u");
     let described = keyctl_as(unsafe { libc::getuid() }, &["rdescribe", &key]);
-    let described = String::from_utf8_lossy(&described.stdout).trim().to_string();
+    let described = String::from_utf8_lossy(&described.stdout)
+        .trim()
+        .to_string();
     assert_eq!(
         described,
-        format!("user;{0};{1};3f2f0000;{desc}", unsafe { libc::getuid() }, unsafe {
-            libc::getgid()
-        })
+        format!(
+            "user;{0};{1};3f2f0000;{desc}",
+            unsafe { libc::getuid() },
+            unsafe { libc::getgid() }
+        )
     );
     if unsafe { libc::getuid() } == 0 {
         let other = keyctl_as(65534, &["print", &key]);

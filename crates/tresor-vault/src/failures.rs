@@ -146,7 +146,9 @@ pub fn record(vault: &Path, failure: &Failure) -> std::io::Result<()> {
             _ => continue,
         }
         if !ours.is_file() {
-            return Err(std::io::Error::other("the failure sidecar is not a regular file"));
+            return Err(std::io::Error::other(
+                "the failure sidecar is not a regular file",
+            ));
         }
         let text = if ours.len() >= MAX_BYTES {
             let mut tail = vec![0u8; 0];
@@ -154,7 +156,11 @@ pub fn record(vault: &Path, failure: &Failure) -> std::io::Result<()> {
             let mut read = fs::File::open(&path)?;
             read.read_to_end(&mut tail)?;
             let last = String::from_utf8_lossy(&tail);
-            if last.lines().last().is_some_and(|l| l.contains("\toverflow\t")) {
+            if last
+                .lines()
+                .last()
+                .is_some_and(|l| l.contains("\toverflow\t"))
+            {
                 return Ok(());
             }
             overflow_line(failure.at)
@@ -249,7 +255,10 @@ mod tests {
         let meta = fs::metadata(path_for(&vault)).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600);
         let (f, folded) = read(&vault).unwrap().unwrap();
-        assert_eq!(folded.failures, vec![failure("password"), failure("key-file")]);
+        assert_eq!(
+            folded.failures,
+            vec![failure("password"), failure("key-file")]
+        );
         assert_eq!(folded.garbled, 0);
         drop(f);
         // Flip one character of the first line: that line is garbled, the

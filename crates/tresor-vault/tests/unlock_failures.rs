@@ -72,7 +72,10 @@ fn failures_go_to_the_sidecar_and_into_the_chain_at_the_next_unlock() {
         open(&path).unlock(&RecoveryKey::generate().credential()),
         Err(Error::Auth { .. })
     ));
-    assert!(files(&path) == before, "a failed unlock changed the vault file");
+    assert!(
+        files(&path) == before,
+        "a failed unlock changed the vault file"
+    );
     let sidecar = failures::path_for(&path);
     let text = fs::read_to_string(&sidecar).unwrap();
     assert_eq!(text.lines().count(), 3);
@@ -89,7 +92,11 @@ fn failures_go_to_the_sidecar_and_into_the_chain_at_the_next_unlock() {
     assert!(reasons[0].starts_with("password slot; credential from TRESOR_PASSWORD; uid "));
     assert!(reasons[1].starts_with("key-file slot; credential from key-file; uid "));
     assert!(reasons[2].starts_with("recovery slot; credential from recovery; uid "));
-    assert!(entries.iter().all(|e| e.result == "auth" && e.name.is_none()));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.result == "auth" && e.name.is_none())
+    );
     assert!(reasons[0].contains(&format!("pid {}", std::process::id())));
     assert!(vault.audit_verify().unwrap() >= 3);
     vault.verify().unwrap();
@@ -110,15 +117,31 @@ fn a_tampered_sidecar_is_reported_not_trusted() {
     let text = fs::read_to_string(&sidecar).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines[0] = lines[0].replacen("password", "recovery", 1);
-    fs::write(&sidecar, format!("{}\n{}\n\u{0}\u{1}binary junk", lines[0], lines[1])).unwrap();
+    fs::write(
+        &sidecar,
+        format!("{}\n{}\n\u{0}\u{1}binary junk", lines[0], lines[1]),
+    )
+    .unwrap();
     let mut vault = open(&path).unlock(&key()).unwrap();
     let entries = failed(&mut vault);
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert_eq!(entries[0].operation, "unlock_failed");
-    assert!(entries[0].reason.as_deref().unwrap().starts_with("password slot"));
+    assert!(
+        entries[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("password slot")
+    );
     assert_eq!(entries[1].operation, "unlock_failures_garbled");
     assert_eq!(entries[1].result, "integrity");
-    assert!(entries[1].reason.as_deref().unwrap().starts_with("2 garbled"));
+    assert!(
+        entries[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("2 garbled")
+    );
     vault.audit_verify().unwrap();
     assert!(!sidecar.exists());
 }

@@ -232,7 +232,9 @@ pub fn start(
         match keyring::store(vault_id, master, &info) {
             Ok(()) => return Ok((info, None)),
             Err(e) if choice == Choice::Keyring => {
-                return Err(unavailable(format!("the kernel keyring refused the key: {e}")));
+                return Err(unavailable(format!(
+                    "the kernel keyring refused the key: {e}"
+                )));
             }
             Err(e) => refused = Some(e),
         }
@@ -250,11 +252,14 @@ pub fn find(vault_id: &[u8; 16]) -> Option<Session> {
     if let Some(s) = keyring::find(vault_id, true) {
         return Some(s);
     }
-    agent::request(vault_id, "get").ok().flatten().and_then(|r| {
-        let (bytes, info) = r;
-        let master = parse_record(&bytes, vault_id)?;
-        Some(Session { master, info })
-    })
+    agent::request(vault_id, "get")
+        .ok()
+        .flatten()
+        .and_then(|r| {
+            let (bytes, info) = r;
+            let master = parse_record(&bytes, vault_id)?;
+            Some(Session { master, info })
+        })
 }
 
 /// The live sessions of the vault (one per backend at most), without
@@ -329,8 +334,10 @@ mod keyring {
         let secret = record(vault_id, master);
         // The description first: a crash before the key is linked leaves
         // only it, which opens nothing and expires.
-        for (desc, payload) in [(info_desc(vault_id), &json[..]), (key_desc(vault_id), &secret[..])]
-        {
+        for (desc, payload) in [
+            (info_desc(vault_id), &json[..]),
+            (key_desc(vault_id), &secret[..]),
+        ] {
             let key = stage.add_key(&desc, payload).map_err(|e| fail("add", e))?;
             let linked = key
                 .set_perms(KeyPermissions::from_u32(PERMS))
@@ -575,6 +582,15 @@ pub mod agent {
         use std::process::{Command, Stdio};
         dir(true)?;
         let mut cmd = Command::new(program);
+        // The agent outlives this command: it keeps no copy of a credential
+        // from the environment (TRESOR_PASSWORD, TRESOR_KEY, …) and pins no
+        // folder, only what it needs to find its socket folder.
+        cmd.env_clear().current_dir("/");
+        for var in [AGENT_DIR_ENV, "XDG_RUNTIME_DIR"] {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.env(var, v);
+            }
+        }
         cmd.arg("agent")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
