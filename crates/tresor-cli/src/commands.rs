@@ -747,6 +747,10 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     }
     let refs: Vec<&Credential> = credentials.iter().collect();
     let out = vault.rekey_master(&refs, a.drop_unavailable_slots, a.new_recovery_key)?;
+    // A session keeps the old master key, which opens nothing any more.
+    if tresor::session::end(&vault.id()).is_ok_and(|ended| !ended.is_empty()) {
+        ctx.status("the vault's unlock session was ended; `tresor unlock` starts a new one");
+    }
     let recovery = out.recovery.as_ref().map(|r| r.display());
     if ctx.json {
         output::json(

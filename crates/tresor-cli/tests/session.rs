@@ -253,6 +253,10 @@ fn a_session_of_one_vault_never_opens_another() {
         .env("TRESOR_VAULT", &copy)
         .run()
         .ok();
+    // rekey --master ends the sessions of its vault id (the old key opens
+    // nothing there any more); start A's again.
+    assert_eq!(status(&a)["unlocked"], false);
+    unlock_agent(&a, &[]);
     a.cmd(&["get", "db/password"])
         .env("TRESOR_VAULT", &copy)
         .env_remove("TRESOR_KEY_FILE")

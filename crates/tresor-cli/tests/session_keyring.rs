@@ -226,6 +226,8 @@ fn a_keyring_session_never_opens_another_vault() {
         .env("TRESOR_VAULT", &copy)
         .run()
         .ok();
+    // (rekey --master ended the session of that vault id: start it again.)
+    unlock(&a, &[]);
     a.cmd_via(&["keyctl", "session", "-"], &["get", "db/password"])
         .env("TRESOR_VAULT", &copy)
         .env_remove("TRESOR_KEY_FILE")
