@@ -111,7 +111,11 @@ pub fn unlock(ctx: &Ctx, a: UnlockArgs) -> Result<()> {
         ));
     }
     if ctx.json {
-        output::json(&info_json(&info));
+        let mut v = info_json(&info);
+        if let Some(why) = refused {
+            v["keyring_refused"] = json!(why);
+        }
+        output::json(&v);
         return Ok(());
     }
     ctx.status(&format!(

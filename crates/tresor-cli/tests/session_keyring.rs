@@ -251,3 +251,81 @@ fn a_keyring_session_never_opens_another_vault() {
     );
     assert_eq!(status(&a)["unlocked"], false);
 }
+
+/// Where the kernel keyring refuses (here: uid 65534's key quota filled in
+/// its session), `tresor unlock` falls back to the agent by itself.
+#[test]
+fn a_refusing_kernel_keyring_falls_back_to_the_agent() {
+    require_keyutils();
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "this test fills uid 65534's key quota: run it as root"
+    );
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    // A private, readable copy of the binary (see hygiene.rs), all owned by nobody.
+    let bin = path.join("tresor");
+    std::fs::copy(common::BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for p in [path, bin.as_path()] {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a plain chown of a path this test made.
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) }, 0);
+    }
+    let script = r#"
+        set -e
+        mkdir -m 700 run
+        i=0
+        while keyctl add user "fill$i" x @s >/dev/null 2>&1; do
+            i=$((i+1)); [ "$i" -lt 100000 ] || exit 9
+        done
+        ./tresor --key-file key init --no-recovery -q
+        printf hunter2 | ./tresor --key-file key set db/password -q
+        ./tresor --key-file key --json unlock --for 60s
+        echo
+        ./tresor get db/password
+        echo
+        ./tresor --json status
+        echo
+        ./tresor lock -q
+        ./tresor get db/password 2>/dev/null && exit 8
+        echo locked
+    "#;
+    let mut cmd = common::clean_command("keyctl");
+    cmd.args(["session", "-", "sh", "-c", script])
+        .current_dir(path)
+        .env("HOME", path)
+        .env("TRESOR_VAULT", path.join("vault.db"))
+        .env("XDG_RUNTIME_DIR", path.join("run"));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(NOBODY) != 0
+                || libc::setuid(NOBODY) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("keyctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
+    let info: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(info["backend"], "agent", "{stdout}\n{stderr}");
+    assert!(
+        info["keyring_refused"]
+            .as_str()
+            .is_some_and(|why| !why.is_empty()),
+        "{info}"
+    );
+    assert_eq!(lines[1], "hunter2");
+    let status: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(status["sessions"][0]["backend"], "agent");
+    assert_eq!(lines[3], "locked");
+}

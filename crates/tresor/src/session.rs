@@ -316,8 +316,10 @@ mod keyring {
         format!("tresor:session-info:{}", hex(vault_id))
     }
 
-    fn user() -> std::result::Result<KeyRing, KeyError> {
-        KeyRing::from_special_id(KeyRingIdentifier::User, false)
+    /// The user keyring; `create` makes it for a user who has none yet
+    /// (no login through pam_keyinit, say).
+    fn user(create: bool) -> std::result::Result<KeyRing, KeyError> {
+        KeyRing::from_special_id(KeyRingIdentifier::User, create)
     }
 
     pub(super) fn store(
@@ -328,7 +330,7 @@ mod keyring {
         let fail = |what: &str, e: KeyError| format!("{what}: {e}");
         let stage = KeyRing::from_special_id(KeyRingIdentifier::Process, true)
             .map_err(|e| fail("process keyring", e))?;
-        let user = user().map_err(|e| fail("user keyring", e))?;
+        let user = user(true).map_err(|e| fail("user keyring", e))?;
         let secs = kernel_timeout(info.idle_deadline(), now_ms());
         let json = serde_json::to_vec(info).map_err(|e| e.to_string())?;
         let secret = record(vault_id, master);
@@ -355,7 +357,7 @@ mod keyring {
 
     /// The session, extended when `touch`.
     pub(super) fn find(vault_id: &[u8; 16], touch: bool) -> Option<Session> {
-        let user = user().ok()?;
+        let user = user(false).ok()?;
         let key = user.search(&key_desc(vault_id)).ok()?;
         let info_key = user.search(&info_desc(vault_id)).ok();
         let mut buf = Zeroizing::new([0u8; RECORD_LEN + 1]);
@@ -395,7 +397,7 @@ mod keyring {
 
     /// Revokes the session's keys; whether there was one.
     pub(super) fn revoke(vault_id: &[u8; 16]) -> bool {
-        let Ok(user) = user() else { return false };
+        let Ok(user) = user(false) else { return false };
         let mut found = false;
         for desc in [key_desc(vault_id), info_desc(vault_id)] {
             // Another process may be replacing it: repeat until none is left.
