@@ -528,3 +528,17 @@ fn the_agent_keeps_no_credential_from_the_environment() {
         Path::new("/")
     );
 }
+
+#[test]
+fn bad_durations_and_a_hand_started_agent_are_usage_errors() {
+    let t = vault();
+    for bad in ["0s", "15x", "1.5h", "999d"] {
+        t.run(&["unlock", "--agent", "--for", bad]).code(2);
+    }
+    t.run(&["unlock", "--agent", "--keyring"]).code(2);
+    t.run_in(&["agent"], b"not a key record")
+        .code(2)
+        .err_has(&["tresor unlock --agent"]);
+    assert!(sockets(&t).is_empty());
+    assert_eq!(status(&t)["unlocked"], false);
+}

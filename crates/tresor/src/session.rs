@@ -493,6 +493,18 @@ pub mod agent {
     }
 
     /// The uid of the process at the other end of `stream`.
+    #[cfg(not(target_os = "linux"))]
+    pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+        let (mut uid, mut gid) = (0, 0);
+        // SAFETY: getpeereid writes the two ids only.
+        if unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(uid)
+    }
+
+    /// The uid of the process at the other end of `stream` (`SO_PEERCRED`).
+    #[cfg(target_os = "linux")]
     pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
         let mut cred = libc::ucred {
             pid: 0,
@@ -650,6 +662,14 @@ pub mod agent {
     /// The key lives only in this process's locked memory and is wiped when
     /// it returns.
     pub fn serve_stdin() -> Result<()> {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            return Err(Error::Validation(
+                "tresor agent is started by `tresor unlock`, which hands it the key; \
+                 run `tresor unlock --agent` instead"
+                    .into(),
+            ));
+        }
         let mut input = Zeroizing::new(Vec::with_capacity(RECORD_LEN + MAX_INFO + 1));
         std::io::stdin()
             .take((RECORD_LEN + MAX_INFO) as u64)
