@@ -246,6 +246,30 @@ mod tests {
         }
     }
 
+    /// Known answers pin the line layout of VAULT-FORMAT.md (recomputed
+    /// with Python's hashlib and base64).
+    #[test]
+    fn lines_match_known_answers() {
+        let f = Failure {
+            at: 1_764_000_000_123,
+            kind: "password".into(),
+            source: "TRESOR_PASSWORD".into(),
+            user: "alice".into(),
+            uid: 1000,
+            pid: 4242,
+        };
+        assert_eq!(
+            line(&f),
+            "tresor-unlock-failure v1\t1764000000123\tpassword\t1000\t4242\tYWxpY2U\t\
+             VFJFU09SX1BBU1NXT1JE\t9b7ca9c4cfbf81f3\n"
+        );
+        assert_eq!(
+            overflow_line(1_764_000_000_123),
+            "tresor-unlock-failure v1\t1764000000123\toverflow\t4f4bd972e96f156a\n"
+        );
+        assert_eq!(parse(line(&f).trim_end()), Ok(Some(f)));
+    }
+
     #[test]
     fn lines_round_trip_and_garbling_shows() {
         let dir = tempfile::tempdir().unwrap();
