@@ -20,6 +20,8 @@ Unlocking, first found wins:
   TRESOR_PASSWORD                     a password (KEYSTORE_PASSWORD and
                                       SECRETS_STORE_PASSWORD are read too)
   TRESOR_RECOVERY_KEY                 the recovery key shown at init
+  a keychain slot                     when the OS keychain holds its key
+  an unlock session                   started by `tresor unlock` (see `tresor status`)
   a hidden prompt                     only when a terminal is attached
 
 Values never go on the command line: they come from a prompt, stdin, a file
@@ -112,6 +114,24 @@ pub enum Command {
     /// set. Slots without a credential are listed and left alone unless
     /// --drop-unavailable-slots removes them. Each rotation is one transaction.
     Rekey(RekeyArgs),
+    /// Unlock the vault once and keep it unlocked for this user until the session
+    /// expires: later commands use the session before asking for a password.
+    ///
+    /// The master key is kept in the kernel user keyring with a timeout, or, where the
+    /// kernel keyring refuses, by a `tresor agent` process on a socket only this user can
+    /// reach. The session ends after --idle without a use or at --for, whichever comes
+    /// first; `tresor lock` ends it now. `tresor unlock` always asks for a credential
+    /// (the environment, a keychain slot or the prompt), never an existing session.
+    Unlock(crate::session_cmd::UnlockArgs),
+    /// End the vault's unlock session: the kernel key is revoked, or the agent wipes the
+    /// key and exits.
+    Lock,
+    /// Show the vault's unlock session (backend, how it was unlocked, expiry, idle
+    /// deadline) without extending it.
+    Status,
+    /// The unlock-session agent. Started by `tresor unlock` (with --agent, or when the
+    /// kernel keyring is unavailable), which hands it the key on stdin; not run by hand.
+    Agent,
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }

@@ -16,26 +16,26 @@ use crate::cli::{AuditCommand, Cli, Command, KdfArgs, KeyslotCommand};
 use crate::{input, output};
 
 /// Global flags every command sees.
-struct Ctx {
+pub(crate) struct Ctx {
     vault: Option<PathBuf>,
     key_file: Option<PathBuf>,
-    json: bool,
+    pub(crate) json: bool,
     quiet: bool,
 }
 
 impl Ctx {
     /// A status message on stderr (not with --quiet or --json).
-    fn status(&self, text: &str) {
+    pub(crate) fn status(&self, text: &str) {
         if !self.quiet && !self.json {
             eprintln!("{text}");
         }
     }
 
-    fn path(&self) -> Result<PathBuf> {
+    pub(crate) fn path(&self) -> Result<PathBuf> {
         tresor::vault_path(self.vault.as_deref())
     }
 
-    fn open_options() -> Result<OpenOptions> {
+    pub(crate) fn open_options() -> Result<OpenOptions> {
         // One-shot process: leave the WAL for the next run instead of
         // checkpointing (two fsyncs) on every exit.
         Ok(OpenOptions {
@@ -47,21 +47,50 @@ impl Ctx {
     /// Opens and unlocks the vault through the unlock chain; `skip_flag`
     /// leaves `--key-file` out (it names a new slot's file instead).
     fn unlock(&self, skip_flag: bool) -> Result<Vault> {
+        self.unlock_chain(skip_flag, true).map(|(vault, _)| vault)
+    }
+
+    /// The unlock chain (DESIGN.md "Unlocking"): `--key-file` /
+    /// `TRESOR_KEY_FILE`, `TRESOR_KEY`, `TRESOR_PASSWORD` (and its aliases),
+    /// `TRESOR_RECOVERY_KEY`, a keychain slot, an unlock session (when
+    /// `use_session`), then a prompt on a terminal. Returns the vault and
+    /// how it was unlocked.
+    pub(crate) fn unlock_chain(
+        &self,
+        skip_flag: bool,
+        use_session: bool,
+    ) -> Result<(Vault, String)> {
         let path = self.path()?;
-        let locked = LockedVault::open(&path, &Self::open_options()?)?;
+        let mut locked = LockedVault::open(&path, &Self::open_options()?)?;
         let flag = if skip_flag {
             None
         } else {
             self.key_file.as_deref()
         };
         if let Some(unlock) = Unlock::from_environment(flag)? {
-            return locked.unlock(&unlock.credential);
+            let vault = locked.unlock_as(&unlock.credential, &unlock.source)?;
+            return Ok((vault, unlock.source));
         }
         // Keychain slots: an entry that cannot be read only matters when
         // nothing else can unlock.
         let (found, mut errors) = tresor::keychain_credentials(&locked)?;
         if !found.is_empty() {
-            return locked.unlock_any(&found);
+            return Ok((locked.unlock_any(&found)?, "keychain slot".into()));
+        }
+        if use_session {
+            let vault_id = locked.id();
+            if let Some(session) = tresor::session::find(&vault_id) {
+                let source = format!("unlock session ({})", session.info.backend.as_str());
+                match locked.unlock_with_master(session.master, &source) {
+                    Ok(vault) => return Ok((vault, source)),
+                    Err(Error::Auth { .. }) => {
+                        // The vault was rekeyed since: the session is useless.
+                        tresor::session::discard(&vault_id);
+                        locked = LockedVault::open(&path, &Self::open_options()?)?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
         let mut keychain_error = || match errors.len() {
             0 => None,
@@ -87,7 +116,9 @@ impl Ctx {
             }));
         }
         let pw = input::prompt(&format!("Password for {}: ", path.display()))?;
-        locked.unlock(&Credential::Password(pw))
+        let source = "password prompt".to_string();
+        let vault = locked.unlock_as(&Credential::Password(pw), &source)?;
+        Ok((vault, source))
     }
 }
 
@@ -323,6 +354,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Settings(a) => settings(&ctx, &a.changes),
         Command::Rekey(a) => rekey(&ctx, a),
+        Command::Unlock(a) => crate::session_cmd::unlock(&ctx, a),
+        Command::Lock => crate::session_cmd::lock(&ctx),
+        Command::Status => crate::session_cmd::status(&ctx),
+        Command::Agent => tresor::session::agent::serve_stdin(),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -712,6 +747,10 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     }
     let refs: Vec<&Credential> = credentials.iter().collect();
     let out = vault.rekey_master(&refs, a.drop_unavailable_slots, a.new_recovery_key)?;
+    // A session keeps the old master key, which opens nothing any more.
+    if tresor::session::end(&vault.id()).is_ok_and(|ended| !ended.is_empty()) {
+        ctx.status("the vault's unlock session was ended; `tresor unlock` starts a new one");
+    }
     let recovery = out.recovery.as_ref().map(|r| r.display());
     if ctx.json {
         output::json(
@@ -884,7 +923,7 @@ fn report_version(ctx: &Ctx, verb: &str, name: &SecretName, version: u64) {
 }
 
 /// Reports a finished change: JSON on stdout, or a status line on stderr.
-fn done(ctx: &Ctx, body: serde_json::Value, text: &str) {
+pub(crate) fn done(ctx: &Ctx, body: serde_json::Value, text: &str) {
     if ctx.json {
         output::json(&body);
     } else {

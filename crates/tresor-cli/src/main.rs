@@ -7,6 +7,7 @@ mod files_cmd;
 mod input;
 mod keys_cmd;
 mod output;
+mod session_cmd;
 
 use std::process::ExitCode;
 

@@ -114,6 +114,20 @@ pub(crate) fn append(
     dek: &Key,
     body: &AuditBody,
 ) -> rusqlite::Result<()> {
+    append_at(conn, keys, vault_id, key_id, dek, body, None)
+}
+
+/// Appends one entry stamped `at` (now when `None`): an unlock failure
+/// folded in later keeps the time it happened.
+pub(crate) fn append_at(
+    conn: &Connection,
+    keys: &VaultKeys,
+    vault_id: &[u8; 16],
+    key_id: u32,
+    dek: &Key,
+    body: &AuditBody,
+    at: Option<i64>,
+) -> rusqlite::Result<()> {
     let (last, prev, _) = head(conn)?;
     if last == u64::MAX {
         // A head row of the wrong shape: refuse to extend a chain whose end
@@ -124,7 +138,7 @@ pub(crate) fn append(
         ));
     }
     let seq = last + 1;
-    let at = now_ms();
+    let at = at.unwrap_or_else(now_ms);
     let aad = RecordAad {
         kind: RecordKind::AuditEntry,
         vault_id: *vault_id,

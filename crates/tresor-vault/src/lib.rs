@@ -24,6 +24,7 @@
 //! ```
 
 mod audit;
+pub mod failures;
 pub mod keychain;
 mod named_keys;
 mod payload;

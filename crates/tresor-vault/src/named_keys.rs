@@ -525,7 +525,9 @@ impl Keys<'_> {
         versions: &[u64],
         result: &'static str,
     ) -> Result<()> {
-        if !self.vault.settings().audit_reads {
+        // Uses are read-like and follow `audit_reads`; a refused decryption
+        // (an altered or foreign envelope) is always recorded.
+        if !self.vault.settings().audit_reads && result != "integrity" {
             return Ok(());
         }
         let group = self.uses.iter_mut().find(|u| {

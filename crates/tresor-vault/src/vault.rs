@@ -16,6 +16,7 @@ use tresor_crypto::slot::{self, Credential, KeychainBackend, RecoveryKey, SlotKi
 use tresor_crypto::{Key, MasterKey, RecordAad, RecordKind, VaultKeys, open, seal};
 
 use crate::audit::{self, AuditEntry, AuditFilter};
+use crate::failures;
 use crate::payload::{AuditBody, Header, Settings, VersionBody, decode, decode_owned, encode};
 use crate::schema::{self, ConnectOptions, FORMAT_VERSION};
 
@@ -160,29 +161,99 @@ impl LockedVault {
     }
 
     /// Unlocks with `credential`, trying every slot of its kind. A failure
-    /// changes nothing in the vault.
+    /// changes nothing in the vault file; it is recorded in the failure
+    /// sidecar (see [`LockedVault::unlock_as`]).
     pub fn unlock(self, credential: &Credential) -> Result<Vault> {
+        let source = credential.kind().as_str().to_string();
+        self.unlock_as(credential, &source)
+    }
+
+    /// Unlocks like [`LockedVault::unlock`]; a failure is appended to the
+    /// sidecar `<vault>.failures` with `source` (where the credential came
+    /// from, e.g. `TRESOR_PASSWORD` or `key file PATH`: never the
+    /// credential), to be folded into the audit log at the next unlock.
+    pub fn unlock_as(self, credential: &Credential, source: &str) -> Result<Vault> {
         let kind = credential.kind();
-        let Some(found) = self.find_master(credential)? else {
+        let found = self
+            .find_master(credential)
+            .inspect_err(|e| self.record_failure(e, kind.as_str(), source))?;
+        let Some(found) = found else {
             let what = match kind {
                 SlotKind::Password => "wrong password",
                 SlotKind::KeyFile => "wrong key (key file or TRESOR_KEY)",
                 SlotKind::Recovery => "wrong recovery key",
                 SlotKind::Keychain => "the keychain entry does not match",
             };
-            return Err(Error::Auth {
+            let e = Error::Auth {
                 store: STORE.into(),
                 reason: format!("{what}: no key slot opened"),
-            });
+            };
+            self.record_failure(&e, kind.as_str(), source);
+            return Err(e);
         };
         self.into_vault(found)
+    }
+
+    /// Unlocks with a master key kept by an unlock session. The key must
+    /// unwrap the vault's data keys; otherwise (the vault was rekeyed, or the
+    /// session belongs to another vault) the error is `Auth` and the failure
+    /// is recorded like a wrong password.
+    pub fn unlock_with_master(self, master: MasterKey, source: &str) -> Result<Vault> {
+        let keys = VaultKeys::derive(&master, &self.vault_id);
+        let rows: Vec<(u32, Vec<u8>)> = self
+            .conn
+            .prepare("SELECT id, wrapped FROM data_keys ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(|e| db_error(e, &self.path))?;
+        let opens = rows.iter().any(|(id, wrapped)| {
+            open(
+                &keys.wrap,
+                &VaultKeys::data_key_aad(&self.vault_id, *id),
+                wrapped,
+            )
+            .is_ok()
+        });
+        if !opens {
+            let e = Error::Auth {
+                store: STORE.into(),
+                reason: "the unlock session's key does not open this vault (was it rekeyed?)"
+                    .into(),
+            };
+            self.record_failure(&e, "session", source);
+            return Err(e);
+        }
+        let mut vault =
+            Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)?;
+        vault.fold_failures();
+        Ok(vault)
     }
 
     fn into_vault(self, (master, slot_id): (MasterKey, u32)) -> Result<Vault> {
         let mut vault =
             Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)?;
         vault.unlocked_slot = Some(slot_id);
+        vault.fold_failures();
         Ok(vault)
+    }
+
+    /// Appends an authentication failure to the sidecar (best effort: the
+    /// caller's error is the answer either way).
+    fn record_failure(&self, error: &Error, kind: &str, source: &str) {
+        if !matches!(error, Error::Auth { .. }) {
+            return;
+        }
+        let (uid, pid) = failures::ids();
+        let _ = failures::record(
+            &self.path,
+            &failures::Failure {
+                at: now_ms(),
+                kind: kind.into(),
+                source: source.into(),
+                user: memory::os_user(),
+                uid,
+                pid,
+            },
+        );
     }
 
     /// The master key and slot id `credential` opens, if any; an error when
@@ -417,6 +488,89 @@ impl Vault {
         self.vault_id
     }
 
+    /// The master key, for an unlock session to keep (`tresor unlock`).
+    /// Whoever holds it opens the vault: never print, log or store it.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// Folds the unlock-failure sidecar into the audit log: one
+    /// `unlock_failed` entry per failure (at the failure's time), one
+    /// `unlock_failures_garbled` entry when lines did not check, then the
+    /// sidecar is removed. Best effort: a vault that cannot be written now
+    /// keeps the sidecar for a later unlock. Returns how many entries it wrote.
+    pub fn fold_failures(&mut self) -> usize {
+        let Ok(Some((file, folded))) = failures::read(&self.path) else {
+            return 0;
+        };
+        let count = folded.failures.len() + usize::from(folded.garbled > 0 || folded.overflow);
+        let sidecar = failures::path_for(&self.path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let result = self.transaction(|v| {
+            for f in &folded.failures {
+                let body = AuditBody {
+                    actor: f.user.clone(),
+                    operation: "unlock_failed".into(),
+                    store: STORE.into(),
+                    name: None,
+                    versions: vec![],
+                    result: "auth".into(),
+                    reason: Some(format!(
+                        "{} slot; credential from {}; uid {}, pid {}",
+                        f.kind, f.source, f.uid, f.pid
+                    )),
+                };
+                audit::append_at(
+                    &v.conn,
+                    &v.keys,
+                    &v.vault_id,
+                    v.write_key,
+                    v.write_dek(),
+                    &body,
+                    Some(f.at),
+                )
+                .map_err(|e| v.db(e))?;
+            }
+            if folded.garbled > 0 || folded.overflow {
+                let mut what = Vec::new();
+                if folded.garbled > 0 {
+                    what.push(format!(
+                        "{} garbled or altered line(s) in {sidecar} were not trusted",
+                        folded.garbled
+                    ));
+                }
+                if folded.overflow {
+                    what.push(format!(
+                        "{sidecar} reached its size bound: later failures were not listed"
+                    ));
+                }
+                let result = if folded.garbled > 0 {
+                    "integrity"
+                } else {
+                    "auth"
+                };
+                let body = v.audit_body(
+                    "unlock_failures_garbled",
+                    None,
+                    vec![],
+                    result,
+                    Some(what.join("; ")),
+                );
+                v.append_audit(&body)?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                let _ = failures::remove(&self.path, file);
+                count
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// The vault's settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -445,7 +599,13 @@ impl Vault {
     /// Reads one version of a secret. A soft-deleted secret is not found.
     pub fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {
         if !self.settings.audit_reads {
-            return self.get_unaudited(name, selector);
+            let result = self.get_unaudited(name, selector);
+            if let Err(e @ Error::Integrity { .. }) = &result {
+                // A record that does not decrypt is always recorded, reads
+                // audited or not (best effort: the error is the answer).
+                let _ = self.audit_write("get", Some(name), vec![], e.kind(), None, false);
+            }
+            return result;
         }
         // The read and its audit entry share one transaction: one lock
         // round trip instead of two, and the entry commits with the read.

@@ -195,7 +195,15 @@ fn master_rekey_rewraps_slots_and_changes_every_derived_key() {
         ..AuditFilter::default()
     };
     let log = v.audit_log(&writes).unwrap();
-    assert_eq!(log.last().unwrap().operation, "rekey --master");
+    // The refused old recovery key was folded in at the next unlock.
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last.operation.as_str(), last.result.as_str()),
+        ("unlock_failed", "auth")
+    );
+    assert!(last.reason.as_deref().unwrap().starts_with("recovery slot"));
+    assert_eq!(log[log.len() - 2].operation, "rekey --master");
+    v.audit_verify().unwrap();
 }
 
 #[test]

@@ -19,6 +19,7 @@
 
 pub mod files;
 mod locate;
+pub mod session;
 mod unlock;
 
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};

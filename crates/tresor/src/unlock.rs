@@ -94,7 +94,8 @@ impl Unlock {
             store: "vault".into(),
             hint: format!(
                 "no terminal to ask for a password; set {KEY_FILE_ENV} (or --key-file), {KEY_ENV}, \
-                 or TRESOR_PASSWORD, or add a keychain slot (tresor keyslot add --keychain)"
+                 or TRESOR_PASSWORD, add a keychain slot (tresor keyslot add --keychain), or \
+                 start an unlock session (tresor unlock)"
             ),
         }
     }

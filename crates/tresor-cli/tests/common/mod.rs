@@ -241,7 +241,20 @@ impl Tresor {
 
     /// A runner for `tresor ARGS` in this folder.
     pub fn cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> Run<'_> {
-        let mut cmd = clean_command(BIN);
+        self.cmd_via(&[], args)
+    }
+
+    /// A runner for `WRAPPER… tresor ARGS` (e.g. `keyctl session -`), with
+    /// the same folder and environment as [`Tresor::cmd`].
+    pub fn cmd_via<S: AsRef<OsStr>>(&self, wrapper: &[&str], args: &[S]) -> Run<'_> {
+        let mut cmd = match wrapper.split_first() {
+            None => clean_command(BIN),
+            Some((program, rest)) => {
+                let mut c = clean_command(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+        };
         cmd.args(args)
             .current_dir(self.dir.path())
             .env("TRESOR_VAULT", &self.vault)
