@@ -5,6 +5,8 @@
 //! | --- | --- | --- |
 //! | `env` (default) | `env` | environment variables, read-only |
 //! | `openbao` | `openbao` | OpenBao / HashiCorp Vault KV v2 over HTTP |
+//! | `aws` | `aws` | AWS Secrets Manager through the official SDK |
+//! | `keychain` | `keychain` | the OS keychain through keyring-core |
 //! | `conformance` | `conformance` | the suite every store passes (for tests) |
 //! | (always) | `options` | [`StoreOptions`]: a store's `tresor.toml` options |
 //!
@@ -37,6 +39,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 #[cfg(feature = "env")]
