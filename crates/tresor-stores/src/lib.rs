@@ -45,6 +45,8 @@ pub mod aws;
 pub mod conformance;
 #[cfg(feature = "env")]
 pub mod env;
+#[cfg(feature = "keychain")]
+pub mod keychain;
 #[cfg(feature = "openbao")]
 pub mod openbao;
 pub mod options;
