@@ -99,7 +99,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::{Blob, DateTime};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use tresor_core::{
@@ -188,6 +188,8 @@ pub struct Aws {
     region: String,
     endpoint: Option<String>,
     recovery_window_days: u32,
+    /// How many attempts of what length, for messages.
+    attempts: String,
     client: Client,
     runtime: tokio::runtime::Runtime,
 }
@@ -277,6 +279,13 @@ impl Aws {
             region,
             endpoint: options.endpoint,
             recovery_window_days: options.recovery_window_days,
+            attempts: format!(
+                "up to {} attempt{} of {} ms connect + {} ms read",
+                options.max_attempts,
+                if options.max_attempts == 1 { "" } else { "s" },
+                options.connect_timeout.as_millis(),
+                options.timeout.as_millis()
+            ),
             client: Client::new(&config),
             runtime,
         })
@@ -553,10 +562,10 @@ impl Aws {
             SdkError::TimeoutError(_) => Failure::Transport("timed out".to_string()),
             SdkError::DispatchFailure(dispatch) => {
                 let detail = if dispatch.is_timeout() {
-                    "timed out connecting".to_string()
+                    "timed out".to_string()
                 } else {
                     match dispatch.as_connector_error() {
-                        Some(c) => shorten(&DisplayErrorContext(c).to_string()),
+                        Some(c) => error_chain(c),
                         None => "the request could not be sent".to_string(),
                     }
                 };
@@ -577,8 +586,8 @@ impl Aws {
             Failure::Transport(detail) => Error::Unavailable {
                 store,
                 reason: format!(
-                    "{what}: Secrets Manager in {} not reached: {detail}",
-                    self.region
+                    "{what}: Secrets Manager in {} not reached: {detail} ({})",
+                    self.region, self.attempts
                 ),
             },
             Failure::Request => Error::Validation(format!("{store}: {what}: invalid request")),
@@ -805,6 +814,21 @@ fn valid_aws_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/_+=.@-".contains(&b))
+}
+
+/// An error and its sources in words, each said once (transport errors
+/// hold no request or response bodies).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    shorten(&parts.join(": "))
 }
 
 fn shorten(message: &str) -> String {
