@@ -99,6 +99,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::{Blob, DateTime};
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
@@ -210,6 +211,15 @@ impl Aws {
     /// (lazily: credentials are fetched at the first call). Nothing is sent;
     /// [`Store::health`] probes the service.
     pub fn connect(options: AwsOptions) -> Result<Self> {
+        Self::connect_with(options, None)
+    }
+
+    /// [`Aws::connect`], with fixed credentials instead of the default
+    /// chain when `credentials` is given (tests).
+    fn connect_with(
+        options: AwsOptions,
+        credentials: Option<aws_sdk_secretsmanager::config::Credentials>,
+    ) -> Result<Self> {
         let name = options.name.clone();
         let invalid = |what: String| Error::Validation(format!("{name}: {what}"));
         if let Some(endpoint) = &options.endpoint
@@ -265,6 +275,9 @@ impl Aws {
         }
         if let Some(profile) = &options.profile {
             loader = loader.profile_name(profile);
+        }
+        if let Some(credentials) = credentials {
+            loader = loader.credentials_provider(credentials);
         }
         let config = runtime.block_on(loader.load());
         let region = config.region().map(ToString::to_string).ok_or_else(|| {
@@ -542,15 +555,16 @@ impl Aws {
 
     /// What went wrong with a call, without any value: a service error's code
     /// (and its message unless the call carried a value), or a transport error.
-    fn failure<E, R>(&self, e: SdkError<E, R>, carries_value: bool) -> Failure
+    fn failure<E>(&self, e: SdkError<E, HttpResponse>, carries_value: bool) -> Failure
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: fmt::Debug,
     {
         match e {
             SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
                 let err = service.err();
                 Failure::Service {
+                    status,
                     code: err.code().unwrap_or("UnknownError").to_string(),
                     message: if carries_value {
                         String::new()
@@ -591,7 +605,11 @@ impl Aws {
                 ),
             },
             Failure::Request => Error::Validation(format!("{store}: {what}: invalid request")),
-            Failure::Service { code, message } => {
+            Failure::Service {
+                status,
+                code,
+                message,
+            } => {
                 let detail = format!("{code}{}", colon(&message));
                 match code.as_str() {
                     NOT_FOUND => Error::NotFound {
@@ -617,6 +635,10 @@ impl Aws {
                     | "ServiceUnavailableException" => Error::Unavailable {
                         store,
                         reason: format!("{what}: {detail}"),
+                    },
+                    _ if status == 429 || status >= 500 => Error::Unavailable {
+                        store,
+                        reason: format!("{what}: HTTP {status}: {detail}"),
                     },
                     _ => Error::Validation(format!("{store}: {what}: {detail}")),
                 }
@@ -677,7 +699,11 @@ impl Aws {
 #[derive(Debug)]
 enum Failure {
     /// The service answered with an error.
-    Service { code: String, message: String },
+    Service {
+        status: u16,
+        code: String,
+        message: String,
+    },
     /// The service was not reached or its answer not read.
     Transport(String),
     /// The SDK refused to build the request.
@@ -1193,5 +1219,386 @@ impl Store for Aws {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn name(s: &str) -> SecretName {
+        SecretName::new(s).unwrap()
+    }
+
+    #[test]
+    fn version_tokens_carry_the_number() {
+        let t = version_token(7);
+        assert_eq!(t, "tresor-version-00000000000000000007");
+        assert!((32..=64).contains(&t.len()), "ClientRequestToken length");
+        assert_eq!(token_number(&t), Some(7));
+        assert_eq!(token_number(&version_token(u64::MAX)), Some(u64::MAX));
+        for foreign in [
+            "EXAMPLE1-90ab-cdef-fedc-ba987SECRET1",
+            "tresor-version-0000000000000000000x",
+            "tresor-version-00000000000000000000",
+            "tresor-version-7",
+        ] {
+            assert_eq!(token_number(foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn foreign_versions_number_after_the_one_before() {
+        let v = |id: &str, t: i64| (id.to_string(), t, Vec::new());
+        let numbered = number_versions(vec![
+            v(&version_token(2), 20),
+            v("uuid-b", 30),
+            v("uuid-a", 10),
+            v(&version_token(4), 40),
+            v("uuid-c", 40),
+        ]);
+        let got: Vec<(&str, u64)> = numbered.iter().map(|v| (v.id.as_str(), v.number)).collect();
+        assert_eq!(
+            got,
+            [
+                ("uuid-a", 1),
+                (version_token(2).as_str(), 2),
+                ("uuid-b", 3),
+                (version_token(4).as_str(), 4),
+                ("uuid-c", 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn options_are_checked_before_any_call() {
+        let bad = |o: AwsOptions| Aws::connect(o).unwrap_err().kind();
+        let base = || AwsOptions {
+            region: Some("us-east-1".to_string()),
+            ..AwsOptions::default()
+        };
+        assert_eq!(
+            bad(AwsOptions {
+                endpoint: Some("127.0.0.1:5000".into()),
+                ..base()
+            }),
+            "validation"
+        );
+        assert_eq!(
+            bad(AwsOptions {
+                max_attempts: 0,
+                ..base()
+            }),
+            "validation"
+        );
+        assert_eq!(
+            bad(AwsOptions {
+                recovery_window_days: 3,
+                ..base()
+            }),
+            "validation"
+        );
+        assert_eq!(
+            bad(AwsOptions {
+                prefix: "team space/".into(),
+                ..base()
+            }),
+            "validation"
+        );
+        let store = Aws::connect(AwsOptions {
+            prefix: "team/".into(),
+            ..base()
+        })
+        .unwrap();
+        assert_eq!(store.id(&name("a/b")), "team/a/b");
+        assert!(format!("{store:?}").contains("us-east-1"));
+    }
+
+    #[test]
+    fn from_options_reads_every_key_and_rejects_the_rest() {
+        let o = StoreOptions::new("team")
+            .with("region", "eu-west-1")
+            .with("endpoint", "http://127.0.0.1:1")
+            .with("prefix", "p/")
+            .with("connect_timeout", "500ms")
+            .with("timeout", "2s")
+            .with("max_attempts", "4")
+            .with("recovery_window_days", "7");
+        let store = Aws::from_options(&o).unwrap();
+        assert_eq!(
+            (store.name(), store.region(), store.prefix()),
+            ("team", "eu-west-1", "p/")
+        );
+        assert!(
+            store
+                .attempts
+                .contains("4 attempts of 500 ms connect + 2000 ms read")
+        );
+        let o = StoreOptions::new("team")
+            .with("region", "eu-west-1")
+            .with("timeout", "soon-secret");
+        let e = Aws::from_options(&o).unwrap_err().to_string();
+        assert!(e.contains("timeout") && !e.contains("soon-secret"), "{e}");
+        let o = StoreOptions::new("team")
+            .with("region", "eu-west-1")
+            .with("endpont", "http://x");
+        assert!(
+            Aws::from_options(&o)
+                .unwrap_err()
+                .to_string()
+                .contains("endpont")
+        );
+    }
+
+    /// A fake Secrets Manager: answers each request (one per connection)
+    /// with `answer(operation, body)`; counts requests per operation.
+    struct Fake {
+        url: String,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    type Answer = Box<dyn FnMut(&str, &str) -> (u16, String) + Send>;
+
+    fn fake(mut answer: Answer) -> Fake {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream);
+                let (mut length, mut target) = (0, String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("x-amz-target:") {
+                        target = line.trim().rsplit('.').next().unwrap_or("").to_string();
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                log.lock().unwrap().push(target.clone());
+                let (status, reply) = answer(&target, &String::from_utf8_lossy(&body));
+                let mut stream = reader.into_inner();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            }
+        });
+        Fake { url, seen }
+    }
+
+    impl Fake {
+        fn store(&self) -> Aws {
+            let credentials = aws_sdk_secretsmanager::config::Credentials::new(
+                "AKIDTEST",
+                "test-secret",
+                None,
+                None,
+                "test",
+            );
+            Aws::connect_with(
+                AwsOptions {
+                    region: Some("us-east-1".to_string()),
+                    endpoint: Some(self.url.clone()),
+                    timeout: Duration::from_millis(500),
+                    connect_timeout: Duration::from_millis(500),
+                    ..AwsOptions::default()
+                },
+                Some(credentials),
+            )
+            .unwrap()
+        }
+
+        fn seen(&self) -> Vec<String> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    fn error(code: &str, message: &str) -> (u16, String) {
+        (
+            400,
+            format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+        )
+    }
+
+    const CURRENT_V3: &str = r#"{"Name":"a/b","VersionId":"tresor-version-00000000000000000003","SecretString":"v","VersionStages":["AWSCURRENT"]}"#;
+
+    #[test]
+    fn reads_retry_on_5xx_and_throttling() {
+        let mut script = vec![
+            (
+                500,
+                r#"{"__type":"InternalServiceError","message":"boom"}"#.to_string(),
+            ),
+            error("ThrottlingException", "slow down"),
+            (200, CURRENT_V3.to_string()),
+        ]
+        .into_iter();
+        let f = fake(Box::new(move |_, _| script.next().unwrap()));
+        let got = f.store().get(&name("a/b"), Selector::default()).unwrap();
+        assert_eq!((got.version, got.value.expose_secret()), (3, &b"v"[..]));
+        assert_eq!(f.seen().len(), 3);
+
+        let f = fake(Box::new(|_, _| (503, "{}".to_string())));
+        let e = f
+            .store()
+            .get(&name("a/b"), Selector::default())
+            .unwrap_err();
+        assert_eq!(e.kind(), "unavailable", "{e}");
+        assert_eq!(f.seen().len(), 3, "bounded by max_attempts");
+    }
+
+    #[test]
+    fn writes_retry_safely_under_their_token() {
+        let tokens = Arc::new(Mutex::new(Vec::new()));
+        let kept = tokens.clone();
+        let described = r#"{"Name":"a/b","VersionIdsToStages":{"tresor-version-00000000000000000001":["AWSCURRENT"]}}"#;
+        let mut puts = 0;
+        let f = fake(Box::new(move |op, body| match op {
+            "DescribeSecret" => (200, described.to_string()),
+            "PutSecretValue" => {
+                let json: serde_json::Value = serde_json::from_str(body).unwrap();
+                kept.lock()
+                    .unwrap()
+                    .push(json["ClientRequestToken"].as_str().unwrap().to_string());
+                puts += 1;
+                if puts == 1 {
+                    (500, r#"{"__type":"InternalServiceError"}"#.to_string())
+                } else {
+                    (200, r#"{"VersionId":"tresor-version-00000000000000000002","VersionStages":["AWSCURRENT"]}"#.to_string())
+                }
+            }
+            _ => error("InvalidRequestException", op),
+        }));
+        let v = f
+            .store()
+            .put(
+                &name("a/b"),
+                &SecretValue::copy_from(b"x"),
+                &PutOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(v, 2);
+        let tokens = tokens.lock().unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert!(tokens.iter().all(|t| t == &version_token(2)), "{tokens:?}");
+    }
+
+    #[test]
+    fn a_write_error_never_shows_the_service_message() {
+        // Secrets Manager's validation messages can quote the input.
+        let f = fake(Box::new(|op, _| match op {
+            "DescribeSecret" => error(NOT_FOUND, "no such secret"),
+            _ => error("ValidationException", "Value 'tresor-fake-canary' is bad"),
+        }));
+        let e = f
+            .store()
+            .put(
+                &name("a/b"),
+                &SecretValue::copy_from(b"tresor-fake-canary"),
+                &PutOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), "validation");
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains("ValidationException"), "{shown}");
+        assert!(!shown.contains("tresor-fake-canary"), "{shown}");
+    }
+
+    #[test]
+    fn service_errors_map_to_tresor_errors() {
+        let f = fake(Box::new(|op, _| match op {
+            "GetSecretValue" => error("AccessDeniedException", "not allowed"),
+            "DeleteSecret" => error(
+                INVALID_REQUEST,
+                "You tried to perform the operation on a secret that's currently marked deleted.",
+            ),
+            _ => error("ExpiredTokenException", "expired"),
+        }));
+        let mut store = f.store();
+        let e = store.get(&name("a/b"), Selector::default()).unwrap_err();
+        assert_eq!(e.kind(), "auth", "{e}");
+        assert!(
+            e.to_string().contains("AccessDeniedException: not allowed"),
+            "{e}"
+        );
+        let e = store.delete(&name("a/b"), DeleteMode::Soft).unwrap_err();
+        assert_eq!(e.kind(), "not_found", "{e}");
+        let h = store.health();
+        assert!(h.reachable && !h.authenticated, "{}", h.detail);
+    }
+
+    #[test]
+    fn version_listings_follow_next_tokens() {
+        let pages = AtomicUsize::new(0);
+        let f = fake(Box::new(move |op, body| match op {
+            "DescribeSecret" => (200, r#"{"Name":"a/b"}"#.to_string()),
+            "ListSecretVersionIds" => {
+                let json: serde_json::Value = serde_json::from_str(body).unwrap();
+                let page = pages.fetch_add(1, Ordering::SeqCst);
+                assert_eq!(
+                    json["NextToken"].as_str(),
+                    ["", "p2"].get(page).copied().filter(|t| !t.is_empty())
+                );
+                let (ids, next) = if page == 0 {
+                    (1..=100, r#","NextToken":"p2""#)
+                } else {
+                    (101..=102, "")
+                };
+                let versions: Vec<String> = ids
+                    .map(|n| {
+                        format!(
+                            r#"{{"VersionId":"{}","VersionStages":[]}}"#,
+                            version_token(n)
+                        )
+                    })
+                    .collect();
+                (
+                    200,
+                    format!(r#"{{"Versions":[{}]{next}}}"#, versions.join(",")),
+                )
+            }
+            _ => error("InvalidRequestException", op),
+        }));
+        let history = f.store().history(&name("a/b")).unwrap();
+        assert_eq!(history.len(), 102);
+        assert_eq!(history.last().unwrap().version, 102);
+    }
+
+    #[test]
+    fn a_silent_server_is_unavailable_within_the_bound() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let f = Fake {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            seen: Arc::default(),
+        };
+        let t0 = std::time::Instant::now();
+        let e = f
+            .store()
+            .get(&name("a/b"), Selector::default())
+            .unwrap_err();
+        assert_eq!(e.kind(), "unavailable", "{e}");
+        assert!(e.to_string().contains("timed out"), "{e}");
+        // 3 attempts of 1 s at most, plus backoff: bounded at 5 s.
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        drop(listener);
     }
 }
