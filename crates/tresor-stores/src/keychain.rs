@@ -62,7 +62,15 @@ const KEYUTILS_MAX_VALUE_LEN: usize = 32_767;
 /// The account a health probe reads (never written).
 const PROBE_ACCOUNT: &str = "tresor-health-probe";
 
-/// Which keychain to use.
+/// Which keychain to use; parsed from the `backend` option.
+///
+/// ```
+/// use tresor_stores::keychain::Backend;
+///
+/// assert_eq!("secret-service".parse(), Ok(Backend::SecretService));
+/// assert_eq!(Backend::default().as_str(), "auto");
+/// assert!("kwallet".parse::<Backend>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
     /// The Secret Service if one answers on the session bus, else keyutils
