@@ -50,7 +50,8 @@
 //! recovery window (`recovery_window_days`, 7 to 30, default 30); undelete is
 //! `RestoreSecret`; purge is `DeleteSecret` with `ForceDeleteWithoutRecovery`.
 //! A secret scheduled for deletion reads as not found and refuses writes
-//! until it is restored or purged.
+//! until it is restored or purged. (On AWS a purged name can take a few
+//! seconds before it can be created again.)
 //!
 //! # Listing
 //!
@@ -379,6 +380,12 @@ impl Aws {
     /// exist. Versions are numbered from the labelled ones when all are
     /// tresor's, else from a full listing.
     fn state(&self, name: &SecretName) -> Result<Option<State>> {
+        self.state_with(name, false)
+    }
+
+    /// [`Aws::state`]; `every_version` numbers from a full listing even when
+    /// the labelled versions are all tresor's (unlabelled ones included).
+    fn state_with(&self, name: &SecretName, every_version: bool) -> Result<Option<State>> {
         let id = self.id(name);
         let described = self
             .runtime
@@ -401,11 +408,12 @@ impl Aws {
                     .collect()
             })
             .unwrap_or_default();
-        let versions = if labelled.iter().all(|(id, ..)| token_number(id).is_some()) {
-            number_versions(labelled)
-        } else {
-            self.list_versions(name)?
-        };
+        let versions =
+            if !every_version && labelled.iter().all(|(id, ..)| token_number(id).is_some()) {
+                number_versions(labelled)
+            } else {
+                self.list_versions(name)?
+            };
         Ok(Some(State {
             deleted_at: out.deleted_date().map(millis),
             versions,
@@ -930,8 +938,10 @@ impl Store for Aws {
         self.check_value(name, value)?;
         let tags = self.tags_for(&options.metadata)?;
         let what = format!("write of '{name}'");
-        for _ in 0..WRITE_ROUNDS {
-            let Some(state) = self.state(name)? else {
+        for round in 0..WRITE_ROUNDS {
+            // After a collision, count unlabelled versions too: the newest
+            // version may have lost its label to another tool.
+            let Some(state) = self.state_with(name, round > 0)? else {
                 if let Some(expected) = options.expect_version.filter(|&v| v != 0) {
                     return Err(Error::Conflict {
                         store: self.name.clone(),
@@ -1500,6 +1510,45 @@ mod tests {
         let tokens = tokens.lock().unwrap();
         assert_eq!(tokens.len(), 2);
         assert!(tokens.iter().all(|t| t == &version_token(2)), "{tokens:?}");
+    }
+
+    #[test]
+    fn a_write_that_collides_counts_unlabelled_versions_and_goes_on() {
+        // Version 3 exists without a label (another tool removed it), so
+        // DescribeSecret's map ends at 2 and the first write collides.
+        let described = r#"{"Name":"a/b","VersionIdsToStages":{"tresor-version-00000000000000000002":["AWSCURRENT"]}}"#;
+        let listed = format!(
+            r#"{{"Versions":[{{"VersionId":"{}","VersionStages":[]}},{{"VersionId":"{}","VersionStages":["AWSCURRENT"]}},{{"VersionId":"{}","VersionStages":[]}}]}}"#,
+            version_token(1),
+            version_token(2),
+            version_token(3)
+        );
+        let f = fake(Box::new(move |op, body| match op {
+            "DescribeSecret" => (200, described.to_string()),
+            "ListSecretVersionIds" => (200, listed.clone()),
+            "PutSecretValue" if body.contains(&version_token(3)) => error(EXISTS, "token in use"),
+            "PutSecretValue" => (200, r#"{"VersionStages":["AWSCURRENT"]}"#.to_string()),
+            _ => error("InvalidRequestException", op),
+        }));
+        let v = f
+            .store()
+            .put(
+                &name("a/b"),
+                &SecretValue::copy_from(b"x"),
+                &PutOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(v, 4);
+        assert_eq!(
+            f.seen(),
+            [
+                "DescribeSecret",
+                "PutSecretValue",
+                "DescribeSecret",
+                "ListSecretVersionIds",
+                "PutSecretValue"
+            ]
+        );
     }
 
     #[test]
