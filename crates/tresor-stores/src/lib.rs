@@ -6,6 +6,8 @@
 //! | `env` (default) | `env` | environment variables, read-only |
 //! | `openbao` | `openbao` | OpenBao / HashiCorp Vault KV v2 over HTTP |
 //! | `azure` | `azure` | Azure Key Vault secrets through Azure's SDK (not yet verified against Azure) |
+//! | `aws` | `aws` | AWS Secrets Manager through the official SDK |
+//! | `keychain` | `keychain` | the OS keychain through keyring-core |
 //! | `conformance` | `conformance` | the suite every store passes (for tests) |
 //! | (always) | `options` | [`StoreOptions`]: a store's `tresor.toml` options |
 //!
@@ -40,10 +42,14 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 #[cfg(feature = "env")]
 pub mod env;
+#[cfg(feature = "keychain")]
+pub mod keychain;
 #[cfg(feature = "openbao")]
 pub mod openbao;
 pub mod options;
