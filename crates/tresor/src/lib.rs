@@ -17,9 +17,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod config;
 pub mod files;
 mod locate;
+pub mod manager;
 mod unlock;
+
+pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Written};
+/// The stores beyond the vault (`env`, `openbao`, …) and [`stores::StoreOptions`].
+pub use tresor_stores as stores;
 
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
 pub use tresor_core::{
