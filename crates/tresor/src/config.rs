@@ -284,6 +284,18 @@ impl Config {
 
     /// Parses config text. On failure, every problem found, in file order.
     pub fn parse(text: &str, path: Option<&Path>) -> std::result::Result<Self, Vec<Problem>> {
+        let (config, problems) = Self::parse_lenient(text, path);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Parses config text, keeping what is valid: the config holds the
+    /// stores and profiles without problems, next to every problem found
+    /// (for `tresor config check`, which goes on to check references).
+    pub fn parse_lenient(text: &str, path: Option<&Path>) -> (Self, Vec<Problem>) {
         let mut p = Parser {
             text,
             file: path.map(Path::to_path_buf),
@@ -292,12 +304,8 @@ impl Config {
             named_at: BTreeMap::new(),
         };
         let config = p.document();
-        if p.problems.is_empty() {
-            Ok(config)
-        } else {
-            p.problems.sort_by_key(|x| (x.line, x.column));
-            Err(p.problems)
-        }
+        p.problems.sort_by_key(|x| (x.line, x.column));
+        (config, p.problems)
     }
 
     /// The store named `name`.

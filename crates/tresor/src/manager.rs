@@ -1290,7 +1290,11 @@ impl Builder {
             entries.push(Entry {
                 name: "vault".into(),
                 kind: Some(StoreKind::Vault),
-                settings: StoreSettings::new(crate::config::DEFAULT_PRIORITY),
+                // The only store: nothing works without it.
+                settings: StoreSettings {
+                    required: true,
+                    ..StoreSettings::new(crate::config::DEFAULT_PRIORITY)
+                },
                 state: State::Local,
                 down: None,
             });
@@ -1361,6 +1365,72 @@ fn not_in_build(kind: StoreKind, options: &StoreOptions) -> Error {
         "store '{}': this build of tresor has no {kind} store",
         options.store()
     ))
+}
+
+/// Checks what parsing cannot: each store's references resolve (`ENV/`
+/// variables set, `SEC/` secrets held by the local vault, through `secret`)
+/// and its options are the ones its kind reads, without contacting any
+/// store. Each problem points at the option concerned.
+pub fn check_config(
+    config: &Config,
+    secret: &mut dyn FnMut(&SecretName, Option<u64>) -> Result<Zeroizing<String>>,
+) -> Vec<crate::config::Problem> {
+    let mut problems = Vec::new();
+    for store in &config.stores {
+        let at = |key: &str| config.option_position(&store.name, key).unwrap_or(store.at);
+        let mut options = StoreOptions::new(store.name.clone());
+        let mut resolved = true;
+        for (key, value) in &store.options {
+            let text = match value {
+                OptionValue::Text(t) => Ok(Zeroizing::new(t.clone())),
+                OptionValue::Env(var) => std::env::var(var).map(Zeroizing::new).map_err(|_| {
+                    format!("ENV/{var} is not set")
+                }),
+                OptionValue::Secret(name, version) => secret(name, *version).map_err(|e| match e {
+                    Error::NotFound { .. } => {
+                        format!("{} is not in the local vault", value.describe())
+                    }
+                    e => format!("{} cannot be read: {e}", value.describe()),
+                }),
+            };
+            match text {
+                Ok(t) => options.insert(key.clone(), t.as_str()),
+                Err(why) => {
+                    resolved = false;
+                    problems.push(config.problem(
+                        at(key),
+                        format!("store '{}': option '{key}': {why}", store.name),
+                    ));
+                }
+            }
+        }
+        if !resolved {
+            continue;
+        }
+        if let Err(e) = check_store_options(store.kind, &options) {
+            let message = e.to_string();
+            let mentioned: Vec<&String> = store
+                .options
+                .keys()
+                .filter(|k| message.contains(&format!("'{k}'")))
+                .collect();
+            if message.contains("unknown option") && !mentioned.is_empty() {
+                for key in mentioned {
+                    problems.push(config.problem(
+                        at(key),
+                        format!(
+                            "store '{}': unknown option '{key}' for a {} store",
+                            store.name, store.kind
+                        ),
+                    ));
+                }
+            } else {
+                let pos = mentioned.first().map_or(store.at, |k| at(k));
+                problems.push(config.problem(pos, message));
+            }
+        }
+    }
+    problems
 }
 
 /// The default vault opener: `TRESOR_KEY_FILE`, `TRESOR_KEY`,
