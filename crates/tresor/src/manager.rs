@@ -105,6 +105,8 @@ pub struct StoreSettings {
     pub required: bool,
     /// Keep offline copies of what it answers in the local vault.
     pub cache: bool,
+    /// The store is on another machine: offline mode does not contact it.
+    pub remote: bool,
 }
 
 impl StoreSettings {
@@ -115,6 +117,7 @@ impl StoreSettings {
             read_only: false,
             required: false,
             cache: false,
+            remote: false,
         }
     }
 }
@@ -800,7 +803,7 @@ impl Tresor {
     }
 
     fn is_remote(&self, i: usize) -> bool {
-        self.entries[i].kind.is_some_and(StoreKind::is_remote)
+        self.entries[i].settings.remote
     }
 
     // ---- listing ----
@@ -1008,6 +1011,9 @@ impl Tresor {
             }),
             Err(_) => Ok(()),
         };
+        // A failed write may still have landed (a timeout after the server
+        // acted), and it marked the store down: ask it anyway.
+        self.entries[i].down = None;
         let cleanup = self.checked(i, |s| s.delete(&scratch, DeleteMode::Purge));
         c.cleaned_up = Some(match (&written, &cleanup) {
             (_, Ok(())) => true,
@@ -1263,6 +1269,7 @@ impl Builder {
                         read_only: c.read_only,
                         required: c.required,
                         cache: c.cache,
+                        remote: c.kind.is_remote(),
                     },
                     state: State::Config(Box::new(c.clone())),
                     down: None,
