@@ -99,9 +99,10 @@ pub fn unlock_at(path: &Path, flag: Option<&Path>) -> Result<Vault> {
     if !locked.slot_kinds()?.contains(&SlotKind::Password) {
         return Err(keychain_error().unwrap_or_else(|| Error::Locked {
             store: "vault".into(),
-            hint: "this vault has no password slot; give --key-file, TRESOR_KEY_FILE, TRESOR_KEY or \
+            hint:
+                "this vault has no password slot; give --key-file, TRESOR_KEY_FILE, TRESOR_KEY or \
                    TRESOR_RECOVERY_KEY"
-                .into(),
+                    .into(),
         }));
     }
     let pw = input::prompt(&format!("Password for {}: ", path.display()))?;

@@ -30,8 +30,10 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
         Command::Config(ConfigCommand::Path) => config_path(ctx).map(|()| None),
         c if routed(&c) => {
             let config = Config::discover_and_load(ctx.config.as_deref())?;
-            let flags =
-                ctx.store.is_some() || ctx.profile.is_some() || ctx.offline || ctx.max_age.is_some();
+            let flags = ctx.store.is_some()
+                || ctx.profile.is_some()
+                || ctx.offline
+                || ctx.max_age.is_some();
             if config.is_none() && !flags {
                 return Ok(Some(c));
             }
@@ -381,7 +383,9 @@ fn doctor(ctx: &Ctx) -> Result<()> {
                 output::line(&format!("    probe: {}", c.probe_detail));
             }
             if c.cleaned_up == Some(false) {
-                output::line("    WARNING: the scratch secret under .tresor/doctor/ could not be removed");
+                output::line(
+                    "    WARNING: the scratch secret under .tresor/doctor/ could not be removed",
+                );
             }
             if let Some(n) = c.cached_copies {
                 output::line(&format!("    offline copies in the local vault: {n}"));
@@ -392,7 +396,11 @@ fn doctor(ctx: &Ctx) -> Result<()> {
         if !ctx.json {
             eprintln!(
                 "tresor: error: required store{} unhealthy: {}",
-                if unhealthy_required.len() == 1 { "" } else { "s" },
+                if unhealthy_required.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 unhealthy_required.join(", ")
             );
         }
@@ -461,9 +469,10 @@ fn config_check(ctx: &Ctx) -> Result<()> {
         })?;
         let selector = version.map_or(tresor::Selector::default(), tresor::Selector::Version);
         let s = v.get(name, selector)?;
-        let text = s.value.as_text().ok_or_else(|| {
-            Error::Validation(format!("SEC/{name} is not UTF-8 text"))
-        })?;
+        let text = s
+            .value
+            .as_text()
+            .ok_or_else(|| Error::Validation(format!("SEC/{name} is not UTF-8 text")))?;
         Ok(Zeroizing::new(text.to_string()))
     };
     problems.extend(mgr::check_config(&config, &mut secret));

@@ -56,7 +56,10 @@ fn managed() -> Tresor {
 fn without_a_config_nothing_changes_and_stores_shows_the_vault() {
     let t = Tresor::with_key();
     t.run_in(&["set", "a"], b"v").ok();
-    assert_eq!(t.run(&["get", "a", "--json"]).ok().json()["store"], Value::Null);
+    assert_eq!(
+        t.run(&["get", "a", "--json"]).ok().json()["store"],
+        Value::Null
+    );
     let stores = t.run(&["stores", "--json"]).ok().json();
     assert_eq!(stores[0]["name"], "vault");
     assert_eq!(stores[0]["available"], true);
@@ -71,7 +74,10 @@ fn without_a_config_nothing_changes_and_stores_shows_the_vault() {
 fn reads_follow_priority_and_writes_go_to_the_first_writable_store() {
     let t = managed();
     config(&t, false);
-    let set = t.run_in(&["set", "openai/api_key", "--json"], b"from-vault").ok().json();
+    let set = t
+        .run_in(&["set", "openai/api_key", "--json"], b"from-vault")
+        .ok()
+        .json();
     assert_eq!(set["store"], "local");
     // env (priority 10) shadows the vault.
     let got = t
@@ -80,7 +86,10 @@ fn reads_follow_priority_and_writes_go_to_the_first_writable_store() {
         .run()
         .ok()
         .json();
-    assert_eq!((got["value"].as_str(), got["store"].as_str()), (Some("from-env"), Some("env")));
+    assert_eq!(
+        (got["value"].as_str(), got["store"].as_str()),
+        (Some("from-env"), Some("env"))
+    );
     // --store asks one store.
     let got = t
         .cmd(&["get", "openai/api_key", "--store", "local"])
@@ -90,7 +99,12 @@ fn reads_follow_priority_and_writes_go_to_the_first_writable_store() {
     // The unavailable optional store warns once, and only when it is reached.
     let missing = t.run(&["get", "nothing/here"]);
     missing.code(1);
-    assert_eq!(missing.err().matches("warning").count(), 1, "{}", missing.err());
+    assert_eq!(
+        missing.err().matches("warning").count(),
+        1,
+        "{}",
+        missing.err()
+    );
     missing.err_has(&["team", "skipped"]);
     // ls shows where each name lives, and what it shadows.
     let ls = t
@@ -112,8 +126,18 @@ fn reads_follow_priority_and_writes_go_to_the_first_writable_store() {
             )
         })
         .collect();
-    assert!(rows.contains(&("openai/api_key".into(), "env".into(), serde_json::json!(["local"]))), "{rows:?}");
-    assert!(rows.contains(&("only/env".into(), "env".into(), serde_json::json!([]))), "{rows:?}");
+    assert!(
+        rows.contains(&(
+            "openai/api_key".into(),
+            "env".into(),
+            serde_json::json!(["local"])
+        )),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&("only/env".into(), "env".into(), serde_json::json!([]))),
+        "{rows:?}"
+    );
     // Writes to a read-only kind are refused; --store picks the target.
     t.run_in(&["set", "x", "--store", "env"], b"v").code(2);
     // rm acts on the store that answers.
@@ -128,16 +152,23 @@ fn profiles_swap_the_store_set() {
     t.run_in(&["set", "a", "--store", "local"], b"v").ok();
     // Without the profile, the required store that is down fails the read of
     // a name the higher-priority stores lack.
-    t.run(&["get", "nope"]).code(6).err_has(&["team", "unavailable"]);
+    t.run(&["get", "nope"])
+        .code(6)
+        .err_has(&["team", "unavailable"]);
     // The profile leaves it out.
     t.run(&["get", "nope", "--profile", "local-only"]).code(1);
     t.cmd(&["get", "nope"])
         .env("TRESOR_PROFILE", "local-only")
         .run()
         .code(1);
-    let stores = t.run(&["stores", "--json", "--profile", "local-only"]).ok().json();
+    let stores = t
+        .run(&["stores", "--json", "--profile", "local-only"])
+        .ok()
+        .json();
     assert_eq!(stores.as_array().unwrap().len(), 1);
-    t.run(&["get", "a", "--profile", "ghost"]).code(2).err_has(&["ghost", "local-only"]);
+    t.run(&["get", "a", "--profile", "ghost"])
+        .code(2)
+        .err_has(&["ghost", "local-only"]);
 }
 
 #[test]
@@ -145,7 +176,12 @@ fn stores_and_doctor_report_each_store() {
     let t = managed();
     config(&t, false);
     let stores = t.run(&["stores", "--json"]).ok().json();
-    let names: Vec<&str> = stores.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = stores
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["env", "local", "team"]);
     assert_eq!(stores[2]["available"], false);
     assert_eq!(stores[2]["kind"], "openbao");
@@ -155,15 +191,50 @@ fn stores_and_doctor_report_each_store() {
 
     // The optional store is down: doctor reports it but exits 0.
     let d = t.run(&["doctor", "--json"]).ok().json();
-    let team = d["stores"].as_array().unwrap().iter().find(|s| s["name"] == "team").unwrap().clone();
+    let team = d["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "team")
+        .unwrap()
+        .clone();
     assert_eq!(team["reachable"], false);
-    let local = d["stores"].as_array().unwrap().iter().find(|s| s["name"] == "local").unwrap().clone();
-    assert_eq!((local["probe"].as_str(), local["cleaned_up"].as_bool()), (Some("ok"), Some(true)));
-    let env = d["stores"].as_array().unwrap().iter().find(|s| s["name"] == "env").unwrap().clone();
+    let local = d["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "local")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (local["probe"].as_str(), local["cleaned_up"].as_bool()),
+        (Some("ok"), Some(true))
+    );
+    let env = d["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "env")
+        .unwrap()
+        .clone();
     assert_eq!(env["probe"], "skipped");
     // The probe left nothing behind in the vault.
-    assert!(t.run(&["ls", "--store", "local", "--json"]).ok().json().as_array().unwrap().is_empty());
-    assert!(t.run(&["ls", "--json", "--deleted"]).ok().json().as_array().unwrap().is_empty());
+    assert!(
+        t.run(&["ls", "--store", "local", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        t.run(&["ls", "--json", "--deleted"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Required and down: exit 6.
     config(&t, true);
@@ -203,21 +274,31 @@ stores = ["ghost"]
         format!("{p}:3:8: store 'a': unknown kind"),
         format!("{p}:6:8: duplicate store name 'a'"),
         format!("{p}:8:12: store 'a': priority must be"),
-        format!("{p}:15:1: store 'bao': option 'token': ENV/SURELY_UNSET_TRESOR_TEST_VAR is not set"),
+        format!(
+            "{p}:15:1: store 'bao': option 'token': ENV/SURELY_UNSET_TRESOR_TEST_VAR is not set"
+        ),
         format!("{p}:18:11: profile 'prod' names store 'ghost'"),
     ] {
         assert!(text.contains(&want), "missing {want:?} in\n{text}");
     }
     out.err_has(&["problems in"]);
-    let json = t.run(&["config", "check", "--config", &p, "--json"]).code(2).json();
+    let json = t
+        .run(&["config", "check", "--config", &p, "--json"])
+        .code(2)
+        .json();
     assert_eq!(json["ok"], false);
     assert!(json["problems"].as_array().unwrap().len() >= 5);
     assert_eq!(json["problems"][0]["line"], 3);
 
     // A good file: exit 0. Found as ./tresor.toml, and named by TRESOR_CONFIG.
     config(&t, false);
-    t.run(&["config", "check"]).ok().err_has(&["ok (3 stores, 1 profile)"]);
-    let other = t.write("elsewhere/x.toml", b"[[stores]]\nname = \"only\"\nkind = \"vault\"\n");
+    t.run(&["config", "check"])
+        .ok()
+        .err_has(&["ok (3 stores, 1 profile)"]);
+    let other = t.write(
+        "elsewhere/x.toml",
+        b"[[stores]]\nname = \"only\"\nkind = \"vault\"\n",
+    );
     let stores = t
         .cmd(&["stores", "--json"])
         .env("TRESOR_CONFIG", &other)
@@ -227,7 +308,10 @@ stores = ["ghost"]
     assert_eq!(stores[0]["name"], "only");
     // The user config file is found too when there is no ./tresor.toml.
     std::fs::remove_file(t.path("tresor.toml")).unwrap();
-    t.write("xdg-config/tresor/config.toml", b"[[stores]]\nname = \"user\"\nkind = \"vault\"\n");
+    t.write(
+        "xdg-config/tresor/config.toml",
+        b"[[stores]]\nname = \"user\"\nkind = \"vault\"\n",
+    );
     assert_eq!(t.run(&["stores", "--json"]).ok().json()[0]["name"], "user");
     // A broken config stops secret commands with the problems (exit 2),
     // but vault-only commands still work.

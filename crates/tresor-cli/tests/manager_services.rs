@@ -28,7 +28,10 @@ fn closed_port() -> u16 {
 fn unique(prefix: &str) -> String {
     let mut b = [0u8; 6];
     getrandom_fill(&mut b);
-    format!("{prefix}{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "{prefix}{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 fn getrandom_fill(buf: &mut [u8]) {
@@ -80,12 +83,25 @@ fn reads_writes_and_the_offline_cache_against_openbao() {
     let dir = unique("mgr");
     let name = format!("{dir}/db/password");
 
-    let set = t.run_in(&["set", &name, "--json"], b"s3cret-canary-1").ok().json();
-    assert_eq!((set["store"].as_str(), set["version"].as_u64()), (Some("team"), Some(1)));
+    let set = t
+        .run_in(&["set", &name, "--json"], b"s3cret-canary-1")
+        .ok()
+        .json();
+    assert_eq!(
+        (set["store"].as_str(), set["version"].as_u64()),
+        (Some("team"), Some(1))
+    );
     let got = t.run(&["get", &name, "--json"]).ok().json();
-    assert_eq!((got["value"].as_str(), got["store"].as_str()), (Some("s3cret-canary-1"), Some("team")));
+    assert_eq!(
+        (got["value"].as_str(), got["store"].as_str()),
+        (Some("s3cret-canary-1"), Some("team"))
+    );
     assert!(got.get("cached_age_seconds").is_none());
-    t.run_in(&["set", &format!("{dir}/local-only"), "--store", "local"], b"x").ok();
+    t.run_in(
+        &["set", &format!("{dir}/local-only"), "--store", "local"],
+        b"x",
+    )
+    .ok();
     let ls = t.run(&["ls", &dir, "--json"]).ok().json();
     let stores: Vec<(&str, &str)> = ls
         .as_array()
@@ -98,7 +114,12 @@ fn reads_writes_and_the_offline_cache_against_openbao() {
 
     // The server is gone (same store name, dead address): the offline copy
     // answers, with a warning giving its age.
-    write_config(&t, &format!("http://127.0.0.1:{}", closed_port()), "ENV/TEST_BAO_TOKEN", "");
+    write_config(
+        &t,
+        &format!("http://127.0.0.1:{}", closed_port()),
+        "ENV/TEST_BAO_TOKEN",
+        "",
+    );
     let out = t.run(&["get", &name, "--json"]);
     let got = out.ok().json();
     assert_eq!(got["value"], "s3cret-canary-1");
@@ -129,7 +150,10 @@ fn reads_writes_and_the_offline_cache_against_openbao() {
     assert!(audit.contains("offline copy of store 'team'"), "{audit}");
     assert!(!audit.contains("s3cret-canary-1"));
     for f in t.files() {
-        assert!(!contains(&std::fs::read(&f).unwrap(), b"s3cret-canary-1"), "{f:?}");
+        assert!(
+            !contains(&std::fs::read(&f).unwrap(), b"s3cret-canary-1"),
+            "{f:?}"
+        );
     }
 }
 
@@ -137,12 +161,13 @@ fn reads_writes_and_the_offline_cache_against_openbao() {
 fn sec_references_and_doctor_against_openbao() {
     let (addr, token) = bao();
     let t = Tresor::with_key();
-    // The token lives in the local vault.
-    t.cmd(&["set", "bao/token", "--store", "local"])
-        .stdin(token.as_bytes())
-        .env("TRESOR_CONFIG", "/nonexistent-so-no-config-is-read")
+    // A config file named but missing is a usage error.
+    t.cmd(&["get", "x"])
+        .env("TRESOR_CONFIG", "/nonexistent/tresor.toml")
         .run()
-        .code(2);
+        .code(2)
+        .err_has(&["does not exist"]);
+    // The token lives in the local vault.
     t.run_in(&["set", "bao/token"], token.as_bytes()).ok();
     write_config(&t, &addr, "SEC/bao/token", "required = true");
     t.run(&["config", "check"]).ok();
@@ -173,9 +198,7 @@ fn sec_references_and_doctor_against_openbao() {
 
     // An unresolvable SEC/ reference is a config problem with its line.
     write_config(&t, &addr, "SEC/bao/missing", "");
-    t.run(&["config", "check"])
-        .code(2)
-        .err_has(&["1 problem"]);
+    t.run(&["config", "check"]).code(2).err_has(&["1 problem"]);
     let out = t.run(&["config", "check"]);
     assert!(out.out().contains("tresor.toml:10:1: store 'team': option 'token': SEC/bao/missing is not in the local vault"), "{}", out.out());
 }

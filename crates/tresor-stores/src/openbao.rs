@@ -1250,18 +1250,30 @@ mod tests {
                 .with("connect_timeout", "2"),
         )
         .unwrap();
-        assert!(matches!(&o.auth, Auth::AppRole { mount, role_id, .. } if mount == "ci" && role_id == "r"));
-        assert_eq!((o.mount.as_str(), o.namespace.as_deref()), ("kv", Some("ns1")));
+        assert!(
+            matches!(&o.auth, Auth::AppRole { mount, role_id, .. } if mount == "ci" && role_id == "r")
+        );
+        assert_eq!(
+            (o.mount.as_str(), o.namespace.as_deref()),
+            ("kv", Some("ns1"))
+        );
         assert_eq!(o.timeout, Duration::from_millis(1500));
         assert_eq!(o.connect_timeout, Duration::from_secs(2));
         let err = |opts: StoreOptions| OpenBaoOptions::from_options(&opts).unwrap_err().to_string();
         assert!(err(base().with("token", "t").with("adress", "x")).contains("'adress'"));
         assert!(err(base().with("token", "t").with("role_id", "r")).contains("not both"));
         assert!(err(base().with("role_id", "r")).contains("'secret_id'"));
-        assert!(err(base().with("token", "t").with("approle_mount", "m")).contains("approle_mount"));
+        assert!(
+            err(base().with("token", "t").with("approle_mount", "m")).contains("approle_mount")
+        );
         assert!(err(StoreOptions::new("team").with("token", "t")).contains("'address'"));
-        let e = err(base().with("token", "tok-value").with("timeout", "soon-secret"));
-        assert!(e.contains("timeout") && !e.contains("soon-secret") && !e.contains("tok-value"), "{e}");
+        let e = err(base()
+            .with("token", "tok-value")
+            .with("timeout", "soon-secret"));
+        assert!(
+            e.contains("timeout") && !e.contains("soon-secret") && !e.contains("tok-value"),
+            "{e}"
+        );
     }
 
     fn object(v: Value) -> Map<String, Value> {

@@ -20,7 +20,10 @@ use tresor::{
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(name) = std::env::args().nth(1) {
         let mut tresor = Tresor::open()?;
-        println!("stores, in the order reads ask them: {:?}", tresor.store_names());
+        println!(
+            "stores, in the order reads ask them: {:?}",
+            tresor.store_names()
+        );
         let found = tresor.get(&SecretName::new(name)?, Selector::default())?;
         println!(
             "{} v{}: {} bytes from store '{}'{}",
@@ -28,7 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             found.secret.version,
             found.secret.value.len(),
             found.store,
-            if found.cached.is_some() { " (offline copy)" } else { "" }
+            if found.cached.is_some() {
+                " (offline copy)"
+            } else {
+                ""
+            }
         );
         return Ok(());
     }
@@ -37,9 +44,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let key = Credential::key_material(tresor::new_key_file_text().as_bytes())
         .map_err(|e| format!("key: {e}"))?;
-    let vault = Vault::create(&dir.path().join("vault.db"), &key, &CreateOptions::default())?.vault;
+    let vault = Vault::create(
+        &dir.path().join("vault.db"),
+        &key,
+        &CreateOptions::default(),
+    )?
+    .vault;
     let env = Env::from_map_with_prefix(
-        [("DEMO_OPENAI_API_KEY".to_string(), b"sk-from-the-environment".to_vec())].into(),
+        [(
+            "DEMO_OPENAI_API_KEY".to_string(),
+            b"sk-from-the-environment".to_vec(),
+        )]
+        .into(),
         "DEMO_",
     )?;
 
@@ -53,17 +69,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = SecretName::new("db/password")?;
     // Writes go to the first writable store: env is read-only, so the vault.
     for (name, value) in [(&api_key, "sk-from-the-vault"), (&db, "correct horse")] {
-        let w = tresor.set(name, &SecretValue::copy_from(value.as_bytes()), &PutOptions::default())?;
+        let w = tresor.set(
+            name,
+            &SecretValue::copy_from(value.as_bytes()),
+            &PutOptions::default(),
+        )?;
         println!("set {name}: version {} in store '{}'", w.version, w.store);
     }
     // Reads ask in priority order: the environment shadows the vault.
     for name in [&api_key, &db] {
         let found = tresor.get(name, Selector::default())?;
-        println!("get {name}: {} bytes from store '{}'", found.secret.value.len(), found.store);
+        println!(
+            "get {name}: {} bytes from store '{}'",
+            found.secret.value.len(),
+            found.store
+        );
     }
     // One store only, like `tresor get --store local`.
     let found = tresor.get_from("local", &api_key, Selector::default())?;
-    println!("get --store local {api_key}: {} bytes", found.secret.value.len());
+    println!(
+        "get --store local {api_key}: {} bytes",
+        found.secret.value.len()
+    );
     // ls merges the stores and says what each name shadows.
     for entry in tresor.list("")?.entries {
         println!(

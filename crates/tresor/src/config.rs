@@ -266,10 +266,16 @@ pub fn discover(explicit: Option<&Path>) -> Discovery {
 impl Config {
     /// Reads and parses a file; every problem is in the error, one per line.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            store: "config".into(),
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Error::Validation(format!(
+                "the config file {} does not exist (named by --config or {CONFIG_ENV})",
+                path.display()
+            )),
+            _ => Error::Io {
+                store: "config".into(),
+                path: path.to_path_buf(),
+                source,
+            },
         })?;
         Self::parse(&text, Some(path)).map_err(|problems| problems_error(&problems))
     }
@@ -484,7 +490,11 @@ impl Parser<'_> {
             } else {
                 later.push((
                     self.position(p.span().start),
-                    format!("profile = \"{}\" names no [profiles.{}] table", p.get_ref(), p.get_ref()),
+                    format!(
+                        "profile = \"{}\" names no [profiles.{}] table",
+                        p.get_ref(),
+                        p.get_ref()
+                    ),
                 ));
             }
         }
@@ -550,9 +560,7 @@ impl Parser<'_> {
                 } else {
                     self.problem(
                         span.start,
-                        format!(
-                            "store name {s:?} is not valid: use 1 to 64 of A-Z a-z 0-9 . _ -"
-                        ),
+                        format!("store name {s:?} is not valid: use 1 to 64 of A-Z a-z 0-9 . _ -"),
                     );
                     None
                 }
@@ -607,21 +615,20 @@ impl Parser<'_> {
         let priority = match table.get("priority") {
             None => DEFAULT_PRIORITY,
             Some(v) => match v.get_ref() {
-                DeValue::Integer(i) => match i64::from_str_radix(
-                    &i.as_str().replace('_', ""),
-                    i.radix(),
-                ) {
-                    Ok(n) if (0..=MAX_PRIORITY).contains(&n) => n,
-                    _ => {
-                        self.problem(
+                DeValue::Integer(i) => {
+                    match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                        Ok(n) if (0..=MAX_PRIORITY).contains(&n) => n,
+                        _ => {
+                            self.problem(
                             v.span().start,
                             format!(
                                 "store '{label}': priority must be a whole number from 0 to {MAX_PRIORITY}"
                             ),
                         );
-                        DEFAULT_PRIORITY
+                            DEFAULT_PRIORITY
+                        }
                     }
-                },
+                }
                 other => {
                     self.problem(
                         v.span().start,
@@ -856,13 +863,15 @@ prefix = "hf_"
         let team = c.store("team").unwrap();
         assert_eq!(team.kind, StoreKind::Openbao);
         assert!(team.cache && !team.required && !team.read_only);
-        assert_eq!(
-            team.options["token"],
-            OptionValue::Env("BAO_TOKEN".into())
-        );
+        assert_eq!(team.options["token"], OptionValue::Env("BAO_TOKEN".into()));
         assert_eq!(team.options["mount"], OptionValue::Text("secret".into()));
         assert_eq!(c.profile.as_deref(), Some("dev"));
-        let all: Vec<&str> = c.stores_for(None).unwrap().iter().map(|s| s.name.as_str()).collect();
+        let all: Vec<&str> = c
+            .stores_for(None)
+            .unwrap()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
         assert_eq!(all, ["env", "local", "team"]);
         let dev: Vec<&str> = c
             .stores_for(Some("dev"))
@@ -909,7 +918,11 @@ stores = ["a", "ghost"]
 "#;
         let got = problems(text);
         let want: &[(usize, usize, &str)] = &[
-            (1, 11, "profile = \"staging\" names no [profiles.staging] table"),
+            (
+                1,
+                11,
+                "profile = \"staging\" names no [profiles.staging] table",
+            ),
             (2, 1, "unknown top-level key 'colour'"),
             (6, 8, "unknown kind \"floppy\""),
             (9, 8, "duplicate store name 'a' (first defined at line 4)"),
@@ -919,8 +932,16 @@ stores = ["a", "ghost"]
             (18, 8, "store name \"bad name!\" is not valid"),
             (24, 9, "cache = true is for remote stores"),
             (25, 9, "option 'token': \"SEC/../x\""),
-            (26, 10, "option 'nested' must be a string, number or boolean"),
-            (29, 16, "profile 'prod' names store 'ghost', which is not defined"),
+            (
+                26,
+                10,
+                "option 'nested' must be a string, number or boolean",
+            ),
+            (
+                29,
+                16,
+                "profile 'prod' names store 'ghost', which is not defined",
+            ),
         ];
         for (line, column, text) in want {
             assert!(

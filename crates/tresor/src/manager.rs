@@ -91,6 +91,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Opens and unlocks a vault file (the local vault, or a `kind = "vault"`
 /// store's `path`).
 pub type VaultOpener = Box<dyn FnMut(&Path) -> Result<Vault> + Send>;
+/// Reads a `SEC/name` (or `SEC/name#version`) reference's text for
+/// [`check_config`].
+pub type SecretLookup<'a> = dyn FnMut(&SecretName, Option<u64>) -> Result<Zeroizing<String>> + 'a;
 /// Receives each warning (a skipped store, an offline copy used).
 pub type WarningSink = Box<dyn FnMut(&str) + Send>;
 
@@ -334,7 +337,12 @@ impl Tresor {
     }
 
     /// Reads `name` from the store named `store` only.
-    pub fn get_from(&mut self, store: &str, name: &SecretName, selector: Selector) -> Result<Found> {
+    pub fn get_from(
+        &mut self,
+        store: &str,
+        name: &SecretName,
+        selector: Selector,
+    ) -> Result<Found> {
         check_name(name)?;
         let i = self.index(store)?;
         match self.read_one(i, name, selector, true)? {
@@ -842,9 +850,7 @@ impl Tresor {
                         continue;
                     }
                     Err(e) if is_unavailable(&e) && cache => {
-                        self.emit(&format!(
-                            "{e}; listing its offline copies instead"
-                        ));
+                        self.emit(&format!("{e}; listing its offline copies instead"));
                         (from_cache(self)?, true)
                     }
                     Err(e) if is_unavailable(&e) && !self.entries[i].settings.required => {
@@ -999,16 +1005,18 @@ impl Tresor {
         };
         let written = self.checked(i, |s| s.put(&scratch, &value, &options));
         let read = match &written {
-            Ok(_) => self.checked(i, |s| s.get(&scratch, Selector::default())).and_then(|got| {
-                if got.value.expose_secret() == &expected[..] {
-                    Ok(())
-                } else {
-                    Err(Error::Integrity {
-                        store: c.name.clone(),
-                        detail: "the probe read back another value than it wrote".into(),
-                    })
-                }
-            }),
+            Ok(_) => self
+                .checked(i, |s| s.get(&scratch, Selector::default()))
+                .and_then(|got| {
+                    if got.value.expose_secret() == &expected[..] {
+                        Ok(())
+                    } else {
+                        Err(Error::Integrity {
+                            store: c.name.clone(),
+                            detail: "the probe read back another value than it wrote".into(),
+                        })
+                    }
+                }),
             Err(_) => Ok(()),
         };
         // A failed write may still have landed (a timeout after the server
@@ -1021,10 +1029,9 @@ impl Tresor {
             (Err(_), Err(Error::NotFound { .. })) => true,
             _ => false,
         });
-        let failure = written
+        let failure = written.err().or(read.err()).or(cleanup
             .err()
-            .or(read.err())
-            .or(cleanup.err().filter(|e| !matches!(e, Error::NotFound { .. })));
+            .filter(|e| !matches!(e, Error::NotFound { .. })));
         match failure {
             None => {
                 c.probe = "ok";
@@ -1102,9 +1109,7 @@ impl Tresor {
             let path = options.get("path").map(PathBuf::from);
             options.finish()?;
             return match path {
-                Some(p) if p != self.local_path() => {
-                    Ok(State::Vault(Box::new((self.opener)(&p)?)))
-                }
+                Some(p) if p != self.local_path() => Ok(State::Vault(Box::new((self.opener)(&p)?))),
                 _ => Ok(State::Local),
             };
         }
@@ -1113,7 +1118,12 @@ impl Tresor {
 
     /// The text of one option: a literal, an environment variable or a
     /// secret of the local vault.
-    fn resolve(&mut self, store: &str, key: &str, value: &OptionValue) -> Result<Zeroizing<String>> {
+    fn resolve(
+        &mut self,
+        store: &str,
+        key: &str,
+        value: &OptionValue,
+    ) -> Result<Zeroizing<String>> {
         match value {
             OptionValue::Text(t) => Ok(Zeroizing::new(t.clone())),
             OptionValue::Env(var) => std::env::var(var).map(Zeroizing::new).map_err(|_| {
@@ -1194,7 +1204,10 @@ impl Builder {
 
     /// How vault files are unlocked (default: the unlock chain's
     /// non-interactive steps).
-    pub fn vault_opener(mut self, opener: impl FnMut(&Path) -> Result<Vault> + Send + 'static) -> Self {
+    pub fn vault_opener(
+        mut self,
+        opener: impl FnMut(&Path) -> Result<Vault> + Send + 'static,
+    ) -> Self {
         self.opener = Some(Box::new(opener));
         self
     }
@@ -1215,7 +1228,12 @@ impl Builder {
 
     /// Adds any store at `priority` (writable unless the store says it is
     /// read-only; optional; no cache).
-    pub fn store(self, name: impl Into<String>, store: impl Store + 'static, priority: i64) -> Self {
+    pub fn store(
+        self,
+        name: impl Into<String>,
+        store: impl Store + 'static,
+        priority: i64,
+    ) -> Self {
         self.store_with(name, store, StoreSettings::new(priority))
     }
 
@@ -1310,7 +1328,9 @@ impl Builder {
         Ok(Tresor {
             entries,
             local,
-            opener: self.opener.unwrap_or_else(|| Box::new(unlock_from_environment)),
+            opener: self
+                .opener
+                .unwrap_or_else(|| Box::new(unlock_from_environment)),
             offline: self.offline,
             max_age: self.max_age,
             warn: self
@@ -1378,10 +1398,7 @@ fn not_in_build(kind: StoreKind, options: &StoreOptions) -> Error {
 /// variables set, `SEC/` secrets held by the local vault, through `secret`)
 /// and its options are the ones its kind reads, without contacting any
 /// store. Each problem points at the option concerned.
-pub fn check_config(
-    config: &Config,
-    secret: &mut dyn FnMut(&SecretName, Option<u64>) -> Result<Zeroizing<String>>,
-) -> Vec<crate::config::Problem> {
+pub fn check_config(config: &Config, secret: &mut SecretLookup<'_>) -> Vec<crate::config::Problem> {
     let mut problems = Vec::new();
     for store in &config.stores {
         let at = |key: &str| config.option_position(&store.name, key).unwrap_or(store.at);
@@ -1390,9 +1407,9 @@ pub fn check_config(
         for (key, value) in &store.options {
             let text = match value {
                 OptionValue::Text(t) => Ok(Zeroizing::new(t.clone())),
-                OptionValue::Env(var) => std::env::var(var).map(Zeroizing::new).map_err(|_| {
-                    format!("ENV/{var} is not set")
-                }),
+                OptionValue::Env(var) => std::env::var(var)
+                    .map(Zeroizing::new)
+                    .map_err(|_| format!("ENV/{var} is not set")),
                 OptionValue::Secret(name, version) => secret(name, *version).map_err(|e| match e {
                     Error::NotFound { .. } => {
                         format!("{} is not in the local vault", value.describe())

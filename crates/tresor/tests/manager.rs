@@ -17,13 +17,16 @@ use tresor::{
 };
 use tresor_core::Health;
 
+/// Name → (version, value).
+type Entries = BTreeMap<String, (u64, Vec<u8>)>;
+
 /// A map store with switches: `up` (else every call is `Unavailable`),
 /// `corrupt_reads` (reads give another value), `phantom_put` (a write
 /// lands but reports `Unavailable`, like a timeout after the server acted).
 #[derive(Clone, Default)]
 struct Mock {
     name: String,
-    data: Arc<Mutex<BTreeMap<String, (u64, Vec<u8>)>>>,
+    data: Arc<Mutex<Entries>>,
     down: Arc<AtomicBool>,
     corrupt_reads: Arc<AtomicBool>,
     phantom_put: Arc<AtomicBool>,
@@ -178,7 +181,10 @@ type Warnings = Arc<Mutex<Vec<String>>>;
 fn collect(b: tresor::Builder) -> (tresor::Builder, Warnings) {
     let w: Warnings = Arc::default();
     let sink = w.clone();
-    (b.on_warning(move |t| sink.lock().unwrap().push(t.to_string())), w)
+    (
+        b.on_warning(move |t| sink.lock().unwrap().push(t.to_string())),
+        w,
+    )
 }
 
 fn value(found: &tresor::Found) -> &[u8] {
@@ -190,7 +196,11 @@ fn reads_follow_priority_and_not_found_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = Tresor::builder()
         .vault("local", vault(dir.path()), 50)
-        .store("late", Mock::new("late").with("a", b"late-a").with("b", b"late-b"), 90)
+        .store(
+            "late",
+            Mock::new("late").with("a", b"late-a").with("b", b"late-b"),
+            90,
+        )
         .store("early", Mock::new("early").with("a", b"early-a"), 10)
         .build()
         .unwrap();
@@ -211,7 +221,10 @@ fn reads_follow_priority_and_not_found_goes_on() {
     ));
     assert!(t.get_from("nope", &name("a"), Selector::default()).is_err());
     // Reserved names are refused.
-    assert!(t.get(&name(".tresor/cache/x/y"), Selector::default()).is_err());
+    assert!(
+        t.get(&name(".tresor/cache/x/y"), Selector::default())
+            .is_err()
+    );
 }
 
 #[test]
@@ -270,10 +283,19 @@ fn unavailable_optional_stores_are_skipped_with_one_warning_required_ones_fail()
             .store("remote", down.clone(), 10),
     );
     let mut t = b.build().unwrap();
-    t.set(&name("a"), &SecretValue::copy_from(b"A"), &Default::default())
-        .unwrap_err();
-    t.set_in("local", &name("a"), &SecretValue::copy_from(b"A"), &Default::default())
-        .unwrap();
+    t.set(
+        &name("a"),
+        &SecretValue::copy_from(b"A"),
+        &Default::default(),
+    )
+    .unwrap_err();
+    t.set_in(
+        "local",
+        &name("a"),
+        &SecretValue::copy_from(b"A"),
+        &Default::default(),
+    )
+    .unwrap();
     for _ in 0..3 {
         let a = t.get(&name("a"), Selector::default()).unwrap();
         assert_eq!(a.store, "local");
@@ -282,7 +304,11 @@ fn unavailable_optional_stores_are_skipped_with_one_warning_required_ones_fail()
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("remote") && w[0].contains("skipped"), "{w:?}");
     // After the failed put the store is not asked again for a while.
-    assert_eq!(down.calls.load(Ordering::SeqCst), 1, "only the put reached it");
+    assert_eq!(
+        down.calls.load(Ordering::SeqCst),
+        1,
+        "only the put reached it"
+    );
 
     let required = StoreSettings {
         required: true,
@@ -309,8 +335,16 @@ fn list_merges_stores_and_shows_shadowed_copies() {
     }
     let mut t = Tresor::builder()
         .vault("local", v, 50)
-        .store("first", Mock::new("first").with("a", b"1").with("b", b"1"), 10)
-        .store("last", Mock::new("last").with("a", b"3").with("b", b"3"), 90)
+        .store(
+            "first",
+            Mock::new("first").with("a", b"1").with("b", b"1"),
+            10,
+        )
+        .store(
+            "last",
+            Mock::new("last").with("a", b"3").with("b", b"3"),
+            90,
+        )
         .build()
         .unwrap();
     let l = t.list("").unwrap();
@@ -322,7 +356,11 @@ fn list_merges_stores_and_shows_shadowed_copies() {
     assert_eq!(
         rows,
         [
-            ("a".into(), "first".into(), vec!["local".to_string(), "last".into()]),
+            (
+                "a".into(),
+                "first".into(),
+                vec!["local".to_string(), "last".into()]
+            ),
             ("b".into(), "first".into(), vec!["last".to_string()]),
             ("only-vault".into(), "local".into(), vec![]),
         ]
@@ -330,8 +368,14 @@ fn list_merges_stores_and_shows_shadowed_copies() {
     let only = t.list_in("last", "").unwrap();
     assert_eq!(only.entries.len(), 2);
     // Deleting removes the answering copy only; the shadowed one shows.
-    assert_eq!(t.delete(&name("a"), DeleteMode::Purge, None).unwrap(), "first");
-    assert_eq!(t.get(&name("a"), Selector::default()).unwrap().store, "local");
+    assert_eq!(
+        t.delete(&name("a"), DeleteMode::Purge, None).unwrap(),
+        "first"
+    );
+    assert_eq!(
+        t.get(&name("a"), Selector::default()).unwrap().store,
+        "local"
+    );
 }
 
 fn cached_setup(dir: &Path) -> (Tresor, Mock, Warnings) {
@@ -341,11 +385,11 @@ fn cached_setup(dir: &Path) -> (Tresor, Mock, Warnings) {
         remote: true,
         ..StoreSettings::new(10)
     };
-    let (b, w) = collect(
-        Tresor::builder()
-            .vault("local", vault(dir), 50)
-            .store_with("team", remote.clone(), settings),
-    );
+    let (b, w) = collect(Tresor::builder().vault("local", vault(dir), 50).store_with(
+        "team",
+        remote.clone(),
+        settings,
+    ));
     (b.build().unwrap(), remote, w)
 }
 
@@ -367,7 +411,11 @@ fn reads_fall_back_to_the_offline_copy_with_its_age() {
     assert_eq!(history.len(), 1);
     // The copy is hidden from listings.
     assert!(
-        t.list("").unwrap().entries.iter().all(|e| !e.info.name.as_str().starts_with(".tresor")),
+        t.list("")
+            .unwrap()
+            .entries
+            .iter()
+            .all(|e| !e.info.name.as_str().starts_with(".tresor")),
     );
 
     remote.down.store(true, Ordering::SeqCst);
@@ -414,7 +462,11 @@ fn offline_uses_only_the_cache_and_max_age_bounds_it() {
     let found = t.get(&n, Selector::default()).unwrap();
     assert_eq!(value(&found), b"hunter2");
     assert!(found.cached.is_some());
-    assert_eq!(remote.calls.load(Ordering::SeqCst), calls, "offline contacted the store");
+    assert_eq!(
+        remote.calls.load(Ordering::SeqCst),
+        calls,
+        "offline contacted the store"
+    );
     assert!(warnings.lock().unwrap()[0].contains("offline"));
     // Writes to a remote store are refused offline.
     assert!(matches!(
@@ -478,22 +530,40 @@ fn doctor_probes_and_always_cleans_up() {
     let checks = t.doctor();
     let by = |n: &str| checks.iter().find(|c| c.name == n).unwrap().clone();
     let g = by("good");
-    assert!(g.healthy && g.probe == "ok" && g.cleaned_up == Some(true), "{g:?}");
+    assert!(
+        g.healthy && g.probe == "ok" && g.cleaned_up == Some(true),
+        "{g:?}"
+    );
     let c = by("corrupt");
-    assert!(!c.healthy && c.probe == "failed" && c.cleaned_up == Some(true), "{c:?}");
+    assert!(
+        !c.healthy && c.probe == "failed" && c.cleaned_up == Some(true),
+        "{c:?}"
+    );
     assert!(c.probe_detail.contains("another value"), "{c:?}");
     let p = by("phantom");
     assert!(!p.healthy && p.probe == "failed", "{p:?}");
-    assert!(phantom.keys().is_empty(), "a write that reported failure was left behind");
+    assert!(
+        phantom.keys().is_empty(),
+        "a write that reported failure was left behind"
+    );
     let d = by("down");
     assert!(!d.healthy && !d.reachable && d.required, "{d:?}");
     let r = by("ro");
-    assert!(r.healthy && r.probe == "skipped" && r.probe_detail.contains("read-only"), "{r:?}");
+    assert!(
+        r.healthy && r.probe == "skipped" && r.probe_detail.contains("read-only"),
+        "{r:?}"
+    );
     let l = by("local");
     assert!(l.healthy && l.probe == "ok", "{l:?}");
     assert!(good.keys().is_empty() && corrupt.keys().is_empty());
     // The vault's scratch secret is purged too.
-    assert!(t.local_vault().unwrap().list(".tresor/", true).unwrap().is_empty());
+    assert!(
+        t.local_vault()
+            .unwrap()
+            .list(".tresor/", true)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 const CONFIG: &str = r#"
@@ -556,10 +626,17 @@ fn config_stores_profiles_and_references() {
     let mut t = build(None);
     assert_eq!(t.store_names(), ["env", "local"]);
     let found = t.get(&name("api_key"), Selector::default()).unwrap();
-    assert_eq!((found.store.as_str(), value(&found)), ("env", &b"from-env-one"[..]));
+    assert_eq!(
+        (found.store.as_str(), value(&found)),
+        ("env", &b"from-env-one"[..])
+    );
     // env is read-only: writes go to local.
     let w = t
-        .set(&name("api_key"), &SecretValue::copy_from(b"v"), &Default::default())
+        .set(
+            &name("api_key"),
+            &SecretValue::copy_from(b"v"),
+            &Default::default(),
+        )
         .unwrap();
     assert_eq!(w.store, "local");
     // Another profile swaps the store set; its prefix is a SEC/ reference.
@@ -567,7 +644,14 @@ fn config_stores_profiles_and_references() {
     assert_eq!(t.store_names(), ["env2"]);
     let found = t.get(&name("api_key"), Selector::default()).unwrap();
     assert_eq!(value(&found), b"from-env-two");
-    assert!(t.set(&name("x"), &SecretValue::copy_from(b"v"), &Default::default()).is_err());
+    assert!(
+        t.set(
+            &name("x"),
+            &SecretValue::copy_from(b"v"),
+            &Default::default()
+        )
+        .is_err()
+    );
     // A missing profile is an error that names the ones there are.
     let err = Tresor::builder()
         .config(config.clone())
@@ -580,21 +664,39 @@ fn config_stores_profiles_and_references() {
 
     // check_config finds unresolvable references at their line.
     let broken = CONFIG
-        .replace("ENV/TRESOR_TEST_MANAGER_PREFIX", "ENV/TRESOR_TEST_MANAGER_UNSET")
+        .replace(
+            "ENV/TRESOR_TEST_MANAGER_PREFIX",
+            "ENV/TRESOR_TEST_MANAGER_UNSET",
+        )
         .replace("SEC/config/prefix", "SEC/config/missing");
     let config = Config::parse(&broken, None).unwrap();
     let mut vault = opener(&dir.path().join("vault.db")).unwrap();
     let mut secret = |n: &SecretName, _: Option<u64>| {
         let s = vault.get(n, Selector::default())?;
-        Ok(zeroize::Zeroizing::new(s.value.as_text().unwrap_or_default().to_string()))
+        Ok(zeroize::Zeroizing::new(
+            s.value.as_text().unwrap_or_default().to_string(),
+        ))
     };
     let problems = tresor::manager::check_config(&config, &mut secret);
-    let got: Vec<(usize, String)> = problems.iter().map(|p| (p.line, p.message.clone())).collect();
+    let got: Vec<(usize, String)> = problems
+        .iter()
+        .map(|p| (p.line, p.message.clone()))
+        .collect();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!(got[0].0, 7);
-    assert!(got[0].1.contains("ENV/TRESOR_TEST_MANAGER_UNSET is not set"), "{got:?}");
+    assert!(
+        got[0]
+            .1
+            .contains("ENV/TRESOR_TEST_MANAGER_UNSET is not set"),
+        "{got:?}"
+    );
     assert_eq!(got[1].0, 18);
-    assert!(got[1].1.contains("SEC/config/missing is not in the local vault"), "{got:?}");
+    assert!(
+        got[1]
+            .1
+            .contains("SEC/config/missing is not in the local vault"),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -611,9 +713,17 @@ fn check_config_points_at_unknown_store_options() {
         .collect();
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!((got[0].0, got[0].1), (6, 1));
-    assert!(got[0].2.contains("unknown option 'adress' for a openbao store"), "{got:?}");
+    assert!(
+        got[0]
+            .2
+            .contains("unknown option 'adress' for a openbao store"),
+        "{got:?}"
+    );
     assert_eq!(got[1].0, 8);
     assert!(got[1].2.contains("prefix"), "{got:?}");
     assert_eq!(got[2].0, 13);
-    assert!(got[2].2.contains("this build of tresor has no aws store"), "{got:?}");
+    assert!(
+        got[2].2.contains("this build of tresor has no aws store"),
+        "{got:?}"
+    );
 }
