@@ -322,16 +322,13 @@ impl Tresor {
     /// Reads `name`: the first store, in priority order, that has it.
     pub fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Found> {
         check_name(name)?;
-        let mut asked = Vec::new();
         for i in 0..self.entries.len() {
-            asked.push(self.entries[i].name.clone());
-            match self.read_one(i, name, selector, false)? {
-                Some(found) => return Ok(found),
-                None => continue,
+            if let Some(found) = self.read_one(i, name, selector, false)? {
+                return Ok(found);
             }
         }
         Err(Error::NotFound {
-            store: asked.join(", "),
+            store: self.store_names().join(", "),
             what: format!("'{name}'"),
         })
     }
