@@ -1356,8 +1356,11 @@ pub fn build_store(kind: StoreKind, options: &StoreOptions) -> Result<Box<dyn St
             #[cfg(not(feature = "openbao"))]
             return Err(not_in_build(kind, options));
         }
-        // Wired at merge, each as `Kind::from_options(options)` behind its feature.
-        StoreKind::Keychain | StoreKind::Aws | StoreKind::Azure => Err(not_in_build(kind, options)),
+        // Wired at merge, each as `<module>::<Store>::from_options(options)`
+        // behind `#[cfg(feature = "<kind>")]`, like the arms above.
+        StoreKind::Keychain => Err(not_in_build(kind, options)),
+        StoreKind::Aws => Err(not_in_build(kind, options)),
+        StoreKind::Azure => Err(not_in_build(kind, options)),
         StoreKind::Vault => Err(Error::Validation(format!(
             "store '{}': vault stores are opened by the manager",
             options.store()
@@ -1380,7 +1383,11 @@ pub fn check_store_options(kind: StoreKind, options: &StoreOptions) -> Result<()
             #[cfg(not(feature = "openbao"))]
             return Err(not_in_build(kind, options));
         }
-        StoreKind::Keychain | StoreKind::Aws | StoreKind::Azure => Err(not_in_build(kind, options)),
+        // Their from_options validates without side effects: call it here
+        // once wired (see build_store).
+        StoreKind::Keychain | StoreKind::Aws | StoreKind::Azure => {
+            build_store(kind, options).map(drop)
+        }
     }
 }
 
