@@ -2,8 +2,11 @@
 //! programs.
 //!
 //! This crate is the front door. It finds the vault ([`vault_path`]),
-//! resolves how to unlock it from the environment ([`Unlock`]), and
-//! re-exports the types you need.
+//! resolves how to unlock it from the environment ([`Unlock`]), reads
+//! `tresor.toml` ([`config`]), puts every configured store behind one API
+//! ([`Tresor`]: priority reads, writes to the first writable store, merged
+//! listings, offline copies, `doctor`; see [`manager`]), and re-exports the
+//! types you need.
 //!
 //! ```
 //! use tresor::{Credential, CreateOptions, PutOptions, SecretName, SecretValue, Selector, Vault};
