@@ -41,6 +41,28 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
+    /// The config file listing the stores [default: TRESOR_CONFIG, else ./tresor.toml, else
+    /// $XDG_CONFIG_HOME/tresor/config.toml]. Without one, the only store is the vault.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Use this profile of the config: its own set of stores (TRESOR_PROFILE also works).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Ask (get, ls, history, rm, …) or write (set, rotate) only this store of the config.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub store: Option<String>,
+
+    /// Contact no remote store (openbao, aws, azure): those with `cache = true` answer from
+    /// their offline copies in the local vault, the others are skipped.
+    #[arg(long, global = true)]
+    pub offline: bool,
+
+    /// Use no offline copy older than AGE (e.g. 90s, 30m, 12h, 7d).
+    #[arg(long, global = true, value_name = "AGE")]
+    pub max_age: Option<String>,
+
     /// Print machine-readable JSON on stdout (errors as JSON on stderr).
     #[arg(long, global = true)]
     pub json: bool,
@@ -132,8 +154,29 @@ pub enum Command {
     /// The unlock-session agent. Started by `tresor unlock` (with --agent, or when the
     /// kernel keyring is unavailable), which hands it the key on stdin; not run by hand.
     Agent,
+    /// List the stores of the config, in the order reads ask them: name, kind, priority,
+    /// read-only, required, cache, and whether each is available now.
+    Stores,
+    /// Check every store: reachable, authenticated, a write/read/delete probe on a scratch
+    /// name (always removed; skipped for read-only stores), latency.
+    ///
+    /// Exits with 6 when a required store is unhealthy.
+    Doctor,
+    /// Inspect the config file (tresor.toml).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Report every problem in the config with its file, line and column: unknown keys,
+    /// kinds and options, duplicate names, bad priorities, profiles naming missing stores,
+    /// ENV/ and SEC/ references that do not resolve. Exits with 2 on any problem.
+    Check,
+    /// Print which config file is in effect, and the profile.
+    Path,
 }
 
 #[derive(Debug, Args)]

@@ -16,22 +16,32 @@ use crate::cli::{AuditCommand, Cli, Command, KdfArgs, KeyslotCommand};
 use crate::{input, output};
 
 /// Global flags every command sees.
-pub(crate) struct Ctx {
-    vault: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-    pub(crate) json: bool,
-    quiet: bool,
+pub struct Ctx {
+    pub vault: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--store`.
+    pub store: Option<String>,
+    /// `--offline`.
+    pub offline: bool,
+    /// `--max-age`.
+    pub max_age: Option<std::time::Duration>,
 }
 
 impl Ctx {
     /// A status message on stderr (not with --quiet or --json).
-    pub(crate) fn status(&self, text: &str) {
+    pub fn status(&self, text: &str) {
         if !self.quiet && !self.json {
             eprintln!("{text}");
         }
     }
 
-    pub(crate) fn path(&self) -> Result<PathBuf> {
+    pub fn path(&self) -> Result<PathBuf> {
         tresor::vault_path(self.vault.as_deref())
     }
 
@@ -61,65 +71,85 @@ impl Ctx {
         use_session: bool,
     ) -> Result<(Vault, String)> {
         let path = self.path()?;
-        let mut locked = LockedVault::open(&path, &Self::open_options()?)?;
         let flag = if skip_flag {
             None
         } else {
             self.key_file.as_deref()
         };
-        if let Some(unlock) = Unlock::from_environment(flag)? {
-            let vault = locked.unlock_as(&unlock.credential, &unlock.source)?;
-            return Ok((vault, unlock.source));
-        }
-        // Keychain slots: an entry that cannot be read only matters when
-        // nothing else can unlock.
-        let (found, mut errors) = tresor::keychain_credentials(&locked)?;
-        if !found.is_empty() {
-            return Ok((locked.unlock_any(&found)?, "keychain slot".into()));
-        }
-        if use_session {
-            let vault_id = locked.id();
-            if let Some(session) = tresor::session::find(&vault_id) {
-                let source = format!("unlock session ({})", session.info.backend.as_str());
-                match locked.unlock_with_master(session.master, &source) {
-                    Ok(vault) => return Ok((vault, source)),
-                    Err(Error::Auth { .. }) => {
-                        // The vault was rekeyed since: the session is useless.
-                        tresor::session::discard(&vault_id);
-                        locked = LockedVault::open(&path, &Self::open_options()?)?;
-                    }
-                    Err(e) => return Err(e),
+        unlock_chain_at(&path, flag, use_session)
+    }
+}
+
+/// The unlock chain (DESIGN.md "Unlocking") for the vault at `path`:
+/// `flag` (`--key-file`) / `TRESOR_KEY_FILE`, `TRESOR_KEY`, `TRESOR_PASSWORD`
+/// (and its aliases), `TRESOR_RECOVERY_KEY`, a keychain slot, an unlock
+/// session (when `use_session`), then a prompt on a terminal. Returns the
+/// vault and how it was unlocked.
+pub fn unlock_chain_at(
+    path: &Path,
+    flag: Option<&Path>,
+    use_session: bool,
+) -> Result<(Vault, String)> {
+    let path = path.to_path_buf();
+    let mut locked = LockedVault::open(&path, &Ctx::open_options()?)?;
+    if let Some(unlock) = Unlock::from_environment(flag)? {
+        let vault = locked.unlock_as(&unlock.credential, &unlock.source)?;
+        return Ok((vault, unlock.source));
+    }
+    // Keychain slots: an entry that cannot be read only matters when
+    // nothing else can unlock.
+    let (found, mut errors) = tresor::keychain_credentials(&locked)?;
+    if !found.is_empty() {
+        return Ok((locked.unlock_any(&found)?, "keychain slot".into()));
+    }
+    if use_session {
+        let vault_id = locked.id();
+        if let Some(session) = tresor::session::find(&vault_id) {
+            let source = format!("unlock session ({})", session.info.backend.as_str());
+            match locked.unlock_with_master(session.master, &source) {
+                Ok(vault) => return Ok((vault, source)),
+                Err(Error::Auth { .. }) => {
+                    // The vault was rekeyed since: the session is useless.
+                    tresor::session::discard(&vault_id);
+                    locked = LockedVault::open(&path, &Ctx::open_options()?)?;
                 }
+                Err(e) => return Err(e),
             }
         }
-        let mut keychain_error = || match errors.len() {
-            0 => None,
-            1 => errors.pop(),
-            _ => Some(Error::Unavailable {
-                store: "keychain".into(),
-                reason: errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            }),
-        };
-        if !input::can_prompt() {
-            return Err(keychain_error().unwrap_or_else(Unlock::missing));
-        }
-        if !locked.slot_kinds()?.contains(&SlotKind::Password) {
-            return Err(keychain_error().unwrap_or_else(|| Error::Locked {
-                store: "vault".into(),
-                hint: "this vault has no password slot; give --key-file, TRESOR_KEY_FILE, TRESOR_KEY or \
-                       TRESOR_RECOVERY_KEY"
-                    .into(),
-            }));
-        }
-        let pw = input::prompt(&format!("Password for {}: ", path.display()))?;
-        let source = "password prompt".to_string();
-        let vault = locked.unlock_as(&Credential::Password(pw), &source)?;
-        Ok((vault, source))
     }
+    let mut keychain_error = || match errors.len() {
+        0 => None,
+        1 => errors.pop(),
+        _ => Some(Error::Unavailable {
+            store: "keychain".into(),
+            reason: errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    };
+    if !input::can_prompt() {
+        return Err(keychain_error().unwrap_or_else(Unlock::missing));
+    }
+    if !locked.slot_kinds()?.contains(&SlotKind::Password) {
+        return Err(keychain_error().unwrap_or_else(|| Error::Locked {
+            store: "vault".into(),
+            hint:
+                "this vault has no password slot; give --key-file, TRESOR_KEY_FILE, TRESOR_KEY or \
+                   TRESOR_RECOVERY_KEY"
+                    .into(),
+        }));
+    }
+    let pw = input::prompt(&format!("Password for {}: ", path.display()))?;
+    let source = "password prompt".to_string();
+    let vault = locked.unlock_as(&Credential::Password(pw), &source)?;
+    Ok((vault, source))
+}
+
+/// [`unlock_chain_at`] with sessions, for the manager's vault stores.
+pub fn unlock_at(path: &Path, flag: Option<&Path>) -> Result<Vault> {
+    unlock_chain_at(path, flag, true).map(|(vault, _)| vault)
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -128,8 +158,21 @@ pub fn run(cli: Cli) -> Result<()> {
         key_file: cli.key_file,
         json: cli.json,
         quiet: cli.quiet,
+        config: cli.config,
+        profile: cli.profile,
+        store: cli.store,
+        offline: cli.offline,
+        max_age: cli
+            .max_age
+            .as_deref()
+            .map(crate::manager_cmd::parse_age)
+            .transpose()?,
     };
-    match cli.command {
+    let command = match crate::manager_cmd::dispatch(&ctx, cli.command)? {
+        None => return Ok(()),
+        Some(command) => command,
+    };
+    match command {
         Command::Init(a) => init(&ctx, a),
         Command::Set(a) => {
             let name = SecretName::new(a.name)?;
@@ -177,29 +220,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let name = SecretName::new(a.name)?;
             let mut vault = ctx.unlock(false)?;
             let history = vault.history(&name)?;
-            if ctx.json {
-                output::json(&history);
-            } else {
-                for h in &history {
-                    let labels: Vec<&str> = h.labels.iter().map(|l| l.as_str()).collect();
-                    let row = match h.destroyed_at {
-                        Some(at) => format!("v{:<4} destroyed {}", h.version, output::time(at)),
-                        None => format!(
-                            "v{:<4} {}  {:<12} {:>8} bytes  {}{}",
-                            h.version,
-                            output::time(h.created_at),
-                            h.actor,
-                            h.len,
-                            labels.join(","),
-                            h.reason
-                                .as_ref()
-                                .map(|r| format!("  reason: {r}"))
-                                .unwrap_or_default()
-                        ),
-                    };
-                    output::line(&row);
-                }
-            }
+            print_history(&ctx, &history);
             Ok(())
         }
         Command::Rotate(a) => {
@@ -358,6 +379,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lock => crate::session_cmd::lock(&ctx),
         Command::Status => crate::session_cmd::status(&ctx),
         Command::Agent => tresor::session::agent::serve_stdin(),
+        Command::Stores | Command::Doctor | Command::Config(_) => {
+            unreachable!("handled by manager_cmd::dispatch")
+        }
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -464,21 +488,49 @@ fn password_from_env() -> Option<Zeroizing<String>> {
 }
 
 fn get(ctx: &Ctx, a: crate::cli::GetArgs) -> Result<()> {
-    let name = SecretName::new(a.name)?;
-    let selector = match (a.version, a.label) {
-        (Some(v), _) => Selector::Version(v),
-        (None, Some(l)) => Selector::Label(l.parse::<Label>()?),
-        (None, None) => Selector::default(),
-    };
+    let name = SecretName::new(a.name.clone())?;
+    let selector = selector_of(&a)?;
     let mut vault = ctx.unlock(false)?;
     let secret = vault.get(&name, selector)?;
     drop(vault);
+    print_secret(ctx, &name, &secret, a.out.as_deref(), None)
+}
+
+/// The version or label `get` asks for.
+pub fn selector_of(a: &crate::cli::GetArgs) -> Result<Selector> {
+    Ok(match (a.version, &a.label) {
+        (Some(v), _) => Selector::Version(v),
+        (None, Some(l)) => Selector::Label(l.parse::<Label>()?),
+        (None, None) => Selector::default(),
+    })
+}
+
+/// Where a value came from, for `get` through the manager.
+pub struct Origin<'a> {
+    /// The store that answered.
+    pub store: &'a str,
+    /// The age of the offline copy that answered, if one did.
+    pub cached_age_seconds: Option<u64>,
+}
+
+/// Prints a value as `get` does: raw to stdout, to `out`, or as JSON.
+pub fn print_secret(
+    ctx: &Ctx,
+    name: &SecretName,
+    secret: &tresor::Secret,
+    out: Option<&Path>,
+    origin: Option<Origin<'_>>,
+) -> Result<()> {
     let bytes = secret.value.expose_secret();
-    if let Some(out) = &a.out {
+    if let Some(out) = out {
         write_private(out, bytes)?;
+        let mut body = json!({"name": name, "version": secret.version, "out": out});
+        if let Some(o) = &origin {
+            body["store"] = json!(o.store);
+        }
         done(
             ctx,
-            json!({"name": name, "version": secret.version, "out": out}),
+            body,
             &format!("{name} v{} written to {}", secret.version, out.display()),
         );
         return Ok(());
@@ -495,6 +547,10 @@ fn get(ctx: &Ctx, a: crate::cli::GetArgs) -> Result<()> {
             value: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             value_base64: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            store: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cached_age_seconds: Option<u64>,
         }
         let encoded: Zeroizing<String> = Zeroizing::new(match secret.value.as_text() {
             Some(_) => String::new(),
@@ -505,6 +561,8 @@ fn get(ctx: &Ctx, a: crate::cli::GetArgs) -> Result<()> {
             version: secret.version,
             value: secret.value.as_text(),
             value_base64: (!encoded.is_empty()).then_some(encoded.as_str()),
+            store: origin.as_ref().map(|o| o.store),
+            cached_age_seconds: origin.as_ref().and_then(|o| o.cached_age_seconds),
         };
         let mut buf = Zeroizing::new(Vec::with_capacity(
             bytes.len() * 6 + name.as_str().len() * 6 + 128,
@@ -816,7 +874,7 @@ fn kdf_params(k: &KdfArgs) -> Result<PasswordParams> {
 }
 
 /// `KEY=VALUE` pairs; `KEY=` gives `None` (remove).
-fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, Option<String>)>> {
+pub fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, Option<String>)>> {
     pairs
         .iter()
         .map(|p| match p.split_once('=') {
@@ -914,7 +972,34 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(io)
 }
 
-fn report_version(ctx: &Ctx, verb: &str, name: &SecretName, version: u64) {
+/// Prints `history` rows (or JSON).
+pub fn print_history(ctx: &Ctx, history: &[tresor::VersionInfo]) {
+    if ctx.json {
+        output::json(&history);
+    } else {
+        for h in history {
+            let labels: Vec<&str> = h.labels.iter().map(|l| l.as_str()).collect();
+            let row = match h.destroyed_at {
+                Some(at) => format!("v{:<4} destroyed {}", h.version, output::time(at)),
+                None => format!(
+                    "v{:<4} {}  {:<12} {:>8} bytes  {}{}",
+                    h.version,
+                    output::time(h.created_at),
+                    h.actor,
+                    h.len,
+                    labels.join(","),
+                    h.reason
+                        .as_ref()
+                        .map(|r| format!("  reason: {r}"))
+                        .unwrap_or_default()
+                ),
+            };
+            output::line(&row);
+        }
+    }
+}
+
+pub fn report_version(ctx: &Ctx, verb: &str, name: &SecretName, version: u64) {
     done(
         ctx,
         json!({"name": name, "version": version}),
@@ -923,7 +1008,7 @@ fn report_version(ctx: &Ctx, verb: &str, name: &SecretName, version: u64) {
 }
 
 /// Reports a finished change: JSON on stdout, or a status line on stderr.
-pub(crate) fn done(ctx: &Ctx, body: serde_json::Value, text: &str) {
+pub fn done(ctx: &Ctx, body: serde_json::Value, text: &str) {
     if ctx.json {
         output::json(&body);
     } else {

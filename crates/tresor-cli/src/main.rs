@@ -6,6 +6,7 @@ mod commands;
 mod files_cmd;
 mod input;
 mod keys_cmd;
+mod manager_cmd;
 mod output;
 mod session_cmd;
 
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Encrypt(_) | cli::Command::Decrypt(_)
     );
     match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(manager_cmd::EXIT.load(std::sync::atomic::Ordering::Relaxed)),
         Err(e) => {
             if file_command {
                 output::file_error(&e, json);

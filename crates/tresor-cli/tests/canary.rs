@@ -379,3 +379,65 @@ fn a_password_never_leaks_into_output_or_files() {
     let files = assert_files_clean(&t, &[PASSWORD, PASSWORD2, VALUE, NAME], &[]);
     assert_vault_files_scanned(&files, &t.vault, 32 * 1024);
 }
+
+#[test]
+fn the_canary_never_leaks_through_the_manager() {
+    let t = Tresor::with_key();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    t.write(
+        "tresor.toml",
+        format!(
+            "[[stores]]\nname = \"env\"\nkind = \"env\"\nprefix = \"CNRY_\"\npriority = 10\n\n\
+             [[stores]]\nname = \"local\"\nkind = \"vault\"\npriority = 50\n\n\
+             [[stores]]\nname = \"team\"\nkind = \"openbao\"\naddress = \"http://127.0.0.1:{port}\"\n\
+             token = \"SEC/bao/token\"\ncache = true\nconnect_timeout = \"300ms\"\npriority = 100\n"
+        )
+        .as_bytes(),
+    );
+    t.run_in(&["set", "bao/token", "--store", "local"], v(9).as_bytes())
+        .ok();
+    t.run_in(&["set", NAME], v(1).as_bytes()).ok();
+    t.run_in(&["rotate", NAME, "--reason", "r"], v(2).as_bytes())
+        .ok();
+    for args in [
+        vec!["get", NAME],
+        vec!["get", NAME, "--json"],
+        vec!["get", NAME, "--store", "local"],
+        vec!["get", NAME, "--store", "team"],
+        vec!["get", NAME, "--offline"],
+        vec!["get", NAME, "--max-age", "1s"],
+        vec!["ls"],
+        vec!["ls", "--json"],
+        vec!["history", NAME],
+        vec!["history", NAME, "--json"],
+        vec!["meta", NAME],
+        vec!["stores"],
+        vec!["stores", "--json"],
+        vec!["doctor"],
+        vec!["doctor", "--json"],
+        vec!["config", "check"],
+        vec!["config", "check", "--json"],
+        vec!["get", "missing/name"],
+    ] {
+        t.run(&args);
+    }
+    t.cmd(&["get", NAME])
+        .env("CNRY_CANARY_NAME_B81E_TOK3N_5D2E", v(3))
+        .run()
+        .ok();
+    t.run_in(&["set", NAME, "--store", "team"], v(4).as_bytes())
+        .code(6);
+    t.run_in(&["set", NAME, "--store", "env"], v(5).as_bytes())
+        .code(2);
+    t.run(&["rm", NAME]).ok();
+    t.run(&["undelete", NAME]).ok();
+    assert_outputs_clean(&t, VALUE, prints_value);
+    assert_files_clean(&t, &[VALUE, SEGMENTS[0], SEGMENTS[1]], &[]);
+    for e in t.audit() {
+        assert!(!e.to_string().contains(VALUE), "{e}");
+    }
+}

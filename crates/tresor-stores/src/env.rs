@@ -127,6 +127,24 @@ impl Env {
         Self::from_map(variables).prefixed(prefix.into())
     }
 
+    /// The store a `tresor.toml` entry describes: the process environment,
+    /// named after the entry, with the optional option `prefix`. Any other
+    /// option is an error.
+    ///
+    /// ```
+    /// use tresor_stores::{StoreOptions, env::Env};
+    ///
+    /// let env = Env::from_options(&StoreOptions::new("ci").with("prefix", "APP_"))?;
+    /// assert_eq!(env.prefix(), "APP_");
+    /// assert!(Env::from_options(&StoreOptions::new("ci").with("prefx", "APP_")).is_err());
+    /// # Ok::<(), tresor_core::Error>(())
+    /// ```
+    pub fn from_options(options: &crate::StoreOptions) -> Result<Self> {
+        let prefix = options.get("prefix").unwrap_or_default().to_string();
+        options.finish()?;
+        Self::new().named(options.store()).prefixed(prefix)
+    }
+
     /// The same store under another name in messages (a config's store name).
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();

@@ -124,7 +124,92 @@ pub struct OpenBaoOptions {
     pub timeout: Duration,
 }
 
+/// Variables read for a token when a `tresor.toml` entry gives neither
+/// `token` nor an AppRole, in this order.
+pub const TOKEN_ENVS: [&str; 2] = ["BAO_TOKEN", "VAULT_TOKEN"];
+
 impl OpenBaoOptions {
+    /// The options a `tresor.toml` entry describes, without contacting the
+    /// server. Keys: `address` (required), `mount` (default `secret`),
+    /// `token`, or `role_id` + `secret_id` (+ `approle_mount`, default
+    /// `approle`) for AppRole, `namespace`, `ca_file`, `timeout` and
+    /// `connect_timeout` (durations such as `2s`, default 5 s). Without
+    /// `token` or AppRole, the token comes from `BAO_TOKEN`, else
+    /// `VAULT_TOKEN`. Any other key is an error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tresor_stores::{StoreOptions, openbao::OpenBaoOptions};
+    ///
+    /// let o = OpenBaoOptions::from_options(
+    ///     &StoreOptions::new("team")
+    ///         .with("address", "http://127.0.0.1:8200")
+    ///         .with("token", "s.example")
+    ///         .with("timeout", "2s"),
+    /// )?;
+    /// assert_eq!((o.name.as_str(), o.mount.as_str()), ("team", "secret"));
+    /// assert_eq!(o.timeout, Duration::from_secs(2));
+    /// # Ok::<(), tresor_core::Error>(())
+    /// ```
+    pub fn from_options(options: &crate::StoreOptions) -> Result<Self> {
+        let store = options.store();
+        let address = options.require("address")?.to_string();
+        let token = options.get("token");
+        let role_id = options.get("role_id");
+        let secret_id = options.get("secret_id");
+        let approle_mount = options.get("approle_mount");
+        let auth = match (token, role_id, secret_id) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(Error::Validation(format!(
+                    "store '{store}': give the option 'token' or the options 'role_id' and 'secret_id', not both"
+                )));
+            }
+            (Some(t), None, None) => Auth::Token(SecretString::from(t.to_string())),
+            (None, Some(role), Some(secret)) => Auth::AppRole {
+                role_id: role.to_string(),
+                secret_id: SecretString::from(secret.to_string()),
+                mount: approle_mount.unwrap_or("approle").to_string(),
+            },
+            (None, Some(_), None) | (None, None, Some(_)) => {
+                return Err(Error::Validation(format!(
+                    "store '{store}': AppRole needs both options 'role_id' and 'secret_id'"
+                )));
+            }
+            (None, None, None) => {
+                let token = TOKEN_ENVS
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))
+                    .ok_or_else(|| {
+                        Error::Validation(format!(
+                            "store '{store}': give the option 'token' (e.g. token = \"ENV/BAO_TOKEN\") \
+                             or 'role_id' and 'secret_id', or set BAO_TOKEN"
+                        ))
+                    })?;
+                Auth::Token(SecretString::from(token))
+            }
+        };
+        if approle_mount.is_some() && !matches!(auth, Auth::AppRole { .. }) {
+            return Err(Error::Validation(format!(
+                "store '{store}': the option 'approle_mount' needs 'role_id' and 'secret_id'"
+            )));
+        }
+        let mut out = Self::new(address, auth);
+        out.name = store.to_string();
+        if let Some(m) = options.get("mount") {
+            out.mount = m.to_string();
+        }
+        out.namespace = options.get("namespace").map(str::to_string);
+        out.ca_file = options.get("ca_file").map(PathBuf::from);
+        if let Some(t) = options.duration("timeout")? {
+            out.timeout = t;
+        }
+        if let Some(t) = options.duration("connect_timeout")? {
+            out.connect_timeout = t;
+        }
+        options.finish()?;
+        Ok(out)
+    }
+
     /// Options with defaults: mount `secret`, 5 s timeouts, no namespace.
     pub fn new(address: impl Into<String>, auth: Auth) -> Self {
         Self {
@@ -276,6 +361,13 @@ impl OpenBao {
         };
         *store.token() = token;
         Ok(store)
+    }
+
+    /// The store a `tresor.toml` entry describes (see
+    /// [`OpenBaoOptions::from_options`]), connected as [`OpenBao::connect`]
+    /// does: an AppRole login is the only request sent.
+    pub fn from_options(options: &crate::StoreOptions) -> Result<Self> {
+        Self::connect(OpenBaoOptions::from_options(options)?)
     }
 
     /// The KV v2 mount.
@@ -1140,6 +1232,48 @@ mod tests {
 
     fn name(s: &str) -> SecretName {
         SecretName::new(s).unwrap()
+    }
+
+    #[test]
+    fn from_options_reads_every_key_and_rejects_the_rest() {
+        use crate::StoreOptions;
+        let base = || StoreOptions::new("team").with("address", "https://bao.example:8200/");
+        let o = OpenBaoOptions::from_options(
+            &base()
+                .with("role_id", "r")
+                .with("secret_id", "s3cr3t-id")
+                .with("approle_mount", "ci")
+                .with("mount", "kv")
+                .with("namespace", "ns1")
+                .with("ca_file", "/etc/ca.pem")
+                .with("timeout", "1500ms")
+                .with("connect_timeout", "2"),
+        )
+        .unwrap();
+        assert!(
+            matches!(&o.auth, Auth::AppRole { mount, role_id, .. } if mount == "ci" && role_id == "r")
+        );
+        assert_eq!(
+            (o.mount.as_str(), o.namespace.as_deref()),
+            ("kv", Some("ns1"))
+        );
+        assert_eq!(o.timeout, Duration::from_millis(1500));
+        assert_eq!(o.connect_timeout, Duration::from_secs(2));
+        let err = |opts: StoreOptions| OpenBaoOptions::from_options(&opts).unwrap_err().to_string();
+        assert!(err(base().with("token", "t").with("adress", "x")).contains("'adress'"));
+        assert!(err(base().with("token", "t").with("role_id", "r")).contains("not both"));
+        assert!(err(base().with("role_id", "r")).contains("'secret_id'"));
+        assert!(
+            err(base().with("token", "t").with("approle_mount", "m")).contains("approle_mount")
+        );
+        assert!(err(StoreOptions::new("team").with("token", "t")).contains("'address'"));
+        let e = err(base()
+            .with("token", "tok-value")
+            .with("timeout", "soon-secret"));
+        assert!(
+            e.contains("timeout") && !e.contains("soon-secret") && !e.contains("tok-value"),
+            "{e}"
+        );
     }
 
     fn object(v: Value) -> Map<String, Value> {

@@ -2,8 +2,11 @@
 //! programs.
 //!
 //! This crate is the front door. It finds the vault ([`vault_path`]),
-//! resolves how to unlock it from the environment ([`Unlock`]), and
-//! re-exports the types you need.
+//! resolves how to unlock it from the environment ([`Unlock`]), reads
+//! `tresor.toml` ([`config`]), puts every configured store behind one API
+//! ([`Tresor`]: priority reads, writes to the first writable store, merged
+//! listings, offline copies, `doctor`; see [`manager`]), and re-exports the
+//! types you need.
 //!
 //! ```
 //! use tresor::{Credential, CreateOptions, PutOptions, SecretName, SecretValue, Selector, Vault};
@@ -17,10 +20,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod config;
 pub mod files;
 mod locate;
+pub mod manager;
 pub mod session;
 mod unlock;
+
+pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Written};
+/// The stores beyond the vault (`env`, `openbao`, …) and [`stores::StoreOptions`].
+pub use tresor_stores as stores;
 
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
 pub use tresor_core::{

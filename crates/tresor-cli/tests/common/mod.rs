@@ -259,7 +259,9 @@ impl Tresor {
             .current_dir(self.dir.path())
             .env("TRESOR_VAULT", &self.vault)
             .env("HOME", self.dir.path())
-            .env("XDG_DATA_HOME", self.dir.path().join("xdg"));
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
+            // No developer's own tresor.toml.
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"));
         for (k, v) in &self.defaults {
             cmd.env(k, v);
         }
