@@ -63,11 +63,24 @@ impl Ctx {
         if !found.is_empty() {
             return locked.unlock_any(&found);
         }
+        // PKCS#11 slots: the token's PIN from TRESOR_PKCS11_PIN or a prompt.
+        let (found, pkcs11_errors) = pkcs11_credentials(&locked)?;
+        if !found.is_empty() {
+            return locked.unlock_any(&found);
+        }
+        // A wrong or locked PIN is the answer: no password prompt after it.
+        if let Some(i) = pkcs11_errors
+            .iter()
+            .position(|e| matches!(e, Error::Auth { .. } | Error::Locked { .. }))
+        {
+            return Err(pkcs11_errors.into_iter().nth(i).expect("index found above"));
+        }
+        errors.extend(pkcs11_errors);
         let mut keychain_error = || match errors.len() {
             0 => None,
             1 => errors.pop(),
             _ => Some(Error::Unavailable {
-                store: "keychain".into(),
+                store: "key slots".into(),
                 reason: errors
                     .iter()
                     .map(ToString::to_string)
@@ -524,6 +537,9 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             if a.keychain {
                 return add_keychain_slot(ctx, a.backend.as_deref(), a.label.as_deref(), &params);
             }
+            if a.pkcs11 {
+                return add_pkcs11_slot(ctx, &a, &params);
+            }
             let (credential, created) = match (a.password, &ctx.key_file) {
                 (true, _) => (
                     Credential::Password(input::new_password("TRESOR_NEW_PASSWORD", "password")?),
@@ -538,7 +554,8 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                 }
                 (false, None) => {
                     return Err(Error::Validation(
-                        "say which slot to add: --password or --key-file FILE (or --keychain)"
+                        "say which slot to add: --password, --key-file FILE, --keychain or \
+                         --pkcs11 --module PATH --token LABEL --key-label L"
                             .into(),
                     ));
                 }
@@ -570,6 +587,14 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                         .argon2
                         .map(|(m, t, p)| format!("argon2id m={}MiB t={t} p={p}", m / 1024))
                         .or_else(|| s.backend.map(|b| b.as_str().to_string()))
+                        .or_else(|| {
+                            s.pkcs11.as_ref().map(|p| {
+                                format!(
+                                    "token '{}' key '{}' ({}, {})",
+                                    p.token, p.key_label, p.mechanism, p.module
+                                )
+                            })
+                        })
                         .unwrap_or_default();
                     output::line(&format!(
                         "{:>3}  {:<9} {:<16} {}  {}",
@@ -585,11 +610,9 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
         }
         KeyslotCommand::Remove(a) => {
             let mut vault = ctx.unlock(false)?;
-            let backend = vault
-                .slots()?
-                .into_iter()
-                .find(|s| s.id == a.id)
-                .and_then(|s| s.backend);
+            let target = vault.slots()?.into_iter().find(|s| s.id == a.id);
+            let backend = target.as_ref().and_then(|s| s.backend);
+            let token_key = target.and_then(|s| s.pkcs11);
             vault.remove_slot(a.id)?;
             // The slot is gone: its keychain entry opens nothing any more.
             let entry_deleted = backend.map(|b| {
@@ -601,10 +624,130 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             if let Some(deleted) = entry_deleted {
                 report["keychain_entry_deleted"] = json!(deleted);
             }
+            if token_key.is_some() {
+                report["token_key_kept"] = json!(true);
+            }
             done(ctx, report, &format!("removed key slot {}", a.id));
+            if let Some(p) = token_key {
+                ctx.status(&format!(
+                    "the key '{}' stays on token '{}' (it may wrap other slots)",
+                    p.key_label, p.token
+                ));
+            }
             Ok(())
         }
     }
+}
+
+/// The unlock chain's PKCS#11 step: the PIN of each token from
+/// TRESOR_PKCS11_PIN, else a prompt on a terminal (an empty answer skips the
+/// token). Without either, a token's slots are skipped with an error that
+/// says to set TRESOR_PKCS11_PIN (reported only when nothing else unlocks).
+fn pkcs11_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Vec<Error>)> {
+    let env_pin = tresor::pkcs11_pin_from_env();
+    let can_prompt = input::can_prompt();
+    let mut skipped = Vec::new();
+    let (found, mut errors) = tresor::pkcs11_credentials(locked, |module, token| {
+        if let Some(pin) = &env_pin {
+            return Ok(Some(pin.clone()));
+        }
+        if !can_prompt {
+            skipped.push(Error::Locked {
+                store: format!("pkcs11 token '{token}' (module {module})"),
+                hint: format!(
+                    "no terminal to ask for its PIN; set {}",
+                    tresor::PKCS11_PIN_ENV
+                ),
+            });
+            return Ok(None);
+        }
+        let pin = input::prompt(&format!(
+            "PIN of PKCS#11 token '{token}' (empty to skip): "
+        ))?;
+        Ok((!pin.is_empty()).then_some(pin))
+    })?;
+    errors.extend(skipped);
+    Ok((found, errors))
+}
+
+/// The PIN for `keyslot add --pkcs11`: TRESOR_PKCS11_PIN, else a prompt.
+fn pkcs11_pin(token: &str) -> Result<Zeroizing<String>> {
+    if let Some(pin) = tresor::pkcs11_pin_from_env() {
+        return Ok(pin);
+    }
+    if !input::can_prompt() {
+        return Err(Error::Locked {
+            store: format!("pkcs11 token '{token}'"),
+            hint: format!(
+                "no terminal to ask for its PIN; set {}",
+                tresor::PKCS11_PIN_ENV
+            ),
+        });
+    }
+    let pin = input::prompt(&format!("PIN of PKCS#11 token '{token}': "))?;
+    if pin.is_empty() {
+        return Err(Error::Validation("an empty PIN was given".into()));
+    }
+    Ok(pin)
+}
+
+/// `keyslot add --pkcs11`: unlocks the vault, has the token wrap 32 random
+/// bytes under its key (made when the token has none), adds the slot. A key
+/// made here is destroyed again when the slot is not added.
+fn add_pkcs11_slot(
+    ctx: &Ctx,
+    a: &crate::cli::KeyslotAddArgs,
+    params: &PasswordParams,
+) -> Result<()> {
+    let need = |what: &str| {
+        Error::Validation(format!(
+            "--pkcs11 needs {what} (tresor keyslot add --pkcs11 --module PATH --token LABEL \
+             --key-label L)"
+        ))
+    };
+    let module = a.module.as_ref().ok_or_else(|| need("--module PATH"))?;
+    let token = a.token.as_deref().ok_or_else(|| need("--token LABEL"))?;
+    let key_label = a.key_label.as_deref().ok_or_else(|| need("--key-label L"))?;
+    if token.is_empty() || key_label.is_empty() {
+        return Err(Error::Validation(
+            "--token and --key-label must not be empty".into(),
+        ));
+    }
+    let module = tresor::pkcs11::absolute_module_path(&module.to_string_lossy())?;
+    let mut vault = ctx.unlock(false)?;
+    let pin = pkcs11_pin(token)?;
+    let key = tresor::pkcs11::TokenKey {
+        module: &module,
+        token,
+        key_label,
+    };
+    let made = tresor::pkcs11::new_slot(&vault.id(), key, &pin)?;
+    let id = vault
+        .add_slot(&made.credential, params, a.label.as_deref())
+        .inspect_err(|_| {
+            if made.key_created {
+                let _ = tresor::pkcs11::destroy_key(key, &pin);
+            }
+        })?;
+    drop(pin);
+    let serial = match &made.credential {
+        Credential::Pkcs11(p, _) => p.token_serial.clone(),
+        _ => String::new(),
+    };
+    done(
+        ctx,
+        json!({"slot": id, "kind": "pkcs11", "module": module, "token": token,
+               "serial": serial, "key_label": key_label, "key_created": made.key_created,
+               "mechanism": "aes-gcm"}),
+        &format!("added pkcs11 key slot {id} (token '{token}', key '{key_label}', module {module})"),
+    );
+    if made.key_created {
+        ctx.status(&format!(
+            "created AES-256 key '{key_label}' on token '{token}' (sensitive, not extractable, \
+             kept on the token): the slot opens only with this token and its PIN"
+        ));
+    }
+    Ok(())
 }
 
 /// `keyslot add --keychain`: stores 32 random bytes in the keychain under
@@ -700,6 +843,14 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
         {
             credentials.push(credential);
         }
+    }
+    if vault.slots()?.iter().any(|s| s.kind == SlotKind::Pkcs11) {
+        let locked = LockedVault::open(vault.path(), &Ctx::open_options()?)?;
+        let (found, errors) = pkcs11_credentials(&locked)?;
+        for e in errors {
+            eprintln!("warning: {e}");
+        }
+        credentials.extend(found);
     }
     let has_password_slot = vault.slots()?.iter().any(|s| s.kind == SlotKind::Password);
     if has_password_slot

@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use tresor_core::{Error, Result};
 use tresor_crypto::slot::{Credential, RecoveryKey};
-use tresor_vault::{LockedVault, keychain};
+use tresor_vault::{LockedVault, keychain, pkcs11};
 
 /// Environment variable naming a key file.
 pub const KEY_FILE_ENV: &str = "TRESOR_KEY_FILE";
@@ -21,6 +21,9 @@ pub const PASSWORD_ENVS: [&str; 3] = [
 ];
 /// Environment variable holding a recovery key.
 pub const RECOVERY_KEY_ENV: &str = "TRESOR_RECOVERY_KEY";
+/// Environment variable holding the user PIN of the PKCS#11 tokens of the
+/// vault's PKCS#11 slots (and of `keyslot add --pkcs11`).
+pub const PKCS11_PIN_ENV: &str = "TRESOR_PKCS11_PIN";
 
 /// Where the credential came from, for messages (never the credential).
 #[derive(Debug)]
@@ -94,7 +97,8 @@ impl Unlock {
             store: "vault".into(),
             hint: format!(
                 "no terminal to ask for a password; set {KEY_FILE_ENV} (or --key-file), {KEY_ENV}, \
-                 or TRESOR_PASSWORD, or add a keychain slot (tresor keyslot add --keychain)"
+                 or TRESOR_PASSWORD ({PKCS11_PIN_ENV} for a PKCS#11 slot), or add a keychain slot \
+                 (tresor keyslot add --keychain)"
             ),
         }
     }
@@ -112,6 +116,52 @@ pub fn keychain_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Ve
         match keychain::load(&locked.id(), slot_id, backend) {
             Ok(credential) => found.push(credential),
             Err(e) => errors.push(e),
+        }
+    }
+    Ok((found, errors))
+}
+
+/// The PKCS#11 PIN from [`PKCS11_PIN_ENV`], if set and not empty.
+pub fn pkcs11_pin_from_env() -> Option<Zeroizing<String>> {
+    env_secret(PKCS11_PIN_ENV)
+}
+
+/// The PKCS#11 step of the unlock chain, after the keychain step and before
+/// the password prompt: each of the vault's PKCS#11 slots opened inside its
+/// token. `pin` is asked once per token (module and label) for its PIN;
+/// `None` skips that token's slots. Returns the credentials of the slots
+/// that opened and the errors of those that did not (each names module and
+/// token; a wrong PIN is an [`Error::Auth`]). A token whose PIN was wrong
+/// is not asked again.
+pub fn pkcs11_credentials(
+    locked: &LockedVault,
+    mut pin: impl FnMut(&str, &str) -> Result<Option<Zeroizing<String>>>,
+) -> Result<(Vec<Credential>, Vec<Error>)> {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    // PINs by (module, token), None when skipped or refused.
+    let mut pins: Vec<((String, String), Option<Zeroizing<String>>)> = Vec::new();
+    for (slot_id, params) in locked.pkcs11_slots()? {
+        let token = (params.module.clone(), params.token_label.clone());
+        let index = match pins.iter().position(|(t, _)| *t == token) {
+            Some(i) => i,
+            None => {
+                let given = pin(&params.module, &params.token_label)?;
+                pins.push((token, given));
+                pins.len() - 1
+            }
+        };
+        let Some(p) = pins[index].1.as_ref() else {
+            continue;
+        };
+        match pkcs11::load(&locked.id(), slot_id, &params, p) {
+            Ok(credential) => found.push(credential),
+            Err(e) => {
+                if matches!(e, Error::Auth { .. } | Error::Locked { .. }) {
+                    pins[index].1 = None;
+                }
+                errors.push(e);
+            }
         }
     }
     Ok((found, errors))
