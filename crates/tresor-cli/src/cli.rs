@@ -58,9 +58,11 @@ pub struct Cli {
 pub enum Command {
     /// Create a new vault.
     ///
-    /// The credential is, in order: --password (prompt or TRESOR_PASSWORD), --key-file FILE
-    /// (created if missing), TRESOR_KEY, TRESOR_PASSWORD, or a password prompt on a terminal.
-    /// A recovery key is shown once: store it offline.
+    /// The first key slot is, in order: --password (prompt or TRESOR_PASSWORD), --key-file
+    /// FILE / TRESOR_KEY_FILE (created if missing), --keychain, TRESOR_KEY or TRESOR_PASSWORD
+    /// when set, an OS keychain when one answers (Secret Service, else kernel keyutils;
+    /// --no-keychain skips it), else a password prompt on a terminal. A recovery key is
+    /// shown once: store it offline.
     Init(InitArgs),
     /// Store a new version of a secret (value from a prompt, stdin, --file or --generate).
     Set(SetArgs),
@@ -135,8 +137,15 @@ pub struct KdfArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Protect the vault with a password (prompt, or TRESOR_PASSWORD without a terminal).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["keychain", "no_keychain"])]
     pub password: bool,
+    /// Keep the vault's key in the OS keychain (fails when none answers).
+    #[arg(long, conflicts_with = "no_keychain")]
+    pub keychain: bool,
+    /// Do not pick the OS keychain even when one answers: a password (prompt or
+    /// TRESOR_PASSWORD) or TRESOR_KEY / TRESOR_KEY_FILE instead.
+    #[arg(long)]
+    pub no_keychain: bool,
     /// Do not add a recovery-key slot.
     #[arg(long)]
     pub no_recovery: bool,

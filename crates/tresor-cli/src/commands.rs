@@ -345,6 +345,83 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `init` with a keychain slot (and the recovery key): the slot's 32 random
+/// bytes go to the keychain inside the creating transaction; the entry is
+/// deleted again when the vault is not made.
+fn init_keychain(
+    ctx: &Ctx,
+    a: &crate::cli::InitArgs,
+    path: &Path,
+    params: PasswordParams,
+    backend: tresor::KeychainBackend,
+) -> Result<()> {
+    let credential = tresor::new_keychain_key(backend);
+    let options = CreateOptions {
+        open: Ctx::open_options()?,
+        password_params: params,
+        recovery: !a.no_recovery,
+    };
+    let stored = std::cell::Cell::new(None);
+    let created = Vault::create_with(path, &credential, &options, |vault_id, slot| {
+        tresor::keychain::store(vault_id, slot, &credential)?;
+        stored.set(Some((*vault_id, slot)));
+        Ok(())
+    })
+    .inspect_err(|_| {
+        if let Some((vault_id, slot)) = stored.get() {
+            let _ = tresor::keychain::delete(&vault_id, slot, backend);
+        }
+    })?;
+    let vault_id = created.vault.id();
+    let slot = created.vault.unlocked_slot().unwrap_or(1);
+    let account = tresor::keychain::account(&vault_id, slot);
+    let recovery = created.recovery.as_ref().map(|r| r.display());
+    if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
+        write_private(out, format!("{}\n", text.as_str()).as_bytes())?;
+    }
+    let how = format!("keychain ({})", backend.as_str());
+    if ctx.json {
+        let shown = if a.recovery_key_out.is_some() {
+            None
+        } else {
+            recovery.as_ref().map(|r| r.as_str().to_string())
+        };
+        output::json(&json!({
+            "path": path, "unlock": how, "key_file_created": null,
+            "keychain": {"backend": backend.as_str(), "service": tresor::keychain::SERVICE,
+                         "account": account},
+            "recovery_key": shown, "recovery_key_file": a.recovery_key_out,
+        }));
+        return Ok(());
+    }
+    ctx.status(&format!(
+        "created vault {} (unlocks with the {} keychain: service {}, account {account}; \
+         --no-keychain chooses a password or key file instead)",
+        path.display(),
+        backend.as_str(),
+        tresor::keychain::SERVICE
+    ));
+    if backend == tresor::KeychainBackend::Keyutils {
+        ctx.status(
+            "note: kernel keyutils keys do not survive a reboot or a long logout; keep the \
+             recovery key, or add a password slot (tresor keyslot add --password)",
+        );
+    }
+    match (&recovery, &a.recovery_key_out) {
+        (Some(_), Some(out)) => {
+            ctx.status(&format!("recovery key written to {} (0600)", out.display()))
+        }
+        (Some(text), None) => eprintln!(
+            "\nRecovery key (shown once; store it offline, it unlocks the vault):\n\n    {}\n",
+            text.as_str()
+        ),
+        (None, _) => ctx.status(
+            "warning: no recovery key (--no-recovery): if the keychain entry is lost, so is the vault",
+        ),
+    }
+    Ok(())
+}
+
 fn files_report(ctx: &Ctx) -> crate::files_cmd::Report {
     crate::files_cmd::Report {
         json: ctx.json,
@@ -352,9 +429,49 @@ fn files_report(ctx: &Ctx) -> crate::files_cmd::Report {
     }
 }
 
+/// `init`'s first slot, in order: --password, --key-file / TRESOR_KEY_FILE,
+/// --keychain, a credential in the environment (TRESOR_KEY, TRESOR_PASSWORD
+/// and its aliases), a keychain that answers (unless --no-keychain), a
+/// password prompt on a terminal; else an error saying what to set.
 fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     let path = ctx.path()?;
     let params = kdf_params(&a.kdf)?;
+    if path.exists() {
+        // Checked again (atomically) on create; this only spares a probe.
+        return Err(Error::Validation(format!(
+            "a vault already exists at {}",
+            path.display()
+        )));
+    }
+    let keychain = if a.keychain {
+        Some(tresor::keychain::answering_backend().ok_or_else(|| {
+            Error::Unavailable {
+                store: "keychain".into(),
+                reason:
+                    "neither the Secret Service (DBUS_SESSION_BUS_ADDRESS) nor kernel keyutils \
+                     answered; choose --password or --key-file FILE"
+                        .into(),
+            }
+        })?)
+    } else {
+        None
+    };
+    // A credential named by flag or environment is an explicit choice.
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    let explicit = a.password
+        || ctx.key_file.is_some()
+        || set(tresor::KEY_FILE_ENV)
+        || set(tresor::KEY_ENV)
+        || tresor::PASSWORD_ENVS.iter().any(|v| set(v))
+        || set(tresor::RECOVERY_KEY_ENV);
+    let keychain = keychain.or_else(|| {
+        (!explicit && !a.no_keychain)
+            .then(tresor::keychain::answering_backend)
+            .flatten()
+    });
+    if let Some(backend) = keychain {
+        return init_keychain(ctx, &a, &path, params, backend);
+    }
     let (credential, how, key_file_created) = if a.password {
         let pw = if let Some(unlock) = password_from_env() {
             unlock
@@ -383,7 +500,20 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
             None,
         )
     } else {
-        return Err(Unlock::missing());
+        return Err(Error::Locked {
+            store: "vault".into(),
+            hint: format!(
+                "no keychain answered{} and there is no terminal to ask for a password; set \
+                 TRESOR_PASSWORD, {} or {} (or give --key-file FILE)",
+                if a.no_keychain {
+                    " (--no-keychain)"
+                } else {
+                    ""
+                },
+                tresor::KEY_ENV,
+                tresor::KEY_FILE_ENV
+            ),
+        });
     };
     let options = CreateOptions {
         open: Ctx::open_options()?,
@@ -554,8 +684,8 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                 }
                 (false, None) => {
                     return Err(Error::Validation(
-                        "say which slot to add: --password, --key-file FILE, --keychain or \
-                         --pkcs11 --module PATH --token LABEL --key-label L"
+                        "say which slot to add: --password or --key-file FILE (or --keychain, or \
+                         --pkcs11 --module PATH --token LABEL --key-label L)"
                             .into(),
                     ));
                 }
@@ -661,9 +791,7 @@ fn pkcs11_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Vec<Erro
             });
             return Ok(None);
         }
-        let pin = input::prompt(&format!(
-            "PIN of PKCS#11 token '{token}' (empty to skip): "
-        ))?;
+        let pin = input::prompt(&format!("PIN of PKCS#11 token '{token}' (empty to skip): "))?;
         Ok((!pin.is_empty()).then_some(pin))
     })?;
     errors.extend(skipped);
@@ -707,7 +835,10 @@ fn add_pkcs11_slot(
     };
     let module = a.module.as_ref().ok_or_else(|| need("--module PATH"))?;
     let token = a.token.as_deref().ok_or_else(|| need("--token LABEL"))?;
-    let key_label = a.key_label.as_deref().ok_or_else(|| need("--key-label L"))?;
+    let key_label = a
+        .key_label
+        .as_deref()
+        .ok_or_else(|| need("--key-label L"))?;
     if token.is_empty() || key_label.is_empty() {
         return Err(Error::Validation(
             "--token and --key-label must not be empty".into(),
@@ -739,7 +870,9 @@ fn add_pkcs11_slot(
         json!({"slot": id, "kind": "pkcs11", "module": module, "token": token,
                "serial": serial, "key_label": key_label, "key_created": made.key_created,
                "mechanism": "aes-gcm"}),
-        &format!("added pkcs11 key slot {id} (token '{token}', key '{key_label}', module {module})"),
+        &format!(
+            "added pkcs11 key slot {id} (token '{token}', key '{key_label}', module {module})"
+        ),
     );
     if made.key_created {
         ctx.status(&format!(

@@ -97,10 +97,18 @@ fn pkcs11_slot_flow() {
         .env("TRESOR_PKCS11_PIN", &tk.pin)
         .run();
     again.ok().err_has(&["added pkcs11 key slot", &tk.token]);
-    assert!(!again.err().contains("created AES-256 key"), "{}", again.err());
+    assert!(
+        !again.err().contains("created AES-256 key"),
+        "{}",
+        again.err()
+    );
     let first = t.cmd(&["--json", "keyslot", "list"]).run().ok().json();
-    let second = first.as_array().unwrap().last().unwrap()["id"].as_u64().unwrap();
-    t.cmd(&["keyslot", "remove", &second.to_string()]).run().ok();
+    let second = first.as_array().unwrap().last().unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    t.cmd(&["keyslot", "remove", &second.to_string()])
+        .run()
+        .ok();
 
     // Listed with kind, label, date and the token.
     let list = t.cmd(&["keyslot", "list"]).run().ok().out();
@@ -231,7 +239,13 @@ fn rekey_master_rewraps_the_pkcs11_slot() {
         .env("TRESOR_PKCS11_PIN", &tk.pin)
         .run();
     let report = out.ok().json();
-    assert_eq!(report["report"]["slots_rewrapped"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        report["report"]["slots_rewrapped"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     t.clear_default("TRESOR_KEY_FILE");
     let got = t
         .cmd(&["get", "a/b"])

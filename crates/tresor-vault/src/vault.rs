@@ -328,20 +328,37 @@ impl Vault {
         credential: &Credential,
         options: &CreateOptions,
     ) -> Result<Created> {
+        Self::create_with(path, credential, options, |_, _| Ok(()))
+    }
+
+    /// [`Vault::create`], calling `before_commit` with the new vault's id and
+    /// the first slot's id inside the creating transaction (to store a
+    /// keychain entry named after them): its error cancels the creation.
+    pub fn create_with(
+        path: &Path,
+        credential: &Credential,
+        options: &CreateOptions,
+        before_commit: impl FnOnce(&[u8; 16], u32) -> Result<()>,
+    ) -> Result<Created> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.exists()
         {
             create_private_dir(parent)?;
         }
         create_private_file(path)?;
-        let result = Self::create_in(path, credential, options);
+        let result = Self::create_in(path, credential, options, before_commit);
         if result.is_err() {
             let _ = fs::remove_file(path);
         }
         result
     }
 
-    fn create_in(path: &Path, credential: &Credential, options: &CreateOptions) -> Result<Created> {
+    fn create_in(
+        path: &Path,
+        credential: &Credential,
+        options: &CreateOptions,
+        before_commit: impl FnOnce(&[u8; 16], u32) -> Result<()>,
+    ) -> Result<Created> {
         let conn =
             schema::connect(path, true, &options.open.connect()).map_err(|e| db_error(e, path))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -393,7 +410,7 @@ impl Vault {
             named_keys: Default::default(),
         };
         let first = slot_params_for(credential, &options.password_params);
-        vault.insert_slot(&first, credential, None)?;
+        let first_id = vault.insert_slot(&first, credential, None)?;
         let recovery = if options.recovery {
             let key = RecoveryKey::generate();
             vault.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
@@ -412,6 +429,7 @@ impl Vault {
             &body,
         )
         .map_err(|e| db_error(e, path))?;
+        before_commit(&vault.vault_id, first_id)?;
         vault
             .conn
             .execute_batch("COMMIT")
@@ -901,7 +919,7 @@ impl Vault {
                 .count();
             if target.kind != SlotKind::Recovery && others == 0 {
                 return Err(Error::Validation(format!(
-                    "key slot {id} is the vault's last password, key-file, keychain or pkcs11 slot; add another \
+                    "key slot {id} is the vault's last password or key-file slot (or keychain or pkcs11 slot); add another \
                      (tresor keyslot add) before removing it"
                 )));
             }

@@ -173,3 +173,88 @@ fn env_secret(var: &str) -> Option<Zeroizing<String>> {
         .filter(|v| !v.is_empty())
         .map(Zeroizing::new)
 }
+
+#[cfg(test)]
+mod tests {
+    use tresor_crypto::slot::{Pkcs11Mechanism, Pkcs11Params};
+    use tresor_vault::{CreateOptions, OpenOptions, Vault};
+
+    use super::*;
+
+    fn pkcs11_credential(module: &str, token: &str) -> Credential {
+        let params = Pkcs11Params {
+            module: module.into(),
+            token_label: token.into(),
+            token_serial: "0".into(),
+            key_label: "k".into(),
+            key_id: vec![],
+            mechanism: Pkcs11Mechanism::AesGcm,
+            wrapped: vec![0; 60],
+        };
+        Credential::Pkcs11(Box::new(params), Zeroizing::new(vec![7; 32]))
+    }
+
+    /// The PKCS#11 step asks once per token, skips a token without a PIN,
+    /// and reports a missing module naming module and token, never the PIN.
+    #[test]
+    fn pkcs11_step_asks_once_per_token_and_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let key = Credential::key_material(crate::new_key_file_text().as_bytes()).unwrap();
+        let options = CreateOptions {
+            password_params: crate::PasswordParams::new(8 * 1024, 1, 1).unwrap(),
+            recovery: false,
+            ..CreateOptions::default()
+        };
+        let mut vault = Vault::create(&path, &key, &options).unwrap().vault;
+        let params = options.password_params;
+        for token in ["a", "a", "b"] {
+            vault
+                .add_slot(
+                    &pkcs11_credential("/nonexistent/p11.so", token),
+                    &params,
+                    None,
+                )
+                .unwrap();
+        }
+        drop(vault);
+        let locked = LockedVault::open(&path, &OpenOptions::default()).unwrap();
+        assert_eq!(locked.pkcs11_slots().unwrap().len(), 3);
+
+        let mut asked = Vec::new();
+        let (found, errors) = pkcs11_credentials(&locked, |module, token| {
+            asked.push((module.to_string(), token.to_string()));
+            Ok(Some(Zeroizing::new("pin-5150".to_string())))
+        })
+        .unwrap();
+        assert!(found.is_empty());
+        assert_eq!(
+            asked,
+            [
+                ("/nonexistent/p11.so".to_string(), "a".to_string()),
+                ("/nonexistent/p11.so".to_string(), "b".to_string())
+            ]
+        );
+        assert_eq!(errors.len(), 3);
+        for e in &errors {
+            assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+            let text = e.to_string();
+            assert!(text.contains("/nonexistent/p11.so"), "{text}");
+            assert!(!text.contains("pin-5150"), "{text}");
+        }
+        assert!(errors[2].to_string().contains("'b'"));
+
+        // No PIN: the token's slots are skipped without an error here (the
+        // CLI reports that the PIN is missing when nothing else unlocks).
+        let (found, errors) = pkcs11_credentials(&locked, |_, _| Ok(None)).unwrap();
+        assert!(found.is_empty() && errors.is_empty());
+
+        // The key file still unlocks.
+        assert!(locked.unlock(&key).is_ok());
+    }
+
+    #[test]
+    fn missing_hint_names_the_pin_variable() {
+        assert!(Unlock::missing().to_string().contains(PKCS11_PIN_ENV));
+    }
+}
