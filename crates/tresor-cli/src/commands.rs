@@ -64,7 +64,7 @@ impl Ctx {
             return locked.unlock_any(&found);
         }
         // PKCS#11 slots: the token's PIN from TRESOR_PKCS11_PIN or a prompt.
-        let (found, pkcs11_errors) = pkcs11_credentials(&locked)?;
+        let (found, pkcs11_errors, skipped) = pkcs11_credentials(&locked)?;
         if !found.is_empty() {
             return locked.unlock_any(&found);
         }
@@ -76,6 +76,7 @@ impl Ctx {
             return Err(pkcs11_errors.into_iter().nth(i).expect("index found above"));
         }
         errors.extend(pkcs11_errors);
+        errors.extend(skipped);
         let mut keychain_error = || match errors.len() {
             0 => None,
             1 => errors.pop(),
@@ -772,12 +773,15 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
 /// The unlock chain's PKCS#11 step: the PIN of each token from
 /// TRESOR_PKCS11_PIN, else a prompt on a terminal (an empty answer skips the
 /// token). Without either, a token's slots are skipped with an error that
-/// says to set TRESOR_PKCS11_PIN (reported only when nothing else unlocks).
-fn pkcs11_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Vec<Error>)> {
+/// says to set TRESOR_PKCS11_PIN (reported only when nothing else unlocks):
+/// the third list, apart from the errors of tokens that were asked.
+fn pkcs11_credentials(
+    locked: &LockedVault,
+) -> Result<(Vec<Credential>, Vec<Error>, Vec<Error>)> {
     let env_pin = tresor::pkcs11_pin_from_env();
     let can_prompt = input::can_prompt();
     let mut skipped = Vec::new();
-    let (found, mut errors) = tresor::pkcs11_credentials(locked, |module, token| {
+    let (found, errors) = tresor::pkcs11_credentials(locked, |module, token| {
         if let Some(pin) = &env_pin {
             return Ok(Some(pin.clone()));
         }
@@ -794,8 +798,7 @@ fn pkcs11_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Vec<Erro
         let pin = input::prompt(&format!("PIN of PKCS#11 token '{token}' (empty to skip): "))?;
         Ok((!pin.is_empty()).then_some(pin))
     })?;
-    errors.extend(skipped);
-    Ok((found, errors))
+    Ok((found, errors, skipped))
 }
 
 /// The PIN for `keyslot add --pkcs11`: TRESOR_PKCS11_PIN, else a prompt.
@@ -979,8 +982,8 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     }
     if vault.slots()?.iter().any(|s| s.kind == SlotKind::Pkcs11) {
         let locked = LockedVault::open(vault.path(), &Ctx::open_options()?)?;
-        let (found, errors) = pkcs11_credentials(&locked)?;
-        for e in errors {
+        let (found, errors, skipped) = pkcs11_credentials(&locked)?;
+        for e in errors.into_iter().chain(skipped) {
             eprintln!("warning: {e}");
         }
         credentials.extend(found);

@@ -49,7 +49,9 @@ fn main() {
             let dir = PathBuf::from(args.get(1).expect("setup DIR"));
             std::fs::create_dir_all(&dir).unwrap();
             for kind in Kind::ALL {
-                match kind.make(&dir) {
+                let sub = dir.join(kind.name());
+                std::fs::create_dir_all(&sub).unwrap();
+                match kind.make(&sub) {
                     Ok(v) => {
                         let env: String = v
                             .env
