@@ -56,7 +56,7 @@ fn main() {
                         let env: String = v
                             .env
                             .iter()
-                            .map(|(k, val)| format!("{k}={val}\n"))
+                            .map(|(k, val)| format!("{k}='{val}'\n"))
                             .collect();
                         write_private(&dir.join(format!("{}.env", kind.name())), &env);
                         println!("{}", kind.name());
