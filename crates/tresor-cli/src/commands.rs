@@ -775,9 +775,7 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
 /// token). Without either, a token's slots are skipped with an error that
 /// says to set TRESOR_PKCS11_PIN (reported only when nothing else unlocks):
 /// the third list, apart from the errors of tokens that were asked.
-fn pkcs11_credentials(
-    locked: &LockedVault,
-) -> Result<(Vec<Credential>, Vec<Error>, Vec<Error>)> {
+fn pkcs11_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Vec<Error>, Vec<Error>)> {
     let env_pin = tresor::pkcs11_pin_from_env();
     let can_prompt = input::can_prompt();
     let mut skipped = Vec::new();

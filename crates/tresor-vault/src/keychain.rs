@@ -71,16 +71,10 @@ pub fn answering_backend() -> Option<KeychainBackend> {
         return None;
     }
     let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").filter(|v| !v.is_empty());
-    let candidates = bus
-        .map(|_| KeychainBackend::SecretService)
+    bus.map(|_| KeychainBackend::SecretService)
         .into_iter()
-        .chain([KeychainBackend::Keyutils]);
-    for backend in candidates {
-        if probe_with_timeout(backend, PROBE_TIMEOUT) {
-            return Some(backend);
-        }
-    }
-    None
+        .chain([KeychainBackend::Keyutils])
+        .find(|&backend| probe_with_timeout(backend, PROBE_TIMEOUT))
 }
 
 fn probe_with_timeout(backend: KeychainBackend, timeout: std::time::Duration) -> bool {

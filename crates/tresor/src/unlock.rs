@@ -140,7 +140,8 @@ pub fn pkcs11_credentials(
     let mut found = Vec::new();
     let mut errors = Vec::new();
     // PINs by (module, token), None when skipped or refused.
-    let mut pins: Vec<((String, String), Option<Zeroizing<String>>)> = Vec::new();
+    type Token = (String, String);
+    let mut pins: Vec<(Token, Option<Zeroizing<String>>)> = Vec::new();
     for (slot_id, params) in locked.pkcs11_slots()? {
         let token = (params.module.clone(), params.token_label.clone());
         let index = match pins.iter().position(|(t, _)| *t == token) {
