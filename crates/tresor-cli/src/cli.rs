@@ -20,9 +20,11 @@ Unlocking, first found wins:
   TRESOR_PASSWORD                     a password (KEYSTORE_PASSWORD and
                                       SECRETS_STORE_PASSWORD are read too)
   TRESOR_RECOVERY_KEY                 the recovery key shown at init
-  a keychain slot                     when the OS keychain holds its key
+  a keychain slot                     its entry in the Secret Service or keyutils
   an unlock session                   started by `tresor unlock` (see `tresor status`)
-  a hidden prompt                     only when a terminal is attached
+  a PKCS#11 slot                      the token's PIN from TRESOR_PKCS11_PIN, or a
+                                      hidden prompt on a terminal (empty: skip)
+  a hidden password prompt            only when a terminal is attached
 
 Values never go on the command line: they come from a prompt, stdin, a file
 (--file) or a generator (--generate).";
@@ -79,9 +81,11 @@ pub struct Cli {
 pub enum Command {
     /// Create a new vault.
     ///
-    /// The credential is, in order: --password (prompt or TRESOR_PASSWORD), --key-file FILE
-    /// (created if missing), TRESOR_KEY, TRESOR_PASSWORD, or a password prompt on a terminal.
-    /// A recovery key is shown once: store it offline.
+    /// The first key slot is, in order: --password (prompt or TRESOR_PASSWORD), --key-file
+    /// FILE / TRESOR_KEY_FILE (created if missing), --keychain, TRESOR_KEY or TRESOR_PASSWORD
+    /// when set, an OS keychain when one answers (Secret Service, else kernel keyutils;
+    /// --no-keychain skips it), else a password prompt on a terminal. A recovery key is
+    /// shown once: store it offline.
     Init(InitArgs),
     /// Store a new version of a secret (value from a prompt, stdin, --file or --generate).
     Set(SetArgs),
@@ -195,8 +199,15 @@ pub struct KdfArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Protect the vault with a password (prompt, or TRESOR_PASSWORD without a terminal).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["keychain", "no_keychain"])]
     pub password: bool,
+    /// Keep the vault's key in the OS keychain (fails when none answers).
+    #[arg(long, conflicts_with = "no_keychain")]
+    pub keychain: bool,
+    /// Do not pick the OS keychain even when one answers: a password (prompt or
+    /// TRESOR_PASSWORD) or TRESOR_KEY / TRESOR_KEY_FILE instead.
+    #[arg(long)]
+    pub no_keychain: bool,
     /// Do not add a recovery-key slot.
     #[arg(long)]
     pub no_recovery: bool,
@@ -361,15 +372,24 @@ pub struct PasswdArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeyslotCommand {
     /// Add a slot: --password (prompt, or TRESOR_NEW_PASSWORD), --key-file FILE
-    /// (created if missing) or --keychain (32 random bytes kept in the OS keychain).
+    /// (created if missing), --keychain (32 random bytes kept in the OS keychain) or
+    /// --pkcs11 (32 random bytes wrapped by a PKCS#11 token's AES-256 key).
     /// Unlock with another credential: TRESOR_KEY_FILE, TRESOR_KEY, TRESOR_PASSWORD or
     /// the prompt.
+    ///
+    /// --pkcs11 --module PATH --token LABEL --key-label L: logs in to the token with
+    /// its user PIN (TRESOR_PKCS11_PIN, else a prompt), uses the AES-256 key labelled
+    /// L, or makes one (sensitive, not extractable, kept on the token) when the token
+    /// has none, and has the token encrypt the slot's key. Unlocking then needs the
+    /// token and its PIN; the key never leaves the token.
     Add(KeyslotAddArgs),
-    /// List slots: id, kind, label, creation date, KDF costs or keychain backend.
+    /// List slots: id, kind, label, creation date, and KDF costs, keychain backend or
+    /// PKCS#11 token and key.
     #[command(visible_alias = "ls")]
     List,
-    /// Remove a slot (never the last password, key-file or keychain slot); removing a
-    /// keychain slot deletes its keychain entry too.
+    /// Remove a slot (never the last slot that is not a recovery slot); removing a
+    /// keychain slot deletes its keychain entry too. A PKCS#11 slot's token key is
+    /// kept: it may wrap other slots.
     #[command(visible_alias = "rm")]
     Remove(KeyslotRemoveArgs),
 }
@@ -377,15 +397,28 @@ pub enum KeyslotCommand {
 #[derive(Debug, Args)]
 pub struct KeyslotAddArgs {
     /// Add a password slot.
-    #[arg(long, conflicts_with = "keychain")]
+    #[arg(long, conflicts_with_all = ["keychain", "pkcs11"])]
     pub password: bool,
     /// Add an OS-keychain slot: its key goes to the Secret Service when one answers on
     /// DBUS_SESSION_BUS_ADDRESS, else to the kernel keyutils (or see --backend).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pkcs11")]
     pub keychain: bool,
     /// With --keychain: the keychain to use.
     #[arg(long, requires = "keychain", value_parser = ["secret-service", "keyutils"])]
     pub backend: Option<String>,
+    /// Add a PKCS#11 slot (needs --module, --token and --key-label; the PIN comes
+    /// from TRESOR_PKCS11_PIN or a prompt, never from the command line).
+    #[arg(long)]
+    pub pkcs11: bool,
+    /// With --pkcs11: the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long, value_name = "PATH", requires = "pkcs11")]
+    pub module: Option<PathBuf>,
+    /// With --pkcs11: the token's label.
+    #[arg(long, value_name = "LABEL", requires = "pkcs11")]
+    pub token: Option<String>,
+    /// With --pkcs11: the label of the token's AES-256 key (made if the token has none).
+    #[arg(long, value_name = "L", requires = "pkcs11")]
+    pub key_label: Option<String>,
     /// A label for the slot.
     #[arg(long)]
     pub label: Option<String>,

@@ -83,7 +83,8 @@ impl Ctx {
 /// The unlock chain (DESIGN.md "Unlocking") for the vault at `path`:
 /// `flag` (`--key-file`) / `TRESOR_KEY_FILE`, `TRESOR_KEY`, `TRESOR_PASSWORD`
 /// (and its aliases), `TRESOR_RECOVERY_KEY`, a keychain slot, an unlock
-/// session (when `use_session`), then a prompt on a terminal. Returns the
+/// session (when `use_session`), a PKCS#11 slot, then a password prompt on
+/// a terminal. Returns the
 /// vault and how it was unlocked.
 pub fn unlock_chain_at(
     path: &Path,
@@ -117,11 +118,25 @@ pub fn unlock_chain_at(
             }
         }
     }
+    // PKCS#11 slots: the token's PIN from TRESOR_PKCS11_PIN or a prompt.
+    let (found, pkcs11_errors, skipped) = pkcs11_credentials(&locked)?;
+    if !found.is_empty() {
+        return Ok((locked.unlock_any(&found)?, "PKCS#11 slot".into()));
+    }
+    // A wrong or locked PIN is the answer: no password prompt after it.
+    if let Some(i) = pkcs11_errors
+        .iter()
+        .position(|e| matches!(e, Error::Auth { .. } | Error::Locked { .. }))
+    {
+        return Err(pkcs11_errors.into_iter().nth(i).expect("index found above"));
+    }
+    errors.extend(pkcs11_errors);
+    errors.extend(skipped);
     let mut keychain_error = || match errors.len() {
         0 => None,
         1 => errors.pop(),
         _ => Some(Error::Unavailable {
-            store: "keychain".into(),
+            store: "key slots".into(),
             reason: errors
                 .iter()
                 .map(ToString::to_string)
@@ -391,6 +406,83 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `init` with a keychain slot (and the recovery key): the slot's 32 random
+/// bytes go to the keychain inside the creating transaction; the entry is
+/// deleted again when the vault is not made.
+fn init_keychain(
+    ctx: &Ctx,
+    a: &crate::cli::InitArgs,
+    path: &Path,
+    params: PasswordParams,
+    backend: tresor::KeychainBackend,
+) -> Result<()> {
+    let credential = tresor::new_keychain_key(backend);
+    let options = CreateOptions {
+        open: Ctx::open_options()?,
+        password_params: params,
+        recovery: !a.no_recovery,
+    };
+    let stored = std::cell::Cell::new(None);
+    let created = Vault::create_with(path, &credential, &options, |vault_id, slot| {
+        tresor::keychain::store(vault_id, slot, &credential)?;
+        stored.set(Some((*vault_id, slot)));
+        Ok(())
+    })
+    .inspect_err(|_| {
+        if let Some((vault_id, slot)) = stored.get() {
+            let _ = tresor::keychain::delete(&vault_id, slot, backend);
+        }
+    })?;
+    let vault_id = created.vault.id();
+    let slot = created.vault.unlocked_slot().unwrap_or(1);
+    let account = tresor::keychain::account(&vault_id, slot);
+    let recovery = created.recovery.as_ref().map(|r| r.display());
+    if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
+        write_private(out, format!("{}\n", text.as_str()).as_bytes())?;
+    }
+    let how = format!("keychain ({})", backend.as_str());
+    if ctx.json {
+        let shown = if a.recovery_key_out.is_some() {
+            None
+        } else {
+            recovery.as_ref().map(|r| r.as_str().to_string())
+        };
+        output::json(&json!({
+            "path": path, "unlock": how, "key_file_created": null,
+            "keychain": {"backend": backend.as_str(), "service": tresor::keychain::SERVICE,
+                         "account": account},
+            "recovery_key": shown, "recovery_key_file": a.recovery_key_out,
+        }));
+        return Ok(());
+    }
+    ctx.status(&format!(
+        "created vault {} (unlocks with the {} keychain: service {}, account {account}; \
+         --no-keychain chooses a password or key file instead)",
+        path.display(),
+        backend.as_str(),
+        tresor::keychain::SERVICE
+    ));
+    if backend == tresor::KeychainBackend::Keyutils {
+        ctx.status(
+            "note: kernel keyutils keys do not survive a reboot or a long logout; keep the \
+             recovery key, or add a password slot (tresor keyslot add --password)",
+        );
+    }
+    match (&recovery, &a.recovery_key_out) {
+        (Some(_), Some(out)) => {
+            ctx.status(&format!("recovery key written to {} (0600)", out.display()))
+        }
+        (Some(text), None) => eprintln!(
+            "\nRecovery key (shown once; store it offline, it unlocks the vault):\n\n    {}\n",
+            text.as_str()
+        ),
+        (None, _) => ctx.status(
+            "warning: no recovery key (--no-recovery): if the keychain entry is lost, so is the vault",
+        ),
+    }
+    Ok(())
+}
+
 fn files_report(ctx: &Ctx) -> crate::files_cmd::Report {
     crate::files_cmd::Report {
         json: ctx.json,
@@ -398,9 +490,55 @@ fn files_report(ctx: &Ctx) -> crate::files_cmd::Report {
     }
 }
 
+/// `init`'s first slot, in order: --password, --key-file / TRESOR_KEY_FILE,
+/// --keychain, a credential in the environment (TRESOR_KEY, TRESOR_PASSWORD
+/// and its aliases), the Secret Service when it answers (unless
+/// --no-keychain; kernel keyutils only with --keychain, as its keys do not
+/// survive a reboot), a password prompt on a terminal; else an error saying
+/// what to set.
 fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     let path = ctx.path()?;
     let params = kdf_params(&a.kdf)?;
+    if path.exists() {
+        // Checked again (atomically) on create; this only spares a probe.
+        return Err(Error::Validation(format!(
+            "a vault already exists at {}",
+            path.display()
+        )));
+    }
+    let keychain = if a.keychain {
+        Some(tresor::keychain::answering_backend().ok_or_else(|| {
+            Error::Unavailable {
+                store: "keychain".into(),
+                reason:
+                    "neither the Secret Service (DBUS_SESSION_BUS_ADDRESS) nor kernel keyutils \
+                     answered; choose --password or --key-file FILE"
+                        .into(),
+            }
+        })?)
+    } else {
+        None
+    };
+    // A credential named by flag or environment is an explicit choice.
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    let explicit = a.password
+        || ctx.key_file.is_some()
+        || set(tresor::KEY_FILE_ENV)
+        || set(tresor::KEY_ENV)
+        || tresor::PASSWORD_ENVS.iter().any(|v| set(v))
+        || set(tresor::RECOVERY_KEY_ENV);
+    let keychain = keychain.or_else(|| {
+        (!explicit && !a.no_keychain)
+            .then(tresor::keychain::answering_backend)
+            .flatten()
+            // Unasked, only a keychain that outlives a reboot: kernel keyutils
+            // keys vanish at reboot or logout, which would leave the vault
+            // opening with the recovery key alone. `--keychain` still picks it.
+            .filter(|b| *b != tresor::KeychainBackend::Keyutils)
+    });
+    if let Some(backend) = keychain {
+        return init_keychain(ctx, &a, &path, params, backend);
+    }
     let (credential, how, key_file_created) = if a.password {
         let pw = if let Some(unlock) = password_from_env() {
             unlock
@@ -429,7 +567,21 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
             None,
         )
     } else {
-        return Err(Unlock::missing());
+        return Err(Error::Locked {
+            store: "vault".into(),
+            hint: format!(
+                "no lasting keychain answered{} and there is no terminal to ask for a password; \
+                 set TRESOR_PASSWORD, {} or {} (or give --key-file FILE; --keychain also takes \
+                 kernel keyutils, whose keys do not survive a reboot)",
+                if a.no_keychain {
+                    " (--no-keychain)"
+                } else {
+                    ""
+                },
+                tresor::KEY_ENV,
+                tresor::KEY_FILE_ENV
+            ),
+        });
     };
     let options = CreateOptions {
         open: Ctx::open_options()?,
@@ -617,6 +769,9 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             if a.keychain {
                 return add_keychain_slot(ctx, a.backend.as_deref(), a.label.as_deref(), &params);
             }
+            if a.pkcs11 {
+                return add_pkcs11_slot(ctx, &a, &params);
+            }
             let (credential, created) = match (a.password, &ctx.key_file) {
                 (true, _) => (
                     Credential::Password(input::new_password("TRESOR_NEW_PASSWORD", "password")?),
@@ -631,7 +786,8 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                 }
                 (false, None) => {
                     return Err(Error::Validation(
-                        "say which slot to add: --password or --key-file FILE (or --keychain)"
+                        "say which slot to add: --password or --key-file FILE (or --keychain, or \
+                         --pkcs11 --module PATH --token LABEL --key-label L)"
                             .into(),
                     ));
                 }
@@ -663,6 +819,14 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                         .argon2
                         .map(|(m, t, p)| format!("argon2id m={}MiB t={t} p={p}", m / 1024))
                         .or_else(|| s.backend.map(|b| b.as_str().to_string()))
+                        .or_else(|| {
+                            s.pkcs11.as_ref().map(|p| {
+                                format!(
+                                    "token '{}' key '{}' ({}, {})",
+                                    p.token, p.key_label, p.mechanism, p.module
+                                )
+                            })
+                        })
                         .unwrap_or_default();
                     output::line(&format!(
                         "{:>3}  {:<9} {:<16} {}  {}",
@@ -678,11 +842,9 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
         }
         KeyslotCommand::Remove(a) => {
             let mut vault = ctx.unlock(false)?;
-            let backend = vault
-                .slots()?
-                .into_iter()
-                .find(|s| s.id == a.id)
-                .and_then(|s| s.backend);
+            let target = vault.slots()?.into_iter().find(|s| s.id == a.id);
+            let backend = target.as_ref().and_then(|s| s.backend);
+            let token_key = target.and_then(|s| s.pkcs11);
             vault.remove_slot(a.id)?;
             // The slot is gone: its keychain entry opens nothing any more.
             let entry_deleted = backend.map(|b| {
@@ -694,10 +856,133 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             if let Some(deleted) = entry_deleted {
                 report["keychain_entry_deleted"] = json!(deleted);
             }
+            if token_key.is_some() {
+                report["token_key_kept"] = json!(true);
+            }
             done(ctx, report, &format!("removed key slot {}", a.id));
+            if let Some(p) = token_key {
+                ctx.status(&format!(
+                    "the key '{}' stays on token '{}' (it may wrap other slots)",
+                    p.key_label, p.token
+                ));
+            }
             Ok(())
         }
     }
+}
+
+/// The unlock chain's PKCS#11 step: the PIN of each token from
+/// TRESOR_PKCS11_PIN, else a prompt on a terminal (an empty answer skips the
+/// token). Without either, a token's slots are skipped with an error that
+/// says to set TRESOR_PKCS11_PIN (reported only when nothing else unlocks):
+/// the third list, apart from the errors of tokens that were asked.
+fn pkcs11_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Vec<Error>, Vec<Error>)> {
+    let env_pin = tresor::pkcs11_pin_from_env();
+    let can_prompt = input::can_prompt();
+    let mut skipped = Vec::new();
+    let (found, errors) = tresor::pkcs11_credentials(locked, |module, token| {
+        if let Some(pin) = &env_pin {
+            return Ok(Some(pin.clone()));
+        }
+        if !can_prompt {
+            skipped.push(Error::Locked {
+                store: format!("pkcs11 token '{token}' (module {module})"),
+                hint: format!(
+                    "no terminal to ask for its PIN; set {}",
+                    tresor::PKCS11_PIN_ENV
+                ),
+            });
+            return Ok(None);
+        }
+        let pin = input::prompt(&format!("PIN of PKCS#11 token '{token}' (empty to skip): "))?;
+        Ok((!pin.is_empty()).then_some(pin))
+    })?;
+    Ok((found, errors, skipped))
+}
+
+/// The PIN for `keyslot add --pkcs11`: TRESOR_PKCS11_PIN, else a prompt.
+fn pkcs11_pin(token: &str) -> Result<Zeroizing<String>> {
+    if let Some(pin) = tresor::pkcs11_pin_from_env() {
+        return Ok(pin);
+    }
+    if !input::can_prompt() {
+        return Err(Error::Locked {
+            store: format!("pkcs11 token '{token}'"),
+            hint: format!(
+                "no terminal to ask for its PIN; set {}",
+                tresor::PKCS11_PIN_ENV
+            ),
+        });
+    }
+    let pin = input::prompt(&format!("PIN of PKCS#11 token '{token}': "))?;
+    if pin.is_empty() {
+        return Err(Error::Validation("an empty PIN was given".into()));
+    }
+    Ok(pin)
+}
+
+/// `keyslot add --pkcs11`: unlocks the vault, has the token wrap 32 random
+/// bytes under its key (made when the token has none), adds the slot. A key
+/// made here is destroyed again when the slot is not added.
+fn add_pkcs11_slot(
+    ctx: &Ctx,
+    a: &crate::cli::KeyslotAddArgs,
+    params: &PasswordParams,
+) -> Result<()> {
+    let need = |what: &str| {
+        Error::Validation(format!(
+            "--pkcs11 needs {what} (tresor keyslot add --pkcs11 --module PATH --token LABEL \
+             --key-label L)"
+        ))
+    };
+    let module = a.module.as_ref().ok_or_else(|| need("--module PATH"))?;
+    let token = a.token.as_deref().ok_or_else(|| need("--token LABEL"))?;
+    let key_label = a
+        .key_label
+        .as_deref()
+        .ok_or_else(|| need("--key-label L"))?;
+    if token.is_empty() || key_label.is_empty() {
+        return Err(Error::Validation(
+            "--token and --key-label must not be empty".into(),
+        ));
+    }
+    let module = tresor::pkcs11::absolute_module_path(&module.to_string_lossy())?;
+    let mut vault = ctx.unlock(false)?;
+    let pin = pkcs11_pin(token)?;
+    let key = tresor::pkcs11::TokenKey {
+        module: &module,
+        token,
+        key_label,
+    };
+    let made = tresor::pkcs11::new_slot(&vault.id(), key, &pin)?;
+    let id = vault
+        .add_slot(&made.credential, params, a.label.as_deref())
+        .inspect_err(|_| {
+            if made.key_created {
+                let _ = tresor::pkcs11::destroy_key(key, &pin);
+            }
+        })?;
+    drop(pin);
+    let serial = match &made.credential {
+        Credential::Pkcs11(p, _) => p.token_serial.clone(),
+        _ => String::new(),
+    };
+    done(
+        ctx,
+        json!({"slot": id, "kind": "pkcs11", "module": module, "token": token,
+               "serial": serial, "key_label": key_label, "key_created": made.key_created,
+               "mechanism": "aes-gcm"}),
+        &format!(
+            "added pkcs11 key slot {id} (token '{token}', key '{key_label}', module {module})"
+        ),
+    );
+    if made.key_created {
+        ctx.status(&format!(
+            "created AES-256 key '{key_label}' on token '{token}' (sensitive, not extractable, \
+             kept on the token): the slot opens only with this token and its PIN"
+        ));
+    }
+    Ok(())
 }
 
 /// `keyslot add --keychain`: stores 32 random bytes in the keychain under
@@ -793,6 +1078,14 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
         {
             credentials.push(credential);
         }
+    }
+    if vault.slots()?.iter().any(|s| s.kind == SlotKind::Pkcs11) {
+        let locked = LockedVault::open(vault.path(), &Ctx::open_options()?)?;
+        let (found, errors, skipped) = pkcs11_credentials(&locked)?;
+        for e in errors.into_iter().chain(skipped) {
+            eprintln!("warning: {e}");
+        }
+        credentials.extend(found);
     }
     let has_password_slot = vault.slots()?.iter().any(|s| s.kind == SlotKind::Password);
     if has_password_slot

@@ -1008,10 +1008,12 @@ fn exit_3_wrong_credentials_and_no_credential_without_a_terminal() {
         .code(3)
         .err_json();
     assert_eq!(e["error"]["kind"], "locked");
-    // init without any credential is refused the same way.
+    // init without any credential (and, with --no-keychain, without a
+    // keychain probe: this plain test run must not touch a real keychain)
+    // is refused the same way.
     let fresh = Tresor::new();
     fresh
-        .run(&["init"])
+        .run(&["init", "--no-keychain"])
         .code(3)
         .err_has(&["TRESOR_KEY_FILE", "TRESOR_PASSWORD"]);
     assert!(!fresh.vault.exists());
@@ -1297,4 +1299,59 @@ fn a_failed_init_or_keyslot_add_leaves_no_new_key_file() {
         .ok();
     assert!(new.exists());
     t.cmd(&["ls"]).env("TRESOR_KEY_FILE", &new).run().ok();
+}
+
+/// `keyslot add --pkcs11` checks its arguments before touching a module or
+/// the vault (the token itself is exercised in tests/pkcs11.rs).
+#[test]
+fn pkcs11_slot_arguments_are_checked_up_front() {
+    let t = Tresor::with_key();
+    t.run(&[
+        "keyslot",
+        "add",
+        "--pkcs11",
+        "--token",
+        "t",
+        "--key-label",
+        "k",
+    ])
+    .code(2)
+    .err_has(&["--pkcs11 needs --module PATH"]);
+    t.run(&[
+        "keyslot",
+        "add",
+        "--pkcs11",
+        "--module",
+        "/x.so",
+        "--key-label",
+        "k",
+    ])
+    .code(2)
+    .err_has(&["--token LABEL"]);
+    t.run(&["keyslot", "add", "--module", "/x.so"]).code(2);
+    t.run(&["keyslot", "add", "--pkcs11", "--keychain"]).code(2);
+    t.cmd(&[
+        "keyslot",
+        "add",
+        "--pkcs11",
+        "--module",
+        "/nonexistent/libp11.so",
+        "--token",
+        "t",
+        "--key-label",
+        "k",
+    ])
+    .env("TRESOR_PKCS11_PIN", "pin-31337")
+    .run()
+    .code(6)
+    .err_has(&["/nonexistent/libp11.so", "no such file"]);
+    let slots = t.run(&["--json", "keyslot", "list"]).ok().json();
+    assert_eq!(slots.as_array().unwrap().len(), 1);
+    // The help teaches the flags and the PIN variable.
+    t.run(&["keyslot", "add", "--help"])
+        .ok()
+        .out()
+        .contains("TRESOR_PKCS11_PIN")
+        .then_some(())
+        .expect("keyslot add --help names TRESOR_PKCS11_PIN");
 }

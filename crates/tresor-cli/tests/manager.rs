@@ -359,5 +359,9 @@ regoin = "eu-west-1"
     assert!(!text.contains("has no"), "{text}");
     assert!(text.contains(&format!("{p}:23:1:")), "{text}");
     assert!(text.contains("'regoin'"), "{text}");
-    assert_eq!(text.lines().filter(|l| l.starts_with(&p)).count(), 1, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with(&p)).count(),
+        1,
+        "{text}"
+    );
 }

@@ -1,6 +1,6 @@
 //! Key slots: each wraps the master key under a key derived from one
-//! credential (password, key file, recovery key, OS keychain entry). Any
-//! slot unlocks the vault.
+//! credential (password, key file, recovery key, OS keychain entry, PKCS#11
+//! token key). Any slot unlocks the vault.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
@@ -18,6 +18,11 @@ pub const KEY_FILE_INFO: &[u8] = b"tresor v1 key-file slot";
 pub const RECOVERY_INFO: &[u8] = b"tresor v1 recovery slot";
 /// HKDF info of OS-keychain slot keys.
 pub const KEYCHAIN_INFO: &[u8] = b"tresor v1 keychain slot";
+/// HKDF info of PKCS#11 slot keys.
+pub const PKCS11_INFO: &[u8] = b"tresor v1 pkcs11 slot";
+/// Prefix of the associated data of the AES-GCM encryption a PKCS#11 token
+/// does of a slot's 32 random bytes: `"tresor v1 pkcs11 wrap" ‖ vault_id`.
+pub const PKCS11_WRAP_AAD: &[u8] = b"tresor v1 pkcs11 wrap";
 /// Fewest bytes of key material a key file must hold.
 pub const MIN_KEY_FILE_BYTES: usize = 32;
 
@@ -34,6 +39,8 @@ pub enum SlotKind {
     Recovery = 3,
     /// 32 random bytes kept in the OS keychain (Secret Service or keyutils).
     Keychain = 4,
+    /// 32 random bytes wrapped by a non-extractable AES-256 key in a PKCS#11 token.
+    Pkcs11 = 5,
 }
 
 impl SlotKind {
@@ -44,6 +51,7 @@ impl SlotKind {
             SlotKind::KeyFile => "key-file",
             SlotKind::Recovery => "recovery",
             SlotKind::Keychain => "keychain",
+            SlotKind::Pkcs11 => "pkcs11",
         }
     }
 
@@ -54,6 +62,7 @@ impl SlotKind {
             "key-file" => Some(SlotKind::KeyFile),
             "recovery" => Some(SlotKind::Recovery),
             "keychain" => Some(SlotKind::Keychain),
+            "pkcs11" => Some(SlotKind::Pkcs11),
             _ => None,
         }
     }
@@ -131,8 +140,55 @@ impl KeychainBackend {
     }
 }
 
+/// How a PKCS#11 token wraps a slot's 32 random bytes. New mechanisms are
+/// only appended (the variant index is stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pkcs11Mechanism {
+    /// `CKM_AES_GCM`: 12-byte random IV, 128-bit tag, associated data
+    /// [`PKCS11_WRAP_AAD`] ‖ vault id; stored as IV ‖ ciphertext ‖ tag.
+    AesGcm,
+    /// `CKM_AES_KEY_WRAP_PAD` (RFC 5649): reserved for modules without
+    /// AES-GCM; tresor does not make such slots yet.
+    AesKeyWrapPad,
+}
+
+impl Pkcs11Mechanism {
+    /// The mechanism's name: `aes-gcm` or `aes-key-wrap-pad`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pkcs11Mechanism::AesGcm => "aes-gcm",
+            Pkcs11Mechanism::AesKeyWrapPad => "aes-key-wrap-pad",
+        }
+    }
+}
+
+/// Where a PKCS#11 slot's key lives and its 32 random bytes as the token
+/// wrapped them. Nothing here is secret: the wrapped bytes open only inside
+/// the token, after a login with its PIN.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pkcs11Params {
+    /// The PKCS#11 module (shared library) path, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: String,
+    /// The token's label (`CKA_LABEL` of the token, trailing spaces removed).
+    pub token_label: String,
+    /// The token's serial number when the slot was made (for messages; the
+    /// token is found by label).
+    pub token_serial: String,
+    /// The label (`CKA_LABEL`) of the AES-256 secret key object.
+    pub key_label: String,
+    /// The key object's `CKA_ID` (tresor sets 16 random bytes on keys it makes).
+    #[serde(with = "serde_bytes")]
+    pub key_id: Vec<u8>,
+    /// How the token wrapped the bytes.
+    pub mechanism: Pkcs11Mechanism,
+    /// The wrapped 32 bytes (for AES-GCM: IV (12) ‖ ciphertext (32) ‖ tag (16)).
+    #[serde(with = "serde_bytes")]
+    pub wrapped: Vec<u8>,
+}
+
 /// Parameters stored with a slot, by kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SlotParams {
     /// Argon2id costs and salt.
     Password(PasswordParams),
@@ -145,6 +201,8 @@ pub enum SlotParams {
         /// Which keychain.
         backend: KeychainBackend,
     },
+    /// The token key and the wrapped slot bytes.
+    Pkcs11(Pkcs11Params),
 }
 
 impl SlotParams {
@@ -155,6 +213,7 @@ impl SlotParams {
             SlotParams::KeyFile => SlotKind::KeyFile,
             SlotParams::Recovery => SlotKind::Recovery,
             SlotParams::Keychain { .. } => SlotKind::Keychain,
+            SlotParams::Pkcs11(_) => SlotKind::Pkcs11,
         }
     }
 }
@@ -169,6 +228,9 @@ pub enum Credential {
     Recovery(Zeroizing<Vec<u8>>),
     /// The 32 bytes read from (or made for) a keychain entry, and its backend.
     Keychain(KeychainBackend, Zeroizing<Vec<u8>>),
+    /// The 32 bytes a PKCS#11 token unwrapped (or made, for a new slot), with
+    /// the parameters a new slot stores.
+    Pkcs11(Box<Pkcs11Params>, Zeroizing<Vec<u8>>),
 }
 
 impl std::fmt::Debug for Credential {
@@ -178,6 +240,7 @@ impl std::fmt::Debug for Credential {
             Credential::KeyMaterial(_) => "Credential::KeyMaterial([redacted])",
             Credential::Recovery(_) => "Credential::Recovery([redacted])",
             Credential::Keychain(..) => "Credential::Keychain([redacted])",
+            Credential::Pkcs11(..) => "Credential::Pkcs11([redacted])",
         })
     }
 }
@@ -190,6 +253,7 @@ impl Credential {
             Credential::KeyMaterial(_) => SlotKind::KeyFile,
             Credential::Recovery(_) => SlotKind::Recovery,
             Credential::Keychain(..) => SlotKind::Keychain,
+            Credential::Pkcs11(..) => SlotKind::Pkcs11,
         }
     }
 
@@ -230,6 +294,7 @@ impl Credential {
             (Credential::Keychain(_, m), SlotParams::Keychain { .. }) => {
                 Ok(hkdf(m, vault_id, KEYCHAIN_INFO))
             }
+            (Credential::Pkcs11(_, m), SlotParams::Pkcs11(_)) => Ok(hkdf(m, vault_id, PKCS11_INFO)),
             _ => Err("credential does not fit this slot".into()),
         }
     }
@@ -335,6 +400,12 @@ pub fn new_keychain_key(backend: KeychainBackend) -> Credential {
     let mut bytes = Zeroizing::new(vec![0u8; KEY_LEN]);
     random_bytes(&mut bytes);
     Credential::Keychain(backend, bytes)
+}
+
+/// Associated data of the AES-GCM encryption a PKCS#11 token does of a
+/// slot's bytes: `"tresor v1 pkcs11 wrap" ‖ vault_id`.
+pub fn pkcs11_wrap_aad(vault_id: &[u8; 16]) -> Vec<u8> {
+    [PKCS11_WRAP_AAD, vault_id].concat()
 }
 
 /// A fresh key file's text: 32 random bytes as base64 and a newline.
@@ -443,6 +514,49 @@ mod tests {
         assert_eq!(SlotKind::Keychain as u8, 4);
     }
 
+    /// PKCS#11 slot keys: HKDF of the token-unwrapped bytes with their own
+    /// info, so the same bytes give another key than in any other kind.
+    #[test]
+    fn pkcs11_slot_key_matches_known_answer() {
+        let params = SlotParams::Pkcs11(Pkcs11Params {
+            module: "/m.so".into(),
+            token_label: "t".into(),
+            token_serial: "s".into(),
+            key_label: "k".into(),
+            key_id: vec![1],
+            mechanism: Pkcs11Mechanism::AesGcm,
+            wrapped: vec![],
+        });
+        assert_eq!(params.kind(), SlotKind::Pkcs11);
+        let SlotParams::Pkcs11(inner) = &params else {
+            unreachable!()
+        };
+        let cred = Credential::Pkcs11(Box::new(inner.clone()), Zeroizing::new(vec![0x22; 32]));
+        assert_eq!(cred.kind(), SlotKind::Pkcs11);
+        assert_eq!(format!("{cred:?}"), "Credential::Pkcs11([redacted])");
+        let key = cred.slot_key(&params, &[0x33; 16]).unwrap();
+        assert_eq!(hex(key.expose()), KAT_PKCS11);
+        let keychain =
+            Credential::Keychain(KeychainBackend::Keyutils, Zeroizing::new(vec![0x22; 32]));
+        let other = keychain
+            .slot_key(
+                &SlotParams::Keychain {
+                    backend: KeychainBackend::Keyutils,
+                },
+                &[0x33; 16],
+            )
+            .unwrap();
+        assert_ne!(key.expose(), other.expose());
+        assert!(cred.slot_key(&SlotParams::Recovery, &[0x33; 16]).is_err());
+        assert_eq!(SlotKind::parse("pkcs11"), Some(SlotKind::Pkcs11));
+        assert_eq!(SlotKind::Pkcs11 as u8, 5);
+        assert_eq!(
+            pkcs11_wrap_aad(&[0x33; 16]),
+            [&b"tresor v1 pkcs11 wrap"[..], &[0x33; 16]].concat()
+        );
+    }
+
+    const KAT_PKCS11: &str = "998b2f28378a35772760e5707d1625f772f42669848fddfe4479a02235c1c416";
     const KAT_ARGON2: &str = "53f33cdc442bdacd1c693394f8b9f19c917bbacf289828f4b62f94a46cc1ff8e";
     const KAT_KEY_FILE: &str = "70d637916c2ccab213c69f3f46e5b9a6c415ea597598ab54ce74926b2c574e7c";
 }

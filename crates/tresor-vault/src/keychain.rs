@@ -56,6 +56,39 @@ pub fn default_backend() -> KeychainBackend {
     }
 }
 
+/// How long [`answering_backend`] waits for each keychain.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The keychain that answers right now, for `init`'s default: the Secret
+/// Service when `DBUS_SESSION_BUS_ADDRESS` is set and a lookup through it
+/// answers, else kernel keyutils when an entry can be stored, read back and
+/// deleted; `None` when neither does (no session bus, a container's
+/// session keyring that refuses links, a build without the `keychain`
+/// feature). Each probe runs on its own thread and is given up after
+/// [`PROBE_TIMEOUT`], so a bus that never answers cannot hang the caller.
+pub fn answering_backend() -> Option<KeychainBackend> {
+    if !SUPPORTED {
+        return None;
+    }
+    let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").filter(|v| !v.is_empty());
+    bus.map(|_| KeychainBackend::SecretService)
+        .into_iter()
+        .chain([KeychainBackend::Keyutils])
+        .find(|&backend| probe_with_timeout(backend, PROBE_TIMEOUT))
+}
+
+fn probe_with_timeout(backend: KeychainBackend, timeout: std::time::Duration) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("tresor keychain probe".into())
+        .spawn(move || {
+            let _ = tx.send(imp::probe(backend));
+        });
+    // A probe still blocked after the timeout is left behind; it holds no
+    // secret and ends with the process.
+    spawned.is_ok() && rx.recv_timeout(timeout).unwrap_or(false)
+}
+
 /// Stores `credential` (a [`Credential::Keychain`]) as slot `slot_id`'s entry.
 pub fn store(vault_id: &[u8; 16], slot_id: u32, credential: &Credential) -> Result<()> {
     let Credential::Keychain(backend, bytes) = credential else {
@@ -127,6 +160,28 @@ mod imp {
         open(KeychainBackend::SecretService).is_ok()
     }
 
+    /// Whether `backend` answers: a lookup of a name that does not exist
+    /// (Secret Service: no item is made, nothing prompts), or a store, read
+    /// and delete of a throwaway entry (keyutils).
+    pub fn probe(backend: KeychainBackend) -> bool {
+        let mut suffix = [0u8; 8];
+        tresor_crypto::random_bytes(&mut suffix);
+        let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let account = format!("probe-{hex}");
+        match backend {
+            KeychainBackend::SecretService => matches!(
+                entry(backend, &account).map(|e| e.get_password()),
+                Ok(Err(KeyringError::NoEntry)) | Ok(Ok(_))
+            ),
+            KeychainBackend::Keyutils => {
+                let ok = set(backend, &account, "probe").is_ok()
+                    && get(backend, &account).is_ok_and(|v| v.as_str() == "probe");
+                let _ = delete(backend, &account);
+                ok
+            }
+        }
+    }
+
     pub fn set(backend: KeychainBackend, account: &str, text: &str) -> Result<(), String> {
         entry(backend, account)?
             .set_password(text)
@@ -157,6 +212,10 @@ mod imp {
         "this build of tresor has no keychain support (Linux, cargo feature `keychain`)";
 
     pub fn secret_service_answers() -> bool {
+        false
+    }
+
+    pub fn probe(_: KeychainBackend) -> bool {
         false
     }
 

@@ -28,6 +28,7 @@ pub mod failures;
 pub mod keychain;
 mod named_keys;
 mod payload;
+pub mod pkcs11;
 mod schema;
 mod store;
 mod vault;
@@ -38,6 +39,6 @@ pub use payload::Settings;
 pub use schema::FORMAT_VERSION;
 pub use tresor_crypto::KeyType;
 pub use vault::{
-    CreateOptions, Created, LockedVault, MasterRekey, OpenOptions, RekeyReport, SlotInfo, Vault,
-    VerifyReport,
+    CreateOptions, Created, LockedVault, MasterRekey, OpenOptions, Pkcs11Location, RekeyReport,
+    SlotInfo, Vault, VerifyReport,
 };

@@ -134,6 +134,47 @@ mod tests {
         assert_eq!(back.value, b"v");
     }
 
+    /// Pins the stored `params` of a PKCS#11 slot (VAULT-FORMAT.md, "Key
+    /// slots"): variant index 4, then the fields in order, strings and
+    /// bytes length-prefixed, the mechanism as its variant index.
+    #[test]
+    fn pkcs11_slot_params_layout_is_pinned() {
+        use tresor_crypto::slot::{Pkcs11Mechanism, Pkcs11Params, SlotParams};
+        let params = SlotParams::Pkcs11(Pkcs11Params {
+            module: "/m.so".into(),
+            token_label: "tok".into(),
+            token_serial: "s1".into(),
+            key_label: "k".into(),
+            key_id: vec![0xaa, 0xbb],
+            mechanism: Pkcs11Mechanism::AesGcm,
+            wrapped: vec![0x11; 3],
+        });
+        let bytes = encode(&params, 64);
+        let expected: &[u8] = &[
+            1, // payload version
+            4, // SlotParams::Pkcs11
+            5, b'/', b'm', b'.', b's', b'o', // module
+            3, b't', b'o', b'k', // token_label
+            2, b's', b'1', // token_serial
+            1, b'k', // key_label
+            2, 0xaa, 0xbb, // key_id
+            0,    // mechanism: AesGcm
+            3, 0x11, 0x11, 0x11, // wrapped
+        ];
+        assert_eq!(&bytes[..], expected);
+        assert_eq!(decode_owned::<SlotParams>(&bytes, "p").unwrap(), params);
+        // The other kinds keep their layout: keychain (variant 3, backend 1).
+        let keychain = SlotParams::Keychain {
+            backend: tresor_crypto::slot::KeychainBackend::Keyutils,
+        };
+        assert_eq!(&encode(&keychain, 8)[..], &[1, 3, 1]);
+        let mut aes_kwp = params.clone();
+        if let SlotParams::Pkcs11(p) = &mut aes_kwp {
+            p.mechanism = Pkcs11Mechanism::AesKeyWrapPad;
+        }
+        assert_eq!(encode(&aes_kwp, 64)[20], 1);
+    }
+
     #[test]
     fn encode_grows_past_a_small_hint() {
         let h = Header {

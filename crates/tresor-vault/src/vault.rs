@@ -12,7 +12,9 @@ use tresor_core::{
     DeleteMode, Error, Label, Metadata, PutOptions, Result, Secret, SecretInfo, SecretName,
     SecretValue, Selector, VersionInfo, memory, validate_metadata,
 };
-use tresor_crypto::slot::{self, Credential, KeychainBackend, RecoveryKey, SlotKind, SlotParams};
+use tresor_crypto::slot::{
+    self, Credential, KeychainBackend, Pkcs11Params, RecoveryKey, SlotKind, SlotParams,
+};
 use tresor_crypto::{Key, MasterKey, RecordAad, RecordKind, VaultKeys, open, seal};
 
 use crate::audit::{self, AuditEntry, AuditFilter};
@@ -73,6 +75,23 @@ pub struct SlotInfo {
     pub argon2: Option<(u32, u32, u32)>,
     /// The keychain of a keychain slot.
     pub backend: Option<KeychainBackend>,
+    /// Where a PKCS#11 slot's token key lives (never its wrapped bytes).
+    pub pkcs11: Option<Pkcs11Location>,
+}
+
+/// Where a PKCS#11 slot's key lives, as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pkcs11Location {
+    /// The module path.
+    pub module: String,
+    /// The token label.
+    pub token: String,
+    /// The token serial number when the slot was made.
+    pub serial: String,
+    /// The key object's label.
+    pub key_label: String,
+    /// The wrapping mechanism (`aes-gcm`).
+    pub mechanism: &'static str,
 }
 
 /// What `verify` checked.
@@ -143,6 +162,29 @@ impl LockedVault {
             .collect())
     }
 
+    /// The vault's PKCS#11 slots: id and stored parameters, in slot order.
+    pub fn pkcs11_slots(&self) -> Result<Vec<(u32, Pkcs11Params)>> {
+        let rows: Vec<(u32, Vec<u8>)> = self
+            .conn
+            .prepare("SELECT id, params FROM keyslots WHERE kind = ?1 ORDER BY id")
+            .and_then(|mut s| {
+                s.query_map([SlotKind::Pkcs11.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| db_error(e, &self.path))?;
+        rows.into_iter()
+            .map(
+                |(id, params)| match decode_owned(&params, "key slot parameters")? {
+                    SlotParams::Pkcs11(p) => Ok((id, p)),
+                    _ => Err(Error::Integrity {
+                        store: STORE.into(),
+                        detail: format!("key slot {id}: pkcs11 slot without pkcs11 parameters"),
+                    }),
+                },
+            )
+            .collect()
+    }
+
     /// Unlocks with the first of `credentials` that opens a slot; the error
     /// of the last one when none does (an error when `credentials` is empty).
     pub fn unlock_any(self, credentials: &[Credential]) -> Result<Vault> {
@@ -183,6 +225,7 @@ impl LockedVault {
                 SlotKind::KeyFile => "wrong key (key file or TRESOR_KEY)",
                 SlotKind::Recovery => "wrong recovery key",
                 SlotKind::Keychain => "the keychain entry does not match",
+                SlotKind::Pkcs11 => "the PKCS#11 token's key does not match",
             };
             let e = Error::Auth {
                 store: STORE.into(),
@@ -356,20 +399,37 @@ impl Vault {
         credential: &Credential,
         options: &CreateOptions,
     ) -> Result<Created> {
+        Self::create_with(path, credential, options, |_, _| Ok(()))
+    }
+
+    /// [`Vault::create`], calling `before_commit` with the new vault's id and
+    /// the first slot's id inside the creating transaction (to store a
+    /// keychain entry named after them): its error cancels the creation.
+    pub fn create_with(
+        path: &Path,
+        credential: &Credential,
+        options: &CreateOptions,
+        before_commit: impl FnOnce(&[u8; 16], u32) -> Result<()>,
+    ) -> Result<Created> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.exists()
         {
             create_private_dir(parent)?;
         }
         create_private_file(path)?;
-        let result = Self::create_in(path, credential, options);
+        let result = Self::create_in(path, credential, options, before_commit);
         if result.is_err() {
             let _ = fs::remove_file(path);
         }
         result
     }
 
-    fn create_in(path: &Path, credential: &Credential, options: &CreateOptions) -> Result<Created> {
+    fn create_in(
+        path: &Path,
+        credential: &Credential,
+        options: &CreateOptions,
+        before_commit: impl FnOnce(&[u8; 16], u32) -> Result<()>,
+    ) -> Result<Created> {
         let conn =
             schema::connect(path, true, &options.open.connect()).map_err(|e| db_error(e, path))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -421,7 +481,7 @@ impl Vault {
             named_keys: Default::default(),
         };
         let first = slot_params_for(credential, &options.password_params);
-        vault.insert_slot(&first, credential, None)?;
+        let first_id = vault.insert_slot(&first, credential, None)?;
         let recovery = if options.recovery {
             let key = RecoveryKey::generate();
             vault.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
@@ -440,6 +500,7 @@ impl Vault {
             &body,
         )
         .map_err(|e| db_error(e, path))?;
+        before_commit(&vault.vault_id, first_id)?;
         vault
             .conn
             .execute_batch("COMMIT")
@@ -1018,7 +1079,7 @@ impl Vault {
                 .count();
             if target.kind != SlotKind::Recovery && others == 0 {
                 return Err(Error::Validation(format!(
-                    "key slot {id} is the vault's last password or key-file slot (or keychain slot); add another \
+                    "key slot {id} is the vault's last password or key-file slot (or keychain or pkcs11 slot); add another \
                      (tresor keyslot add) before removing it"
                 )));
             }
@@ -1728,6 +1789,7 @@ fn slot_params_for(credential: &Credential, password: &slot::PasswordParams) -> 
         Credential::KeyMaterial(_) => SlotParams::KeyFile,
         Credential::Recovery(_) => SlotParams::Recovery,
         Credential::Keychain(backend, _) => SlotParams::Keychain { backend: *backend },
+        Credential::Pkcs11(params, _) => SlotParams::Pkcs11((**params).clone()),
     }
 }
 
@@ -1748,12 +1810,22 @@ fn list_slots(conn: &Connection, path: &Path) -> Result<Vec<SlotInfo>> {
                 detail: format!("key slot {id} has an unknown kind"),
             })?;
             let params: SlotParams = decode_owned(&params, "key slot parameters")?;
-            let argon2 = match params {
+            let argon2 = match &params {
                 SlotParams::Password(p) => Some((p.m_kib, p.t, p.p)),
                 _ => None,
             };
-            let backend = match params {
-                SlotParams::Keychain { backend } => Some(backend),
+            let backend = match &params {
+                SlotParams::Keychain { backend } => Some(*backend),
+                _ => None,
+            };
+            let pkcs11 = match params {
+                SlotParams::Pkcs11(p) => Some(Pkcs11Location {
+                    module: p.module,
+                    token: p.token_label,
+                    serial: p.token_serial,
+                    key_label: p.key_label,
+                    mechanism: p.mechanism.as_str(),
+                }),
                 _ => None,
             };
             Ok(SlotInfo {
@@ -1763,6 +1835,7 @@ fn list_slots(conn: &Connection, path: &Path) -> Result<Vec<SlotInfo>> {
                 created_at,
                 argon2,
                 backend,
+                pkcs11,
             })
         })
         .collect()

@@ -37,15 +37,16 @@ pub use tresor_core::{
     Result, Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,
 };
 pub use tresor_crypto::slot::{
-    Credential, KeychainBackend, PasswordParams, RecoveryKey, SlotKind, new_key_file_text,
-    new_keychain_key,
+    Credential, KeychainBackend, PasswordParams, Pkcs11Mechanism, Pkcs11Params, RecoveryKey,
+    SlotKind, new_key_file_text, new_keychain_key,
 };
-pub use tresor_vault::keychain;
 pub use tresor_vault::{
     AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, MasterRekey,
-    OpenOptions, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
+    OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
 };
 pub use tresor_vault::{KeyInfo, KeyType, Keys, envelope_key};
+pub use tresor_vault::{keychain, pkcs11};
 pub use unlock::{
-    KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, RECOVERY_KEY_ENV, Unlock, keychain_credentials,
+    KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, PKCS11_PIN_ENV, RECOVERY_KEY_ENV, Unlock,
+    keychain_credentials, pkcs11_credentials, pkcs11_pin_from_env,
 };

@@ -1404,20 +1404,25 @@ pub fn check_store_options(kind: StoreKind, options: &StoreOptions) -> Result<()
         // options only, as the store reads them.
         StoreKind::Keychain => {
             #[cfg(feature = "keychain-store")]
-            {
-                options.parse::<tresor_stores::keychain::Backend>(
-                    "backend",
-                    "auto, secret-service, keyutils or native",
-                )?;
-                options.get("service");
-                return options.finish();
-            }
+            return check_keychain_options(options);
             #[cfg(not(feature = "keychain-store"))]
             return Err(not_in_build(kind, options));
         }
         // Their from_options builds a client without contacting the service.
         StoreKind::Aws | StoreKind::Azure => build_store(kind, options).map(drop),
     }
+}
+
+/// The keychain store's options, read as `Keychain::from_options` reads
+/// them, without opening the keychain.
+#[cfg(feature = "keychain-store")]
+fn check_keychain_options(options: &StoreOptions) -> Result<()> {
+    options.parse::<tresor_stores::keychain::Backend>(
+        "backend",
+        "auto, secret-service, keyutils or native",
+    )?;
+    options.get("service");
+    options.finish()
 }
 
 #[cfg(not(all(

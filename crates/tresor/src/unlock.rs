@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use tresor_core::{Error, Result};
 use tresor_crypto::slot::{Credential, RecoveryKey};
-use tresor_vault::{LockedVault, keychain};
+use tresor_vault::{LockedVault, keychain, pkcs11};
 
 /// Environment variable naming a key file.
 pub const KEY_FILE_ENV: &str = "TRESOR_KEY_FILE";
@@ -21,6 +21,9 @@ pub const PASSWORD_ENVS: [&str; 3] = [
 ];
 /// Environment variable holding a recovery key.
 pub const RECOVERY_KEY_ENV: &str = "TRESOR_RECOVERY_KEY";
+/// Environment variable holding the user PIN of the PKCS#11 tokens of the
+/// vault's PKCS#11 slots (and of `keyslot add --pkcs11`).
+pub const PKCS11_PIN_ENV: &str = "TRESOR_PKCS11_PIN";
 
 /// Where the credential came from, for messages (never the credential).
 #[derive(Debug)]
@@ -94,8 +97,8 @@ impl Unlock {
             store: "vault".into(),
             hint: format!(
                 "no terminal to ask for a password; set {KEY_FILE_ENV} (or --key-file), {KEY_ENV}, \
-                 or TRESOR_PASSWORD, add a keychain slot (tresor keyslot add --keychain), or \
-                 start an unlock session (tresor unlock)"
+                 or TRESOR_PASSWORD ({PKCS11_PIN_ENV} for a PKCS#11 slot), add a keychain slot \
+                 (tresor keyslot add --keychain), or start an unlock session (tresor unlock)"
             ),
         }
     }
@@ -118,9 +121,141 @@ pub fn keychain_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Ve
     Ok((found, errors))
 }
 
+/// The PKCS#11 PIN from [`PKCS11_PIN_ENV`], if set and not empty.
+pub fn pkcs11_pin_from_env() -> Option<Zeroizing<String>> {
+    env_secret(PKCS11_PIN_ENV)
+}
+
+/// The PKCS#11 step of the unlock chain, after the keychain step and before
+/// the password prompt: each of the vault's PKCS#11 slots opened inside its
+/// token. `pin` is asked once per token (module and label) for its PIN;
+/// `None` skips that token's slots. Returns the credentials of the slots
+/// that opened and the errors of those that did not (each names module and
+/// token; a wrong PIN is an [`Error::Auth`]). A token whose PIN was wrong
+/// is not asked again.
+pub fn pkcs11_credentials(
+    locked: &LockedVault,
+    mut pin: impl FnMut(&str, &str) -> Result<Option<Zeroizing<String>>>,
+) -> Result<(Vec<Credential>, Vec<Error>)> {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    // PINs by (module, token), None when skipped or refused.
+    type Token = (String, String);
+    let mut pins: Vec<(Token, Option<Zeroizing<String>>)> = Vec::new();
+    for (slot_id, params) in locked.pkcs11_slots()? {
+        let token = (params.module.clone(), params.token_label.clone());
+        let index = match pins.iter().position(|(t, _)| *t == token) {
+            Some(i) => i,
+            None => {
+                let given = pin(&params.module, &params.token_label)?;
+                pins.push((token, given));
+                pins.len() - 1
+            }
+        };
+        let Some(p) = pins[index].1.as_ref() else {
+            continue;
+        };
+        match pkcs11::load(&locked.id(), slot_id, &params, p) {
+            Ok(credential) => found.push(credential),
+            Err(e) => {
+                if matches!(e, Error::Auth { .. } | Error::Locked { .. }) {
+                    pins[index].1 = None;
+                }
+                errors.push(e);
+            }
+        }
+    }
+    Ok((found, errors))
+}
+
 fn env_secret(var: &str) -> Option<Zeroizing<String>> {
     std::env::var(var)
         .ok()
         .filter(|v| !v.is_empty())
         .map(Zeroizing::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use tresor_crypto::slot::{Pkcs11Mechanism, Pkcs11Params};
+    use tresor_vault::{CreateOptions, OpenOptions, Vault};
+
+    use super::*;
+
+    fn pkcs11_credential(module: &str, token: &str) -> Credential {
+        let params = Pkcs11Params {
+            module: module.into(),
+            token_label: token.into(),
+            token_serial: "0".into(),
+            key_label: "k".into(),
+            key_id: vec![],
+            mechanism: Pkcs11Mechanism::AesGcm,
+            wrapped: vec![0; 60],
+        };
+        Credential::Pkcs11(Box::new(params), Zeroizing::new(vec![7; 32]))
+    }
+
+    /// The PKCS#11 step asks once per token, skips a token without a PIN,
+    /// and reports a missing module naming module and token, never the PIN.
+    #[test]
+    fn pkcs11_step_asks_once_per_token_and_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let key = Credential::key_material(crate::new_key_file_text().as_bytes()).unwrap();
+        let options = CreateOptions {
+            password_params: crate::PasswordParams::new(8 * 1024, 1, 1).unwrap(),
+            recovery: false,
+            ..CreateOptions::default()
+        };
+        let mut vault = Vault::create(&path, &key, &options).unwrap().vault;
+        let params = options.password_params;
+        for token in ["a", "a", "b"] {
+            vault
+                .add_slot(
+                    &pkcs11_credential("/nonexistent/p11.so", token),
+                    &params,
+                    None,
+                )
+                .unwrap();
+        }
+        drop(vault);
+        let locked = LockedVault::open(&path, &OpenOptions::default()).unwrap();
+        assert_eq!(locked.pkcs11_slots().unwrap().len(), 3);
+
+        let mut asked = Vec::new();
+        let (found, errors) = pkcs11_credentials(&locked, |module, token| {
+            asked.push((module.to_string(), token.to_string()));
+            Ok(Some(Zeroizing::new("pin-5150".to_string())))
+        })
+        .unwrap();
+        assert!(found.is_empty());
+        assert_eq!(
+            asked,
+            [
+                ("/nonexistent/p11.so".to_string(), "a".to_string()),
+                ("/nonexistent/p11.so".to_string(), "b".to_string())
+            ]
+        );
+        assert_eq!(errors.len(), 3);
+        for e in &errors {
+            assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+            let text = e.to_string();
+            assert!(text.contains("/nonexistent/p11.so"), "{text}");
+            assert!(!text.contains("pin-5150"), "{text}");
+        }
+        assert!(errors[2].to_string().contains("'b'"));
+
+        // No PIN: the token's slots are skipped without an error here (the
+        // CLI reports that the PIN is missing when nothing else unlocks).
+        let (found, errors) = pkcs11_credentials(&locked, |_, _| Ok(None)).unwrap();
+        assert!(found.is_empty() && errors.is_empty());
+
+        // The key file still unlocks.
+        assert!(locked.unlock(&key).is_ok());
+    }
+
+    #[test]
+    fn missing_hint_names_the_pin_variable() {
+        assert!(Unlock::missing().to_string().contains(PKCS11_PIN_ENV));
+    }
 }

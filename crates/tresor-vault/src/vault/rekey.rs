@@ -166,7 +166,7 @@ impl Vault {
             for (slot_id, params, i) in &opened {
                 let params = match params {
                     SlotParams::Password(p) => SlotParams::Password(p.resalted()),
-                    other => *other,
+                    other => other.clone(),
                 };
                 let slot_key = credentials[*i]
                     .slot_key(&params, &v.vault_id)

@@ -1,0 +1,578 @@
+//! PKCS#11 key slots: the slot key's 32 random bytes are encrypted by a
+//! non-extractable, sensitive AES-256 key that never leaves a PKCS#11 token
+//! (a hardware module, or SoftHSM2), through `cryptoki` (cargo feature
+//! `pkcs11`).
+//!
+//! A slot stores the module path, the token's label and serial, the key's
+//! label and id, the mechanism and the wrapped bytes
+//! ([`Pkcs11Params`]); the slot key is
+//! HKDF-SHA256(bytes, salt = vault id, info = `tresor v1 pkcs11 slot`)
+//! (VAULT-FORMAT.md, "Key slots"). The token wraps with `CKM_AES_GCM`: a
+//! 12-byte random IV, a 128-bit tag and associated data
+//! `"tresor v1 pkcs11 wrap" ‖ vault id`.
+//!
+//! Opening a slot logs in to the token as its user with the PIN. The PIN is
+//! handed to the module and dropped; it is never stored, logged or put in an
+//! error. A missing module or token is [`Error::Unavailable`] naming both, a
+//! wrong PIN [`Error::Auth`], a locked PIN [`Error::Locked`].
+//!
+//! Each module is loaded and initialised once per process and every call
+//! holds it for the whole login–use–logout sequence: PKCS#11 logins are per
+//! application, so two threads must not log in and out under each other.
+
+use tresor_core::{Error, Result};
+use tresor_crypto::slot::{Credential, Pkcs11Mechanism, Pkcs11Params};
+
+/// Whether this build can talk to a PKCS#11 module at all.
+pub const SUPPORTED: bool = cfg!(feature = "pkcs11");
+
+/// Length of the AES-GCM IV tresor asks the token to use.
+pub const GCM_IV_LEN: usize = 12;
+/// Length of the AES-GCM tag, in bytes.
+pub const GCM_TAG_LEN: usize = 16;
+
+/// Where a token key lives: the module, the token's label, the key's label.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenKey<'a> {
+    /// The module (shared library) path.
+    pub module: &'a str,
+    /// The token's label.
+    pub token: &'a str,
+    /// The AES key object's label.
+    pub key_label: &'a str,
+}
+
+impl TokenKey<'_> {
+    /// The name errors use: `pkcs11 token 'LABEL' (module PATH)`.
+    pub fn store_name(&self) -> String {
+        format!("pkcs11 token '{}' (module {})", self.token, self.module)
+    }
+}
+
+/// What [`new_slot`] made.
+pub struct NewSlot {
+    /// The credential a new slot is added with ([`Credential::Pkcs11`]:
+    /// the parameters to store and the 32 bytes).
+    pub credential: Credential,
+    /// Whether the token had no key with that label and one was generated.
+    pub key_created: bool,
+}
+
+/// Prepares a new PKCS#11 slot of vault `vault_id`: logs in to the token
+/// with `pin`, finds the AES key labelled `key.key_label` (or generates one,
+/// non-extractable, sensitive and kept on the token, when there is none),
+/// and has the token encrypt 32 fresh random bytes under it.
+///
+/// An existing key must be an AES-256 secret key that is sensitive, not
+/// extractable and allowed to encrypt and decrypt; anything else is refused.
+pub fn new_slot(vault_id: &[u8; 16], key: TokenKey<'_>, pin: &str) -> Result<NewSlot> {
+    imp::new_slot(vault_id, key, pin)
+}
+
+/// Opens slot `slot_id`'s wrapped bytes inside the token: the credential
+/// that opens the slot.
+pub fn load(
+    vault_id: &[u8; 16],
+    slot_id: u32,
+    params: &Pkcs11Params,
+    pin: &str,
+) -> Result<Credential> {
+    let key = TokenKey {
+        module: &params.module,
+        token: &params.token_label,
+        key_label: &params.key_label,
+    };
+    match params.mechanism {
+        Pkcs11Mechanism::AesGcm => {}
+        other => {
+            return Err(Error::Unsupported {
+                store: key.store_name(),
+                operation: match other {
+                    Pkcs11Mechanism::AesKeyWrapPad => "the aes-key-wrap-pad mechanism",
+                    Pkcs11Mechanism::AesGcm => unreachable!("handled above"),
+                },
+            });
+        }
+    }
+    if params.wrapped.len() != GCM_IV_LEN + 32 + GCM_TAG_LEN {
+        return Err(Error::Integrity {
+            store: "vault".into(),
+            detail: format!("key slot {slot_id}: the PKCS#11 wrapped key has the wrong length"),
+        });
+    }
+    imp::unwrap(vault_id, slot_id, key, params, pin)
+}
+
+/// Whether the token holds a key labelled `key.key_label` (logs in with `pin`).
+pub fn key_exists(key: TokenKey<'_>, pin: &str) -> Result<bool> {
+    imp::key_exists(key, pin)
+}
+
+/// Destroys the token's key labelled `key.key_label`. Any slot it wraps
+/// can no longer be opened: tresor never calls this itself (a key may
+/// serve several slots and vaults); it is for tests and tooling.
+pub fn destroy_key(key: TokenKey<'_>, pin: &str) -> Result<bool> {
+    imp::destroy_key(key, pin)
+}
+
+/// The absolute form of a module path given on the command line, so a slot
+/// made in one folder opens from any other.
+pub fn absolute_module_path(module: &str) -> Result<String> {
+    let path = std::path::Path::new(module);
+    if !path.is_file() {
+        return Err(Error::Unavailable {
+            store: format!("pkcs11 module {module}"),
+            reason: "no such file (give the module's path, e.g. /usr/lib/softhsm/libsofthsm2.so)"
+                .into(),
+        });
+    }
+    std::path::absolute(path)
+        .map(|p| p.display().to_string())
+        .map_err(|source| Error::Io {
+            store: "pkcs11".into(),
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+#[cfg(feature = "pkcs11")]
+mod imp {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::error::{Error as CkError, RvError};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::mechanism::aead::GcmParams;
+    use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+    use cryptoki::session::{Session, UserType};
+    use cryptoki::types::AuthPin;
+    use zeroize::Zeroizing;
+
+    use tresor_core::{Error, Result};
+    use tresor_crypto::slot::{Credential, Pkcs11Mechanism, Pkcs11Params, pkcs11_wrap_aad};
+
+    use super::{GCM_IV_LEN, GCM_TAG_LEN, NewSlot, TokenKey};
+
+    /// Loaded and initialised modules, by path; never finalised (the
+    /// process's exit does that), so no call finalises a module another is using.
+    fn modules() -> &'static Mutex<HashMap<String, Pkcs11>> {
+        static MODULES: OnceLock<Mutex<HashMap<String, Pkcs11>>> = OnceLock::new();
+        MODULES.get_or_init(Default::default)
+    }
+
+    fn unavailable(key: &TokenKey<'_>, reason: impl Into<String>) -> Error {
+        Error::Unavailable {
+            store: key.store_name(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Maps a module's error: PIN problems to Auth / Locked, the rest to
+    /// Unavailable. cryptoki's errors carry return codes, never the PIN.
+    fn ck(key: &TokenKey<'_>, what: &str, e: CkError) -> Error {
+        match &e {
+            CkError::Pkcs11(
+                RvError::PinIncorrect | RvError::PinLenRange | RvError::PinInvalid,
+                _,
+            ) => Error::Auth {
+                store: key.store_name(),
+                reason: "wrong PIN (TRESOR_PKCS11_PIN or the prompt)".into(),
+            },
+            CkError::Pkcs11(RvError::PinLocked, _) => Error::Locked {
+                store: key.store_name(),
+                hint: "the token's user PIN is locked after too many wrong PINs; \
+                       its security officer must reset it"
+                    .into(),
+            },
+            CkError::Pkcs11(rv, function) => {
+                unavailable(key, format!("{what}: {function} returned {}", rv_name(rv)))
+            }
+            other => unavailable(key, format!("{what}: {other}")),
+        }
+    }
+
+    /// The return code's short name (`CKR_…` style), not cryptoki's long prose.
+    fn rv_name(rv: &RvError) -> String {
+        format!("{rv:?}")
+    }
+
+    /// Runs `f` in a session on `key.token`, logged in with `pin`, holding
+    /// the module for the whole sequence. Returns `f`'s result and the
+    /// token's serial number.
+    fn with_session<T>(
+        key: &TokenKey<'_>,
+        pin: &str,
+        read_write: bool,
+        f: impl FnOnce(&Session) -> Result<T>,
+    ) -> Result<(T, String)> {
+        let mut modules = modules().lock().unwrap_or_else(|p| p.into_inner());
+        if !modules.contains_key(key.module) {
+            let ctx = Pkcs11::new(key.module)
+                .map_err(|e| unavailable(key, format!("the module could not be loaded: {e}")))?;
+            match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+                Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+                Err(e) => return Err(ck(key, "the module did not initialise", e)),
+            }
+            modules.insert(key.module.to_string(), ctx);
+        }
+        let ctx = &modules[key.module];
+        let slots = ctx
+            .get_slots_with_token()
+            .map_err(|e| ck(key, "listing the module's tokens", e))?;
+        let mut labels = Vec::new();
+        let mut found = None;
+        for slot in slots {
+            let info = ctx
+                .get_token_info(slot)
+                .map_err(|e| ck(key, "reading token information", e))?;
+            let label = info.label().trim_end().to_string();
+            if label == key.token {
+                found = Some((slot, info.serial_number().trim_end().to_string()));
+                break;
+            }
+            labels.push(label);
+        }
+        let Some((slot, serial)) = found else {
+            let seen = if labels.is_empty() {
+                "the module has no token".to_string()
+            } else {
+                format!("the module's tokens are labelled {}", labels.join(", "))
+            };
+            return Err(unavailable(
+                key,
+                format!(
+                    "no token labelled '{}' ({seen}); is the token plugged in?",
+                    key.token
+                ),
+            ));
+        };
+        let session = if read_write {
+            ctx.open_rw_session(slot)
+        } else {
+            ctx.open_ro_session(slot)
+        }
+        .map_err(|e| ck(key, "opening a session", e))?;
+        let auth = AuthPin::from(pin);
+        match session.login(UserType::User, Some(&auth)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(ck(key, "logging in", e)),
+        }
+        drop(auth);
+        let result = f(&session);
+        // Closing the last session logs out too; say so explicitly.
+        let _ = session.logout();
+        drop(session);
+        result.map(|r| (r, serial))
+    }
+
+    fn find_keys(session: &Session, key: &TokenKey<'_>) -> Result<Vec<ObjectHandle>> {
+        session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::Label(key.key_label.as_bytes().to_vec()),
+            ])
+            .map_err(|e| ck(key, "looking for the key", e))
+    }
+
+    fn one_key(session: &Session, key: &TokenKey<'_>) -> Result<Option<ObjectHandle>> {
+        match find_keys(session, key)?[..] {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => Err(Error::Validation(format!(
+                "{}: several secret keys are labelled '{}'; tresor needs one",
+                key.store_name(),
+                key.key_label
+            ))),
+        }
+    }
+
+    fn absent(key: &TokenKey<'_>) -> Error {
+        unavailable(
+            key,
+            format!(
+                "the token has no secret key labelled '{}' (deleted, or another token?)",
+                key.key_label
+            ),
+        )
+    }
+
+    /// Checks an existing key is fit to wrap a slot; returns its CKA_ID.
+    fn check_key(session: &Session, key: &TokenKey<'_>, handle: ObjectHandle) -> Result<Vec<u8>> {
+        let attrs = session
+            .get_attributes(
+                handle,
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::ValueLen,
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::Encrypt,
+                    AttributeType::Decrypt,
+                    AttributeType::Id,
+                ],
+            )
+            .map_err(|e| ck(key, "reading the key's attributes", e))?;
+        let mut aes = false;
+        let mut len = 0u64;
+        let (mut sensitive, mut extractable, mut enc, mut dec) = (false, true, false, false);
+        let mut id = Vec::new();
+        for a in attrs {
+            match a {
+                Attribute::KeyType(t) => aes = t == KeyType::AES,
+                Attribute::ValueLen(l) => len = u64::from(l),
+                Attribute::Sensitive(b) => sensitive = b,
+                Attribute::Extractable(b) => extractable = b,
+                Attribute::Encrypt(b) => enc = b,
+                Attribute::Decrypt(b) => dec = b,
+                Attribute::Id(i) => id = i,
+                _ => {}
+            }
+        }
+        let refuse = |why: &str| {
+            Err(Error::Validation(format!(
+                "{}: the key labelled '{}' {why}; use another --key-label (tresor then makes a fitting key)",
+                key.store_name(),
+                key.key_label
+            )))
+        };
+        if !aes || len != 32 {
+            return refuse("is not an AES-256 key");
+        }
+        if !sensitive || extractable {
+            return refuse("can leave the token (it must be sensitive and not extractable)");
+        }
+        if !enc || !dec {
+            return refuse("may not encrypt and decrypt");
+        }
+        Ok(id)
+    }
+
+    fn generate_key(session: &Session, key: &TokenKey<'_>) -> Result<(ObjectHandle, Vec<u8>)> {
+        let mut id = vec![0u8; 16];
+        tresor_crypto::random_bytes(&mut id);
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Label(key.key_label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let handle = session
+            .generate_key(&Mechanism::AesKeyGen, &template)
+            .map_err(|e| ck(key, "generating an AES-256 key", e))?;
+        Ok((handle, id))
+    }
+
+    pub fn new_slot(vault_id: &[u8; 16], key: TokenKey<'_>, pin: &str) -> Result<NewSlot> {
+        let ((wrapped, key_id, created, bytes), serial) = with_session(&key, pin, true, |s| {
+            let (handle, key_id, created) = match one_key(s, &key)? {
+                Some(handle) => (handle, check_key(s, &key, handle)?, false),
+                None => {
+                    let (handle, id) = generate_key(s, &key)?;
+                    (handle, id, true)
+                }
+            };
+            let mut bytes = Zeroizing::new(vec![0u8; 32]);
+            tresor_crypto::random_bytes(&mut bytes);
+            let mut iv = [0u8; GCM_IV_LEN];
+            tresor_crypto::random_bytes(&mut iv);
+            let aad = pkcs11_wrap_aad(vault_id);
+            let mut iv_param = iv;
+            let params = GcmParams::new(&mut iv_param, &aad, (GCM_TAG_LEN as u64 * 8).into())
+                .map_err(|e| ck(&key, "AES-GCM parameters", e))?;
+            let sealed = s
+                .encrypt(&Mechanism::AesGcm(params), handle, &bytes)
+                .map_err(|e| ck(&key, "encrypting the slot key", e))?;
+            if sealed.len() != 32 + GCM_TAG_LEN {
+                return Err(unavailable(
+                    &key,
+                    "the module's AES-GCM output has an unexpected length",
+                ));
+            }
+            let mut wrapped = iv.to_vec();
+            wrapped.extend_from_slice(&sealed);
+            Ok((wrapped, key_id, created, bytes))
+        })?;
+        let params = Pkcs11Params {
+            module: key.module.to_string(),
+            token_label: key.token.to_string(),
+            token_serial: serial,
+            key_label: key.key_label.to_string(),
+            key_id,
+            mechanism: Pkcs11Mechanism::AesGcm,
+            wrapped,
+        };
+        Ok(NewSlot {
+            credential: Credential::Pkcs11(Box::new(params), bytes),
+            key_created: created,
+        })
+    }
+
+    pub fn unwrap(
+        vault_id: &[u8; 16],
+        slot_id: u32,
+        key: TokenKey<'_>,
+        params: &Pkcs11Params,
+        pin: &str,
+    ) -> Result<Credential> {
+        let (bytes, _) = with_session(&key, pin, false, |s| {
+            let handle = one_key(s, &key)?.ok_or_else(|| absent(&key))?;
+            let mut iv = [0u8; GCM_IV_LEN];
+            iv.copy_from_slice(&params.wrapped[..GCM_IV_LEN]);
+            let aad = pkcs11_wrap_aad(vault_id);
+            let gcm = GcmParams::new(&mut iv, &aad, (GCM_TAG_LEN as u64 * 8).into())
+                .map_err(|e| ck(&key, "AES-GCM parameters", e))?;
+            match s.decrypt(
+                &Mechanism::AesGcm(gcm),
+                handle,
+                &params.wrapped[GCM_IV_LEN..],
+            ) {
+                Ok(plain) => Ok(Zeroizing::new(plain)),
+                // Another key under the same label, or altered bytes: the
+                // slot does not open with this token. (SoftHSM2 reports a
+                // failed GCM tag check as CKR_GENERAL_ERROR.)
+                Err(CkError::Pkcs11(
+                    RvError::EncryptedDataInvalid
+                    | RvError::EncryptedDataLenRange
+                    | RvError::GeneralError,
+                    _,
+                )) => Err(Error::Auth {
+                    store: key.store_name(),
+                    reason: format!(
+                        "the key labelled '{}' does not open key slot {slot_id}",
+                        key.key_label
+                    ),
+                }),
+                Err(e) => Err(ck(&key, "decrypting the slot key", e)),
+            }
+        })?;
+        if bytes.len() != 32 {
+            return Err(Error::Integrity {
+                store: "vault".into(),
+                detail: format!(
+                    "key slot {slot_id}: the token unwrapped a key of the wrong length"
+                ),
+            });
+        }
+        Ok(Credential::Pkcs11(Box::new(params.clone()), bytes))
+    }
+
+    pub fn key_exists(key: TokenKey<'_>, pin: &str) -> Result<bool> {
+        with_session(&key, pin, false, |s| Ok(!find_keys(s, &key)?.is_empty())).map(|(b, _)| b)
+    }
+
+    pub fn destroy_key(key: TokenKey<'_>, pin: &str) -> Result<bool> {
+        with_session(&key, pin, true, |s| {
+            let keys = find_keys(s, &key)?;
+            for handle in &keys {
+                s.destroy_object(*handle)
+                    .map_err(|e| ck(&key, "destroying the key", e))?;
+            }
+            Ok(!keys.is_empty())
+        })
+        .map(|(b, _)| b)
+    }
+}
+
+#[cfg(not(feature = "pkcs11"))]
+mod imp {
+    use tresor_core::{Error, Result};
+    use tresor_crypto::slot::{Credential, Pkcs11Params};
+
+    use super::{NewSlot, TokenKey};
+
+    fn no(key: &TokenKey<'_>) -> Error {
+        Error::Unavailable {
+            store: key.store_name(),
+            reason: "this build of tresor has no PKCS#11 support (cargo feature `pkcs11`)".into(),
+        }
+    }
+
+    pub fn new_slot(_: &[u8; 16], key: TokenKey<'_>, _: &str) -> Result<NewSlot> {
+        Err(no(&key))
+    }
+
+    pub fn unwrap(
+        _: &[u8; 16],
+        _: u32,
+        key: TokenKey<'_>,
+        _: &Pkcs11Params,
+        _: &str,
+    ) -> Result<Credential> {
+        Err(no(&key))
+    }
+
+    pub fn key_exists(key: TokenKey<'_>, _: &str) -> Result<bool> {
+        Err(no(&key))
+    }
+
+    pub fn destroy_key(key: TokenKey<'_>, _: &str) -> Result<bool> {
+        Err(no(&key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Pkcs11Params {
+        Pkcs11Params {
+            module: "/nonexistent/libpkcs11-missing.so".into(),
+            token_label: "tok".into(),
+            token_serial: "1".into(),
+            key_label: "k".into(),
+            key_id: vec![],
+            mechanism: Pkcs11Mechanism::AesGcm,
+            wrapped: vec![0; GCM_IV_LEN + 32 + GCM_TAG_LEN],
+        }
+    }
+
+    /// A module that cannot be loaded is Unavailable, naming module and token.
+    #[test]
+    fn missing_module_names_module_and_token() {
+        let err = load(&[1; 16], 3, &params(), "123456").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        assert!(text.contains("/nonexistent/libpkcs11-missing.so"), "{text}");
+        assert!(text.contains("'tok'"), "{text}");
+        assert!(!text.contains("123456"), "{text}");
+    }
+
+    /// A wrapped blob of the wrong length is an integrity error, before any
+    /// module is touched.
+    #[test]
+    fn wrapped_bytes_of_the_wrong_length_are_refused() {
+        let mut p = params();
+        p.wrapped.pop();
+        let err = load(&[1; 16], 3, &p, "x").unwrap_err();
+        assert!(matches!(err, Error::Integrity { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn key_wrap_pad_is_reported_unsupported() {
+        let mut p = params();
+        p.mechanism = Pkcs11Mechanism::AesKeyWrapPad;
+        let err = load(&[1; 16], 3, &p, "x").unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn module_path_must_exist() {
+        let err = absolute_module_path("/nonexistent/module.so").unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.so");
+        std::fs::write(&file, b"").unwrap();
+        assert_eq!(
+            absolute_module_path(file.to_str().unwrap()).unwrap(),
+            file.display().to_string()
+        );
+    }
+}
