@@ -3,6 +3,7 @@
 //! arguments, gathers keys and passphrases, and reports.
 
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -91,7 +92,7 @@ pub fn encrypt(a: EncryptArgs, report: &Report) -> Result<()> {
         a.output.as_deref(),
         report,
         "encrypted",
-        |input, out, what| files::encrypt(&to, input, out, what),
+        |input, out, what| files::encrypt_file(&to, input, out, what),
     )
 }
 
@@ -117,7 +118,7 @@ pub fn decrypt(a: DecryptArgs, report: &Report) -> Result<()> {
         a.output.as_deref(),
         report,
         "decrypted",
-        |input, out, what| files::decrypt(&with, input, out, what),
+        |input, out, what| files::decrypt_file(&with, input, out, what),
     )
 }
 
@@ -128,23 +129,33 @@ fn run(
     out: Option<&Path>,
     report: &Report,
     verb: &str,
-    work: impl FnOnce(&mut dyn std::io::Read, &mut Output, &str) -> Result<Copied>,
+    work: impl FnOnce(&std::fs::File, &mut Output, &str) -> Result<Copied>,
 ) -> Result<()> {
     let file = file.filter(|p| p.as_os_str() != "-");
     let what = file.map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
-    let mut input: Box<dyn std::io::Read> = match file {
-        Some(p) => Box::new(std::fs::File::open(p).map_err(|source| Error::Io {
+    let input = match file {
+        Some(p) => std::fs::File::open(p).map_err(|source| Error::Io {
             store: "input".into(),
             path: p.to_path_buf(),
             source,
-        })?),
-        None => Box::new(std::io::stdin().lock()),
+        })?,
+        // Stdin as a file: a redirected regular file is then read on every
+        // core like a named one; a pipe is read in order.
+        None => std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .map_err(|source| Error::Io {
+                store: "input".into(),
+                path: PathBuf::from("stdin"),
+                source,
+            })?,
     };
     let mut output = match out {
         Some(p) => Output::path(p)?,
         None => Output::stdout(),
     };
-    let copied = work(&mut input, &mut output, &what)?;
+    let copied = work(&input, &mut output, &what)?;
     output.commit()?;
     if let Some(p) = out {
         if report.json {
