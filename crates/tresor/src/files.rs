@@ -64,6 +64,9 @@ pub struct Copied {
     pub bytes_in: u64,
     /// Bytes written to the output.
     pub bytes_out: u64,
+    /// When decrypting with [`DecryptWith::Identities`]: the index of the
+    /// identity that opened the file.
+    pub identity: Option<usize>,
 }
 
 const BUF_LEN: usize = 64 * 1024;
@@ -71,6 +74,8 @@ const MAGIC: &[u8] = b"age-encryption.org/";
 const MAGIC_V1: &[u8] = b"age-encryption.org/v1\n";
 /// Bytes of the payload nonce after the header.
 const NONCE_LEN: usize = 16;
+/// The Bech32 human-readable part of an age X25519 identity.
+const SECRET_KEY_HRP: &str = "age-secret-key-";
 /// HKDF info of the payload key.
 const PAYLOAD_KEY_LABEL: &[u8] = b"payload";
 
@@ -138,6 +143,18 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<Box<dyn age::Identity + Sen
     Ok(ids)
 }
 
+/// The age X25519 identity of a named key's material (an age key of the
+/// vault, lent by [`Keys::age_use`](crate::Keys::age_use)). The text form it
+/// passes through on the way is wiped.
+pub fn identity_of(material: &tresor_crypto::Key) -> age::x25519::Identity {
+    let hrp = bech32::Hrp::parse(SECRET_KEY_HRP).expect("a valid human-readable part");
+    let lower = Zeroizing::new(age_core::primitives::bech32_encode(hrp, material.expose()));
+    let upper = Zeroizing::new(lower.to_uppercase());
+    upper
+        .parse()
+        .expect("32 bytes encode to a valid age identity")
+}
+
 /// Encrypts everything `input` holds into `output` in the age v1 format.
 /// `what` names the input in errors.
 ///
@@ -197,9 +214,10 @@ pub fn decrypt(
     what: &str,
 ) -> Result<Copied> {
     let mut buffered = BufReader::with_capacity(BUF_LEN, input);
-    let (header_len, key) = decryption_header(with, &mut buffered, what)?;
+    let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
     open_to(
         header_len,
+        identity,
         &key,
         &stream::Sequential::new(buffered),
         &mut output,
@@ -218,10 +236,11 @@ pub fn decrypt_file(
 ) -> Result<Copied> {
     let start = positional_start(input)?;
     let mut buffered = BufReader::with_capacity(BUF_LEN, input);
-    let (header_len, key) = decryption_header(with, &mut buffered, what)?;
+    let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
     match start {
         Some(start) => open_to(
             header_len,
+            identity,
             &key,
             &stream::Positional {
                 file: input,
@@ -232,6 +251,7 @@ pub fn decrypt_file(
         ),
         None => open_to(
             header_len,
+            identity,
             &key,
             &stream::Sequential::new(buffered),
             &mut output,
@@ -279,8 +299,10 @@ fn encryption_header(to: &EncryptTo) -> Result<(Vec<u8>, PayloadKey)> {
     };
     let seen: Vec<SeeFileKey<'_, dyn age::Recipient>> = list
         .iter()
-        .map(|inner| SeeFileKey {
+        .enumerate()
+        .map(|(index, inner)| SeeFileKey {
             inner: *inner,
+            index,
             file_key: &file_key,
         })
         .collect();
@@ -293,22 +315,22 @@ fn encryption_header(to: &EncryptTo) -> Result<(Vec<u8>, PayloadKey)> {
             .wrap_output(&mut head)
             .map_err(|source| io_error("output", Path::new("output"), source))?,
     );
-    let file_key = file_key
+    let (_, file_key) = file_key
         .into_inner()
         .ok_or_else(|| Error::Validation("no recipients given".into()))?;
     let key = payload_key(&file_key, &head)?;
     Ok((head, key))
 }
 
-/// Reads and checks the header and the payload nonce; returns their length
-/// and the payload key. The age crate parses the header, unwraps the file
+/// Reads and checks the header and the payload nonce; returns their length,
+/// the payload key and which identity opened it. The age crate parses the header, unwraps the file
 /// key and checks the header's MAC; the identities are wrapped to see the
 /// file key go by.
 fn decryption_header<R: Read>(
     with: &DecryptWith,
     input: &mut BufReader<R>,
     what: &str,
-) -> Result<(u64, PayloadKey)> {
+) -> Result<(u64, PayloadKey, Option<usize>)> {
     let head = match input.fill_buf() {
         Ok(b) => b[..b.len().min(MAGIC_V1.len())].to_vec(),
         Err(e) => return Err(io_error("input", Path::new(what), e)),
@@ -368,8 +390,10 @@ fn decryption_header<R: Read>(
     };
     let seen: Vec<SeeFileKey<'_, dyn age::Identity>> = ids
         .iter()
-        .map(|inner| SeeFileKey {
+        .enumerate()
+        .map(|(index, inner)| SeeFileKey {
             inner: *inner,
+            index,
             file_key: &file_key,
         })
         .collect();
@@ -380,12 +404,13 @@ fn decryption_header<R: Read>(
             .decrypt(seen.iter().map(|i| i as &dyn age::Identity))
             .map_err(|e| decrypt_error(e, what))?,
     );
-    let file_key = file_key.into_inner().ok_or_else(|| Error::Auth {
+    let (index, file_key) = file_key.into_inner().ok_or_else(|| Error::Auth {
         store: what.into(),
         reason: "no identity matches the file's recipients (wrong key?)".into(),
     })?;
     let key = payload_key(&file_key, &recorder.seen)?;
-    Ok((recorder.seen.len() as u64, key))
+    let index = matches!(with, DecryptWith::Identities(_)).then_some(index);
+    Ok((recorder.seen.len() as u64, key, index))
 }
 
 /// HKDF-SHA256(ikm = file key, salt = the payload nonce (the last 16 bytes
@@ -427,11 +452,13 @@ fn seal_to<S: stream::Source + ?Sized, W: Write + Send>(
     Ok(Copied {
         bytes_in: counts.read,
         bytes_out: head.len() as u64 + counts.written,
+        identity: None,
     })
 }
 
 fn open_to<S: stream::Source + ?Sized, W: Write + Send>(
     header_len: u64,
+    identity: Option<usize>,
     key: &PayloadKey,
     source: &S,
     output: &mut W,
@@ -451,6 +478,7 @@ fn open_to<S: stream::Source + ?Sized, W: Write + Send>(
     Ok(Copied {
         bytes_in: header_len + counts.read,
         bytes_out: counts.written,
+        identity,
     })
 }
 
@@ -458,13 +486,15 @@ fn open_to<S: stream::Source + ?Sized, W: Write + Send>(
 /// wraps or unwraps (a copy, wiped on drop like every [`FileKey`]).
 struct SeeFileKey<'a, T: ?Sized> {
     inner: &'a T,
-    file_key: &'a RefCell<Option<FileKey>>,
+    /// Its place among those given.
+    index: usize,
+    file_key: &'a RefCell<Option<(usize, FileKey)>>,
 }
 
 impl<T: ?Sized> SeeFileKey<'_, T> {
     fn note(&self, file_key: &FileKey) {
         let copy = FileKey::init_with_mut(|k| k.copy_from_slice(file_key.expose_secret()));
-        *self.file_key.borrow_mut() = Some(copy);
+        *self.file_key.borrow_mut() = Some((self.index, copy));
     }
 }
 
@@ -745,6 +775,28 @@ mod tests {
         assert_eq!(e.exit_code() as u8, 3, "{e}");
         let e = decrypt(&with, &bad[..], &mut Vec::new(), "t").unwrap_err();
         assert_eq!(e.exit_code() as u8, 4, "{e}");
+    }
+
+    const KAT_MATERIAL: [u8; 32] = [
+        0x1c, 0x1d, 0x09, 0x76, 0x28, 0xd2, 0x4b, 0x70, 0xdf, 0x8e, 0x9c, 0xe2, 0xf7, 0x80, 0xe5,
+        0x8f, 0x53, 0x6a, 0xc1, 0x75, 0xc9, 0x37, 0x72, 0x2b, 0xf4, 0x13, 0x7f, 0x33, 0xc2, 0xd3,
+        0x66, 0xea,
+    ];
+    const KAT_IDENTITY: &str =
+        "AGE-SECRET-KEY-1RSWSJA3G6F9HPHUWNN300Q893AFK4ST4EYMHY2L5ZDLN8SKNVM4QRRG9R3";
+    const KAT_RECIPIENT: &str = "age1tzsde28wchhljc2e67pfz5wl70mp7z6jq9z85c8m2tlptqxuyqvshh0daj";
+
+    #[test]
+    fn named_key_material_maps_to_stock_age_keys() {
+        // Made by stock `age-keygen` (Debian age 1.1): the identity's 32
+        // bytes, its text, and `age-keygen -y` of it.
+        let text = KAT_IDENTITY;
+        let id: age::x25519::Identity = text.parse().unwrap();
+        let material = tresor_crypto::Key::from_slice(&KAT_MATERIAL).unwrap();
+        let made = identity_of(&material);
+        assert_eq!(made.to_string().expose_secret(), text);
+        assert_eq!(made.to_public().to_string(), KAT_RECIPIENT);
+        assert_eq!(id.to_public().to_string(), KAT_RECIPIENT);
     }
 
     #[test]
