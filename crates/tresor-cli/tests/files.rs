@@ -14,7 +14,9 @@ use common::*;
 
 /// Sizes around age's 64 KiB chunks and tresor's 1 MiB batches, and one
 /// large file.
-const SIZES: [usize; 9] = [0, 1, 65535, 65536, 65537, 131072, 200001, 1_048_576, 5_000_000];
+const SIZES: [usize; 9] = [
+    0, 1, 65535, 65536, 65537, 131072, 200001, 1_048_576, 5_000_000,
+];
 
 /// Runs a stock age tool; panics (never skips) when it is not installed.
 fn stock(program: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
@@ -435,7 +437,11 @@ fn reordered_chunks_fail_and_stdin_redirects_work() {
         .env("PLAIN", &plain)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Age keys kept in the vault: `key create --type age`, `key recipient`,
@@ -485,25 +491,46 @@ fn age_keys_in_the_vault() {
     // --key combines with -r and with -i.
     let both = t.path("both.age");
     t.run(&[
-        "encrypt", "--key", "app/files", "-r", &other, "-o", &p(&both), &p(&plain),
+        "encrypt",
+        "--key",
+        "app/files",
+        "-r",
+        &other,
+        "-o",
+        &p(&both),
+        &p(&plain),
     ])
     .ok();
-    stock("age", &[&"-d", &"-i", &other_key, &"-o", &t.path("x"), &both]);
+    stock(
+        "age",
+        &[&"-d", &"-i", &other_key, &"-o", &t.path("x"), &both],
+    );
     for f in [&v1, &v2, &both] {
         let o = t.run(&["decrypt", "-i", &p(&other_key), "--key", "app/files", &p(f)]);
         assert!(o.ok().stdout == data);
     }
 
     // The minimum decryption version shuts version 1 out, cleanly.
-    t.run(&["key", "config", "app/files", "--min-decryption-version", "2"])
-        .ok();
+    t.run(&[
+        "key",
+        "config",
+        "app/files",
+        "--min-decryption-version",
+        "2",
+    ])
+    .ok();
     fails_cleanly(
         &t,
         &["decrypt", "--key", "app/files", &p(&v1)],
         3,
         "no identity matches",
     );
-    assert!(t.run(&["decrypt", "--key", "app/files", &p(&v2)]).ok().stdout == data);
+    assert!(
+        t.run(&["decrypt", "--key", "app/files", &p(&v2)])
+            .ok()
+            .stdout
+            == data
+    );
 
     // Envelope commands refuse age keys; file commands refuse other keys.
     t.run(&["key", "create", "app/env"]).ok();
@@ -511,9 +538,12 @@ fn age_keys_in_the_vault() {
         .code(2)
         .err_has(&["encrypt --key app/files"]);
     for cmd in ["decrypt", "rewrap"] {
-        t.run_in(&["key", cmd], b"tresor:v1:app/files:2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-            .code(2)
-            .err_has(&["not envelopes"]);
+        t.run_in(
+            &["key", cmd],
+            b"tresor:v1:app/files:2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .code(2)
+        .err_has(&["not envelopes"]);
     }
     t.run(&["encrypt", "--key", "app/env", &p(&plain)])
         .code(2)
@@ -522,8 +552,15 @@ fn age_keys_in_the_vault() {
     t.run(&["decrypt", "--key", "app/nope", &p(&v2)])
         .code(1)
         .err_has(&["not found"]);
-    t.run(&["encrypt", "--key", "app/files", "--passphrase-file", "x", &p(&plain)])
-        .code(2);
+    t.run(&[
+        "encrypt",
+        "--key",
+        "app/files",
+        "--passphrase-file",
+        "x",
+        &p(&plain),
+    ])
+    .code(2);
 
     // Audited like other named keys: uses with their versions and outcome.
     let audit = t.audit();
@@ -554,7 +591,8 @@ fn age_keys_in_the_vault() {
     has("key encrypt", serde_json::json!([]), "validation");
 
     // Deleted: nothing opens any more.
-    t.run(&["key", "delete", "app/files", "--yes-destroy-data"]).ok();
+    t.run(&["key", "delete", "app/files", "--yes-destroy-data"])
+        .ok();
     t.run(&["decrypt", "--key", "app/files", &p(&v2)]).code(1);
 
     // The identity itself never appears in any output.

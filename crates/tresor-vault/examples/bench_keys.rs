@@ -99,7 +99,9 @@ fn main() {
 
         let key = Key::random();
         let rate = run(per, || {
-            std::hint::black_box(seal_envelope(key_type, &key, name.as_str(), 1, &plaintext).unwrap());
+            std::hint::black_box(
+                seal_envelope(key_type, &key, name.as_str(), 1, &plaintext).unwrap(),
+            );
         });
         report(
             &format!("seal_envelope {key_type}"),

@@ -1189,6 +1189,79 @@ mod tests {
     }
 
     #[test]
+    fn age_keys_store_type_2_and_lend_versions_by_use() {
+        // The header of an age key: variant index 2, the rest unchanged.
+        let header = KeyHeader {
+            name: "k".into(),
+            key_type: KeyType::AgeX25519,
+            created_at: 1,
+            min_decrypt: 1,
+            latest: 1,
+            deleted_at: None,
+        };
+        assert_eq!(&encode(&header, 8)[..], &[1, 1, b'k', 2, 2, 1, 1, 0]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = vault(dir.path());
+        let n = name("app/age");
+        let mut keys = v.keys();
+        keys.create(&n, KeyType::AgeX25519).unwrap();
+        keys.rotate(&n).unwrap();
+        keys.rotate(&n).unwrap();
+        keys.config(&n, 2).unwrap();
+        let lent = |keys: &mut Keys<'_>, purpose| {
+            keys.age_use(&n, purpose, |lent| {
+                let versions: Vec<u32> = lent.iter().map(|(v, _)| *v).collect();
+                let distinct = lent
+                    .iter()
+                    .map(|(_, k)| *k.expose())
+                    .collect::<std::collections::HashSet<_>>()
+                    .len();
+                Ok(((versions, distinct), lent.first().map(|(v, _)| *v)))
+            })
+            .unwrap()
+        };
+        assert_eq!(lent(&mut keys, AgeUse::Decrypt), (vec![3, 2], 2));
+        assert_eq!(lent(&mut keys, AgeUse::Encrypt), (vec![3], 1));
+        assert_eq!(lent(&mut keys, AgeUse::Recipient), (vec![3], 1));
+        // Envelopes are refused both ways, and other keys are refused for files.
+        assert!(matches!(keys.encrypt(&n, b"x"), Err(Error::Validation(_))));
+        assert!(matches!(
+            keys.decrypt("tresor:v1:app/age:3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            Err(Error::Validation(_))
+        ));
+        let aes = name("app/aes");
+        keys.create(&aes, KeyType::Aes256Gcm).unwrap();
+        let r = keys.age_use(&aes, AgeUse::Encrypt, |_| Ok(((), None)));
+        assert!(matches!(r, Err(Error::Validation(_))));
+        // A failure inside the use is returned and audited as such.
+        let r: Result<()> = keys.age_use(&n, AgeUse::Decrypt, |_| {
+            Err(Error::Auth {
+                store: "f".into(),
+                reason: "no match".into(),
+            })
+        });
+        assert!(matches!(r, Err(Error::Auth { .. })));
+        drop(keys);
+        let log = v.audit_log(&crate::AuditFilter::default()).unwrap();
+        let ops: Vec<(&str, &[u64], &str)> = log
+            .iter()
+            .filter(|e| e.operation.contains("file") || e.operation == "key recipient")
+            .map(|e| (e.operation.as_str(), &e.versions[..], e.result.as_str()))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("key decrypt file", &[3u64][..], "ok"),
+                ("key encrypt file", &[3][..], "ok"),
+                ("key recipient", &[3][..], "ok"),
+                ("key encrypt file", &[][..], "validation"),
+                ("key decrypt file", &[][..], "auth"),
+            ]
+        );
+    }
+
+    #[test]
     fn blind_index_differs_from_a_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let v = vault(dir.path());

@@ -31,11 +31,11 @@ pub use tresor_crypto::slot::{
     new_keychain_key,
 };
 pub use tresor_vault::keychain;
+pub use tresor_vault::{AgeUse, KeyInfo, KeyType, Keys, envelope_key};
 pub use tresor_vault::{
     AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, MasterRekey,
     OpenOptions, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
 };
-pub use tresor_vault::{AgeUse, KeyInfo, KeyType, Keys, envelope_key};
 pub use unlock::{
     KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, RECOVERY_KEY_ENV, Unlock, keychain_credentials,
 };
