@@ -2,8 +2,13 @@
 //! to X25519 recipients (`age1…`) or to a passphrase (scrypt), readable and
 //! writable by stock `age`.
 //!
-//! Data streams through age's 64 KiB chunks in constant memory
-//! ([`encrypt`], [`decrypt`]). [`Output`] writes a regular file through a
+//! Data streams through age's 64 KiB chunks in constant memory, sealed and
+//! opened on every core ([`encrypt`], [`decrypt`]; [`encrypt_file`] and
+//! [`decrypt_file`] also read a regular file at many offsets at once). The
+//! age crate wraps and unwraps the file key and writes and checks the header
+//! and its MAC; the payload (STREAM: ChaCha20-Poly1305 from ring, 1 MiB
+//! batches per worker, written in order) is sealed here, byte for byte as
+//! age writes it. [`Output`] writes a regular file through a
 //! temporary file (0600) in the same folder, renamed into place only once
 //! everything was written, so a failed decryption (truncated file, flipped
 //! bit, wrong key) leaves no partial plaintext behind; non-regular outputs
@@ -771,9 +776,9 @@ mod tests {
         let mut bad = sealed.clone();
         *bad.last_mut().unwrap() ^= 1;
         let with2 = DecryptWith::Identities(vec![Box::new(age::x25519::Identity::generate())]);
-        let e = decrypt(&with2, &sealed[..], &mut Vec::new(), "t").unwrap_err();
+        let e = decrypt(&with2, &sealed[..], Vec::new(), "t").unwrap_err();
         assert_eq!(e.exit_code() as u8, 3, "{e}");
-        let e = decrypt(&with, &bad[..], &mut Vec::new(), "t").unwrap_err();
+        let e = decrypt(&with, &bad[..], Vec::new(), "t").unwrap_err();
         assert_eq!(e.exit_code() as u8, 4, "{e}");
     }
 
