@@ -424,17 +424,22 @@ fn reordered_chunks_fail_and_stdin_redirects_work() {
         4,
         "failed authentication at chunk 0",
     );
-    // stdin redirected from a regular file, with the position not at 0.
+    // stdin redirected from a regular file, its position not at 0 (five
+    // bytes before the age file, consumed by dd first).
+    let shifted = t.write("shifted", &[b"JUNK!".as_slice(), &bytes].concat());
     let script = r#"set -euo pipefail
-        { head -c 0; "$TRESOR" decrypt -i "$KEY"; } < "$SEALED" > out
-        cmp out "$PLAIN""#;
+        { dd bs=5 count=1 status=none >/dev/null; "$TRESOR" decrypt -i "$KEY"; } < "$SEALED" > out
+        cmp out "$PLAIN"
+        { dd bs=5 count=1 status=none >/dev/null; "$TRESOR" encrypt -r "$RECIPIENT"; } < "$SEALED" \
+            | age -d -i "$KEY" | cmp - <(tail -c +6 "$SEALED")"#;
     let out = clean_command("bash")
         .args(["-c", script])
         .current_dir(t.dir.path())
         .env("TRESOR", BIN)
         .env("KEY", &key)
-        .env("SEALED", &sealed)
+        .env("SEALED", &shifted)
         .env("PLAIN", &plain)
+        .env("RECIPIENT", &recipient)
         .output()
         .unwrap();
     assert!(
