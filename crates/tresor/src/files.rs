@@ -153,10 +153,13 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<Box<dyn age::Identity + Sen
 /// passes through on the way is wiped.
 pub fn identity_of(material: &tresor_crypto::Key) -> age::x25519::Identity {
     let hrp = bech32::Hrp::parse(SECRET_KEY_HRP).expect("a valid human-readable part");
-    let lower = Zeroizing::new(age_core::primitives::bech32_encode(hrp, material.expose()));
-    let upper = Zeroizing::new(lower.to_uppercase());
-    upper
-        .parse()
+    // Sized for the whole text (74 characters) so it is never reallocated,
+    // and uppercased in place: the only copy is the one wiped here.
+    let mut text = Zeroizing::new(String::with_capacity(128));
+    age_core::primitives::bech32_encode_to_fmt(&mut *text, hrp, material.expose())
+        .expect("writing to a String cannot fail");
+    text.make_ascii_uppercase();
+    text.parse()
         .expect("32 bytes encode to a valid age identity")
 }
 
