@@ -360,7 +360,8 @@ fn stock_age_is_installed() {
 /// partial last chunk, markers inside) goes tresor → stock age and stock
 /// age → tresor, reading regular files at many offsets and pipes in order.
 /// Through pipes and `cmp`, so only one ciphertext touches the disk. About
-/// 8 s on an idle 2-core machine (debug build; the cipher is assembly).
+/// 19 s on this 2-core machine with one other job running (debug build; a
+/// third of it is the kernel filling the sparse file's page cache).
 #[test]
 fn interop_at_two_gib_both_ways() {
     let t = Tresor::new();
