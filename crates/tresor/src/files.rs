@@ -151,6 +151,38 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<Box<dyn age::Identity + Sen
 /// The age X25519 identity of a named key's material (an age key of the
 /// vault, lent by [`Keys::age_use`](crate::Keys::age_use)). The text form it
 /// passes through on the way is wiped.
+///
+/// ```
+/// use tresor::files::{self, DecryptWith, EncryptTo};
+/// use tresor::{AgeUse, CreateOptions, Credential, KeyType, SecretName, Vault, new_key_file_text};
+///
+/// let dir = tempfile::tempdir()?;
+/// let credential = Credential::key_material(new_key_file_text().as_bytes()).unwrap();
+/// let mut vault =
+///     Vault::create(&dir.path().join("vault.db"), &credential, &CreateOptions::default())?.vault;
+/// let mut keys = vault.keys();
+/// let name = SecretName::new("backups")?;
+/// keys.create(&name, KeyType::AgeX25519)?;
+///
+/// // Encrypt to the newest version's public recipient (`tresor key recipient`)...
+/// let recipient = keys.age_use(&name, AgeUse::Encrypt, |lent| {
+///     let (version, material) = lent[0];
+///     Ok((files::identity_of(material).to_public(), Some(version)))
+/// })?;
+/// let mut sealed = Vec::new();
+/// let to = EncryptTo::Recipients(vec![Box::new(recipient)]);
+/// files::encrypt(&to, &b"dump"[..], &mut sealed, "dump")?;
+///
+/// // ...and decrypt with whichever version the minimum allows.
+/// let opened = keys.age_use(&name, AgeUse::Decrypt, |lent| {
+///     let ids = lent.iter().map(|(_, m)| Box::new(files::identity_of(m)) as _).collect();
+///     let mut out = Vec::new();
+///     let copied = files::decrypt(&DecryptWith::Identities(ids), &sealed[..], &mut out, "dump")?;
+///     Ok((out, copied.identity.map(|i| lent[i].0)))
+/// })?;
+/// assert_eq!(opened, b"dump");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn identity_of(material: &tresor_crypto::Key) -> age::x25519::Identity {
     let hrp = bech32::Hrp::parse(SECRET_KEY_HRP).expect("a valid human-readable part");
     // Sized for the whole text (74 characters) so it is never reallocated,
