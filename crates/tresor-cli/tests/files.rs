@@ -607,3 +607,45 @@ fn age_keys_in_the_vault() {
         assert!(!contains(&o.stderr, b"AGE-SECRET-KEY"), "{:?}", o.args);
     }
 }
+
+/// An output that fails (a full disk, stdout or `-o`, and a reader that
+/// goes away) ends with a clear error and a non-zero exit, from whichever
+/// worker hit it.
+#[test]
+fn failing_outputs_exit_non_zero() {
+    let t = Tresor::new();
+    let (key, recipient) = keygen(&t, "key.txt");
+    let data = filler(3 * 1024 * 1024 + 5, 11);
+    let plain = t.write("plain", &data);
+    let sealed = t.path("plain.age");
+    t.run(&["encrypt", "-r", &recipient, "-o", &p(&sealed), &p(&plain)])
+        .ok();
+    let script = r#"
+        set -u
+        "$TRESOR" encrypt -r "$RECIPIENT" plain > /dev/full; echo "encrypt stdout $?"
+        "$TRESOR" decrypt -i "$KEY" plain.age > /dev/full; echo "decrypt stdout $?"
+        "$TRESOR" decrypt -i "$KEY" -o /dev/full plain.age; echo "decrypt -o $?"
+        "$TRESOR" decrypt -i "$KEY" plain.age | head -c 10 > /dev/null
+        echo "decrypt pipe ${PIPESTATUS[0]}"
+    "#;
+    let out = clean_command("bash")
+        .args(["-c", script])
+        .current_dir(t.dir.path())
+        .env("TRESOR", BIN)
+        .env("RECIPIENT", &recipient)
+        .env("KEY", &key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        "encrypt stdout 6",
+        "decrypt stdout 6",
+        "decrypt -o 6",
+        "decrypt pipe 6",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}\n{stderr}");
+    }
+    assert_eq!(stderr.matches("tresor: error:").count(), 4, "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}
