@@ -115,14 +115,15 @@ pub enum Command {
     #[command(subcommand)]
     Keyslot(KeyslotCommand),
     /// Named encryption keys for applications: envelopes that carry their key's
-    /// name and version (create, list, rotate, config, delete, encrypt, decrypt, rewrap).
+    /// name and version (create, list, rotate, config, delete, encrypt, decrypt, rewrap),
+    /// and age identities for files (create --type age, recipient).
     #[command(subcommand)]
     Key(crate::keys_cmd::KeyCommand),
-    /// Encrypt a file in the age v1 format to age recipients (-r, -R) or a passphrase;
-    /// stock `age -d` decrypts it.
+    /// Encrypt a file in the age v1 format to age recipients (-r, -R), the vault's age key
+    /// (--key) or a passphrase, on every core; stock `age -d` decrypts it.
     Encrypt(crate::files_cmd::EncryptArgs),
-    /// Decrypt an age v1 file with age identity files (-i) or a passphrase; output is
-    /// written only when the whole file authenticated.
+    /// Decrypt an age v1 file with age identity files (-i), the vault's age key (--key) or a
+    /// passphrase; output is written only when the whole file authenticated.
     Decrypt(crate::files_cmd::DecryptArgs),
     /// Read or check the audit log.
     #[command(subcommand)]

@@ -329,8 +329,12 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             crate::keys_cmd::run(k, &report, || ctx.unlock(false))
         }
-        Command::Encrypt(a) => crate::files_cmd::encrypt(a, &files_report(&ctx)),
-        Command::Decrypt(a) => crate::files_cmd::decrypt(a, &files_report(&ctx)),
+        Command::Encrypt(a) => {
+            crate::files_cmd::encrypt(a, &files_report(&ctx), || ctx.unlock(false))
+        }
+        Command::Decrypt(a) => {
+            crate::files_cmd::decrypt(a, &files_report(&ctx), || ctx.unlock(false))
+        }
         Command::Audit(AuditCommand::Log(a)) => {
             let mut vault = ctx.unlock(false)?;
             let filter = AuditFilter {

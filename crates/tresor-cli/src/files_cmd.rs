@@ -1,8 +1,10 @@
 //! `tresor encrypt` / `tresor decrypt`: files in the age v1 format, to age
-//! recipients or a passphrase. The work is in `tresor::files`; this parses
-//! arguments, gathers keys and passphrases, and reports.
+//! recipients, an age key kept in the vault (`--key`), or a passphrase. The
+//! work is in `tresor::files`; this parses arguments, gathers keys and
+//! passphrases, and reports.
 
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -10,7 +12,7 @@ use serde_json::json;
 
 use tresor::files::age::secrecy::SecretString;
 use tresor::files::{self, Copied, DecryptWith, EncryptTo, Output};
-use tresor::{Error, Result};
+use tresor::{AgeUse, Error, Result, SecretName, Vault};
 
 use crate::{input, output};
 
@@ -27,11 +29,15 @@ pub struct EncryptArgs {
     /// Encrypt to the recipients listed in FILE, one a line (repeatable).
     #[arg(long = "recipients-file", short = 'R', value_name = "FILE")]
     pub recipients_files: Vec<PathBuf>,
+    /// Encrypt to the newest version of the vault's age key NAME (made with
+    /// `tresor key create NAME --type age`); combines with -r and -R.
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
     /// Encrypt to a passphrase asked twice on the terminal.
-    #[arg(long, conflicts_with_all = ["recipients", "recipients_files", "passphrase_file"])]
+    #[arg(long, conflicts_with_all = ["recipients", "recipients_files", "key", "passphrase_file"])]
     pub passphrase: bool,
     /// Encrypt to the passphrase on the first line of FILE.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["recipients", "recipients_files"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["recipients", "recipients_files", "key"])]
     pub passphrase_file: Option<PathBuf>,
 }
 
@@ -46,11 +52,15 @@ pub struct DecryptArgs {
     /// An age identity file, as age-keygen writes it (repeatable).
     #[arg(long = "identity", short = 'i', value_name = "IDENTITY_FILE")]
     pub identities: Vec<PathBuf>,
+    /// Decrypt with the vault's age key NAME: each of its versions from the
+    /// minimum decryption version up; combines with -i.
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
     /// Decrypt with a passphrase asked on the terminal.
-    #[arg(long, conflicts_with_all = ["identities", "passphrase_file"])]
+    #[arg(long, conflicts_with_all = ["identities", "key", "passphrase_file"])]
     pub passphrase: bool,
     /// Decrypt with the passphrase on the first line of FILE.
-    #[arg(long, value_name = "FILE", conflicts_with = "identities")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["identities", "key"])]
     pub passphrase_file: Option<PathBuf>,
 }
 
@@ -60,7 +70,11 @@ pub struct Report {
     pub quiet: bool,
 }
 
-pub fn encrypt(a: EncryptArgs, report: &Report) -> Result<()> {
+pub fn encrypt(
+    a: EncryptArgs,
+    report: &Report,
+    unlock: impl FnOnce() -> Result<Vault>,
+) -> Result<()> {
     let to = if a.passphrase {
         EncryptTo::Passphrase(prompt_passphrase(true)?)
     } else if let Some(path) = &a.passphrase_file {
@@ -73,9 +87,21 @@ pub fn encrypt(a: EncryptArgs, report: &Report) -> Result<()> {
         for path in &a.recipients_files {
             list.extend(files::read_recipients_file(path)?);
         }
+        if let Some(name) = &a.key {
+            let name = SecretName::new(name.clone())?;
+            let mut vault = unlock()?;
+            let mut keys = vault.keys();
+            let recipient = keys.age_use(&name, AgeUse::Encrypt, |lent| {
+                let (version, material) = lent[0];
+                Ok((files::identity_of(material).to_public(), Some(version)))
+            });
+            keys.flush()?;
+            list.push(Box::new(recipient?));
+        }
         if list.is_empty() {
             return Err(Error::Validation(
-                "no recipients: give -r RECIPIENT, -R FILE, --passphrase or --passphrase-file"
+                "no recipients: give -r RECIPIENT, -R FILE, --key NAME, --passphrase or \
+                 --passphrase-file"
                     .into(),
             ));
         }
@@ -91,34 +117,64 @@ pub fn encrypt(a: EncryptArgs, report: &Report) -> Result<()> {
         a.output.as_deref(),
         report,
         "encrypted",
-        |input, out, what| files::encrypt(&to, input, out, what),
+        |input, out, what| files::encrypt_file(&to, input, out, what),
     )
+    .map(drop)
 }
 
-pub fn decrypt(a: DecryptArgs, report: &Report) -> Result<()> {
-    let with = if a.passphrase {
-        DecryptWith::Passphrase(prompt_passphrase(false)?)
-    } else if let Some(path) = &a.passphrase_file {
-        DecryptWith::Passphrase(passphrase_from_file(path)?)
-    } else {
-        let mut ids = Vec::new();
-        for path in &a.identities {
-            ids.extend(files::read_identity_file(path)?);
-        }
+pub fn decrypt(
+    a: DecryptArgs,
+    report: &Report,
+    unlock: impl FnOnce() -> Result<Vault>,
+) -> Result<()> {
+    let decrypt = |with: &DecryptWith| {
+        run(
+            a.file.as_deref(),
+            a.output.as_deref(),
+            report,
+            "decrypted",
+            |input, out, what| files::decrypt_file(with, input, out, what),
+        )
+    };
+    if a.passphrase {
+        return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false)?)).map(drop);
+    }
+    if let Some(path) = &a.passphrase_file {
+        return decrypt(&DecryptWith::Passphrase(passphrase_from_file(path)?)).map(drop);
+    }
+    let mut ids = Vec::new();
+    for path in &a.identities {
+        ids.extend(files::read_identity_file(path)?);
+    }
+    let Some(name) = &a.key else {
         if ids.is_empty() {
             return Err(Error::Validation(
-                "no identities: give -i IDENTITY_FILE, --passphrase or --passphrase-file".into(),
+                "no identities: give -i IDENTITY_FILE, --key NAME, --passphrase or \
+                 --passphrase-file"
+                    .into(),
             ));
         }
-        DecryptWith::Identities(ids)
+        return decrypt(&DecryptWith::Identities(ids)).map(drop);
     };
-    run(
-        a.file.as_deref(),
-        a.output.as_deref(),
-        report,
-        "decrypted",
-        |input, out, what| files::decrypt(&with, input, out, what),
-    )
+    // The key's identities exist only while the vault lends them; the use is
+    // audited with the version that opened the file.
+    let name = SecretName::new(name.clone())?;
+    let mut vault = unlock()?;
+    let mut keys = vault.keys();
+    let from_files = ids.len();
+    let result = keys.age_use(&name, AgeUse::Decrypt, |lent| {
+        for (_, material) in lent {
+            ids.push(Box::new(files::identity_of(material)));
+        }
+        let copied = decrypt(&DecryptWith::Identities(ids))?;
+        let version = copied
+            .identity
+            .and_then(|i| i.checked_sub(from_files))
+            .map(|i| lent[i].0);
+        Ok(((), version))
+    });
+    keys.flush()?;
+    result
 }
 
 /// Opens the input and output, runs `work`, and commits the output only on
@@ -128,23 +184,33 @@ fn run(
     out: Option<&Path>,
     report: &Report,
     verb: &str,
-    work: impl FnOnce(&mut dyn std::io::Read, &mut Output, &str) -> Result<Copied>,
-) -> Result<()> {
+    work: impl FnOnce(&std::fs::File, &mut Output, &str) -> Result<Copied>,
+) -> Result<Copied> {
     let file = file.filter(|p| p.as_os_str() != "-");
     let what = file.map_or_else(|| "stdin".to_string(), |p| p.display().to_string());
-    let mut input: Box<dyn std::io::Read> = match file {
-        Some(p) => Box::new(std::fs::File::open(p).map_err(|source| Error::Io {
+    let input = match file {
+        Some(p) => std::fs::File::open(p).map_err(|source| Error::Io {
             store: "input".into(),
             path: p.to_path_buf(),
             source,
-        })?),
-        None => Box::new(std::io::stdin().lock()),
+        })?,
+        // Stdin as a file: a redirected regular file is then read on every
+        // core like a named one; a pipe is read in order.
+        None => std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .map_err(|source| Error::Io {
+                store: "input".into(),
+                path: PathBuf::from("stdin"),
+                source,
+            })?,
     };
     let mut output = match out {
         Some(p) => Output::path(p)?,
         None => Output::stdout(),
     };
-    let copied = work(&mut input, &mut output, &what)?;
+    let copied = work(&input, &mut output, &what)?;
     output.commit()?;
     if let Some(p) = out {
         if report.json {
@@ -164,7 +230,7 @@ fn run(
             );
         }
     }
-    Ok(())
+    Ok(copied)
 }
 
 /// A passphrase from the terminal; asked twice when encrypting.

@@ -1,8 +1,10 @@
 //! `tresor key …`: named encryption keys for applications. Arguments and
 //! their commands, kept apart from the secret commands.
 //!
-//! (`--type age` and `key recipient` belong to age file encryption and are
-//! not here yet.)
+//! Age keys (`--type age`) are X25519 identities for `tresor encrypt --key`
+//! and `tresor decrypt --key`; `key recipient` prints their public side.
+//! They seal no envelopes: `key encrypt`, `decrypt` and `rewrap` refuse them
+//! with a pointer to the file commands.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,13 +13,15 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use tresor::{Error, KeyInfo, KeyType, Result, SecretName, Vault, envelope_key};
+use tresor::files;
+use tresor::{AgeUse, Error, KeyInfo, KeyType, Result, SecretName, Vault, envelope_key};
 
 use crate::{input, output};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
-    /// Make a named key with a random version 1 (AES-256-GCM unless --type says otherwise).
+    /// Make a named key with a random version 1 (AES-256-GCM unless --type says otherwise;
+    /// --type age makes an age X25519 identity for `tresor encrypt/decrypt --key`).
     Create(CreateArgs),
     /// List named keys: type, newest version, minimum decryption version, creation date.
     #[command(visible_alias = "ls")]
@@ -38,6 +42,9 @@ pub enum KeyCommand {
     /// Re-encrypt an envelope from stdin (or --in FILE) under the newest version of
     /// its key; the plaintext never leaves the vault.
     Rewrap(InArg),
+    /// Print the public age recipient (age1…) of an age key's newest version, for
+    /// `age -r`, `tresor encrypt -r` or a recipients file.
+    Recipient(NameArg),
 }
 
 /// The key types `--type` accepts.
@@ -49,6 +56,9 @@ pub enum KeyTypeArg {
     /// XChaCha20-Poly1305, 24-byte random nonces.
     #[value(name = "xchacha20-poly1305")]
     XChaCha20Poly1305,
+    /// An age X25519 identity, for age files (tresor encrypt/decrypt --key); no envelopes.
+    #[value(name = "age")]
+    Age,
 }
 
 impl From<KeyTypeArg> for KeyType {
@@ -56,6 +66,7 @@ impl From<KeyTypeArg> for KeyType {
         match t {
             KeyTypeArg::Aes256Gcm => KeyType::Aes256Gcm,
             KeyTypeArg::XChaCha20Poly1305 => KeyType::XChaCha20Poly1305,
+            KeyTypeArg::Age => KeyType::AgeX25519,
         }
     }
 }
@@ -261,6 +272,23 @@ pub fn run(
             let envelope = keys.rewrap(&text)?;
             keys.flush()?;
             print_envelope(report, &envelope)?;
+        }
+        KeyCommand::Recipient(a) => {
+            let name = SecretName::new(a.name)?;
+            let mut vault = unlock()?;
+            let mut keys = vault.keys();
+            let recipient = keys.age_use(&name, AgeUse::Recipient, |lent| {
+                let (version, material) = lent[0];
+                let recipient = files::identity_of(material).to_public().to_string();
+                Ok(((recipient, version), Some(version)))
+            });
+            keys.flush()?;
+            let (recipient, version) = recipient?;
+            if report.json {
+                output::json(&json!({"name": name, "version": version, "recipient": recipient}));
+            } else {
+                output::line(&recipient);
+            }
         }
     }
     Ok(())

@@ -12,8 +12,11 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-/// Sizes around age's 64 KiB chunks, and one large file.
-const SIZES: [usize; 6] = [0, 1, 65536, 131072, 200001, 5_000_000];
+/// Sizes around age's 64 KiB chunks and tresor's 1 MiB batches, and one
+/// large file.
+const SIZES: [usize; 9] = [
+    0, 1, 65535, 65536, 65537, 131072, 200001, 1_048_576, 5_000_000,
+];
 
 /// Runs a stock age tool; panics (never skips) when it is not installed.
 fn stock(program: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
@@ -139,7 +142,10 @@ fn interop_with_stock_age_both_ways() {
         "recipients.txt",
         format!("# two of us\n{recipient}\n\n{recipient2}\n").as_bytes(),
     );
-    for (i, &len) in [0usize, 1, 65536, 200001, 5_000_000].iter().enumerate() {
+    for (i, &len) in [0usize, 1, 65535, 65536, 65537, 131072, 200001, 5_000_000]
+        .iter()
+        .enumerate()
+    {
         let data = filler(len, i as u64 + 7);
         let plain = t.write(&format!("plain-{len}"), &data);
 
@@ -348,4 +354,298 @@ fn stock_age_is_installed() {
         out.is_ok_and(|o| o.status.success()),
         "stock `age` is missing: apt-get install age (scripts/test does as root)"
     );
+}
+
+/// Interop at multi-GiB scale: a sparse file of 2 GiB + 12345 bytes (a
+/// partial last chunk, markers inside) goes tresor → stock age and stock
+/// age → tresor, reading regular files at many offsets and pipes in order.
+/// Through pipes and `cmp`, so only one ciphertext touches the disk. About
+/// 19 s on this 2-core machine with one other job running (debug build; a
+/// third of it is the kernel filling the sparse file's page cache).
+#[test]
+fn interop_at_two_gib_both_ways() {
+    let t = Tresor::new();
+    let (key, recipient) = keygen(&t, "key.txt");
+    let script = r#"
+        set -euo pipefail
+        size=$((2 * 1024 * 1024 * 1024 + 12345))
+        truncate -s "$size" big
+        printf 'start' | dd of=big conv=notrunc status=none
+        printf 'middle' | dd of=big bs=1 seek=1073741837 conv=notrunc status=none
+        printf 'end' | dd of=big bs=1 seek=$((size - 3)) conv=notrunc status=none
+        # tresor reads the regular file at many offsets; stock age decrypts.
+        "$TRESOR" encrypt -r "$RECIPIENT" big | age -d -i "$KEY" | cmp - big
+        # tresor encrypts from a pipe (ordered reads); stock age decrypts.
+        cat big | "$TRESOR" encrypt -r "$RECIPIENT" | age -d -i "$KEY" | cmp - big
+        # Stock age encrypts; tresor decrypts the file, then the same through a pipe.
+        age -r "$RECIPIENT" -o big.age big
+        "$TRESOR" decrypt -i "$KEY" big.age | cmp - big
+        cat big.age | "$TRESOR" decrypt -i "$KEY" | cmp - big
+        rm big big.age
+    "#;
+    let started = std::time::Instant::now();
+    let out = clean_command("bash")
+        .args(["-c", script])
+        .current_dir(t.dir.path())
+        .env("TRESOR", BIN)
+        .env("RECIPIENT", &recipient)
+        .env("KEY", &key)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("2 GiB interop: {:?}", started.elapsed());
+}
+
+/// Reordered chunks (two whole sealed chunks swapped) fail like a flipped
+/// bit, and a file redirected on stdin is read like a named one.
+#[test]
+fn reordered_chunks_fail_and_stdin_redirects_work() {
+    let t = Tresor::new();
+    let (key, recipient) = keygen(&t, "key.txt");
+    let data = filler(3 * 65536 + 100, 5);
+    let plain = t.write("plain", &data);
+    let sealed = t.path("plain.age");
+    t.run(&["encrypt", "-r", &recipient, "-o", &p(&sealed), &p(&plain)])
+        .ok();
+    let bytes = std::fs::read(&sealed).unwrap();
+    let payload = bytes.len() - (3 * (65536 + 16) + 100 + 16);
+    let mut swapped = bytes.clone();
+    let (a, b) = swapped[payload..].split_at_mut(65536 + 16);
+    a.swap_with_slice(&mut b[..65536 + 16]);
+    let swapped = t.write("swapped.age", &swapped);
+    fails_cleanly(
+        &t,
+        &["decrypt", "-i", &p(&key), &p(&swapped)],
+        4,
+        "failed authentication at chunk 0",
+    );
+    // stdin redirected from a regular file, its position not at 0 (five
+    // bytes before the age file, consumed by dd first).
+    let shifted = t.write("shifted", &[b"JUNK!".as_slice(), &bytes].concat());
+    let script = r#"set -euo pipefail
+        { dd bs=5 count=1 status=none >/dev/null; "$TRESOR" decrypt -i "$KEY"; } < "$SEALED" > out
+        cmp out "$PLAIN"
+        { dd bs=5 count=1 status=none >/dev/null; "$TRESOR" encrypt -r "$RECIPIENT"; } < "$SEALED" \
+            | age -d -i "$KEY" | cmp - <(tail -c +6 "$SEALED")"#;
+    let out = clean_command("bash")
+        .args(["-c", script])
+        .current_dir(t.dir.path())
+        .env("TRESOR", BIN)
+        .env("KEY", &key)
+        .env("SEALED", &shifted)
+        .env("PLAIN", &plain)
+        .env("RECIPIENT", &recipient)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Age keys kept in the vault: `key create --type age`, `key recipient`,
+/// `encrypt --key` / `decrypt --key` across rotation and the minimum
+/// decryption version, interop with stock age, refusals of envelope
+/// commands, audit entries, and the identity never printed.
+#[test]
+fn age_keys_in_the_vault() {
+    let t = Tresor::with_key();
+    let info = t
+        .run(&["--json", "key", "create", "app/files", "--type", "age"])
+        .ok()
+        .json();
+    assert_eq!(info["type"], "age");
+    assert!(t.run(&["key", "list"]).ok().out().contains(" age "));
+    let r1 = t.run(&["key", "recipient", "app/files"]).ok().out();
+    let r1 = r1.trim().to_string();
+    assert!(r1.starts_with("age1") && r1.len() == 62, "{r1}");
+    let j = t
+        .run(&["--json", "key", "recipient", "app/files"])
+        .ok()
+        .json();
+    assert_eq!(j["recipient"], r1.as_str());
+    assert_eq!(j["version"], 1);
+
+    let data = filler(200001, 3);
+    let plain = t.write("plain", &data);
+    let v1 = t.path("v1.age");
+    t.run(&["encrypt", "--key", "app/files", "-o", &p(&v1), &p(&plain)])
+        .ok();
+    // Stock age encrypts to the printed recipient; tresor opens both.
+    let by_age = t.path("by-age.age");
+    stock("age", &[&"-r", &r1, &"-o", &by_age, &plain]);
+    for f in [&v1, &by_age] {
+        let o = t.run(&["decrypt", "--key", "app/files", &p(f)]);
+        assert!(o.ok().stdout == data);
+    }
+
+    // Rotation: a new recipient for new files; old files still open.
+    t.run(&["key", "rotate", "app/files"]).ok();
+    let r2 = t.run(&["key", "recipient", "app/files"]).ok().out();
+    assert_ne!(r2.trim(), r1);
+    let v2 = t.path("v2.age");
+    t.run(&["encrypt", "--key", "app/files", "-o", &p(&v2), &p(&plain)])
+        .ok();
+    let (other_key, other) = keygen(&t, "other.txt");
+    // --key combines with -r and with -i.
+    let both = t.path("both.age");
+    t.run(&[
+        "encrypt",
+        "--key",
+        "app/files",
+        "-r",
+        &other,
+        "-o",
+        &p(&both),
+        &p(&plain),
+    ])
+    .ok();
+    stock(
+        "age",
+        &[&"-d", &"-i", &other_key, &"-o", &t.path("x"), &both],
+    );
+    for f in [&v1, &v2, &both] {
+        let o = t.run(&["decrypt", "-i", &p(&other_key), "--key", "app/files", &p(f)]);
+        assert!(o.ok().stdout == data);
+    }
+
+    // The minimum decryption version shuts version 1 out, cleanly.
+    t.run(&[
+        "key",
+        "config",
+        "app/files",
+        "--min-decryption-version",
+        "2",
+    ])
+    .ok();
+    fails_cleanly(
+        &t,
+        &["decrypt", "--key", "app/files", &p(&v1)],
+        3,
+        "no identity matches",
+    );
+    assert!(
+        t.run(&["decrypt", "--key", "app/files", &p(&v2)])
+            .ok()
+            .stdout
+            == data
+    );
+
+    // Envelope commands refuse age keys; file commands refuse other keys.
+    t.run(&["key", "create", "app/env"]).ok();
+    t.run_in(&["key", "encrypt", "app/files"], b"x")
+        .code(2)
+        .err_has(&["encrypt --key app/files"]);
+    for cmd in ["decrypt", "rewrap"] {
+        t.run_in(
+            &["key", cmd],
+            b"tresor:v1:app/files:2:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .code(2)
+        .err_has(&["not envelopes"]);
+    }
+    t.run(&["encrypt", "--key", "app/env", &p(&plain)])
+        .code(2)
+        .err_has(&["needs an age key", "--type age"]);
+    t.run(&["key", "recipient", "app/env"]).code(2);
+    t.run(&["decrypt", "--key", "app/nope", &p(&v2)])
+        .code(1)
+        .err_has(&["not found"]);
+    t.run(&[
+        "encrypt",
+        "--key",
+        "app/files",
+        "--passphrase-file",
+        "x",
+        &p(&plain),
+    ])
+    .code(2);
+
+    // Audited like other named keys: uses with their versions and outcome.
+    let audit = t.audit();
+    let uses: Vec<(String, serde_json::Value, String)> = audit
+        .iter()
+        .filter(|e| e["name"] == "app/files")
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap().to_string(),
+                e["versions"].clone(),
+                e["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let has = |op: &str, versions: serde_json::Value, result: &str| {
+        assert!(
+            uses.contains(&(op.to_string(), versions.clone(), result.to_string())),
+            "no {op} {versions} {result} in {uses:?}"
+        );
+    };
+    has("key create", serde_json::json!([1]), "ok");
+    has("key recipient", serde_json::json!([1]), "ok");
+    has("key encrypt file", serde_json::json!([1]), "ok");
+    has("key decrypt file", serde_json::json!([1]), "ok");
+    has("key encrypt file", serde_json::json!([2]), "ok");
+    has("key decrypt file", serde_json::json!([2]), "ok");
+    has("key decrypt file", serde_json::json!([]), "auth");
+    has("key encrypt", serde_json::json!([]), "validation");
+
+    // Deleted: nothing opens any more.
+    t.run(&["key", "delete", "app/files", "--yes-destroy-data"])
+        .ok();
+    t.run(&["decrypt", "--key", "app/files", &p(&v2)]).code(1);
+
+    // The identity itself never appears in any output.
+    for o in t.log.borrow().iter() {
+        assert!(!contains(&o.stdout, b"AGE-SECRET-KEY"), "{:?}", o.args);
+        assert!(!contains(&o.stderr, b"AGE-SECRET-KEY"), "{:?}", o.args);
+    }
+}
+
+/// An output that fails (a full disk, stdout or `-o`, and a reader that
+/// goes away) ends with a clear error and a non-zero exit, from whichever
+/// worker hit it.
+#[test]
+fn failing_outputs_exit_non_zero() {
+    let t = Tresor::new();
+    let (key, recipient) = keygen(&t, "key.txt");
+    let data = filler(3 * 1024 * 1024 + 5, 11);
+    let plain = t.write("plain", &data);
+    let sealed = t.path("plain.age");
+    t.run(&["encrypt", "-r", &recipient, "-o", &p(&sealed), &p(&plain)])
+        .ok();
+    let script = r#"
+        set -u
+        "$TRESOR" encrypt -r "$RECIPIENT" plain > /dev/full; echo "encrypt stdout $?"
+        "$TRESOR" decrypt -i "$KEY" plain.age > /dev/full; echo "decrypt stdout $?"
+        "$TRESOR" decrypt -i "$KEY" -o /dev/full plain.age; echo "decrypt -o $?"
+        "$TRESOR" decrypt -i "$KEY" plain.age | head -c 10 > /dev/null
+        echo "decrypt pipe ${PIPESTATUS[0]}"
+    "#;
+    let out = clean_command("bash")
+        .args(["-c", script])
+        .current_dir(t.dir.path())
+        .env("TRESOR", BIN)
+        .env("RECIPIENT", &recipient)
+        .env("KEY", &key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        "encrypt stdout 6",
+        "decrypt stdout 6",
+        "decrypt -o 6",
+        "decrypt pipe 6",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}\n{stderr}");
+    }
+    assert_eq!(stderr.matches("tresor: error:").count(), 4, "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
 }

@@ -207,7 +207,7 @@ fn failures_have_their_exit_codes() {
         .code(2)
         .err_has(&["already exists"]);
     t.run(&["key", "create", "bad name"]).code(2);
-    t.run(&["key", "create", "app/k", "--type", "age"]).code(2);
+    t.run(&["key", "create", "app/k", "--type", "rsa"]).code(2);
     t.run(&["key", "config", "app/orders"]).code(2);
     for input in [
         "hello",

@@ -43,9 +43,10 @@ pub const NAMED_KEY_INDEX_PREFIX: &[u8] = b"key:";
 /// Base64url without padding, rejecting non-canonical trailing bits.
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// The cipher of a named key. Stored in the key's header as its variant
-/// index (postcard): 0 AES-256-GCM, 1 XChaCha20-Poly1305; new types are only
-/// ever appended. Self-describing formats (JSON) use [`KeyType::as_str`].
+/// The type of a named key. Stored in the key's header as its variant
+/// index (postcard): 0 AES-256-GCM, 1 XChaCha20-Poly1305, 2 age X25519; new
+/// types are only ever appended. Self-describing formats (JSON) use
+/// [`KeyType::as_str`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KeyType {
     /// AES-256-GCM with a 12-byte random nonce: the default, hardware
@@ -58,31 +59,58 @@ pub enum KeyType {
     /// counting on the number of envelopes, fast without AES hardware.
     #[serde(rename = "xchacha20-poly1305")]
     XChaCha20Poly1305,
+    /// An age X25519 identity (the 32 bytes are its secret scalar, as in an
+    /// `AGE-SECRET-KEY-1…` string): for age files (`tresor encrypt --key`),
+    /// not for envelopes.
+    #[serde(rename = "age")]
+    AgeX25519,
 }
 
 impl KeyType {
     /// Every key type, in storage order.
-    pub const ALL: [KeyType; 2] = [KeyType::Aes256Gcm, KeyType::XChaCha20Poly1305];
+    pub const ALL: [KeyType; 3] = [
+        KeyType::Aes256Gcm,
+        KeyType::XChaCha20Poly1305,
+        KeyType::AgeX25519,
+    ];
 
-    /// The name used by the CLI and JSON output: `aes256-gcm` or
-    /// `xchacha20-poly1305`.
+    /// The key types that seal envelopes.
+    pub const ENVELOPE: [KeyType; 2] = [KeyType::Aes256Gcm, KeyType::XChaCha20Poly1305];
+
+    /// The name used by the CLI and JSON output: `aes256-gcm`,
+    /// `xchacha20-poly1305` or `age`.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyType::Aes256Gcm => "aes256-gcm",
             KeyType::XChaCha20Poly1305 => "xchacha20-poly1305",
+            KeyType::AgeX25519 => "age",
         }
     }
 
-    /// The nonce length of an envelope made with this type.
+    /// Whether keys of this type seal envelopes ([`seal_envelope`]).
+    pub fn seals_envelopes(self) -> bool {
+        KeyType::ENVELOPE.contains(&self)
+    }
+
+    /// The nonce length of an envelope made with this type (0 for a type
+    /// that makes none).
     pub fn nonce_len(self) -> usize {
         match self {
             KeyType::Aes256Gcm => 12,
             KeyType::XChaCha20Poly1305 => 24,
+            KeyType::AgeX25519 => 0,
         }
     }
 
-    /// Encrypts `body` in place; returns the tag.
-    fn seal_in_place(self, key: &Key, nonce: &[u8], aad: &[u8], body: &mut [u8]) -> [u8; TAG_LEN] {
+    /// Encrypts `body` in place; returns the tag (`None` for a type that
+    /// seals no envelopes).
+    fn seal_in_place(
+        self,
+        key: &Key,
+        nonce: &[u8],
+        aad: &[u8],
+        body: &mut [u8],
+    ) -> Option<[u8; TAG_LEN]> {
         // Envelopes are far below either cipher's length limit (2^36 bytes
         // for GCM), and the nonce slice always has the type's length.
         let tag = match self {
@@ -92,8 +120,9 @@ impl KeyType {
             KeyType::XChaCha20Poly1305 => XChaCha20Poly1305::new(key.expose().into())
                 .encrypt_inout_detached(&nonce.try_into().expect("nonce length"), aad, body.into())
                 .expect("within the XChaCha20-Poly1305 length limit"),
+            KeyType::AgeX25519 => return None,
         };
-        tag.into()
+        Some(tag.into())
     }
 
     /// Decrypts `body` in place, checking `tag`.
@@ -120,6 +149,7 @@ impl KeyType {
                     body.into(),
                     &tag,
                 ),
+            KeyType::AgeX25519 => return Err(DecryptError),
         }
         .map_err(|_| DecryptError)
     }
@@ -134,14 +164,14 @@ impl fmt::Display for KeyType {
 impl FromStr for KeyType {
     type Err = String;
 
-    /// Parses `aes256-gcm` or `xchacha20-poly1305`.
+    /// Parses `aes256-gcm`, `xchacha20-poly1305` or `age`.
     fn from_str(s: &str) -> Result<Self, String> {
         KeyType::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown key type {s:?}: use aes256-gcm (the default) or xchacha20-poly1305"
+                    "unknown key type {s:?}: use aes256-gcm (the default), xchacha20-poly1305 or age"
                 )
             })
     }
@@ -153,14 +183,15 @@ pub fn envelope_aad(name: &str, version: u32) -> Vec<u8> {
 }
 
 /// Seals `plaintext` under version `version` of the named key `name`, with a
-/// fresh random nonce; returns the one-line envelope.
+/// fresh random nonce; returns the one-line envelope, or
+/// [`EnvelopeError::NoEnvelopes`] for a key type that seals none.
 pub fn seal_envelope(
     key_type: KeyType,
     key: &Key,
     name: &str,
     version: u32,
     plaintext: &[u8],
-) -> String {
+) -> Result<String, EnvelopeError> {
     let mut nonce = [0u8; 24];
     let nonce = &mut nonce[..key_type.nonce_len()];
     random_bytes(nonce);
@@ -176,7 +207,10 @@ fn seal_with_nonce(
     version: u32,
     nonce: &[u8],
     plaintext: &[u8],
-) -> String {
+) -> Result<String, EnvelopeError> {
+    if !key_type.seals_envelopes() {
+        return Err(EnvelopeError::NoEnvelopes(key_type));
+    }
     let n = nonce.len();
     // The buffer holds plaintext only until it is encrypted in place below.
     let mut payload = vec![0u8; n + plaintext.len() + TAG_LEN];
@@ -184,7 +218,9 @@ fn seal_with_nonce(
     let (head, tag_out) = payload.split_at_mut(n + plaintext.len());
     let body = &mut head[n..];
     body.copy_from_slice(plaintext);
-    let tag = key_type.seal_in_place(key, nonce, &envelope_aad(name, version), body);
+    let tag = key_type
+        .seal_in_place(key, nonce, &envelope_aad(name, version), body)
+        .ok_or(EnvelopeError::NoEnvelopes(key_type))?;
     tag_out.copy_from_slice(&tag);
 
     let mut out = String::with_capacity(
@@ -199,7 +235,7 @@ fn seal_with_nonce(
     out.push_str(itoa(version, &mut [0u8; 10]));
     out.push(':');
     base64::Engine::encode_string(&B64, &payload, &mut out);
-    out
+    Ok(out)
 }
 
 /// Writes `n` in decimal into `buf`; returns the digits.
@@ -229,6 +265,9 @@ pub enum EnvelopeError {
     /// A `tresor:v1:` text with a field that does not parse.
     #[error("malformed envelope: {0}")]
     Malformed(&'static str),
+    /// Keys of this type seal no envelopes (age identities).
+    #[error("{0} keys do not seal envelopes")]
+    NoEnvelopes(KeyType),
 }
 
 /// An envelope split into its fields; the payload still encrypted.
@@ -355,7 +394,8 @@ mod tests {
                 7,
                 &kat_nonce(key_type),
                 b"tresor envelope",
-            );
+            )
+            .unwrap();
             assert_eq!(env, expected, "{key_type}");
             let parsed = Envelope::parse(&env).unwrap();
             assert_eq!((parsed.name, parsed.version), ("app/orders", 7));
@@ -379,10 +419,23 @@ mod tests {
             assert_eq!(t.to_string(), t.as_str());
         }
         assert_eq!(KeyType::default(), KeyType::Aes256Gcm);
-        let err = "age".parse::<KeyType>().unwrap_err();
+        let err = "rsa".parse::<KeyType>().unwrap_err();
         assert!(
-            err.contains("aes256-gcm") && err.contains("xchacha20-poly1305"),
+            err.contains("aes256-gcm") && err.contains("xchacha20-poly1305") && err.contains("age"),
             "{err}"
+        );
+        // Age identities seal no envelopes, and open none.
+        let key = Key::random();
+        assert_eq!(
+            seal_envelope(KeyType::AgeX25519, &key, "k", 1, b"x").unwrap_err(),
+            EnvelopeError::NoEnvelopes(KeyType::AgeX25519)
+        );
+        let env = seal_envelope(KeyType::Aes256Gcm, &key, "k", 1, b"x").unwrap();
+        assert!(
+            Envelope::parse(&env)
+                .unwrap()
+                .open(KeyType::AgeX25519, &key)
+                .is_err()
         );
     }
 
@@ -440,8 +493,8 @@ mod tests {
     #[test]
     fn every_single_bit_flip_of_the_payload_is_detected() {
         let key = Key::random();
-        for key_type in KeyType::ALL {
-            let env = seal_envelope(key_type, &key, "k", 1, b"some plaintext");
+        for key_type in KeyType::ENVELOPE {
+            let env = seal_envelope(key_type, &key, "k", 1, b"some plaintext").unwrap();
             let data = Envelope::parse(&env).unwrap().data;
             let payload = base64::Engine::decode(&B64, data).unwrap();
             for i in 0..payload.len() * 8 {
@@ -481,7 +534,7 @@ mod tests {
     fn non_canonical_base64_is_refused() {
         let key = Key::random();
         // 12 + 1 + 16 = 29 bytes: the last base64 character carries 2 spare bits.
-        let env = seal_envelope(KeyType::Aes256Gcm, &key, "k", 1, b"x");
+        let env = seal_envelope(KeyType::Aes256Gcm, &key, "k", 1, b"x").unwrap();
         let last = env.chars().last().unwrap();
         let idx = B64_ALPHABET.find(last).unwrap();
         assert_eq!(idx & 0b11, 0, "spare bits are zero in canonical form");
@@ -531,7 +584,7 @@ mod tests {
         ) {
             let key_type = if xchacha { KeyType::XChaCha20Poly1305 } else { KeyType::Aes256Gcm };
             let key = Key::random();
-            let env = seal_envelope(key_type, &key, &name, version, &data);
+            let env = seal_envelope(key_type, &key, &name, version, &data).unwrap();
             prop_assert!(env.is_ascii() && !env.contains(char::is_whitespace));
             let parsed = Envelope::parse(&env).unwrap();
             prop_assert_eq!(parsed.name, name.as_str());

@@ -132,6 +132,30 @@ pub struct Keys<'v> {
     since: Option<Instant>,
 }
 
+/// What an age key is lent for ([`Keys::age_use`]); names the audit entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgeUse {
+    /// Decrypting an age file: every version allowed by the minimum.
+    Decrypt,
+    /// Encrypting an age file to the newest version's recipient.
+    Encrypt,
+    /// Showing the newest version's public recipient.
+    Recipient,
+}
+
+impl AgeUse {
+    /// The audit operation: `key decrypt file`, `key encrypt file` or
+    /// `key recipient`.
+    pub fn operation(self) -> &'static str {
+        match self {
+            AgeUse::Decrypt => "key decrypt file",
+            AgeUse::Encrypt => "key encrypt file",
+            AgeUse::Recipient => "key recipient",
+        }
+    }
+}
+
 /// An opened envelope: its plaintext and version.
 type Opened = (Zeroizing<Vec<u8>>, u32);
 
@@ -344,6 +368,39 @@ impl Keys<'_> {
         result.map(|(envelope, _, _)| envelope)
     }
 
+    /// Lends the identity material of an age key (type
+    /// [`KeyType::AgeX25519`]: 32 bytes, the X25519 secret scalar) to `f`,
+    /// and audits the use like an envelope's (grouped; operation
+    /// [`AgeUse::operation`], the version `f` reports, and the outcome).
+    ///
+    /// [`AgeUse::Recipient`] and [`AgeUse::Encrypt`] lend the newest
+    /// version; [`AgeUse::Decrypt`] lends every version from the key's
+    /// minimum decryption version up, newest first, and `f` says which one
+    /// worked. The material stays in the vault's cache (wiped on drop); `f`
+    /// must not keep a copy beyond its work.
+    ///
+    /// Errors: `NotFound` for an unknown key, `Validation` for a key of
+    /// another type.
+    pub fn age_use<T>(
+        &mut self,
+        name: &SecretName,
+        purpose: AgeUse,
+        f: impl FnOnce(&[(u32, &Key)]) -> Result<(T, Option<u32>)>,
+    ) -> Result<T> {
+        let result = self.age_versions(name, purpose).and_then(|versions| {
+            let state = &self.vault.named_keys.keys[name.as_str()];
+            let lent: Vec<(u32, &Key)> =
+                versions.iter().map(|v| (*v, &state.material[v])).collect();
+            f(&lent)
+        });
+        let (version, outcome) = match &result {
+            Ok((_, version)) => (version.map(u64::from), "ok"),
+            Err(e) => (None, e.kind()),
+        };
+        self.record(purpose.operation(), Some(name), version.as_slice(), outcome)?;
+        result.map(|(value, _)| value)
+    }
+
     /// Writes the audit entries of the uses gathered so far.
     pub fn flush(&mut self) -> Result<()> {
         if self.uses.is_empty() {
@@ -430,12 +487,52 @@ impl Keys<'_> {
 
     fn encrypt_latest(&mut self, name: &SecretName, plaintext: &[u8]) -> Result<(String, u32)> {
         self.prepare()?;
-        let latest = self.cached(name)?.latest;
+        let state = self.cached(name)?;
+        let latest = state.latest;
+        if !state.key_type.seals_envelopes() {
+            return Err(no_envelopes(name, state.key_type));
+        }
         let (key_type, key) = self.material(name, latest)?;
-        Ok((
-            seal_envelope(key_type, key, name.as_str(), latest, plaintext),
-            latest,
-        ))
+        let envelope = seal_envelope(key_type, key, name.as_str(), latest, plaintext)
+            .map_err(|_| no_envelopes(name, key_type))?;
+        Ok((envelope, latest))
+    }
+
+    /// Loads the versions an age use gets into the cache; returns their
+    /// numbers, newest first.
+    fn age_versions(&mut self, name: &SecretName, purpose: AgeUse) -> Result<Vec<u32>> {
+        self.prepare()?;
+        let state = self.cached(name)?;
+        if state.key_type != KeyType::AgeX25519 {
+            return Err(Error::Validation(format!(
+                "named key '{name}' is of type {}; encrypting or decrypting files needs an \
+                 age key (`tresor key create NAME --type age`)",
+                state.key_type
+            )));
+        }
+        let (id, latest, min) = (state.id, state.latest, state.min_decrypt);
+        let wanted = match purpose {
+            AgeUse::Recipient | AgeUse::Encrypt => latest..=latest,
+            AgeUse::Decrypt => min..=latest,
+        };
+        let mut versions = Vec::new();
+        for version in wanted.rev() {
+            if self.vault.named_keys.keys[name.as_str()]
+                .material
+                .contains_key(&version)
+            {
+                versions.push(version);
+            } else if let Some(key) = load_material(self.vault, id, name, version)? {
+                if let Some(state) = self.vault.named_keys.keys.get_mut(name.as_str()) {
+                    state.material.insert(version, key);
+                }
+                versions.push(version);
+            }
+        }
+        if versions.is_empty() {
+            return Err(destroyed(name, latest));
+        }
+        Ok(versions)
     }
 
     /// Parses and opens an envelope. The outer error: no valid key name
@@ -456,6 +553,9 @@ impl Keys<'_> {
         let version = envelope.version;
         let state = self.cached(name)?;
         let (id, latest, min) = (state.id, state.latest, state.min_decrypt);
+        if !state.key_type.seals_envelopes() {
+            return Err(no_envelopes(name, state.key_type));
+        }
         if version > latest {
             return Err(Error::NotFound {
                 store: STORE.into(),
@@ -681,6 +781,13 @@ fn destroyed(name: &SecretName, version: u32) -> Error {
         store: STORE.into(),
         what: format!("named key '{name}' version {version} (destroyed)"),
     }
+}
+
+fn no_envelopes(name: &SecretName, key_type: KeyType) -> Error {
+    Error::Validation(format!(
+        "named key '{name}' is of type {key_type}: it encrypts files (`tresor encrypt --key \
+         {name} FILE`, `tresor decrypt --key {name} FILE`), not envelopes"
+    ))
 }
 
 fn envelope_error(e: EnvelopeError) -> Error {
@@ -1081,6 +1188,79 @@ mod tests {
         expected.extend([7u8; 32]);
         expected.push(1); // zigzag(-1)
         assert_eq!(&encode(&body, 8)[..], &expected[..]);
+    }
+
+    #[test]
+    fn age_keys_store_type_2_and_lend_versions_by_use() {
+        // The header of an age key: variant index 2, the rest unchanged.
+        let header = KeyHeader {
+            name: "k".into(),
+            key_type: KeyType::AgeX25519,
+            created_at: 1,
+            min_decrypt: 1,
+            latest: 1,
+            deleted_at: None,
+        };
+        assert_eq!(&encode(&header, 8)[..], &[1, 1, b'k', 2, 2, 1, 1, 0]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = vault(dir.path());
+        let n = name("app/age");
+        let mut keys = v.keys();
+        keys.create(&n, KeyType::AgeX25519).unwrap();
+        keys.rotate(&n).unwrap();
+        keys.rotate(&n).unwrap();
+        keys.config(&n, 2).unwrap();
+        let lent = |keys: &mut Keys<'_>, purpose| {
+            keys.age_use(&n, purpose, |lent| {
+                let versions: Vec<u32> = lent.iter().map(|(v, _)| *v).collect();
+                let distinct = lent
+                    .iter()
+                    .map(|(_, k)| *k.expose())
+                    .collect::<std::collections::HashSet<_>>()
+                    .len();
+                Ok(((versions, distinct), lent.first().map(|(v, _)| *v)))
+            })
+            .unwrap()
+        };
+        assert_eq!(lent(&mut keys, AgeUse::Decrypt), (vec![3, 2], 2));
+        assert_eq!(lent(&mut keys, AgeUse::Encrypt), (vec![3], 1));
+        assert_eq!(lent(&mut keys, AgeUse::Recipient), (vec![3], 1));
+        // Envelopes are refused both ways, and other keys are refused for files.
+        assert!(matches!(keys.encrypt(&n, b"x"), Err(Error::Validation(_))));
+        assert!(matches!(
+            keys.decrypt("tresor:v1:app/age:3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            Err(Error::Validation(_))
+        ));
+        let aes = name("app/aes");
+        keys.create(&aes, KeyType::Aes256Gcm).unwrap();
+        let r = keys.age_use(&aes, AgeUse::Encrypt, |_| Ok(((), None)));
+        assert!(matches!(r, Err(Error::Validation(_))));
+        // A failure inside the use is returned and audited as such.
+        let r: Result<()> = keys.age_use(&n, AgeUse::Decrypt, |_| {
+            Err(Error::Auth {
+                store: "f".into(),
+                reason: "no match".into(),
+            })
+        });
+        assert!(matches!(r, Err(Error::Auth { .. })));
+        drop(keys);
+        let log = v.audit_log(&crate::AuditFilter::default()).unwrap();
+        let ops: Vec<(&str, &[u64], &str)> = log
+            .iter()
+            .filter(|e| e.operation.contains("file") || e.operation == "key recipient")
+            .map(|e| (e.operation.as_str(), &e.versions[..], e.result.as_str()))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("key decrypt file", &[3u64][..], "ok"),
+                ("key encrypt file", &[3][..], "ok"),
+                ("key recipient", &[3][..], "ok"),
+                ("key encrypt file", &[][..], "validation"),
+                ("key decrypt file", &[][..], "auth"),
+            ]
+        );
     }
 
     #[test]

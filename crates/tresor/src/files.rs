@@ -2,8 +2,13 @@
 //! to X25519 recipients (`age1…`) or to a passphrase (scrypt), readable and
 //! writable by stock `age`.
 //!
-//! Data streams through age's 64 KiB chunks in constant memory
-//! ([`encrypt`], [`decrypt`]). [`Output`] writes a regular file through a
+//! Data streams through age's 64 KiB chunks in constant memory, sealed and
+//! opened on every core ([`encrypt`], [`decrypt`]; [`encrypt_file`] and
+//! [`decrypt_file`] also read a regular file at many offsets at once). The
+//! age crate wraps and unwraps the file key and writes and checks the header
+//! and its MAC; the payload (STREAM: ChaCha20-Poly1305 from ring, 1 MiB
+//! batches per worker, written in order) is sealed here, byte for byte as
+//! age writes it. [`Output`] writes a regular file through a
 //! temporary file (0600) in the same folder, renamed into place only once
 //! everything was written, so a failed decryption (truncated file, flipped
 //! bit, wrong key) leaves no partial plaintext behind; non-regular outputs
@@ -27,11 +32,14 @@
 //! # Ok::<(), tresor::Error>(())
 //! ```
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use age::secrecy::SecretString;
+use age::secrecy::{ExposeSecret, SecretString};
+use age_core::format::{FileKey, Stanza};
 use zeroize::Zeroizing;
 
 use tresor_core::{Error, Result};
@@ -61,11 +69,22 @@ pub struct Copied {
     pub bytes_in: u64,
     /// Bytes written to the output.
     pub bytes_out: u64,
+    /// When decrypting with [`DecryptWith::Identities`]: the index of the
+    /// identity that opened the file.
+    pub identity: Option<usize>,
 }
 
 const BUF_LEN: usize = 64 * 1024;
 const MAGIC: &[u8] = b"age-encryption.org/";
 const MAGIC_V1: &[u8] = b"age-encryption.org/v1\n";
+/// Bytes of the payload nonce after the header.
+const NONCE_LEN: usize = 16;
+/// The Bech32 human-readable part of an age X25519 identity.
+const SECRET_KEY_HRP: &str = "age-secret-key-";
+/// HKDF info of the payload key.
+const PAYLOAD_KEY_LABEL: &[u8] = b"payload";
+
+mod stream;
 
 /// Parses one recipient: an X25519 public key, `age1…`.
 pub fn parse_recipient(text: &str) -> Result<Box<dyn age::Recipient + Send>> {
@@ -129,48 +148,100 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<Box<dyn age::Identity + Sen
     Ok(ids)
 }
 
+/// The age X25519 identity of a named key's material (an age key of the
+/// vault, lent by [`Keys::age_use`](crate::Keys::age_use)). The text form it
+/// passes through on the way is wiped.
+///
+/// ```
+/// use tresor::files::{self, DecryptWith, EncryptTo};
+/// use tresor::{AgeUse, CreateOptions, Credential, KeyType, SecretName, Vault, new_key_file_text};
+///
+/// let dir = tempfile::tempdir()?;
+/// let credential = Credential::key_material(new_key_file_text().as_bytes()).unwrap();
+/// let mut vault =
+///     Vault::create(&dir.path().join("vault.db"), &credential, &CreateOptions::default())?.vault;
+/// let mut keys = vault.keys();
+/// let name = SecretName::new("backups")?;
+/// keys.create(&name, KeyType::AgeX25519)?;
+///
+/// // Encrypt to the newest version's public recipient (`tresor key recipient`)...
+/// let recipient = keys.age_use(&name, AgeUse::Encrypt, |lent| {
+///     let (version, material) = lent[0];
+///     Ok((files::identity_of(material).to_public(), Some(version)))
+/// })?;
+/// let mut sealed = Vec::new();
+/// let to = EncryptTo::Recipients(vec![Box::new(recipient)]);
+/// files::encrypt(&to, &b"dump"[..], &mut sealed, "dump")?;
+///
+/// // ...and decrypt with whichever version the minimum allows.
+/// let opened = keys.age_use(&name, AgeUse::Decrypt, |lent| {
+///     let ids = lent.iter().map(|(_, m)| Box::new(files::identity_of(m)) as _).collect();
+///     let mut out = Vec::new();
+///     let copied = files::decrypt(&DecryptWith::Identities(ids), &sealed[..], &mut out, "dump")?;
+///     Ok((out, copied.identity.map(|i| lent[i].0)))
+/// })?;
+/// assert_eq!(opened, b"dump");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn identity_of(material: &tresor_crypto::Key) -> age::x25519::Identity {
+    let hrp = bech32::Hrp::parse(SECRET_KEY_HRP).expect("a valid human-readable part");
+    // Sized for the whole text (74 characters) so it is never reallocated,
+    // and uppercased in place: the only copy is the one wiped here.
+    let mut text = Zeroizing::new(String::with_capacity(128));
+    age_core::primitives::bech32_encode_to_fmt(&mut *text, hrp, material.expose())
+        .expect("writing to a String cannot fail");
+    text.make_ascii_uppercase();
+    text.parse()
+        .expect("32 bytes encode to a valid age identity")
+}
+
 /// Encrypts everything `input` holds into `output` in the age v1 format.
 /// `what` names the input in errors.
-pub fn encrypt(to: &EncryptTo, input: impl Read, output: impl Write, what: &str) -> Result<Copied> {
-    let encryptor = match to {
-        EncryptTo::Recipients(list) => {
-            if list.is_empty() {
-                return Err(Error::Validation("no recipients given".into()));
-            }
-            age::Encryptor::with_recipients(list.iter().map(|r| r.as_ref() as &dyn age::Recipient))
-                .map_err(|e| {
-                    Error::Validation(format!("cannot encrypt to these recipients: {e}"))
-                })?
-        }
-        EncryptTo::Passphrase(pw) => age::Encryptor::with_user_passphrase(pw.clone()),
-    };
-    let mut input = Counting::new(input);
-    let mut output = Counting::new(output);
-    let mut writer = encryptor
-        .wrap_output(&mut output)
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
-    let mut buf = Zeroizing::new(vec![0u8; BUF_LEN]);
-    loop {
-        let n = match input.read(&mut buf[..]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(io_error("input", Path::new(what), source)),
-        };
-        writer
-            .write_all(&buf[..n])
-            .map_err(|source| io_error("output", Path::new("output"), source))?;
+///
+/// The input is read in order; sealing runs on every core. For a regular
+/// file, [`encrypt_file`] reads on every core too.
+pub fn encrypt(
+    to: &EncryptTo,
+    input: impl Read + Send,
+    mut output: impl Write + Send,
+    what: &str,
+) -> Result<Copied> {
+    let (head, key) = encryption_header(to)?;
+    seal_to(
+        &head,
+        &key,
+        &stream::Sequential::new(input),
+        &mut output,
+        what,
+    )
+}
+
+/// Encrypts a file from its current position to its end, like
+/// [`encrypt`]; a regular file is read at many offsets at once (`pread`),
+/// anything else (a pipe, a terminal) in order.
+pub fn encrypt_file(
+    to: &EncryptTo,
+    input: &File,
+    mut output: impl Write + Send,
+    what: &str,
+) -> Result<Copied> {
+    let (head, key) = encryption_header(to)?;
+    match positional_start(input)? {
+        Some(start) => seal_to(
+            &head,
+            &key,
+            &stream::Positional { file: input, start },
+            &mut output,
+            what,
+        ),
+        None => seal_to(
+            &head,
+            &key,
+            &stream::Sequential::new(input),
+            &mut output,
+            what,
+        ),
     }
-    writer
-        .finish()
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
-    output
-        .flush()
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
-    Ok(Copied {
-        bytes_in: input.count,
-        bytes_out: output.count,
-    })
 }
 
 /// Decrypts the age file `input` into `output`. Chunks are written as they
@@ -178,82 +249,341 @@ pub fn encrypt(to: &EncryptTo, input: impl Read, output: impl Write, what: &str)
 /// [`Output`] to discard it). `what` names the input in errors.
 pub fn decrypt(
     with: &DecryptWith,
-    input: impl Read,
-    output: impl Write,
+    input: impl Read + Send,
+    mut output: impl Write + Send,
     what: &str,
 ) -> Result<Copied> {
-    let mut input = Counting::new(input);
-    let mut output = Counting::new(output);
-    {
-        let mut buffered = BufReader::with_capacity(BUF_LEN, &mut input);
-        let head = match buffered.fill_buf() {
-            Ok(b) => b[..b.len().min(MAGIC_V1.len())].to_vec(),
-            Err(e) => return Err(io_error("input", Path::new(what), e)),
-        };
-        if !head.starts_with(&MAGIC_V1[..head.len().min(MAGIC.len())]) || head.is_empty() {
-            let armored = head.starts_with(b"-----BEGIN");
-            return Err(Error::Validation(format!(
-                "{what}: not an age file{}",
-                if armored {
-                    " (ASCII-armored age files are not supported; `age -d` reads them)"
-                } else {
-                    ""
-                }
-            )));
-        }
-        let decryptor = age::Decryptor::new_buffered(buffered).map_err(|e| {
-            if matches!(e, age::DecryptError::UnknownFormat) && head == MAGIC_V1 {
-                // A v1 header that does not parse falls back to "unknown version".
-                Error::Integrity {
-                    store: what.into(),
-                    detail: "the age header is damaged".into(),
-                }
-            } else {
-                decrypt_error(e, what)
-            }
-        })?;
-        let mut reader = match with {
-            DecryptWith::Identities(ids) => {
-                if decryptor.is_scrypt() {
-                    return Err(Error::Auth {
-                        store: what.into(),
-                        reason: "the file is encrypted to a passphrase; give --passphrase or --passphrase-file".into(),
-                    });
-                }
-                decryptor.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
-            }
-            DecryptWith::Passphrase(pw) => {
-                if !decryptor.is_scrypt() {
-                    return Err(Error::Auth {
-                        store: what.into(),
-                        reason: "the file is encrypted to recipients, not a passphrase; give -i IDENTITY_FILE".into(),
-                    });
-                }
-                let id = age::scrypt::Identity::new(pw.clone());
-                decryptor.decrypt(std::iter::once(&id as &dyn age::Identity))
-            }
-        }
-        .map_err(|e| decrypt_error(e, what))?;
-        let mut buf = Zeroizing::new(vec![0u8; BUF_LEN]);
-        loop {
-            let n = match reader.read(&mut buf[..]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(payload_error(e, what)),
-            };
-            output
-                .write_all(&buf[..n])
-                .map_err(|source| io_error("output", Path::new("output"), source))?;
-        }
+    let mut buffered = BufReader::with_capacity(BUF_LEN, input);
+    let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
+    open_to(
+        header_len,
+        identity,
+        &key,
+        &stream::Sequential::new(buffered),
+        &mut output,
+        what,
+    )
+}
+
+/// Decrypts an age file from its current position, like [`decrypt`]; a
+/// regular file is read at many offsets at once (`pread`), anything else in
+/// order.
+pub fn decrypt_file(
+    with: &DecryptWith,
+    input: &File,
+    mut output: impl Write + Send,
+    what: &str,
+) -> Result<Copied> {
+    let start = positional_start(input)?;
+    let mut buffered = BufReader::with_capacity(BUF_LEN, input);
+    let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
+    match start {
+        Some(start) => open_to(
+            header_len,
+            identity,
+            &key,
+            &stream::Positional {
+                file: input,
+                start: start + header_len,
+            },
+            &mut output,
+            what,
+        ),
+        None => open_to(
+            header_len,
+            identity,
+            &key,
+            &stream::Sequential::new(buffered),
+            &mut output,
+            what,
+        ),
     }
+}
+
+/// The payload key, wiped on drop.
+type PayloadKey = Zeroizing<[u8; 32]>;
+
+/// Where a regular file's unread part starts; `None` for anything that is
+/// read in order (a pipe, a terminal, a socket, an empty "regular" file
+/// such as those in /proc, whose size says nothing).
+fn positional_start(file: &File) -> Result<Option<u64>> {
+    let meta = file
+        .metadata()
+        .map_err(|source| io_error("input", Path::new("input"), source))?;
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok(None);
+    }
+    let mut f = file;
+    Ok(f.stream_position().ok())
+}
+
+/// The header (with the payload nonce after it) and the payload key of a
+/// new file. The age crate wraps the file key and writes the header and its
+/// MAC; the recipients are wrapped to see the file key go by.
+fn encryption_header(to: &EncryptTo) -> Result<(Vec<u8>, PayloadKey)> {
+    let file_key = RefCell::new(None);
+    let passphrase;
+    let list: Vec<&dyn age::Recipient> = match to {
+        EncryptTo::Recipients(list) => {
+            if list.is_empty() {
+                return Err(Error::Validation("no recipients given".into()));
+            }
+            list.iter()
+                .map(|r| r.as_ref() as &dyn age::Recipient)
+                .collect()
+        }
+        EncryptTo::Passphrase(pw) => {
+            passphrase = age::scrypt::Recipient::new(pw.clone());
+            vec![&passphrase]
+        }
+    };
+    let seen: Vec<SeeFileKey<'_, dyn age::Recipient>> = list
+        .iter()
+        .enumerate()
+        .map(|(index, inner)| SeeFileKey {
+            inner: *inner,
+            index,
+            file_key: &file_key,
+        })
+        .collect();
+    let encryptor = age::Encryptor::with_recipients(seen.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| Error::Validation(format!("cannot encrypt to these recipients: {e}")))?;
+    let mut head = Vec::with_capacity(256);
+    // The stream writer is dropped unused: the payload is written below.
+    drop(
+        encryptor
+            .wrap_output(&mut head)
+            .map_err(|source| io_error("output", Path::new("output"), source))?,
+    );
+    let (_, file_key) = file_key
+        .into_inner()
+        .ok_or_else(|| Error::Validation("no recipients given".into()))?;
+    let key = payload_key(&file_key, &head)?;
+    Ok((head, key))
+}
+
+/// Reads and checks the header and the payload nonce; returns their length,
+/// the payload key and which identity opened it. The age crate parses the header, unwraps the file
+/// key and checks the header's MAC; the identities are wrapped to see the
+/// file key go by.
+fn decryption_header<R: Read>(
+    with: &DecryptWith,
+    input: &mut BufReader<R>,
+    what: &str,
+) -> Result<(u64, PayloadKey, Option<usize>)> {
+    let head = match input.fill_buf() {
+        Ok(b) => b[..b.len().min(MAGIC_V1.len())].to_vec(),
+        Err(e) => return Err(io_error("input", Path::new(what), e)),
+    };
+    if !head.starts_with(&MAGIC_V1[..head.len().min(MAGIC.len())]) || head.is_empty() {
+        let armored = head.starts_with(b"-----BEGIN");
+        return Err(Error::Validation(format!(
+            "{what}: not an age file{}",
+            if armored {
+                " (ASCII-armored age files are not supported; `age -d` reads them)"
+            } else {
+                ""
+            }
+        )));
+    }
+    // age's unbuffered parser reads exactly the header and the nonce; the
+    // recorder keeps those bytes (the nonce is the last 16).
+    let mut recorder = Recorder {
+        inner: input,
+        seen: Vec::with_capacity(256),
+    };
+    let decryptor = age::Decryptor::new(&mut recorder).map_err(|e| {
+        if matches!(e, age::DecryptError::UnknownFormat) && head == MAGIC_V1 {
+            // A v1 header that does not parse falls back to "unknown version".
+            Error::Integrity {
+                store: what.into(),
+                detail: "the age header is damaged".into(),
+            }
+        } else {
+            decrypt_error(e, what)
+        }
+    })?;
+    let file_key = RefCell::new(None);
+    let scrypt_identity;
+    let ids: Vec<&dyn age::Identity> = match with {
+        DecryptWith::Identities(ids) => {
+            if decryptor.is_scrypt() {
+                return Err(Error::Auth {
+                    store: what.into(),
+                    reason: "the file is encrypted to a passphrase; give --passphrase or --passphrase-file".into(),
+                });
+            }
+            ids.iter()
+                .map(|i| i.as_ref() as &dyn age::Identity)
+                .collect()
+        }
+        DecryptWith::Passphrase(pw) => {
+            if !decryptor.is_scrypt() {
+                return Err(Error::Auth {
+                    store: what.into(),
+                    reason: "the file is encrypted to recipients, not a passphrase; give -i IDENTITY_FILE".into(),
+                });
+            }
+            scrypt_identity = age::scrypt::Identity::new(pw.clone());
+            vec![&scrypt_identity]
+        }
+    };
+    let seen: Vec<SeeFileKey<'_, dyn age::Identity>> = ids
+        .iter()
+        .enumerate()
+        .map(|(index, inner)| SeeFileKey {
+            inner: *inner,
+            index,
+            file_key: &file_key,
+        })
+        .collect();
+    // On success the MAC checked out under the file key seen last; the
+    // stream reader it returns is not used.
+    drop(
+        decryptor
+            .decrypt(seen.iter().map(|i| i as &dyn age::Identity))
+            .map_err(|e| decrypt_error(e, what))?,
+    );
+    let (index, file_key) = file_key.into_inner().ok_or_else(|| Error::Auth {
+        store: what.into(),
+        reason: "no identity matches the file's recipients (wrong key?)".into(),
+    })?;
+    let key = payload_key(&file_key, &recorder.seen)?;
+    let index = matches!(with, DecryptWith::Identities(_)).then_some(index);
+    Ok((recorder.seen.len() as u64, key, index))
+}
+
+/// HKDF-SHA256(ikm = file key, salt = the payload nonce (the last 16 bytes
+/// of `head`), info = "payload").
+fn payload_key(file_key: &FileKey, head: &[u8]) -> Result<PayloadKey> {
+    let nonce = head
+        .len()
+        .checked_sub(NONCE_LEN)
+        .map(|at| &head[at..])
+        .ok_or_else(|| Error::Validation("the age header is too short".into()))?;
+    Ok(Zeroizing::new(age_core::primitives::hkdf(
+        nonce,
+        PAYLOAD_KEY_LABEL,
+        file_key.expose_secret(),
+    )))
+}
+
+fn seal_to<S: stream::Source + ?Sized, W: Write + Send>(
+    head: &[u8],
+    key: &PayloadKey,
+    source: &S,
+    output: &mut W,
+    what: &str,
+) -> Result<Copied> {
+    output
+        .write_all(head)
+        .map_err(|source| io_error("output", Path::new("output"), source))?;
+    let counts = stream::run(
+        stream::Mode::Seal,
+        key,
+        source,
+        output,
+        stream::default_workers(),
+    )
+    .map_err(|e| stream_error(e, what))?;
     output
         .flush()
         .map_err(|source| io_error("output", Path::new("output"), source))?;
     Ok(Copied {
-        bytes_in: input.count,
-        bytes_out: output.count,
+        bytes_in: counts.read,
+        bytes_out: head.len() as u64 + counts.written,
+        identity: None,
     })
+}
+
+fn open_to<S: stream::Source + ?Sized, W: Write + Send>(
+    header_len: u64,
+    identity: Option<usize>,
+    key: &PayloadKey,
+    source: &S,
+    output: &mut W,
+    what: &str,
+) -> Result<Copied> {
+    let counts = stream::run(
+        stream::Mode::Open,
+        key,
+        source,
+        output,
+        stream::default_workers(),
+    )
+    .map_err(|e| stream_error(e, what))?;
+    output
+        .flush()
+        .map_err(|source| io_error("output", Path::new("output"), source))?;
+    Ok(Copied {
+        bytes_in: header_len + counts.read,
+        bytes_out: counts.written,
+        identity,
+    })
+}
+
+/// A recipient or identity passed through to age, noting the file key it
+/// wraps or unwraps (a copy, wiped on drop like every [`FileKey`]).
+struct SeeFileKey<'a, T: ?Sized> {
+    inner: &'a T,
+    /// Its place among those given.
+    index: usize,
+    file_key: &'a RefCell<Option<(usize, FileKey)>>,
+}
+
+impl<T: ?Sized> SeeFileKey<'_, T> {
+    fn note(&self, file_key: &FileKey) {
+        let copy = FileKey::init_with_mut(|k| k.copy_from_slice(file_key.expose_secret()));
+        *self.file_key.borrow_mut() = Some((self.index, copy));
+    }
+}
+
+impl age::Recipient for SeeFileKey<'_, dyn age::Recipient> {
+    fn wrap_file_key(
+        &self,
+        file_key: &FileKey,
+    ) -> std::result::Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
+        self.note(file_key);
+        self.inner.wrap_file_key(file_key)
+    }
+}
+
+impl age::Identity for SeeFileKey<'_, dyn age::Identity> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &Stanza,
+    ) -> Option<std::result::Result<FileKey, age::DecryptError>> {
+        let r = self.inner.unwrap_stanza(stanza);
+        if let Some(Ok(k)) = &r {
+            self.note(k);
+        }
+        r
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[Stanza],
+    ) -> Option<std::result::Result<FileKey, age::DecryptError>> {
+        let r = self.inner.unwrap_stanzas(stanzas);
+        if let Some(Ok(k)) = &r {
+            self.note(k);
+        }
+        r
+    }
+}
+
+/// Passes reads through, keeping a copy of every byte (the header).
+struct Recorder<'r, R> {
+    inner: &'r mut R,
+    seen: Vec<u8>,
+}
+
+impl<R: Read> Read for Recorder<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Where the result goes: stdout, a device or pipe written directly, or a
@@ -394,8 +724,40 @@ fn decrypt_error(e: age::DecryptError, what: &str) -> Error {
     }
 }
 
-/// Maps a read error while decrypting: age reports authentication failures
-/// and truncation as InvalidData / UnexpectedEof.
+/// Maps a payload failure.
+fn stream_error(e: stream::StreamError, what: &str) -> Error {
+    use stream::StreamError as S;
+    let store = what.to_string();
+    match e {
+        S::Read(source) => io_error("input", Path::new(what), source),
+        S::Write(source) => io_error("output", Path::new("output"), source),
+        S::Auth { chunk } => Error::Integrity {
+            store,
+            detail: format!(
+                "the payload failed authentication at chunk {chunk}: the file was modified or damaged"
+            ),
+        },
+        S::EmptyLast { chunk } => Error::Integrity {
+            store,
+            detail: format!("the payload's last chunk ({chunk}) is empty, which age never writes"),
+        },
+        S::Truncated => Error::Integrity {
+            store,
+            detail: "the file is truncated: its last chunk is missing".into(),
+        },
+        S::Shrank => Error::Io {
+            store: "input".into(),
+            path: PathBuf::from(what),
+            source: io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was being encrypted",
+            ),
+        },
+    }
+}
+
+/// Maps a read error while reading the header: age reports authentication
+/// failures and truncation as InvalidData / UnexpectedEof.
 fn payload_error(e: io::Error, what: &str) -> Error {
     match e.kind() {
         io::ErrorKind::InvalidData => Error::Integrity {
@@ -428,38 +790,6 @@ fn shorten(text: &str) -> String {
     s
 }
 
-/// Counts the bytes passing through.
-struct Counting<T> {
-    inner: T,
-    count: u64,
-}
-
-impl<T> Counting<T> {
-    fn new(inner: T) -> Self {
-        Self { inner, count: 0 }
-    }
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,10 +811,32 @@ mod tests {
         let mut bad = sealed.clone();
         *bad.last_mut().unwrap() ^= 1;
         let with2 = DecryptWith::Identities(vec![Box::new(age::x25519::Identity::generate())]);
-        let e = decrypt(&with2, &sealed[..], &mut Vec::new(), "t").unwrap_err();
+        let e = decrypt(&with2, &sealed[..], Vec::new(), "t").unwrap_err();
         assert_eq!(e.exit_code() as u8, 3, "{e}");
-        let e = decrypt(&with, &bad[..], &mut Vec::new(), "t").unwrap_err();
+        let e = decrypt(&with, &bad[..], Vec::new(), "t").unwrap_err();
         assert_eq!(e.exit_code() as u8, 4, "{e}");
+    }
+
+    const KAT_MATERIAL: [u8; 32] = [
+        0x1c, 0x1d, 0x09, 0x76, 0x28, 0xd2, 0x4b, 0x70, 0xdf, 0x8e, 0x9c, 0xe2, 0xf7, 0x80, 0xe5,
+        0x8f, 0x53, 0x6a, 0xc1, 0x75, 0xc9, 0x37, 0x72, 0x2b, 0xf4, 0x13, 0x7f, 0x33, 0xc2, 0xd3,
+        0x66, 0xea,
+    ];
+    const KAT_IDENTITY: &str =
+        "AGE-SECRET-KEY-1RSWSJA3G6F9HPHUWNN300Q893AFK4ST4EYMHY2L5ZDLN8SKNVM4QRRG9R3";
+    const KAT_RECIPIENT: &str = "age1tzsde28wchhljc2e67pfz5wl70mp7z6jq9z85c8m2tlptqxuyqvshh0daj";
+
+    #[test]
+    fn named_key_material_maps_to_stock_age_keys() {
+        // Made by stock `age-keygen` (Debian age 1.1): the identity's 32
+        // bytes, its text, and `age-keygen -y` of it.
+        let text = KAT_IDENTITY;
+        let id: age::x25519::Identity = text.parse().unwrap();
+        let material = tresor_crypto::Key::from_slice(&KAT_MATERIAL).unwrap();
+        let made = identity_of(&material);
+        assert_eq!(made.to_string().expose_secret(), text);
+        assert_eq!(made.to_public().to_string(), KAT_RECIPIENT);
+        assert_eq!(id.to_public().to_string(), KAT_RECIPIENT);
     }
 
     #[test]
