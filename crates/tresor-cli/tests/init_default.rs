@@ -91,7 +91,11 @@ fn init_takes_keyutils_only_when_asked() {
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .run()
         .code(3)
-        .err_has(&["no lasting keychain answered", "TRESOR_PASSWORD", "--keychain"]);
+        .err_has(&[
+            "no lasting keychain answered",
+            "TRESOR_PASSWORD",
+            "--keychain",
+        ]);
     assert!(!t.vault.exists(), "no vault may be left behind");
     let o = t
         .cmd(&["init", "--keychain"])

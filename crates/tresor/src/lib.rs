@@ -40,11 +40,11 @@ pub use tresor_crypto::slot::{
     Credential, KeychainBackend, PasswordParams, Pkcs11Mechanism, Pkcs11Params, RecoveryKey,
     SlotKind, new_key_file_text, new_keychain_key,
 };
+pub use tresor_vault::{AgeUse, KeyInfo, KeyType, Keys, envelope_key};
 pub use tresor_vault::{
     AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, MasterRekey,
     OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
 };
-pub use tresor_vault::{AgeUse, KeyInfo, KeyType, Keys, envelope_key};
 pub use tresor_vault::{keychain, pkcs11};
 pub use unlock::{
     KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, PKCS11_PIN_ENV, RECOVERY_KEY_ENV, Unlock,
