@@ -34,7 +34,7 @@ pub struct EncryptArgs {
     #[arg(long, value_name = "NAME")]
     pub key: Option<String>,
     /// Encrypt to a passphrase asked twice on the terminal.
-    #[arg(long, conflicts_with_all = ["recipients", "recipients_files", "key", "passphrase_file"])]
+    #[arg(long, short = 'p', conflicts_with_all = ["recipients", "recipients_files", "key", "passphrase_file"])]
     pub passphrase: bool,
     /// Encrypt to the passphrase on the first line of FILE.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["recipients", "recipients_files", "key"])]
@@ -56,8 +56,9 @@ pub struct DecryptArgs {
     /// minimum decryption version up; combines with -i.
     #[arg(long, value_name = "NAME")]
     pub key: Option<String>,
-    /// Decrypt with a passphrase asked on the terminal.
-    #[arg(long, conflicts_with_all = ["identities", "key", "passphrase_file"])]
+    /// Decrypt with a passphrase asked on the terminal (asked anyway when
+    /// FILE is a passphrase-encrypted file and no identity is given).
+    #[arg(long, short = 'p', conflicts_with_all = ["identities", "key", "passphrase_file"])]
     pub passphrase: bool,
     /// Decrypt with the passphrase on the first line of FILE.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["identities", "key"])]
@@ -147,6 +148,10 @@ pub fn decrypt(
         ids.extend(files::read_identity_file(path)?);
     }
     let Some(name) = &a.key else {
+        if ids.is_empty() && a.file.as_deref().is_some_and(is_passphrase_file) {
+            // As stock age does: a passphrase file needs no flag.
+            return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false)?)).map(drop);
+        }
         if ids.is_empty() {
             return Err(Error::Validation(
                 "no identities: give -i IDENTITY_FILE, --key NAME, --passphrase or \
@@ -231,6 +236,27 @@ fn run(
         }
     }
     Ok(copied)
+}
+
+/// Whether the regular file at `path` is an age file encrypted to a
+/// passphrase: its header's first stanza is `-> scrypt` (age allows no other
+/// stanza beside a passphrase one). Anything unreadable is "no".
+fn is_passphrase_file(path: &Path) -> bool {
+    use std::io::Read;
+    if path == Path::new("-") {
+        return false;
+    }
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = Vec::with_capacity(64);
+    if file.take(64).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    head.starts_with(b"age-encryption.org/v1\n-> scrypt ")
 }
 
 /// A passphrase from the terminal; asked twice when encrypting.

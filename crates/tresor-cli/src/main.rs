@@ -21,7 +21,10 @@ fn main() -> ExitCode {
         eprintln!("tresor: warning: could not disable core dumps: {e}");
     }
     tresor::memory::set_lock_values(true);
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let json = cli.json;
     let file_command = matches!(
         cli.command,
@@ -38,4 +41,42 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// Reports an argument error from clap. `--help` and `--version` print as
+/// usual (exit 0); a real usage error exits 2, printed as one JSON object
+/// on stderr when `--json` appears among the arguments (before any `--`),
+/// so scripts parsing stderr see the same shape as for every other error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    let wants_json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if informational || !wants_json {
+        // clap prints to stdout for help and to stderr for errors.
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
+    // clap's rendering, without its colour codes and trailing hint lines.
+    let rendered = e.render().to_string();
+    let message = rendered
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .filter(|l| !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let body = serde_json::json!({
+        "error": { "kind": "usage", "message": message, "exit_code": 2 }
+    });
+    eprintln!("{body}");
+    ExitCode::from(2)
 }

@@ -941,6 +941,31 @@ fn exit_2_usage_bad_names_and_flags() {
         let o = t.run(args);
         o.code(2);
         assert!(!o.stderr.is_empty(), "{args:?}: no message");
+        // With --json the same usage error is one JSON object on stderr.
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let e = t.run(&with_json).code(2).err_json();
+        assert!(e["error"]["kind"].is_string(), "{args:?}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(
+            !message.is_empty() && !message.starts_with("error:"),
+            "{args:?}: {message}"
+        );
+    }
+    // Errors found by the argument parser itself are of kind "usage".
+    for args in [
+        &["--json", "--bogus"][..],
+        &["--json", "get"],
+        &["--json", "nosuchcommand"],
+    ] {
+        let e = t.run(args).code(2).err_json();
+        assert_eq!(e["error"]["kind"], "usage", "{args:?}");
+    }
+    // --help still prints help (exit 0), with or without --json.
+    for args in [&["--json", "--help"][..], &["get", "--help", "--json"][..]] {
+        let o = t.run(args);
+        o.ok();
+        assert!(o.out().contains("Usage:"), "{args:?}: {}", o.out());
     }
     // A malformed key file or TRESOR_KEY is a usage error naming it.
     let junk = t.write("junk.key", b"short");

@@ -154,6 +154,24 @@ fn pkcs11_slot_flow() {
     wrong.code(3).err_has(&["wrong PIN", &tk.token]);
     assert!(!wrong.err().contains("wrong-pin-7781"));
     assert!(!wrong.out().contains("wrong-pin-7781"));
+    // The refused PIN is audited (folded in by the next unlock), without it.
+    let entries = t
+        .cmd(&["audit", "log", "--json"])
+        .env("TRESOR_PKCS11_PIN", &tk.pin)
+        .run()
+        .ok()
+        .json_lines();
+    let failed: Vec<_> = entries
+        .iter()
+        .filter(|e| e["operation"] == "unlock_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{entries:?}");
+    let reason = failed[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("pkcs11 slot") && reason.contains(&tk.token),
+        "{reason}"
+    );
+    assert!(!format!("{entries:?}").contains("wrong-pin-7781"));
 
     // No PIN and no terminal: a clear error naming the variable.
     t.cmd(&["get", "db/password"])

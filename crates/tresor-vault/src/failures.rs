@@ -109,7 +109,12 @@ fn parse(text: &str) -> Result<Option<Failure>, ()> {
         String::from_utf8(B64.decode(s).map_err(|_| ())?).map_err(|_| ())
     };
     let kind = fields[2];
-    if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+    // Slot kinds: lower-case letters, digits and dashes ("key-file", "pkcs11").
+    if kind.is_empty()
+        || !kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Err(());
     }
     Ok(Some(Failure {
@@ -276,12 +281,13 @@ mod tests {
         let vault = dir.path().join("vault.db");
         record(&vault, &failure("password")).unwrap();
         record(&vault, &failure("key-file")).unwrap();
+        record(&vault, &failure("pkcs11")).unwrap();
         let meta = fs::metadata(path_for(&vault)).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600);
         let (f, folded) = read(&vault).unwrap().unwrap();
         assert_eq!(
             folded.failures,
-            vec![failure("password"), failure("key-file")]
+            vec![failure("password"), failure("key-file"), failure("pkcs11")]
         );
         assert_eq!(folded.garbled, 0);
         drop(f);
@@ -293,7 +299,10 @@ mod tests {
         text.push_str("junk without a newline");
         fs::write(&path, text).unwrap();
         let (f, folded) = read(&vault).unwrap().unwrap();
-        assert_eq!(folded.failures, vec![failure("key-file")]);
+        assert_eq!(
+            folded.failures,
+            vec![failure("key-file"), failure("pkcs11")]
+        );
         assert_eq!(folded.garbled, 2);
         remove(&vault, f).unwrap();
         assert!(!path.exists());

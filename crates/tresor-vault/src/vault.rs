@@ -281,6 +281,15 @@ impl LockedVault {
 
     /// Appends an authentication failure to the sidecar (best effort: the
     /// caller's error is the answer either way).
+    /// Records an unlock failure found before any slot was tried — a
+    /// hardware token refusing its PIN, say — in the failures sidecar, as
+    /// [`LockedVault::unlock_as`] does for a credential no slot accepts. Only
+    /// [`Error::Auth`] errors are recorded; others are not unlock failures.
+    /// Never fails: the sidecar is best effort.
+    pub fn record_unlock_failure(&self, error: &Error, kind: SlotKind, source: &str) {
+        self.record_failure(error, kind.as_str(), source);
+    }
+
     fn record_failure(&self, error: &Error, kind: &str, source: &str) {
         if !matches!(error, Error::Auth { .. }) {
             return;

@@ -1,10 +1,13 @@
-//! Rotation of the vault's own keys: `rekey`, `rekey --reencrypt` and
-//! `rekey --master`, including `kill -9` during each.
+//! Rotation of the vault's own keys: `rekey`, `rekey --reencrypt`,
+//! `rekey --master` and `passwd` (rewrapping one slot), including `kill -9`
+//! during each.
 //!
 //! The crash test re-executes this binary (`rekey_child`, driven by
 //! `TRESOR_TEST_REKEY_CHILD=path,mode`): the child rotates in a loop and the
 //! parent kills it at a random instant, then checks that the vault opens
-//! with the key file, passes `verify`, and still holds every value.
+//! with the key file, passes `verify`, and still holds every value, and that
+//! the password slot the `passwd` child keeps changing opens with either
+//! the old or the new password, never neither.
 //! `TRESOR_REKEY_CRASH_TRIALS` sets the trials per mode (default 100).
 
 mod common;
@@ -226,6 +229,39 @@ fn master_rekey_refuses_to_leave_only_a_recovery_slot() {
     check_all(&mut reopen(&path));
 }
 
+/// The two passwords the `passwd` child alternates between.
+fn password(which: usize) -> Credential {
+    Credential::Password(Zeroizing::new(format!("rk-password-{which}")))
+}
+
+/// The id of the vault's one password slot.
+fn password_slot_id(v: &Vault) -> u32 {
+    let slots = v.slots().unwrap();
+    let mut ids = slots
+        .iter()
+        .filter(|s| s.kind == tresor_crypto::slot::SlotKind::Password)
+        .map(|s| s.id);
+    let id = ids.next().expect("a password slot");
+    assert!(ids.next().is_none(), "more than one password slot");
+    id
+}
+
+/// Whether password `which` opens the vault at `v`'s path.
+fn passwd_opens(v: &mut Vault, which: usize) -> bool {
+    opens_with(v.path(), &password(which))
+}
+
+fn opens_with(path: &std::path::Path, credential: &Credential) -> bool {
+    match LockedVault::open(path, &OpenOptions::default())
+        .unwrap()
+        .unlock(credential)
+    {
+        Ok(_) => true,
+        Err(Error::Auth { .. }) => false,
+        Err(e) => panic!("unlocking with a password: {e}"),
+    }
+}
+
 /// The rotating child. Does nothing in a normal test run.
 #[test]
 fn rekey_child() {
@@ -241,7 +277,18 @@ fn rekey_child() {
         match mode {
             "rekey" => drop(v.rekey().unwrap()),
             "reencrypt" => drop(v.rekey_reencrypt().unwrap()),
-            "master" => drop(v.rekey_master(&[&key()], true, false).unwrap()),
+            // Every slot rewrapped: the key file's and the password slot's.
+            "master" => drop(
+                v.rekey_master(&[&key(), &password(0), &password(1)], false, false)
+                    .unwrap(),
+            ),
+            "passwd" => {
+                // Flip the password slot between the two passwords.
+                let id = password_slot_id(&v);
+                let next = if passwd_opens(&mut v, 0) { 1 } else { 0 };
+                v.change_slot(id, &password(next), &fast_password_params())
+                    .unwrap();
+            }
             _ => panic!("unknown mode {mode}"),
         }
         writeln!(out, "DONE").unwrap();
@@ -265,10 +312,13 @@ fn kill_9_during_rotation_loses_nothing() {
         ..Settings::default()
     })
     .unwrap();
+    v.add_slot(&password(0), &fast_password_params(), Some("rotated"))
+        .unwrap();
     drop(v);
     let mut seed = Instant::now().elapsed().as_nanos() as u64 ^ 0x2545_F491_4F6C_DD1D | 1;
     let mut rotations = 0;
-    for mode in ["rekey", "reencrypt", "master"] {
+    let modes = ["rekey", "reencrypt", "master", "passwd"];
+    for mode in modes {
         for _ in 0..trials {
             let mut child = Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "rekey_child", "--nocapture", "--test-threads=1"])
@@ -293,6 +343,13 @@ fn kill_9_during_rotation_loses_nothing() {
             rotations += lines.map_while(Result::ok).filter(|l| l == "DONE").count();
             let mut v = reopen(&path);
             check_all(&mut v);
+            // The password slot opens with the old or the new password.
+            let old = opens_with(&path, &password(0));
+            let new = opens_with(&path, &password(1));
+            assert!(
+                old ^ new,
+                "after a kill during {mode}: password 0 opens: {old}, password 1 opens: {new}"
+            );
         }
     }
     let mut v = reopen(&path);
@@ -300,7 +357,7 @@ fn kill_9_during_rotation_loses_nothing() {
     assert!(v.audit_verify().unwrap() > 0);
     eprintln!(
         "{} kills, {rotations} rotations completed before them",
-        3 * trials
+        modes.len() as u64 * trials
     );
 }
 

@@ -291,6 +291,41 @@ impl Tresor {
     /// steps ([`Unlock::from_environment`](crate::Unlock::from_environment),
     /// then keychain slots). With no config, the one store is the user vault,
     /// named `vault`.
+    ///
+    /// ```standalone_crate
+    /// use tresor::{CreateOptions, Credential, SecretName, SecretValue, Selector, Tresor, Vault};
+    ///
+    /// // A vault unlocked by a key file, and a tresor.toml putting the
+    /// // environment in front of it, as a deployment would set them up.
+    /// let dir = tempfile::tempdir()?;
+    /// let key_file = dir.path().join("key");
+    /// std::fs::write(&key_file, tresor::new_key_file_text())?;
+    /// let key = Credential::key_material(&std::fs::read(&key_file)?).unwrap();
+    /// let vault_path = dir.path().join("vault.db");
+    /// drop(Vault::create(&vault_path, &key, &CreateOptions::default())?);
+    /// let config = dir.path().join("tresor.toml");
+    /// std::fs::write(&config, "[[stores]]\nname = \"env\"\nkind = \"env\"\n\
+    ///     prefix = \"DOC_\"\npriority = 10\n\n\
+    ///     [[stores]]\nname = \"local\"\nkind = \"vault\"\npriority = 50\n")?;
+    /// // SAFETY: this example runs alone in its process (standalone_crate).
+    /// unsafe {
+    ///     std::env::set_var("TRESOR_CONFIG", &config);
+    ///     std::env::set_var("TRESOR_VAULT", &vault_path);
+    ///     std::env::set_var("TRESOR_KEY_FILE", &key_file);
+    ///     std::env::set_var("DOC_APP_TOKEN", "from-the-environment");
+    /// }
+    ///
+    /// let mut tresor = Tresor::open()?;
+    /// let token = SecretName::new("app/token")?;
+    /// let found = tresor.get(&token, Selector::default())?;
+    /// assert_eq!((found.store.as_str(), found.secret.value.expose_secret()),
+    ///            ("env", &b"from-the-environment"[..]));
+    /// // Writes skip the read-only environment and land in the vault.
+    /// let db = SecretName::new("app/db")?;
+    /// let written = tresor.set(&db, &SecretValue::copy_from(b"s3cret"), &Default::default())?;
+    /// assert_eq!(written.store, "local");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open() -> Result<Self> {
         let mut b = Self::builder();
         if let Some(config) = Config::discover_and_load(None)? {

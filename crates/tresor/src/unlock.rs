@@ -161,6 +161,13 @@ pub fn pkcs11_credentials(
                 if matches!(e, Error::Auth { .. } | Error::Locked { .. }) {
                     pins[index].1 = None;
                 }
+                // A refused PIN is an unlock failure: audited like a wrong
+                // password (the next successful unlock folds it in).
+                locked.record_unlock_failure(
+                    &e,
+                    tresor_crypto::slot::SlotKind::Pkcs11,
+                    &format!("PKCS#11 token '{}'", params.token_label),
+                );
                 errors.push(e);
             }
         }

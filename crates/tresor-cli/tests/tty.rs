@@ -1,0 +1,359 @@
+//! Prompts on a real terminal: the binary runs on a fresh pseudo-terminal
+//! (its controlling terminal and stdio) that `common/pty_driver.py` drives,
+//! typing only once the terminal's echo is off. Covers the password prompts
+//! of `init` and of unlocking, the hidden value prompt of `set` (asked
+//! twice), mismatched entries, a wrong password, and passphrase-encrypted
+//! age files exchanged both ways with stock `age`, whose passphrase prompt
+//! also only reads a terminal. Needs `python3` and `age` (scripts/test
+//! installs both); these tests fail, never skip, without them.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const DRIVER: &str = include_str!("common/pty_driver.py");
+
+/// One program run on a pseudo-terminal.
+struct TtyRun {
+    exit: i32,
+    transcript: Vec<u8>,
+}
+
+impl TtyRun {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.transcript).into_owned()
+    }
+}
+
+enum Step<'a> {
+    Expect(&'a str),
+    Send(&'a str),
+}
+use Step::{Expect, Send};
+
+/// Runs `argv` on a fresh pty in `t`'s folder with `t`'s environment
+/// (vault, HOME, XDG folders; no credential) plus `extra`.
+fn on_tty(t: &Tresor, argv: &[&str], extra: &[(&str, &str)], steps: &[Step<'_>]) -> TtyRun {
+    let mut env = serde_json::Map::new();
+    env.insert("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into());
+    env.insert("TRESOR_VAULT".into(), t.vault.display().to_string().into());
+    env.insert("HOME".into(), t.dir.path().display().to_string().into());
+    let xdg = t.path("xdg").display().to_string();
+    env.insert("XDG_DATA_HOME".into(), xdg.into());
+    let xdg_config = t.path("xdg-config").display().to_string();
+    env.insert("XDG_CONFIG_HOME".into(), xdg_config.into());
+    env.insert("TERM".into(), "dumb".into());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    let steps: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|s| match s {
+            Expect(text) => serde_json::json!(["expect", text]),
+            Send(text) => serde_json::json!(["send", text]),
+        })
+        .collect();
+    let spec = serde_json::json!({
+        "argv": argv,
+        "env": env,
+        "cwd": t.dir.path(),
+        "timeout": 20,
+        "steps": steps,
+    });
+    let out = clean_command("python3")
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(spec.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("python3 runs the pty driver (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "pty driver failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let transcript = unbase64(report["transcript"].as_str().unwrap());
+    let run = TtyRun {
+        exit: i32::try_from(report["exit"].as_i64().unwrap()).unwrap(),
+        transcript,
+    };
+    assert!(
+        report["error"].is_null(),
+        "{argv:?} on a terminal: {}\ntranscript:\n{}",
+        report["error"],
+        run.text()
+    );
+    run
+}
+
+/// `tresor init` on a terminal with a (cheap) password typed twice.
+fn init_on_tty(t: &Tresor, password: &str) -> TtyRun {
+    let line = format!("{password}\n");
+    let mut argv = vec![BIN, "init", "--no-keychain"];
+    argv.extend(FAST_KDF);
+    on_tty(
+        t,
+        &argv,
+        &[],
+        &[
+            Expect("New vault password: "),
+            Send(&line),
+            Expect("Repeat the vault password: "),
+            Send(&line),
+            Expect("Recovery key"),
+        ],
+    )
+}
+
+#[test]
+fn init_and_set_prompt_with_hidden_input_and_the_value_reads_back() {
+    let t = Tresor::new();
+    let password = "tty-Password-7f3c";
+    let value = "tty-Value-91be4d";
+    let init = init_on_tty(&t, password);
+    assert_eq!(init.exit, 0, "init: {}", init.text());
+    assert!(t.vault.is_file());
+
+    let pw_line = format!("{password}\n");
+    let value_line = format!("{value}\n");
+    let set = on_tty(
+        &t,
+        &[BIN, "set", "tty/secret"],
+        &[],
+        &[
+            // The value is asked first, then the vault is unlocked.
+            Expect("Value for tty/secret: "),
+            Send(&value_line),
+            Expect("Again: "),
+            Send(&value_line),
+            Expect("Password for "),
+            Send(&pw_line),
+        ],
+    );
+    assert_eq!(set.exit, 0, "set: {}", set.text());
+    // Hidden input: neither the password nor the value was echoed.
+    for run in [&init, &set] {
+        assert!(
+            !contains(&run.transcript, password.as_bytes()),
+            "{}",
+            run.text()
+        );
+        assert!(
+            !contains(&run.transcript, value.as_bytes()),
+            "{}",
+            run.text()
+        );
+    }
+    // The stored value is exactly what was typed (no newline), read back
+    // without a terminal.
+    let got = t
+        .cmd(&["get", "tty/secret"])
+        .env("TRESOR_PASSWORD", password)
+        .run();
+    got.ok();
+    assert_eq!(got.stdout, value.as_bytes());
+}
+
+#[test]
+fn mismatched_entries_and_a_wrong_password_change_nothing() {
+    let t = Tresor::new();
+    let password = "tty-Password-a11d";
+    assert_eq!(init_on_tty(&t, password).exit, 0);
+
+    // The two value entries differ: exit 2, nothing stored.
+    let set = on_tty(
+        &t,
+        &[BIN, "set", "tty/mismatch"],
+        &[],
+        &[
+            Expect("Value for tty/mismatch: "),
+            Send("first-entry\n"),
+            Expect("Again: "),
+            Send("second-entry\n"),
+            Expect("differ"),
+        ],
+    );
+    assert_eq!(set.exit, 2, "{}", set.text());
+    t.cmd(&["get", "tty/mismatch"])
+        .env("TRESOR_PASSWORD", password)
+        .run()
+        .code(1);
+
+    // A wrong password at the unlock prompt: exit 3, the vault unchanged.
+    let before = std::fs::read(&t.vault).unwrap();
+    let wrong = on_tty(
+        &t,
+        &[BIN, "get", "tty/mismatch"],
+        &[],
+        &[Expect("Password for "), Send("not-the-password\n")],
+    );
+    assert_eq!(wrong.exit, 3, "{}", wrong.text());
+    assert_eq!(std::fs::read(&t.vault).unwrap(), before);
+
+    // Two different new passwords at init: exit 2, no vault made.
+    let fresh = Tresor::new();
+    let mut argv = vec![BIN, "init", "--no-keychain"];
+    argv.extend(FAST_KDF);
+    let init = on_tty(
+        &fresh,
+        &argv,
+        &[],
+        &[
+            Expect("New vault password: "),
+            Send("one-password\n"),
+            Expect("Repeat the vault password: "),
+            Send("another-password\n"),
+            Expect("differ"),
+        ],
+    );
+    assert_eq!(init.exit, 2, "{}", init.text());
+    assert!(
+        !fresh.vault.exists(),
+        "a vault was made from mismatched passwords"
+    );
+}
+
+fn which_age() -> &'static str {
+    for p in ["/usr/bin/age", "/usr/local/bin/age"] {
+        if Path::new(p).is_file() {
+            return p;
+        }
+    }
+    panic!("stock `age` is not installed: apt-get install age (scripts/test does as root)");
+}
+
+#[test]
+fn passphrase_files_interoperate_with_stock_age_both_ways() {
+    let t = Tresor::new();
+    let age = which_age();
+    let passphrase = "tty-Passphrase-correct-horse-5d1";
+    let line = format!("{passphrase}\n");
+    let plain = filler(200_001, 7);
+    let input = t.write("plain.bin", &plain);
+
+    // Stock age encrypts to a passphrase (asked twice on the terminal);
+    // tresor decrypts it at its own prompt (-p, as in age).
+    let by_age = t.path("by-age.age");
+    let enc = on_tty(
+        &t,
+        &[
+            age,
+            "-p",
+            "-o",
+            by_age.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+        &[],
+        &[
+            Expect("passphrase"),
+            Send(&line),
+            Expect("onfirm"),
+            Send(&line),
+        ],
+    );
+    assert_eq!(enc.exit, 0, "age -p: {}", enc.text());
+    let out1 = t.path("from-age.bin");
+    let dec = on_tty(
+        &t,
+        &[
+            BIN,
+            "decrypt",
+            "-p",
+            "-o",
+            out1.to_str().unwrap(),
+            by_age.to_str().unwrap(),
+        ],
+        &[],
+        &[Expect("Passphrase: "), Send(&line)],
+    );
+    assert_eq!(dec.exit, 0, "tresor decrypt -p: {}", dec.text());
+    assert!(
+        std::fs::read(&out1).unwrap() == plain,
+        "tresor decrypted age's file wrong"
+    );
+
+    // Without -p, a passphrase file is recognised and the passphrase asked.
+    let out1b = t.path("from-age-auto.bin");
+    let dec = on_tty(
+        &t,
+        &[
+            BIN,
+            "decrypt",
+            "-o",
+            out1b.to_str().unwrap(),
+            by_age.to_str().unwrap(),
+        ],
+        &[],
+        &[Expect("Passphrase: "), Send(&line)],
+    );
+    assert_eq!(dec.exit, 0, "tresor decrypt (auto): {}", dec.text());
+    assert!(std::fs::read(&out1b).unwrap() == plain);
+
+    // tresor encrypts to a passphrase at its prompt; stock age decrypts.
+    let by_tresor = t.path("by-tresor.age");
+    let enc = on_tty(
+        &t,
+        &[
+            BIN,
+            "encrypt",
+            "--passphrase",
+            "-o",
+            by_tresor.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ],
+        &[],
+        &[
+            Expect("Passphrase: "),
+            Send(&line),
+            Expect("Repeat the passphrase: "),
+            Send(&line),
+        ],
+    );
+    assert_eq!(enc.exit, 0, "tresor encrypt --passphrase: {}", enc.text());
+    let out2 = t.path("from-tresor.bin");
+    let dec = on_tty(
+        &t,
+        &[
+            age,
+            "-d",
+            "-o",
+            out2.to_str().unwrap(),
+            by_tresor.to_str().unwrap(),
+        ],
+        &[],
+        &[Expect("passphrase"), Send(&line)],
+    );
+    assert_eq!(dec.exit, 0, "age -d: {}", dec.text());
+    assert!(
+        std::fs::read(&out2).unwrap() == plain,
+        "age decrypted tresor's file wrong"
+    );
+
+    // A wrong passphrase at tresor's prompt: exit 3, no output file.
+    let out3 = t.path("wrong.bin");
+    let wrong = on_tty(
+        &t,
+        &[
+            BIN,
+            "decrypt",
+            "-p",
+            "-o",
+            out3.to_str().unwrap(),
+            by_age.to_str().unwrap(),
+        ],
+        &[],
+        &[Expect("Passphrase: "), Send("not-it\n")],
+    );
+    assert_eq!(wrong.exit, 3, "{}", wrong.text());
+    assert!(!out3.exists(), "a wrong passphrase left an output file");
+    for run in [&enc, &dec] {
+        assert!(
+            !contains(&run.transcript, passphrase.as_bytes()),
+            "{}",
+            run.text()
+        );
+    }
+}
