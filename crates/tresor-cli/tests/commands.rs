@@ -1380,3 +1380,29 @@ fn pkcs11_slot_arguments_are_checked_up_front() {
         .then_some(())
         .expect("keyslot add --help names TRESOR_PKCS11_PIN");
 }
+
+/// Each `tresor get` appends an audit entry to the WAL; one-shot runs skip
+/// SQLite's checkpoint on close but truncate a WAL past 64 frames on exit,
+/// so it never grows with the number of runs (every run's open reads all of
+/// it) and no value is lost.
+#[test]
+fn many_runs_keep_the_wal_bounded() {
+    let t = Tresor::with_key();
+    t.run_in(&["set", "wal/value"], b"kept").ok();
+    let wal = t.vault.with_extension("db-wal");
+    let mut largest = 0;
+    for _ in 0..150 {
+        assert_eq!(t.run(&["get", "wal/value"]).ok().stdout, b"kept");
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    // 150 audited reads write several hundred frames; the bound is 64 frames
+    // (plus the frames of the run that crossed it).
+    let frame = 4096 + 24;
+    assert!(
+        largest <= 72 * frame,
+        "the WAL reached {largest} bytes ({} frames)",
+        largest / frame
+    );
+    assert!(t.audit().len() >= 150);
+    t.run(&["verify"]).ok();
+}

@@ -355,6 +355,24 @@ pub struct Vault {
     unlocked_slot: Option<u32>,
     /// Named keys' unwrapped material and headers (named_keys.rs).
     pub(crate) named_keys: crate::named_keys::Cache,
+    /// Opened for a one-shot process (`no_checkpoint_on_close`): bound the
+    /// WAL on drop instead (see [`Vault::bound_wal`]).
+    bound_wal_on_drop: bool,
+}
+
+/// The WAL size above which a one-shot process truncates it on exit: 64
+/// frames of 4 KiB pages. Every process that opens the vault first rebuilds
+/// the WAL index by reading the whole WAL, and that rebuild forgets what was
+/// already checkpointed, so an untruncated WAL only grows and every later
+/// run reads (and re-checkpoints) all of it.
+const WAL_BOUND_BYTES: u64 = 64 * (4096 + 24) + 32;
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        if self.bound_wal_on_drop {
+            self.bound_wal();
+        }
+    }
 }
 
 /// What `create` hands back besides the vault.
@@ -488,6 +506,7 @@ impl Vault {
             actor: memory::os_user(),
             unlocked_slot: Some(1),
             named_keys: Default::default(),
+            bound_wal_on_drop: options.open.no_checkpoint_on_close,
         };
         let first = slot_params_for(credential, &options.password_params);
         let first_id = vault.insert_slot(&first, credential, None)?;
@@ -522,7 +541,7 @@ impl Vault {
         path: PathBuf,
         vault_id: [u8; 16],
         master: MasterKey,
-        _options: OpenOptions,
+        options: OpenOptions,
     ) -> Result<Self> {
         let keys = VaultKeys::derive(&master, &vault_id);
         let mut vault = Vault {
@@ -537,6 +556,7 @@ impl Vault {
             actor: memory::os_user(),
             unlocked_slot: None,
             named_keys: Default::default(),
+            bound_wal_on_drop: options.no_checkpoint_on_close,
         };
         vault.load_data_keys()?;
         vault.settings = vault.load_settings()?;
@@ -1779,6 +1799,35 @@ impl Vault {
             audit::AuditError::Db(e) => self.db(e),
             audit::AuditError::Broken(detail) => self.integrity(detail),
         }
+    }
+}
+
+impl Vault {
+    /// Checkpoints the WAL into the vault file and truncates it when it has
+    /// grown past [`WAL_BOUND_BYTES`], without waiting: when another process
+    /// is reading or writing, this returns at once and a later run does it.
+    /// Returns whether the WAL was truncated. One-shot processes (opened with
+    /// `no_checkpoint_on_close`) call it on drop, so their WAL stays small and
+    /// the next run's open stays cheap; a checkpoint is crash-safe at any
+    /// instant, so nothing is lost if the process dies during it.
+    pub fn bound_wal(&mut self) -> bool {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_BOUND_BYTES);
+        if !big {
+            return false;
+        }
+        // Never wait on another process here: a busy vault is left alone.
+        if self.conn.busy_timeout(Duration::ZERO).is_err() {
+            return false;
+        }
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok_and(|busy| busy == 0);
+        done && std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0)
     }
 }
 

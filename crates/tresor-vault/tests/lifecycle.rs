@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use tresor_core::{DeleteMode, Error, Label, PutOptions, Selector};
 use tresor_crypto::slot::Credential;
-use tresor_vault::{AuditFilter, LockedVault, OpenOptions, Settings};
+use tresor_vault::{AuditFilter, LockedVault, OpenOptions, Settings, Vault};
 use zeroize::Zeroizing;
 
 fn put(v: &mut tresor_vault::Vault, n: &str, val: &[u8]) -> u64 {
@@ -303,4 +303,78 @@ fn audit_chain_records_operations_and_never_values() {
     .unwrap();
     get(&mut v, "x", Selector::default()).unwrap();
     assert_eq!(v.audit_verify().unwrap(), 5);
+}
+
+/// A one-shot process's vault keeps its WAL bounded: `bound_wal` (run on
+/// drop when opened with `no_checkpoint_on_close`) checkpoints and truncates
+/// a WAL past its bound, leaves a small one alone, never waits on another
+/// process's reader, and loses nothing.
+#[test]
+fn one_shot_processes_keep_the_wal_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    drop(Vault::create(&path, &key(), &create_options()).unwrap());
+    let one_shot = OpenOptions {
+        lock_timeout: std::time::Duration::from_secs(60),
+        no_checkpoint_on_close: true,
+    };
+    let open = || {
+        LockedVault::open(&path, &one_shot)
+            .unwrap()
+            .unlock(&key())
+            .unwrap()
+    };
+    let wal = dir.path().join("vault.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+
+    // Small: left alone.
+    let mut v = open();
+    put(&mut v, "wal/small", b"v");
+    assert!(!v.bound_wal(), "a small WAL was truncated");
+    assert!(wal_len() > 0);
+
+    // Past the bound, with another process's reader in the way: no wait,
+    // no truncation.
+    for i in 0..200 {
+        put(
+            &mut v,
+            &format!("wal/s{i}"),
+            format!("value-{i}").as_bytes(),
+        );
+    }
+    let big = wal_len();
+    assert!(big > 64 * 4096, "the WAL did not grow: {big} bytes");
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM secrets;")
+        .unwrap();
+    let start = std::time::Instant::now();
+    assert!(!v.bound_wal(), "truncated under a live reader");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "bound_wal waited on the reader ({:?})",
+        start.elapsed()
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+
+    // Dropping a one-shot vault truncates it; every value is still there.
+    drop(v);
+    assert_eq!(wal_len(), 0, "drop left a WAL past its bound");
+    let mut v = open();
+    put(&mut v, "wal/after", b"after");
+    drop(v);
+    assert!(wal_len() > 0 && wal_len() < 64 * 4096);
+    let mut v = reopen(&path);
+    for i in 0..200 {
+        assert_eq!(
+            get(&mut v, &format!("wal/s{i}"), Selector::default()).unwrap(),
+            format!("value-{i}").as_bytes()
+        );
+    }
+    assert_eq!(
+        get(&mut v, "wal/after", Selector::default()).unwrap(),
+        b"after"
+    );
+    v.verify().unwrap();
 }
