@@ -184,13 +184,17 @@ fn openbao(
     // Both sides write the same body, each to its own entry.
     let put_url = format!("{addr}/v1/secret/data/bench/manager/put-raw");
     let raw_put = |s: &mut Bao, _| {
-        let resp = s
+        let mut resp = s
             .agent
             .post(&put_url)
             .header("X-Vault-Token", token)
             .send_json(serde_json::json!({"data": {"value": "a-value-of-32-bytes-for-the-test"}}))
             .expect("raw put");
         assert_eq!(resp.status(), 200);
+        // Read the reply (its version) as a client would: an unread body
+        // also keeps the connection from being reused.
+        let body: serde_json::Value = resp.body_mut().read_json().expect("json");
+        assert!(body["data"]["version"].is_u64());
     };
     let put_name = SecretName::new("bench/manager/put-tresor")?;
     let ours_put = |s: &mut Bao, _| {
