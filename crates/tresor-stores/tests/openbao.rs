@@ -413,3 +413,207 @@ fn check_and_set_races_have_one_winner() {
         }
     }
 }
+
+/// A `bao server -dev -dev-tls` of this test's own (the shared dev server
+/// speaks plain HTTP): a generated CA, certificate and key in `dir`.
+struct TlsBao {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    addr: String,
+    token: String,
+}
+
+impl Drop for TlsBao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TlsBao {
+    fn start() -> Self {
+        let bin = env("TRESOR_TEST_BAO_BIN");
+        let dir = tempfile::tempdir().unwrap();
+        // The cluster listener takes the next port: find two free ones.
+        let port = loop {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let p = l.local_addr().unwrap().port();
+            if p < 65535 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
+        let token = format!("tls-root-{}", std::process::id());
+        let log = std::fs::File::create(dir.path().join("bao.log")).unwrap();
+        let child = std::process::Command::new(&bin)
+            .args([
+                "server",
+                "-dev",
+                "-dev-tls",
+                "-dev-no-store-token",
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+                &format!("-dev-tls-cert-dir={}", dir.path().display()),
+            ])
+            .env("HOME", dir.path())
+            .env("BAO_DEV_ROOT_TOKEN_ID", &token)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let mut bao = TlsBao {
+            child,
+            dir,
+            addr: format!("https://127.0.0.1:{port}"),
+            token,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if bao.ca().is_file() {
+                let mut store = bao.store(Some(bao.ca()));
+                if store.health().authenticated {
+                    break;
+                }
+            }
+            if let Some(status) = bao.child.try_wait().unwrap() {
+                panic!(
+                    "bao -dev-tls exited ({status}): {}",
+                    std::fs::read_to_string(bao.dir.path().join("bao.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bao -dev-tls did not come up: {}",
+                std::fs::read_to_string(bao.dir.path().join("bao.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bao
+    }
+
+    fn ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("vault-ca.pem")
+    }
+
+    fn store(&self, ca_file: Option<std::path::PathBuf>) -> OpenBao {
+        let mut options = OpenBaoOptions::new(
+            self.addr.clone(),
+            Auth::Token(SecretString::from(self.token.clone())),
+        );
+        options.ca_file = ca_file;
+        options.timeout = Duration::from_secs(3);
+        options.connect_timeout = Duration::from_secs(3);
+        OpenBao::connect(options).unwrap()
+    }
+}
+
+/// TLS with the server's own CA file: round trip; without it (system
+/// roots, which do not hold the dev CA) every call is refused as a
+/// certificate problem, with no value in the error; a file that holds no
+/// certificate is refused when the store is made.
+#[test]
+fn tls_trusts_a_given_ca_file_and_nothing_else() {
+    let bao = TlsBao::start();
+    let mut store = bao.store(Some(bao.ca()));
+    let n = name("tls/api_key");
+    store
+        .put(&n, &value(b"tresor-tls-canary"), &PutOptions::default())
+        .unwrap();
+    let got = store.get(&n, Selector::default()).unwrap();
+    assert_eq!(got.value.expose_secret(), b"tresor-tls-canary");
+
+    let mut untrusting = bao.store(None);
+    let err = untrusting.get(&n, Selector::default()).unwrap_err();
+    assert_eq!(err.kind(), "unavailable", "{err}");
+    let shown = format!("{err} {err:?}").to_lowercase();
+    assert!(shown.contains("certificate"), "{shown}");
+    let err = untrusting
+        .put(&n, &value(b"tresor-tls-canary-2"), &PutOptions::default())
+        .unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("tresor-tls-canary"));
+    assert!(!untrusting.health().reachable || !untrusting.health().authenticated);
+    // Nothing was written by the refused put.
+    assert_eq!(store.get(&n, Selector::default()).unwrap().version, 1);
+
+    let bogus = bao.dir.path().join("not-a-ca.pem");
+    std::fs::write(&bogus, "no certificate here\n").unwrap();
+    let mut options = OpenBaoOptions::new(
+        bao.addr.clone(),
+        Auth::Token(SecretString::from(bao.token.clone())),
+    );
+    options.ca_file = Some(bogus);
+    let Err(err) = OpenBao::connect(options) else {
+        panic!("a CA file without certificates was accepted");
+    };
+    assert!(err.to_string().contains("not-a-ca.pem"), "{err}");
+}
+
+/// A raw call inside namespace `ns`, for test setup.
+fn admin_ns(ns: &str, path: &str, body: Value) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&format!("{}/v1/{path}", addr()))
+        .header("X-Vault-Token", &root_token())
+        .header("X-Vault-Namespace", ns)
+        .send_json(body)
+        .unwrap_or_else(|e| panic!("POST {ns}/{path}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A store with `namespace` reads and writes inside that OpenBao namespace
+/// only: the same mount and name elsewhere are other secrets.
+#[test]
+fn a_namespace_keeps_its_secrets_apart() {
+    // The same mount path at the root and inside the namespace.
+    let mount = fresh_mount();
+    let ns = format!("ns{}", mount.replace('-', ""));
+    let (status, body) = admin("POST", &format!("sys/namespaces/{ns}"), Some(json!({})));
+    assert!(
+        status == 200 || status == 204,
+        "namespace {ns}: {status} {body}"
+    );
+    let (status, body) = admin_ns(
+        &ns,
+        &format!("sys/mounts/{mount}"),
+        json!({"type": "kv", "options": {"version": "2"}}),
+    );
+    assert!(
+        status == 200 || status == 204,
+        "mount in {ns}: {status} {body}"
+    );
+    let in_ns = |ns: Option<&str>| {
+        let mut options =
+            OpenBaoOptions::new(addr(), Auth::Token(SecretString::from(root_token())));
+        options.mount = mount.clone();
+        options.namespace = ns.map(str::to_string);
+        OpenBao::connect(options).unwrap()
+    };
+    let mut store = in_ns(Some(&ns));
+    let n = name("team/db_password");
+    // A new KV v2 mount upgrades itself for a moment before it takes writes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = store.put(&n, &value(b"in-the-namespace"), &PutOptions::default()) {
+        assert!(Instant::now() < deadline, "{e}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = in_ns(Some(&ns)).get(&n, Selector::default()).unwrap();
+    assert_eq!(got.value.expose_secret(), b"in-the-namespace");
+    // The root's mount of the same path does not hold it, and a write there
+    // does not touch the namespace's copy.
+    let mut root = in_ns(None);
+    let err = root.get(&n, Selector::default()).unwrap_err();
+    assert_eq!(err.kind(), "not_found", "{err}");
+    root.put(&n, &value(b"at-the-root"), &PutOptions::default())
+        .unwrap();
+    let got = store.get(&n, Selector::default()).unwrap();
+    assert_eq!(
+        (got.value.expose_secret(), got.version),
+        (&b"in-the-namespace"[..], 1)
+    );
+    let listed = store.list("team/").unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+}
