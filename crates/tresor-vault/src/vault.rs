@@ -717,8 +717,11 @@ impl Vault {
     fn get_unaudited(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {
         let bidx = self.keys.blind_index(name.as_str());
         if selector == Selector::Label(Label::Current) {
-            // The hot path: one indexed query joins the secret to its current version.
-            let row = self
+            // The hot path: one indexed query joins the secret to its current
+            // version; both records are opened straight from SQLite's row
+            // buffers, without copying the ciphertexts out first.
+            let this = &*self;
+            let found = this
                 .conn
                 .prepare_cached(
                     "SELECT s.id, s.header_key, s.header, v.version, v.key_id, v.body
@@ -727,29 +730,24 @@ impl Vault {
                 )
                 .and_then(|mut st| {
                     st.query_row([&bidx[..]], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, u32>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                            r.get::<_, u64>(3)?,
-                            r.get::<_, u32>(4)?,
-                            r.get::<_, Option<Vec<u8>>>(5)?,
-                        ))
+                        let id = r.get::<_, i64>(0)?;
+                        let header_key = r.get::<_, u32>(1)?;
+                        let header = r.get_ref(2)?.as_blob()?;
+                        let version = r.get::<_, u64>(3)?;
+                        let key_id = r.get::<_, u32>(4)?;
+                        let Some(body) = r.get_ref(5)?.as_blob_or_null()? else {
+                            // A destroyed current version: the slow path says so.
+                            return Ok(None);
+                        };
+                        Ok(Some(this.open_current(
+                            id, header_key, header, version, key_id, body, name,
+                        )))
                     })
                     .optional()
                 })
                 .map_err(|e| self.db(e))?;
-            if let Some((id, header_key, header, version, key_id, Some(body))) = row {
-                let header = self.open_header(id, header_key, &header, name)?;
-                if header.deleted_at.is_none() && header.current == Some(version) {
-                    let value = self.open_value(id, version, key_id, &body, name)?;
-                    return Ok(Secret {
-                        name: name.clone(),
-                        version,
-                        value,
-                    });
-                }
-                return Err(self.integrity(format!("labels of '{name}' do not match its header")));
+            if let Some(Some(secret)) = found {
+                return secret;
             }
         }
         let (id, header) = self
@@ -1471,6 +1469,32 @@ impl Vault {
             })
             .map_err(|e| self.db(e))?;
         Ok(())
+    }
+
+    /// Opens the current version found by the hot path of `get`: its
+    /// header must name the secret, not be deleted, and call `version`
+    /// current (the columns alone are not trusted).
+    #[allow(clippy::too_many_arguments)]
+    fn open_current(
+        &self,
+        id: i64,
+        header_key: u32,
+        header: &[u8],
+        version: u64,
+        key_id: u32,
+        body: &[u8],
+        name: &SecretName,
+    ) -> Result<Secret> {
+        let header = self.open_header(id, header_key, header, name)?;
+        if header.deleted_at.is_some() || header.current != Some(version) {
+            return Err(self.integrity(format!("labels of '{name}' do not match its header")));
+        }
+        let value = self.open_value(id, version, key_id, body, name)?;
+        Ok(Secret {
+            name: name.clone(),
+            version,
+            value,
+        })
     }
 
     fn open_header(&self, id: i64, key_id: u32, blob: &[u8], name: &SecretName) -> Result<Header> {
