@@ -493,6 +493,26 @@ fn a_tampered_envelope_is_audited_even_with_read_audit_off() {
     assert_eq!(decrypts.len(), 1, "{entries:?}");
     assert_eq!(decrypts[0]["result"], "integrity");
     assert_eq!(decrypts[0]["name"], "app/k");
+
+    // Every other refusal is audited too: a version below the minimum, an
+    // unknown key.
+    t.run(&["key", "rotate", "app/k"]).ok();
+    t.run(&["key", "config", "app/k", "--min-decryption-version", "2"])
+        .ok();
+    t.run_in(&["key", "decrypt"], env.as_bytes()).code(2);
+    let unknown = env.replacen("app/k", "app/gone", 1);
+    t.run_in(&["key", "decrypt"], unknown.as_bytes()).code(1);
+    let entries = t.audit();
+    let results: Vec<_> = entries
+        .iter()
+        .filter(|e| e["operation"] == "key decrypt")
+        .map(|e| e["result"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        results,
+        ["integrity", "validation", "not_found"],
+        "{entries:?}"
+    );
     t.run(&["audit", "verify"]).ok();
 }
 

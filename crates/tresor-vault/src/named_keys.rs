@@ -625,9 +625,10 @@ impl Keys<'_> {
         versions: &[u64],
         result: &'static str,
     ) -> Result<()> {
-        // Uses are read-like and follow `audit_reads`; a refused decryption
-        // (an altered or foreign envelope) is always recorded.
-        if !self.vault.settings().audit_reads && result != "integrity" {
+        // Successful uses are read-like and follow `audit_reads`; every
+        // failure (an altered or foreign envelope, a version below the
+        // minimum, an unknown key, a wrong age identity) is always recorded.
+        if !self.vault.settings().audit_reads && result == "ok" {
             return Ok(());
         }
         let group = self.uses.iter_mut().find(|u| {
