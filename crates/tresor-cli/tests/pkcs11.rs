@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Tresor;
+use common::{Tresor, entries_of};
 
 struct Token {
     module: String,
@@ -161,10 +161,7 @@ fn pkcs11_slot_flow() {
         .run()
         .ok()
         .json_lines();
-    let failed: Vec<_> = entries
-        .iter()
-        .filter(|e| e["operation"] == "unlock_failed")
-        .collect();
+    let failed = entries_of(&entries, "unlock_failed");
     assert_eq!(failed.len(), 1, "{entries:?}");
     let reason = failed[0]["reason"].as_str().unwrap();
     assert!(

@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Out, Tresor};
+use common::{Out, Tresor, entries_of};
 
 /// A key-file vault with one secret, its agents' sockets under
 /// `<tmp>/run/tresor` (XDG_RUNTIME_DIR).
@@ -268,10 +268,7 @@ fn a_session_of_one_vault_never_opens_another() {
         .run()
         .ok()
         .json_lines();
-    let failed: Vec<_> = entries
-        .iter()
-        .filter(|e| e["operation"] == "unlock_failed")
-        .collect();
+    let failed = entries_of(&entries, "unlock_failed");
     assert_eq!(failed.len(), 1, "{entries:?}");
     assert!(
         failed[0]["reason"]
@@ -503,9 +500,8 @@ fn a_tampered_envelope_is_audited_even_with_read_audit_off() {
     let unknown = env.replacen("app/k", "app/gone", 1);
     t.run_in(&["key", "decrypt"], unknown.as_bytes()).code(1);
     let entries = t.audit();
-    let results: Vec<_> = entries
+    let results: Vec<_> = entries_of(&entries, "key decrypt")
         .iter()
-        .filter(|e| e["operation"] == "key decrypt")
         .map(|e| e["result"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(

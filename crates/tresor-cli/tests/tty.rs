@@ -216,6 +216,11 @@ fn mismatched_entries_and_a_wrong_password_change_nothing() {
     );
 }
 
+/// A path inside `t`'s folder, as the text an argument list takes.
+fn path_of(t: &Tresor, rel: &str) -> String {
+    t.path(rel).display().to_string()
+}
+
 fn which_age() -> &'static str {
     for p in ["/usr/bin/age", "/usr/local/bin/age"] {
         if Path::new(p).is_file() {
@@ -232,20 +237,14 @@ fn passphrase_files_interoperate_with_stock_age_both_ways() {
     let passphrase = "tty-Passphrase-correct-horse-5d1";
     let line = format!("{passphrase}\n");
     let plain = filler(200_001, 7);
-    let input = t.write("plain.bin", &plain);
+    let input = t.write("plain.bin", &plain).display().to_string();
 
     // Stock age encrypts to a passphrase (asked twice on the terminal);
     // tresor decrypts it at its own prompt (-p, as in age).
-    let by_age = t.path("by-age.age");
+    let by_age = path_of(&t, "by-age.age");
     let enc = on_tty(
         &t,
-        &[
-            age,
-            "-p",
-            "-o",
-            by_age.to_str().unwrap(),
-            input.to_str().unwrap(),
-        ],
+        &[age, "-p", "-o", &by_age, &input],
         &[],
         &[
             Expect("passphrase"),
@@ -255,17 +254,10 @@ fn passphrase_files_interoperate_with_stock_age_both_ways() {
         ],
     );
     assert_eq!(enc.exit, 0, "age -p: {}", enc.text());
-    let out1 = t.path("from-age.bin");
+    let out1 = path_of(&t, "from-age.bin");
     let dec = on_tty(
         &t,
-        &[
-            BIN,
-            "decrypt",
-            "-p",
-            "-o",
-            out1.to_str().unwrap(),
-            by_age.to_str().unwrap(),
-        ],
+        &[BIN, "decrypt", "-p", "-o", &out1, &by_age],
         &[],
         &[Expect("Passphrase: "), Send(&line)],
     );
@@ -276,16 +268,10 @@ fn passphrase_files_interoperate_with_stock_age_both_ways() {
     );
 
     // Without -p, a passphrase file is recognised and the passphrase asked.
-    let out1b = t.path("from-age-auto.bin");
+    let out1b = path_of(&t, "from-age-auto.bin");
     let dec = on_tty(
         &t,
-        &[
-            BIN,
-            "decrypt",
-            "-o",
-            out1b.to_str().unwrap(),
-            by_age.to_str().unwrap(),
-        ],
+        &[BIN, "decrypt", "-o", &out1b, &by_age],
         &[],
         &[Expect("Passphrase: "), Send(&line)],
     );
@@ -293,17 +279,10 @@ fn passphrase_files_interoperate_with_stock_age_both_ways() {
     assert!(std::fs::read(&out1b).unwrap() == plain);
 
     // tresor encrypts to a passphrase at its prompt; stock age decrypts.
-    let by_tresor = t.path("by-tresor.age");
+    let by_tresor = path_of(&t, "by-tresor.age");
     let enc = on_tty(
         &t,
-        &[
-            BIN,
-            "encrypt",
-            "--passphrase",
-            "-o",
-            by_tresor.to_str().unwrap(),
-            input.to_str().unwrap(),
-        ],
+        &[BIN, "encrypt", "--passphrase", "-o", &by_tresor, &input],
         &[],
         &[
             Expect("Passphrase: "),
@@ -313,16 +292,10 @@ fn passphrase_files_interoperate_with_stock_age_both_ways() {
         ],
     );
     assert_eq!(enc.exit, 0, "tresor encrypt --passphrase: {}", enc.text());
-    let out2 = t.path("from-tresor.bin");
+    let out2 = path_of(&t, "from-tresor.bin");
     let dec = on_tty(
         &t,
-        &[
-            age,
-            "-d",
-            "-o",
-            out2.to_str().unwrap(),
-            by_tresor.to_str().unwrap(),
-        ],
+        &[age, "-d", "-o", &out2, &by_tresor],
         &[],
         &[Expect("passphrase"), Send(&line)],
     );
@@ -333,22 +306,18 @@ fn passphrase_files_interoperate_with_stock_age_both_ways() {
     );
 
     // A wrong passphrase at tresor's prompt: exit 3, no output file.
-    let out3 = t.path("wrong.bin");
+    let out3 = path_of(&t, "wrong.bin");
     let wrong = on_tty(
         &t,
-        &[
-            BIN,
-            "decrypt",
-            "-p",
-            "-o",
-            out3.to_str().unwrap(),
-            by_age.to_str().unwrap(),
-        ],
+        &[BIN, "decrypt", "-p", "-o", &out3, &by_age],
         &[],
         &[Expect("Passphrase: "), Send("not-it\n")],
     );
     assert_eq!(wrong.exit, 3, "{}", wrong.text());
-    assert!(!out3.exists(), "a wrong passphrase left an output file");
+    assert!(
+        !Path::new(&out3).exists(),
+        "a wrong passphrase left an output file"
+    );
     for run in [&enc, &dec] {
         assert!(
             !contains(&run.transcript, passphrase.as_bytes()),

@@ -279,8 +279,6 @@ impl LockedVault {
         Ok(vault)
     }
 
-    /// Appends an authentication failure to the sidecar (best effort: the
-    /// caller's error is the answer either way).
     /// Records an unlock failure found before any slot was tried — a
     /// hardware token refusing its PIN, say — in the failures sidecar, as
     /// [`LockedVault::unlock_as`] does for a credential no slot accepts. Only
@@ -290,6 +288,8 @@ impl LockedVault {
         self.record_failure(error, kind.as_str(), source);
     }
 
+    /// Appends an authentication failure to the sidecar (best effort: the
+    /// caller's error is the answer either way).
     fn record_failure(&self, error: &Error, kind: &str, source: &str) {
         if !matches!(error, Error::Auth { .. }) {
             return;

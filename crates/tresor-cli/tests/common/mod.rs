@@ -377,6 +377,17 @@ impl Run<'_> {
     }
 }
 
+/// The audit entries (as `audit log --json` prints them) of one operation.
+pub fn entries_of<'a>(
+    entries: &'a [serde_json::Value],
+    operation: &str,
+) -> Vec<&'a serde_json::Value> {
+    entries
+        .iter()
+        .filter(|e| e["operation"] == operation)
+        .collect()
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
