@@ -34,6 +34,16 @@ Values never go on the command line: they come from a prompt, stdin, a file
 #[derive(Debug, Parser)]
 #[command(name = "tresor", version, about, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every command takes (before or after its name).
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
     /// The vault file [default: $XDG_DATA_HOME/tresor/vault.db].
     #[arg(long, global = true, env = "TRESOR_VAULT", value_name = "PATH")]
     pub vault: Option<PathBuf>,
@@ -72,9 +82,61 @@ pub struct Cli {
     /// Print nothing but requested data and errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+}
+
+impl Cli {
+    /// Parses the process's arguments. `tresor get NAME`, the command
+    /// programs run most, is first tried against a command that holds only
+    /// the global options and `get`: building clap's full tree of every
+    /// command (and copying the global options into each) is most of the
+    /// start-up time of a `tresor get` process. Anything that narrow command
+    /// does not accept as it stands — help, `--version`, another command, a
+    /// mistake — goes through the full parser, which gives the answer and
+    /// the error messages users see.
+    pub fn parse_args() -> Result<Self, clap::Error> {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        Self::parse_args_from(args)
+    }
+
+    /// [`Cli::parse_args`] on the given arguments (the program name first).
+    pub fn parse_args_from(args: Vec<std::ffi::OsString>) -> Result<Self, clap::Error> {
+        if let Some(cli) = Self::parse_get(&args) {
+            return Ok(cli);
+        }
+        Self::try_parse_from(args)
+    }
+
+    /// The narrow parse of `tresor [global options] get …`, or `None` when
+    /// the full parser has to decide.
+    pub(crate) fn parse_get(args: &[std::ffi::OsString]) -> Option<Self> {
+        // The narrow parse costs little, but only a `get` can succeed.
+        if !args.iter().skip(1).any(|a| a == "get") {
+            return None;
+        }
+        let parsed = GetOnly::try_parse_from(args).ok()?;
+        let GetOnlyCommand::Get(get) = parsed.command;
+        Some(Self {
+            global: parsed.global,
+            command: Command::Get(get),
+        })
+    }
+}
+
+/// The narrow command of [`Cli::parse_get`]: the global options and `get`,
+/// with the same argument definitions as the full command.
+#[derive(Debug, Parser)]
+#[command(name = "tresor", disable_help_subcommand = true)]
+struct GetOnly {
+    #[command(flatten)]
+    global: GlobalArgs,
 
     #[command(subcommand)]
-    pub command: Command,
+    command: GetOnlyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum GetOnlyCommand {
+    Get(GetArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -480,4 +542,104 @@ pub struct SettingsArgs {
 pub struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn argv(line: &[&str]) -> Vec<std::ffi::OsString> {
+        std::iter::once("tresor")
+            .chain(line.iter().copied())
+            .map(Into::into)
+            .collect()
+    }
+
+    /// The narrow parse of `get` either declines or agrees with the full
+    /// parser, field for field.
+    #[test]
+    fn narrow_get_parse_agrees_with_the_full_parser() {
+        let lines: &[&[&str]] = &[
+            &["get", "a/b"],
+            &["get", "a/b", "--version", "3"],
+            &["get", "a/b", "--label", "previous"],
+            &["get", "a/b", "--version", "3", "--label", "current"],
+            &["get", "a/b", "-o", "out.bin"],
+            &["get", "a/b", "--out=out.bin", "--json", "-q"],
+            &["--vault", "v.db", "--key-file", "k", "get", "x"],
+            &["get", "x", "--vault", "v.db", "--key-file=k"],
+            &["--json", "--offline", "--max-age", "5m", "get", "x"],
+            &[
+                "--store",
+                "team",
+                "--profile",
+                "prod",
+                "--config",
+                "c.toml",
+                "get",
+                "x",
+            ],
+            &["--vault", "get", "get", "get"],
+            &["get", "help"],
+            &["get", "--", "-dash"],
+            &["get"],
+            &["get", "a", "b"],
+            &["get", "a", "--bogus"],
+            &["get", "a", "--version"],
+            &["get", "--help"],
+            &["get", "-h"],
+            &["help", "get"],
+            &["--version", "get", "x"],
+            &["-V", "get", "x"],
+            &["set", "get"],
+            &["ls", "get"],
+            &["history", "get"],
+            &["keyslot", "list", "get"],
+            &["get", "a", "--version", "notanumber"],
+            &["get", "a", "--quiet", "--quiet"],
+        ];
+        let mut narrow_hits = 0;
+        for line in lines {
+            let args = argv(line);
+            let full = Cli::try_parse_from(args.clone());
+            match Cli::parse_get(&args) {
+                None => {}
+                Some(narrow) => {
+                    narrow_hits += 1;
+                    let full = full.unwrap_or_else(|e| {
+                        panic!("{line:?}: narrow parse accepted what the full parser refuses: {e}")
+                    });
+                    assert_eq!(format!("{narrow:?}"), format!("{full:?}"), "{line:?}");
+                }
+            }
+            // And the public entry point always answers as the full parser does.
+            match (
+                Cli::parse_args_from(args.clone()),
+                Cli::try_parse_from(args),
+            ) {
+                (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{line:?}"),
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.kind(), b.kind(), "{line:?}");
+                    assert_eq!(a.to_string(), b.to_string(), "{line:?}");
+                }
+                (a, b) => panic!("{line:?}: {a:?} vs {b:?}"),
+            }
+        }
+        // The fast path is taken for the plain forms.
+        assert!(
+            narrow_hits >= 10,
+            "only {narrow_hits} lines took the narrow parse"
+        );
+        assert!(Cli::parse_get(&argv(&["get", "a/b"])).is_some());
+        assert!(Cli::parse_get(&argv(&["get", "--help"])).is_none());
+        assert!(Cli::parse_get(&argv(&["--version"])).is_none());
+    }
+
+    /// Both commands are well formed (clap's own consistency checks).
+    #[test]
+    fn commands_are_consistent() {
+        Cli::command().debug_assert();
+        GetOnly::command().debug_assert();
+    }
 }

@@ -168,16 +168,17 @@ pub fn unlock_at(path: &Path, flag: Option<&Path>) -> Result<Vault> {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    let global = cli.global;
     let ctx = Ctx {
-        vault: cli.vault,
-        key_file: cli.key_file,
-        json: cli.json,
-        quiet: cli.quiet,
-        config: cli.config,
-        profile: cli.profile,
-        store: cli.store,
-        offline: cli.offline,
-        max_age: cli
+        vault: global.vault,
+        key_file: global.key_file,
+        json: global.json,
+        quiet: global.quiet,
+        config: global.config,
+        profile: global.profile,
+        store: global.store,
+        offline: global.offline,
+        max_age: global
             .max_age
             .as_deref()
             .map(crate::manager_cmd::parse_age)

@@ -12,8 +12,6 @@ mod session_cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Secrets pass through this process: keep it out of core dumps and
     // ptrace before anything else happens. Failure is reported, not fatal.
@@ -21,11 +19,11 @@ fn main() -> ExitCode {
         eprintln!("tresor: warning: could not disable core dumps: {e}");
     }
     tresor::memory::set_lock_values(true);
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::parse_args() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    let json = cli.json;
+    let json = cli.global.json;
     let file_command = matches!(
         cli.command,
         cli::Command::Encrypt(_) | cli::Command::Decrypt(_)

@@ -5,6 +5,8 @@
 //! ```text
 //! bench_report measure DIR SIZES SECONDS   # get/set/import figures
 //! bench_report fill VAULT N KEYFILE        # a vault of N secrets for the CLI benchmark
+//! bench_report get-loop VAULT N KEYFILE SECONDS on|off
+//!                                          # only gets on a filled vault (for perf record)
 //! ```
 
 use std::path::Path;
@@ -30,8 +32,17 @@ fn main() {
             args[2].split(',').map(|s| s.parse().unwrap()).collect(),
             args[3].parse().unwrap(),
         ),
+        Some("get-loop") => get_loop(
+            Path::new(&args[1]),
+            args[2].parse().unwrap(),
+            Path::new(&args[3]),
+            args[4].parse().unwrap(),
+            args[5] == "on",
+        ),
         _ => {
-            eprintln!("usage: bench_report measure DIR SIZES SECONDS | fill VAULT N KEYFILE");
+            eprintln!(
+                "usage: bench_report measure DIR SIZES SECONDS | fill VAULT N KEYFILE | get-loop VAULT N KEYFILE SECONDS on|off"
+            );
             std::process::exit(2);
         }
     }
@@ -68,6 +79,36 @@ fn fill(path: &Path, n: usize, key_file: &Path) {
     vault
         .put_many(&items(n), Some("bench fill"), |_| {})
         .unwrap();
+}
+
+/// Gets from a vault made by `fill`, and nothing else, so that a profiler
+/// sees the get path alone.
+fn get_loop(path: &Path, n: usize, key_file: &Path, secs: f64, audit_reads: bool) {
+    let key = Credential::key_material(&std::fs::read(key_file).unwrap()).unwrap();
+    let mut vault = LockedVault::open(path, &OpenOptions::default())
+        .unwrap()
+        .unlock(&key)
+        .unwrap();
+    vault
+        .set_settings(Settings {
+            audit_reads,
+            ..Settings::default()
+        })
+        .unwrap();
+    let names: Vec<SecretName> = (0..n).map(name).collect();
+    let order: Vec<usize> = (0..n).map(|i| (i * 7919 + 13) % n).collect();
+    let mut check = 0usize;
+    let ops = rate(secs, |i| {
+        let s = vault
+            .get(&names[order[i % n]], Selector::default())
+            .unwrap();
+        check += s.value.len();
+    });
+    assert!(check > 0);
+    eprintln!(
+        "get (read audit {}): {ops:.0} ops/s",
+        if audit_reads { "on" } else { "off" }
+    );
 }
 
 fn record(tool: &str, size: usize, op: &str, unit: &str, value: f64, note: &str) {
