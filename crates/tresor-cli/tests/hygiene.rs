@@ -292,3 +292,48 @@ fn a_running_tresor_is_undumpable_with_core_dumps_off() {
     let got = sb.tresor(&["get", "hygiene/x"], b"");
     assert_eq!(got.stdout, b"hygiene-value");
 }
+
+/// A `tresor` started with its standard descriptors closed (`>&-`) points
+/// them at `/dev/null` before it opens anything: the vault (or its WAL) can
+/// never become the process's stdout or stderr, so a value printed by `get`
+/// or a message on stderr never lands in a vault file. Without that, SQLite's
+/// first `open` takes descriptor 1 or 2.
+#[test]
+fn closed_standard_descriptors_never_become_a_vault_file() {
+    let t = Tresor::with_key();
+    let value = b"closed-fd-canary-4f1d9a";
+    t.run_in(&["set", "fd/canary"], value).ok();
+    let script = r#"
+        "$TRESOR" --vault "$VAULT" get fd/canary >&- 2>&-; echo "get $?"
+        "$TRESOR" --vault "$VAULT" get fd/missing >&- 2>&-; echo "missing $?"
+        "$TRESOR" --vault "$VAULT" get fd/canary <&- >&- 2>&-; echo "all closed $?"
+    "#;
+    let out = clean_command("bash")
+        .args(["-c", script])
+        .env("TRESOR", BIN)
+        .env("VAULT", &t.vault)
+        .env("TRESOR_KEY_FILE", &t.key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in ["get 0", "missing 1", "all closed 0"] {
+        assert!(stdout.lines().any(|l| l == line), "{line}: {stdout}");
+    }
+    // Nothing was written into any file of the vault's folder...
+    for file in t.files() {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !contains(&bytes, value),
+            "{} holds the value",
+            file.display()
+        );
+        assert!(
+            !contains(&bytes, b"not found"),
+            "{} holds an error message",
+            file.display()
+        );
+    }
+    // ...and the vault still opens, verifies and answers.
+    t.run(&["verify"]).ok();
+    assert_eq!(t.run(&["get", "fd/canary"]).ok().stdout, value);
+}

@@ -265,7 +265,14 @@ impl Aws {
             .with_max_attempts(options.max_attempts)
             .with_initial_backoff(Duration::from_millis(100))
             .with_max_backoff(Duration::from_secs(2));
+        // The SDK's hyper/rustls client on ring (see the workspace's Cargo.toml).
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
             .timeout_config(timeouts)
             .retry_config(retries);
         if let Some(region) = &options.region {
