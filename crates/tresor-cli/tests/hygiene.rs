@@ -337,3 +337,47 @@ fn closed_standard_descriptors_never_become_a_vault_file() {
     t.run(&["verify"]).ok();
     assert_eq!(t.run(&["get", "fd/canary"]).ok().stdout, value);
 }
+
+/// Where the linker driver has GCC's static unwinder (Debian's gcc does),
+/// the binary carries it and does not load `libgcc_s.so.1` (build.rs): one
+/// shared object and its CPU-probing constructor fewer in every process.
+/// A running `tresor` shows which objects it mapped.
+#[test]
+fn the_binary_does_not_load_libgcc_s_where_the_static_unwinder_exists() {
+    let found = Command::new("cc")
+        .arg("-print-file-name=libgcc_eh.a")
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|p| p.is_absolute() && p.is_file());
+    let Some(eh) = found else {
+        panic!("cc does not know libgcc_eh.a: install gcc (Debian: gcc, libgcc-12-dev)");
+    };
+    let binary = std::fs::read(BIN).unwrap();
+    assert!(
+        !contains(&binary, b"libgcc_s.so.1"),
+        "{BIN} names libgcc_s.so.1 although {} exists",
+        eh.display()
+    );
+    // A process that stays alive long enough to read its maps: `set`
+    // waits for its value on stdin.
+    let t = Tresor::with_key();
+    let child = clean_command(BIN)
+        .args(["--vault"])
+        .arg(&t.vault)
+        .args(["--key-file"])
+        .arg(&t.key)
+        .args(["set", "maps/probe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Blocked on stdin: past the dynamic loader, every object mapped.
+    wait_until_sleeping(child.id(), "tresor");
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", child.id())).unwrap();
+    let out = finish(child, b"v");
+    assert!(out.status.success(), "{out:?}");
+    assert!(maps.contains("libc.so"), "{maps}");
+    assert!(!maps.contains("libgcc_s"), "{maps}");
+}
