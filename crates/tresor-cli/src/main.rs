@@ -45,14 +45,20 @@ fn start_process() {
             events: 0,
             revents: 0,
         });
-        if libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) >= 0 {
-            for pfd in &fds {
-                if pfd.revents & libc::POLLNVAL != 0 {
-                    // Closed: the lowest free descriptor is this one.
-                    let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                    if fd != pfd.fd {
-                        libc::abort();
-                    }
+        let polled = libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) >= 0;
+        for pfd in &fds {
+            let closed = if polled {
+                pfd.revents & libc::POLLNVAL != 0
+            } else {
+                // poll refused (a sandbox, say): ask each descriptor.
+                libc::fcntl(pfd.fd, libc::F_GETFD) == -1
+                    && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+            };
+            if closed {
+                // In ascending order, the lowest free descriptor is this one.
+                let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if fd != pfd.fd {
+                    libc::abort();
                 }
             }
         }
