@@ -86,13 +86,13 @@ pub struct GlobalArgs {
 
 impl Cli {
     /// Parses the process's arguments. `tresor get NAME`, the command
-    /// programs run most, is first tried against a command that holds only
-    /// the global options and `get`: building clap's full tree of every
-    /// command (and copying the global options into each) is most of the
-    /// start-up time of a `tresor get` process. Anything that narrow command
-    /// does not accept as it stands — help, `--version`, another command, a
-    /// mistake — goes through the full parser, which gives the answer and
-    /// the error messages users see.
+    /// programs run most, is parsed without building clap's full tree of
+    /// every command (and copying the global options into each), which was
+    /// most of the start-up time of a `tresor get` process: first by
+    /// [`Cli::parse_plain_get`], then by a clap command holding only the
+    /// global options and `get`. Anything neither accepts as it stands —
+    /// help, `--version`, another command, a mistake — goes through the
+    /// full parser, which gives the answer and the error messages users see.
     pub fn parse_args() -> Result<Self, clap::Error> {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
         Self::parse_args_from(args)

@@ -89,26 +89,39 @@ fn get_loop(path: &Path, n: usize, key_file: &Path, secs: f64, audit_reads: bool
         .unwrap()
         .unlock(&key)
         .unwrap();
+    let names: Vec<SecretName> = (0..n).map(name).collect();
+    let ops = get_rate(&mut vault, &names, secs, audit_reads);
+    eprintln!(
+        "get (read audit {}): {ops:.0} ops/s",
+        if audit_reads { "on" } else { "off" }
+    );
+}
+
+/// A fixed pseudo-random order of `0..n`, so the B-tree is not walked in
+/// sequence.
+fn fixed_order(n: usize) -> Vec<usize> {
+    (0..n).map(|i| (i * 7919 + 13) % n).collect()
+}
+
+/// Gets per second over `names` in [`fixed_order`], with read auditing as
+/// given (one thread, about `secs` seconds).
+fn get_rate(vault: &mut Vault, names: &[SecretName], secs: f64, audit_reads: bool) -> f64 {
     vault
         .set_settings(Settings {
             audit_reads,
             ..Settings::default()
         })
         .unwrap();
-    let names: Vec<SecretName> = (0..n).map(name).collect();
-    let order: Vec<usize> = (0..n).map(|i| (i * 7919 + 13) % n).collect();
+    let order = fixed_order(names.len());
     let mut check = 0usize;
     let ops = rate(secs, |i| {
         let s = vault
-            .get(&names[order[i % n]], Selector::default())
+            .get(&names[order[i % names.len()]], Selector::default())
             .unwrap();
         check += s.value.len();
     });
     assert!(check > 0);
-    eprintln!(
-        "get (read audit {}): {ops:.0} ops/s",
-        if audit_reads { "on" } else { "off" }
-    );
+    ops
 }
 
 fn record(tool: &str, size: usize, op: &str, unit: &str, value: f64, note: &str) {
@@ -175,21 +188,9 @@ fn measure(dir: &Path, sizes: Vec<usize>, secs: f64) {
             .unwrap()
             .unlock(&key)
             .unwrap();
-        // A fixed pseudo-random order, so the B-tree is not walked in sequence.
-        let order: Vec<usize> = (0..size).map(|i| (i * 7919 + 13) % size).collect();
-        vault
-            .set_settings(Settings {
-                audit_reads: false,
-                ..Settings::default()
-            })
-            .unwrap();
-        let mut check = 0usize;
-        let get_off = rate(secs, |i| {
-            let s = vault
-                .get(&all[order[i % size]].0, Selector::default())
-                .unwrap();
-            check += s.value.len();
-        });
+        let order = fixed_order(size);
+        let names: Vec<SecretName> = all.iter().map(|(n, _)| n.clone()).collect();
+        let get_off = get_rate(&mut vault, &names, secs, false);
         record(
             "tresor",
             size,
@@ -198,18 +199,7 @@ fn measure(dir: &Path, sizes: Vec<usize>, secs: f64) {
             get_off,
             "in-process, one thread",
         );
-        vault
-            .set_settings(Settings {
-                audit_reads: true,
-                ..Settings::default()
-            })
-            .unwrap();
-        let get_on = rate(secs, |i| {
-            let s = vault
-                .get(&all[order[i % size]].0, Selector::default())
-                .unwrap();
-            check += s.value.len();
-        });
+        let get_on = get_rate(&mut vault, &names, secs, true);
         record(
             "tresor",
             size,
@@ -218,7 +208,6 @@ fn measure(dir: &Path, sizes: Vec<usize>, secs: f64) {
             get_on,
             "audit entry committed at synchronous=NORMAL",
         );
-        assert!(check > 0);
         // Durable writes are bound by fsync, whose cost on a virtual disk
         // swings by 2x from one second to the next: tresor and the bare
         // insert run in alternating batches and each reports its median.
