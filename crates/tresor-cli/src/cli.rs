@@ -599,8 +599,13 @@ pub struct KeyslotRemoveArgs {
 pub enum AuditCommand {
     /// Print audit entries, oldest first (--json: one JSON object per line).
     Log(AuditLogArgs),
-    /// Recompute the MAC chain: any edited, removed or reordered entry shows.
-    Verify,
+    /// Recompute the MAC chain: any edited, removed or reordered entry shows, and so does a
+    /// chain cut back to an older head once it no longer records a version or data key the
+    /// vault holds; --anchor also finds a vault file rolled back to an older copy.
+    Verify(crate::audit_cmd::AuditVerifyArgs),
+    /// Print the chain's head (after checking the chain) as one line to keep outside the
+    /// vault; `audit verify --anchor` checks it later (--json: its parts).
+    Anchor(crate::audit_cmd::AuditAnchorArgs),
 }
 
 #[derive(Debug, Args)]

@@ -366,15 +366,11 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify) => {
-            let mut vault = ctx.unlock(false)?;
-            let n = vault.audit_verify()?;
-            done(
-                &ctx,
-                json!({"ok": true, "entries": n}),
-                &format!("audit chain intact: {n} entries"),
-            );
-            Ok(())
+        Command::Audit(AuditCommand::Verify(a)) => {
+            crate::audit_cmd::verify(&ctx, a, ctx.unlock(false)?)
+        }
+        Command::Audit(AuditCommand::Anchor(_)) => {
+            crate::audit_cmd::anchor(&ctx, ctx.unlock(false)?)
         }
         Command::Verify => {
             let mut vault = ctx.unlock(false)?;

@@ -13,6 +13,7 @@
 // Unit tests (`cargo test --bin tresor`) keep the test harness's own main.
 #![cfg_attr(not(test), no_main)]
 
+mod audit_cmd;
 mod cli;
 mod commands;
 mod files_cmd;

@@ -10,8 +10,15 @@
 //! rightmost leaf, where new entries land too, so an entry and its head cost
 //! one page write instead of two: a durable `set` is bound by how many pages
 //! its commit syncs.
+//!
+//! Every vault has a head (its `init` entry is written with one): a missing
+//! head, or a chain that does not end exactly at it, is an integrity error.
+//! An older copy of the head put back with the entries after it removed is
+//! found when the vault holds a secret version or data key that only those
+//! entries recorded ([`Chain::written`], checked by the vault); rolling back
+//! the whole file is found only against an [`AuditAnchor`] kept elsewhere.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -70,23 +77,37 @@ impl From<rusqlite::Error> for AuditError {
 /// The `seq` of the head row.
 pub const HEAD_SEQ: i64 = i64::MAX;
 
-/// The chain head: (last sequence number, its MAC, the head's tag);
-/// (0, zeros, zeros) when empty. A head row of the wrong shape reads as a
-/// broken chain in `verify`.
-fn head(conn: &Connection) -> rusqlite::Result<(u64, [u8; 32], [u8; 32])> {
+/// The chain head: the last entry's sequence number and MAC, and the head's
+/// tag over both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub seq: u64,
+    pub mac: [u8; 32],
+    pub tag: [u8; 32],
+}
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    // SQLITE_CORRUPT maps to an integrity error (vault.rs, db_error).
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(what.into()),
+    )
+}
+
+/// The chain head, `None` when there is none. A head row of the wrong shape
+/// is an error (SQLITE_CORRUPT: an integrity error), never read as empty.
+pub(crate) fn read_head(conn: &Connection) -> rusqlite::Result<Option<Head>> {
     let row: Option<(i64, Vec<u8>, Vec<u8>)> = conn
         .prepare_cached("SELECT at, body, mac FROM audit WHERE seq = ?1")?
         .query_row([HEAD_SEQ], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    Ok(match row {
-        Some((seq, last, tag)) if seq >= 0 && last.len() == 32 && tag.len() == 32 => (
-            seq as u64,
-            last[..].try_into().expect("32 bytes"),
-            tag[..].try_into().expect("32 bytes"),
-        ),
-        Some(_) => (u64::MAX, [0; 32], [0; 32]),
-        None => (0, [0; 32], [0; 32]),
-    })
+    match row {
+        None => Ok(None),
+        Some((seq, mac, tag)) => match (u64::try_from(seq), <[u8; 32]>::try_from(&mac[..]), <[u8; 32]>::try_from(&tag[..])) {
+            (Ok(seq), Ok(mac), Ok(tag)) => Ok(Some(Head { seq, mac, tag })),
+            _ => Err(corrupt("the audit chain head is malformed")),
+        },
+    }
 }
 
 /// Writes the head row for entry `seq` whose MAC is `mac`.
@@ -118,7 +139,8 @@ pub(crate) fn append(
 }
 
 /// Appends one entry stamped `at` (now when `None`): an unlock failure
-/// folded in later keeps the time it happened.
+/// folded in later keeps the time it happened. The chain must have a head:
+/// only [`start`] writes entry 1.
 pub(crate) fn append_at(
     conn: &Connection,
     keys: &VaultKeys,
@@ -128,15 +150,44 @@ pub(crate) fn append_at(
     body: &AuditBody,
     at: Option<i64>,
 ) -> rusqlite::Result<()> {
-    let (last, prev, _) = head(conn)?;
-    if last == u64::MAX {
-        // A head row of the wrong shape: refuse to extend a chain whose end
-        // is unknown (SQLITE_CORRUPT maps to an integrity error).
-        return Err(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-            Some("the audit chain head is malformed".into()),
-        ));
+    // Refuse to extend a chain whose end is unknown.
+    let head = read_head(conn)?.ok_or_else(|| {
+        corrupt("the audit chain head is missing (every vault has one from its init entry)")
+    })?;
+    if head.tag != keys.audit_head_tag(head.seq, &head.mac) {
+        return Err(corrupt("the audit chain head does not carry its tag (altered)"));
     }
+    link(conn, keys, vault_id, key_id, dek, body, at, head.seq, &head.mac)
+}
+
+/// Writes entry 1 of a new vault's chain, and its head.
+pub(crate) fn start(
+    conn: &Connection,
+    keys: &VaultKeys,
+    vault_id: &[u8; 16],
+    key_id: u32,
+    dek: &Key,
+    body: &AuditBody,
+) -> rusqlite::Result<()> {
+    if read_head(conn)?.is_some() {
+        return Err(corrupt("the audit chain already has a head"));
+    }
+    link(conn, keys, vault_id, key_id, dek, body, None, 0, &[0; 32])
+}
+
+/// Seals `body` as entry `last + 1`, chains it to `prev`, and moves the head.
+#[allow(clippy::too_many_arguments)]
+fn link(
+    conn: &Connection,
+    keys: &VaultKeys,
+    vault_id: &[u8; 16],
+    key_id: u32,
+    dek: &Key,
+    body: &AuditBody,
+    at: Option<i64>,
+    last: u64,
+    prev: &[u8; 32],
+) -> rusqlite::Result<()> {
     let seq = last + 1;
     let at = at.unwrap_or_else(now_ms);
     let aad = RecordAad {
@@ -148,7 +199,7 @@ pub(crate) fn append_at(
     };
     let plain = encode(body, 128);
     let sealed = seal(dek, &aad.bytes(), &plain);
-    let mac = keys.audit_mac(&prev, seq, at, &sealed);
+    let mac = keys.audit_mac(prev, seq, at, &sealed);
     conn.prepare_cached(
         "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -239,13 +290,42 @@ pub(crate) fn read(
     Ok(out)
 }
 
-/// Recomputes the chain; returns the number of entries.
+/// What [`verify`] found in a chain that checked.
+pub(crate) struct Chain {
+    /// The number of entries (the head's `seq`).
+    pub entries: u64,
+    /// The last entry's MAC (the head's).
+    pub last_mac: [u8; 32],
+    /// (name, version) of every secret version that a `set` or `import`
+    /// entry records as written: every version in the vault must be here.
+    pub written: HashSet<(String, u64)>,
+    /// The data key ids that `rekey` entries record as made: every data key
+    /// but the first (made by `init`) must be here.
+    pub data_keys: HashSet<u64>,
+    /// The MAC of the entry whose `seq` was asked for, if the chain has it.
+    pub mac_at: Option<[u8; 32]>,
+    /// The last `rekey --reencrypt` or `rekey --master` entry: every MAC
+    /// before it was recomputed over re-sealed entries then.
+    pub resealed_at: Option<(u64, String)>,
+}
+
+/// Recomputes the chain and checks that it ends exactly at the head;
+/// records what [`Chain`] lists and the MAC of entry `mark`.
 pub(crate) fn verify(
     conn: &Connection,
     keys: &VaultKeys,
     data_keys: &HashMap<u32, Key>,
     vault_id: &[u8; 16],
-) -> Result<u64, AuditError> {
+    mark: Option<u64>,
+) -> Result<Chain, AuditError> {
+    let mut chain = Chain {
+        entries: 0,
+        last_mac: [0; 32],
+        written: HashSet::new(),
+        data_keys: HashSet::new(),
+        mac_at: None,
+        resealed_at: None,
+    };
     let mut prev = [0u8; 32];
     let mut expected = 1u64;
     for row in rows(conn)? {
@@ -261,17 +341,185 @@ pub(crate) fn verify(
                 "audit entry {seq} was altered or reordered"
             )));
         }
-        open_entry(data_keys, vault_id, &row)?;
+        let entry = open_entry(data_keys, vault_id, &row)?;
+        if entry.result == "ok" {
+            match entry.operation.as_str() {
+                "set" | "import" => {
+                    if let Some(name) = entry.name {
+                        for v in entry.versions {
+                            chain.written.insert((name.clone(), v));
+                        }
+                    }
+                }
+                "rekey" | "rekey --reencrypt" | "rekey --master" => {
+                    chain.data_keys.extend(entry.versions);
+                    if entry.operation != "rekey" {
+                        chain.resealed_at = Some((*seq, entry.operation));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if mark == Some(*seq) {
+            chain.mac_at = Some(computed);
+        }
         prev = computed;
         expected += 1;
     }
-    let (head_seq, head_mac, head_tag) = head(conn)?;
-    let tag_ok = head_seq == 0 || keys.audit_head_tag(head_seq, &head_mac) == head_tag;
-    if head_seq != expected - 1 || head_mac != prev || !tag_ok {
+    let last = expected - 1;
+    let Some(head) = read_head(conn)? else {
         return Err(AuditError::Broken(format!(
-            "the audit head names entry {head_seq} but the chain ends at {}: entries were removed or rolled back",
-            expected - 1
+            "the audit chain head is missing (the chain has {last} entries): the audit table \
+             was emptied or cut back"
+        )));
+    };
+    let tag_ok = keys.audit_head_tag(head.seq, &head.mac) == head.tag;
+    if !tag_ok || head.seq != last || head.mac != prev {
+        return Err(AuditError::Broken(format!(
+            "the audit head names entry {} but the chain ends at {last}: entries were removed or rolled back",
+            head.seq
         )));
     }
-    Ok(expected - 1)
+    if last == 0 {
+        return Err(AuditError::Broken(
+            "the audit chain is empty, but every vault has at least its init entry".into(),
+        ));
+    }
+    chain.entries = last;
+    chain.last_mac = prev;
+    Ok(chain)
+}
+
+/// The text form's prefix of an [`AuditAnchor`].
+const ANCHOR_PREFIX: &str = "tresor-audit-anchor:v1:";
+
+/// A point of a vault's audit chain, printed by `tresor audit anchor` to be
+/// kept outside the vault and checked by `tresor audit verify --anchor`: a
+/// vault file rolled back to a copy older than the anchor no longer holds
+/// entry `seq` with MAC `mac`.
+///
+/// Text form: `tresor-audit-anchor:v1:<vault id>:<seq>:<mac>:<tag>`, ids and
+/// MACs in lowercase hex; `tag` is the head tag of (`seq`, `mac`) under the
+/// audit key, so an anchor made under another audit key (another vault, or
+/// before a `rekey --master`, which re-MACs the chain) is told apart from a
+/// rolled-back file. Nothing in it is secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditAnchor {
+    /// The vault's id.
+    pub vault_id: [u8; 16],
+    /// The entry's position in the chain, from 1.
+    pub seq: u64,
+    /// The entry's MAC.
+    pub mac: [u8; 32],
+    /// The head tag over `seq` and `mac`.
+    pub tag: [u8; 32],
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl AuditAnchor {
+    /// Parses the text form (surrounding whitespace ignored).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "not an audit anchor: expected `{ANCHOR_PREFIX}<vault id>:<seq>:<mac>:<tag>` \
+                 as `tresor audit anchor` prints it"
+            )
+        };
+        let rest = text.trim().strip_prefix(ANCHOR_PREFIX).ok_or_else(bad)?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [vault_id, seq, mac, tag] = parts[..] else {
+            return Err(bad());
+        };
+        let seq: u64 = seq
+            .parse()
+            .ok()
+            .filter(|s| *s > 0 && seq.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(bad)?;
+        Ok(Self {
+            vault_id: unhex(vault_id).ok_or_else(bad)?,
+            seq,
+            mac: unhex(mac).ok_or_else(bad)?,
+            tag: unhex(tag).ok_or_else(bad)?,
+        })
+    }
+
+    /// The vault id in lowercase hex.
+    pub fn vault_id_hex(&self) -> String {
+        hex(&self.vault_id)
+    }
+
+    /// The MAC in lowercase hex.
+    pub fn mac_hex(&self) -> String {
+        hex(&self.mac)
+    }
+
+    /// The tag in lowercase hex.
+    pub fn tag_hex(&self) -> String {
+        hex(&self.tag)
+    }
+}
+
+impl std::fmt::Display for AuditAnchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{ANCHOR_PREFIX}{}:{}:{}:{}",
+            self.vault_id_hex(),
+            self.seq,
+            self.mac_hex(),
+            self.tag_hex()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_round_trip_and_refuse_garbage() {
+        let a = AuditAnchor {
+            vault_id: [0xab; 16],
+            seq: 42,
+            mac: [0x01; 32],
+            tag: [0xfe; 32],
+        };
+        let text = a.to_string();
+        assert_eq!(
+            text,
+            format!(
+                "tresor-audit-anchor:v1:{}:42:{}:{}",
+                "ab".repeat(16),
+                "01".repeat(32),
+                "fe".repeat(32)
+            )
+        );
+        assert_eq!(AuditAnchor::parse(&format!("  {text}\n")).unwrap(), a);
+        for bad in [
+            String::new(),
+            text.replace(":42:", ":0:"),
+            text.replace(":42:", ":+42:"),
+            text.replace(":42:", "::"),
+            text.replace("v1", "v2"),
+            format!("{text}:00"),
+            text[..text.len() - 2].to_string(),
+            text.replacen("ab", "zz", 1),
+        ] {
+            assert!(AuditAnchor::parse(&bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -33,7 +33,7 @@ mod schema;
 mod store;
 mod vault;
 
-pub use audit::{AuditEntry, AuditFilter};
+pub use audit::{AuditAnchor, AuditEntry, AuditFilter};
 pub use named_keys::{AUDIT_INTERVAL, AgeUse, CACHE_CHECK_INTERVAL, KeyInfo, Keys, envelope_key};
 pub use payload::Settings;
 pub use schema::FORMAT_VERSION;

@@ -467,6 +467,9 @@ impl Keys<'_> {
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(|e| v.db(e))?;
         if v.named_keys.data_version != Some(version) {
+            // Another connection committed: it may have rekeyed, re-sealing
+            // the key versions under data keys this handle lacks.
+            v.ensure_keys_current()?;
             v.named_keys.keys.clear();
             v.named_keys.data_version = Some(version);
         }

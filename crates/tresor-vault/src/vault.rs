@@ -17,7 +17,7 @@ use tresor_crypto::slot::{
 };
 use tresor_crypto::{Key, MasterKey, RecordAad, RecordKind, VaultKeys, open, seal};
 
-use crate::audit::{self, AuditEntry, AuditFilter};
+use crate::audit::{self, AuditAnchor, AuditEntry, AuditFilter};
 use crate::failures;
 use crate::payload::{AuditBody, Header, Settings, VersionBody, decode, decode_owned, encode};
 use crate::schema::{self, ConnectOptions, FORMAT_VERSION};
@@ -358,6 +358,9 @@ pub struct Vault {
     /// Opened for a one-shot process (`no_checkpoint_on_close`): bound the
     /// WAL on drop instead (see [`Vault::bound_wal`]).
     bound_wal_on_drop: bool,
+    /// Set when a record named a data key this handle does not hold: another
+    /// process may have rekeyed since (see [`Vault::fresh`]).
+    key_missed: std::cell::Cell<bool>,
 }
 
 /// The WAL size above which a one-shot process truncates it on exit: 64
@@ -507,6 +510,7 @@ impl Vault {
             unlocked_slot: Some(1),
             named_keys: Default::default(),
             bound_wal_on_drop: options.open.no_checkpoint_on_close,
+            key_missed: Default::default(),
         };
         let first = slot_params_for(credential, &options.password_params);
         let first_id = vault.insert_slot(&first, credential, None)?;
@@ -519,7 +523,7 @@ impl Vault {
         };
         vault.store_settings()?;
         let body = vault.audit_body("init", None, vec![], "ok", None);
-        audit::append(
+        audit::start(
             &vault.conn,
             &vault.keys,
             &vault.vault_id,
@@ -557,6 +561,7 @@ impl Vault {
             unlocked_slot: None,
             named_keys: Default::default(),
             bound_wal_on_drop: options.no_checkpoint_on_close,
+            key_missed: Default::default(),
         };
         vault.load_data_keys()?;
         vault.settings = vault.load_settings()?;
@@ -689,7 +694,7 @@ impl Vault {
     /// Reads one version of a secret. A soft-deleted secret is not found.
     pub fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {
         if !self.settings.audit_reads {
-            let result = self.get_unaudited(name, selector);
+            let result = self.fresh(|v| v.get_unaudited(name, selector));
             if let Err(e @ Error::Integrity { .. }) = &result {
                 // A record that does not decrypt is always recorded, reads
                 // audited or not (best effort: the error is the answer).
@@ -799,22 +804,25 @@ impl Vault {
         } else {
             "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NULL"
         };
-        let rows: Vec<(i64, u32, Vec<u8>)> = self
-            .conn
-            .prepare_cached(sql)
-            .and_then(|mut st| {
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
-            })
-            .map_err(|e| self.db(e))?;
-        let mut out = Vec::new();
-        for (id, key, blob) in rows {
-            let header = self.open_header_any(id, key, &blob)?;
-            if !header.name.starts_with(prefix) {
-                continue;
+        let mut out = self.fresh(|v| {
+            let rows: Vec<(i64, u32, Vec<u8>)> = v
+                .conn
+                .prepare_cached(sql)
+                .and_then(|mut st| {
+                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .map_err(|e| v.db(e))?;
+            let mut out = Vec::new();
+            for (id, key, blob) in rows {
+                let header = v.open_header_any(id, key, &blob)?;
+                if !header.name.starts_with(prefix) {
+                    continue;
+                }
+                out.push(info_of(header)?);
             }
-            out.push(info_of(header)?);
-        }
+            Ok(out)
+        })?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         if self.settings.audit_reads {
             self.audit_write(
@@ -831,6 +839,15 @@ impl Vault {
 
     /// Every version of a secret, oldest first, without values.
     pub fn history(&mut self, name: &SecretName) -> Result<Vec<VersionInfo>> {
+        // The header and its versions from one snapshot, under current keys.
+        let out = self.snapshot(|v| v.history_unaudited(name))?;
+        if self.settings.audit_reads {
+            self.audit_write("history", Some(name), vec![], "ok", None, true)?;
+        }
+        Ok(out)
+    }
+
+    fn history_unaudited(&self, name: &SecretName) -> Result<Vec<VersionInfo>> {
         let bidx = self.keys.blind_index(name.as_str());
         let (id, header) = self
             .find(name, &bidx)?
@@ -870,18 +887,15 @@ impl Vault {
                 }),
             }
         }
-        if self.settings.audit_reads {
-            self.audit_write("history", Some(name), vec![], "ok", None, true)?;
-        }
         Ok(out)
     }
 
     /// A secret's metadata.
     pub fn metadata(&mut self, name: &SecretName) -> Result<Metadata> {
-        let bidx = self.keys.blind_index(name.as_str());
-        let (_, header) = self
-            .find(name, &bidx)?
-            .ok_or_else(|| not_found(name, None))?;
+        let (_, header) = self.fresh(|v| {
+            let bidx = v.keys.blind_index(name.as_str());
+            v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))
+        })?;
         if header.deleted_at.is_some() {
             return Err(not_found(name, None));
         }
@@ -1155,26 +1169,164 @@ impl Vault {
 
     /// Audit entries matching `filter`, oldest first.
     pub fn audit_log(&mut self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
-        audit::read(
-            &self.conn,
-            &self.keys,
-            &self.data_keys,
-            &self.vault_id,
-            filter,
-        )
-        .map_err(|e| self.integrity_or_db(e))
+        self.snapshot(|v| {
+            audit::read(&v.conn, &v.keys, &v.data_keys, &v.vault_id, filter)
+                .map_err(|e| v.integrity_or_db(e))
+        })
     }
 
-    /// Recomputes the audit chain and compares it with the stored head;
-    /// returns the number of entries.
+    /// Recomputes the audit chain, checks that it ends exactly at the stored
+    /// head and that it records every secret version and data key the vault
+    /// holds (so a chain cut back to an older head is found once anything
+    /// was written after that head), all in one snapshot; returns the number
+    /// of entries.
     pub fn audit_verify(&mut self) -> Result<u64> {
-        audit::verify(&self.conn, &self.keys, &self.data_keys, &self.vault_id)
-            .map_err(|e| self.integrity_or_db(e))
+        self.snapshot(|v| Ok(v.audit_check(None)?.entries))
+    }
+
+    /// [`Vault::audit_verify`], then checks that the chain holds the entry
+    /// `anchor` names with its MAC: an integrity error when the vault file
+    /// was rolled back to a copy older than the anchor (or rolled back and
+    /// written since), or when the anchor was made under another audit key
+    /// (another vault, or before a `rekey --master`). Returns the number of
+    /// entries.
+    pub fn audit_verify_anchor(&mut self, anchor: &AuditAnchor) -> Result<u64> {
+        self.snapshot(|v| {
+            let chain = v.audit_check(Some(anchor.seq))?;
+            if anchor.vault_id != v.vault_id {
+                return Err(v.integrity(format!(
+                    "the anchor belongs to vault {}, not to {} (vault {})",
+                    anchor.vault_id_hex(),
+                    v.path.display(),
+                    AuditAnchor { vault_id: v.vault_id, ..*anchor }.vault_id_hex()
+                )));
+            }
+            if v.keys.audit_head_tag(anchor.seq, &anchor.mac) != anchor.tag {
+                return Err(v.integrity(format!(
+                    "the anchor was not made under this vault's current audit key: either {} was \
+                     rolled back to a copy from before a `rekey --master`, or the anchor predates \
+                     a `rekey --master` (which re-MACs the chain; take a new anchor after each)",
+                    v.path.display()
+                )));
+            }
+            if let Some((at, op)) = chain.resealed_at.filter(|(at, _)| *at > anchor.seq) {
+                return Err(v.integrity(format!(
+                    "the anchor's entry {} cannot be checked: `{op}` (entry {at}) re-sealed the \
+                     audit chain after it, recomputing every MAC; take a new anchor after each \
+                     `rekey --reencrypt` or `rekey --master`",
+                    anchor.seq
+                )));
+            }
+            match chain.mac_at {
+                None => Err(v.integrity(format!(
+                    "the audit chain ends at entry {}, before the anchor's entry {}: {} was rolled \
+                     back to an older copy (or entries were removed)",
+                    chain.entries,
+                    anchor.seq,
+                    v.path.display()
+                ))),
+                Some(mac) if mac != anchor.mac => Err(v.integrity(format!(
+                    "audit entry {} is not the anchored one: {} was rolled back to an older copy \
+                     and written since (its history forked)",
+                    anchor.seq,
+                    v.path.display()
+                ))),
+                Some(_) => Ok(chain.entries),
+            }
+        })
+    }
+
+    /// The audit chain's head as an anchor to keep outside the vault (see
+    /// [`AuditAnchor`]), taken after checking the chain in the same snapshot.
+    pub fn audit_anchor(&mut self) -> Result<AuditAnchor> {
+        self.snapshot(|v| {
+            let chain = v.audit_check(None)?;
+            Ok(AuditAnchor {
+                vault_id: v.vault_id,
+                seq: chain.entries,
+                mac: chain.last_mac,
+                tag: v.keys.audit_head_tag(chain.entries, &chain.last_mac),
+            })
+        })
+    }
+
+    /// The audit checks of [`Vault::audit_verify`], inside the caller's
+    /// snapshot or transaction; `mark`: an entry whose MAC to hand back.
+    pub(crate) fn audit_check(&self, mark: Option<u64>) -> Result<audit::Chain> {
+        let versions = self.stored_versions()?;
+        self.check_chain(&versions, mark)
+    }
+
+    /// Every (name, version) row of `versions`, destroyed ones included.
+    fn stored_versions(&self) -> Result<Vec<(String, u64)>> {
+        let secrets: Vec<(i64, u32, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT id, header_key, header FROM secrets")
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.db(e))?;
+        let mut names = HashMap::with_capacity(secrets.len());
+        for (id, key, blob) in secrets {
+            names.insert(id, self.open_header_any(id, key, &blob)?.name);
+        }
+        let rows: Vec<(i64, u64)> = self
+            .conn
+            .prepare_cached("SELECT secret_id, version FROM versions")
+            .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(|e| self.db(e))?;
+        rows.into_iter()
+            .map(|(id, version)| match names.get(&id) {
+                Some(name) => Ok((name.clone(), version)),
+                None => Err(self.integrity(format!(
+                    "version {version} belongs to secret {id}, which does not exist"
+                ))),
+            })
+            .collect()
+    }
+
+    /// Checks the audit chain against its head, then that it records every
+    /// one of `versions` (name, version) as written and every data key but
+    /// the first as made: what an older head put back with the entries
+    /// after it removed cannot account for.
+    fn check_chain(&self, versions: &[(String, u64)], mark: Option<u64>) -> Result<audit::Chain> {
+        let chain = audit::verify(&self.conn, &self.keys, &self.data_keys, &self.vault_id, mark)
+            .map_err(|e| self.integrity_or_db(e))?;
+        for (name, version) in versions {
+            if !chain.written.contains(&(name.clone(), *version)) {
+                return Err(self.integrity(format!(
+                    "'{name}' version {version} is in the vault, but no entry of the audit chain \
+                     records writing it: entries were cut off the end of the chain and an older \
+                     head put back"
+                )));
+            }
+        }
+        let ids: Vec<u64> = self
+            .conn
+            .prepare_cached("SELECT id FROM data_keys")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.db(e))?;
+        if let Some(id) = ids
+            .into_iter()
+            .find(|id| *id > 1 && !chain.data_keys.contains(id))
+        {
+            return Err(self.integrity(format!(
+                "data key {id} is in the vault, but no `rekey` entry of the audit chain records \
+                 making it: entries were cut off the end of the chain and an older head put back"
+            )));
+        }
+        Ok(chain)
     }
 
     /// Decrypts every record and checks the audit chain and SQLite's own
-    /// structure.
+    /// structure, all in one snapshot (read transaction): another process
+    /// writing meanwhile changes nothing it sees.
     pub fn verify(&mut self) -> Result<VerifyReport> {
+        self.snapshot(|v| v.verify_in())
+    }
+
+    fn verify_in(&mut self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         let check: String = self
             .conn
@@ -1207,6 +1359,7 @@ impl Vault {
                 .collect()
             })
             .map_err(|e| self.db(e))?;
+        let mut stored = Vec::new();
         for (id, bidx, key, blob, current, previous, pending, next_version, deleted_at) in rows {
             let header = self.open_header_any(id, key, &blob)?;
             let name = &header.name;
@@ -1239,6 +1392,7 @@ impl Vault {
                 .prepare_cached("SELECT version, key_id, body FROM versions WHERE secret_id = ?1 ORDER BY version")
                 .and_then(|mut st| st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
                 .map_err(|e| self.db(e))?;
+            stored.extend(versions.iter().map(|(v, _, _)| (name.clone(), *v)));
             for label in [current, previous, pending].into_iter().flatten() {
                 if !versions.iter().any(|(v, _, b)| *v == label && b.is_some()) {
                     return Err(self.integrity(format!(
@@ -1268,7 +1422,7 @@ impl Vault {
             report.secrets += 1;
         }
         (report.named_keys, report.named_key_versions) = crate::named_keys::verify(self)?;
-        report.audit_entries = self.audit_verify()?;
+        report.audit_entries = self.check_chain(&stored, None)?.entries;
         Ok(report)
     }
 
@@ -1556,6 +1710,7 @@ impl Vault {
 
     pub(crate) fn dek(&self, key_id: u32) -> Result<&Key> {
         self.data_keys.get(&key_id).ok_or_else(|| {
+            self.key_missed.set(true);
             self.integrity(format!(
                 "record names data key {key_id}, which the vault lacks"
             ))
@@ -1576,8 +1731,10 @@ impl Vault {
                     .collect()
             })
             .map_err(|e| self.db(e))?;
-        self.data_keys.clear();
-        self.write_key = 0;
+        // Built aside and swapped in whole: a failed reload leaves the keys
+        // held before (and the handle usable for a clean error).
+        let mut data_keys = HashMap::with_capacity(rows.len());
+        let mut write_key = 0;
         for (id, wrapped, retired) in rows {
             let plain = open(
                 &self.keys.wrap,
@@ -1587,15 +1744,112 @@ impl Vault {
             .map_err(|_| self.integrity(format!("data key {id} does not unwrap")))?;
             let key = Key::from_slice(&plain)
                 .ok_or_else(|| self.integrity(format!("data key {id} has a bad length")))?;
-            self.data_keys.insert(id, key);
+            data_keys.insert(id, key);
             if retired.is_none() {
-                self.write_key = id;
+                write_key = id;
             }
         }
-        if self.write_key == 0 {
+        if write_key == 0 {
             return Err(self.integrity("the vault has no active data key".into()));
         }
+        self.data_keys = data_keys;
+        self.write_key = write_key;
         Ok(())
+    }
+
+    /// Whether another process changed the vault's data keys (any `rekey`
+    /// level makes a new write key) since this handle loaded them: one
+    /// lookup in the small `data_keys` table.
+    fn keys_stale(&self) -> Result<bool> {
+        let newest: Option<u32> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM data_keys WHERE retired_at IS NULL ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+            .map_err(|e| self.db(e))?;
+        Ok(newest != Some(self.write_key))
+    }
+
+    /// Makes sure the keys this handle holds are the vault's current ones,
+    /// reloading the data keys when another process rekeyed. Every write
+    /// transaction calls it under the write lock, before writing anything,
+    /// so nothing is ever sealed or MACed under a key the vault no longer
+    /// has. After a `rekey --master` elsewhere no data key unwraps under
+    /// this handle's master key: that is an `Auth` error asking to run the
+    /// command again (which unlocks afresh).
+    pub(crate) fn ensure_keys_current(&mut self) -> Result<()> {
+        if !self.keys_stale()? {
+            return Ok(());
+        }
+        match self.load_data_keys() {
+            Ok(()) => Ok(()),
+            Err(Error::Integrity { .. }) if !self.any_data_key_unwraps()? => Err(Error::Auth {
+                store: STORE.into(),
+                reason: format!(
+                    "the vault was rekeyed by another process (its master key changed after \
+                     this process unlocked {}); run the command again",
+                    self.path.display()
+                ),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether any data key of the file unwraps under this handle's keys.
+    fn any_data_key_unwraps(&self) -> Result<bool> {
+        let rows: Vec<(u32, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT id, wrapped FROM data_keys")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(|e| self.db(e))?;
+        Ok(rows.iter().any(|(id, wrapped)| {
+            open(
+                &self.keys.wrap,
+                &VaultKeys::data_key_aad(&self.vault_id, *id),
+                wrapped,
+            )
+            .is_ok()
+        }))
+    }
+
+    /// Runs the read `f`; when it failed because a record named a data key
+    /// this handle lacks, or found nothing (a `rekey --master` elsewhere
+    /// changes the blind index), and another process has rekeyed since the
+    /// keys were loaded, reloads them and runs `f` once more. Costs nothing
+    /// on success; a miss costs one lookup.
+    fn fresh<T>(&mut self, mut f: impl FnMut(&mut Self) -> Result<T>) -> Result<T> {
+        self.key_missed.set(false);
+        match f(self) {
+            Err(e)
+                if (self.key_missed.get() || matches!(e, Error::NotFound { .. }))
+                    && self.keys_stale()? =>
+            {
+                self.ensure_keys_current()?;
+                f(self)
+            }
+            result => result,
+        }
+    }
+
+    /// Runs `f` inside one read transaction: every read in it sees the same
+    /// snapshot of the file (WAL), however other processes write meanwhile.
+    /// Inside a transaction already, `f` simply runs in it.
+    pub(crate) fn snapshot<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if !self.conn.is_autocommit() {
+            return f(self);
+        }
+        self.exec_cached("BEGIN")?;
+        // The first read starts the snapshot.
+        let result = self.ensure_keys_current().and_then(|()| f(self));
+        // Nothing was written: ending the transaction cannot lose anything.
+        let end = self.exec_cached("COMMIT");
+        if end.is_err() {
+            let _ = self.exec_cached("ROLLBACK");
+        }
+        let out = result?;
+        end?;
+        Ok(out)
     }
 
     fn load_settings(&self) -> Result<Settings> {
@@ -1775,9 +2029,12 @@ impl Vault {
         result
     }
 
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, first making sure,
+    /// under the write lock, that this handle's keys are the vault's current
+    /// ones ([`Vault::ensure_keys_current`]).
     pub(crate) fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.exec_cached("BEGIN IMMEDIATE")?;
-        match f(self) {
+        match self.ensure_keys_current().and_then(|()| f(self)) {
             Ok(out) => match self.exec_cached("COMMIT") {
                 Ok(()) => Ok(out),
                 Err(e) => {

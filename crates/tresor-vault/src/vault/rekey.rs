@@ -60,8 +60,10 @@ impl Vault {
     /// Adds a fresh data key, rewrites every record under it, and destroys
     /// every older data key — in one transaction.
     pub fn rekey_reencrypt(&mut self) -> Result<RekeyReport> {
-        self.audit_verify()?;
         let result = self.transaction(|v| {
+            // Under the write lock, with the keys made current: the chain
+            // re-sealed below is the one checked here.
+            v.audit_check(None)?;
             let id = v.add_data_key()?;
             let mut report = v.reseal_all(None)?;
             report.data_key = id;
@@ -88,6 +90,7 @@ impl Vault {
         drop_unavailable: bool,
         new_recovery: bool,
     ) -> Result<MasterRekey> {
+        // Fails early under a stale master key (another rekey --master).
         self.audit_verify()?;
         // Work out, before writing anything, which slot each credential opens.
         let slots = list_slots(&self.conn, &self.path)?;
@@ -101,6 +104,8 @@ impl Vault {
             .map_err(|e| self.db(e))?;
         let mut opened: Vec<(u32, SlotParams, usize)> = Vec::new();
         let mut unavailable = Vec::new();
+        // The slots as matched; the rotation re-reads them under its lock.
+        let seen: Vec<(u32, Vec<u8>)> = rows.iter().map(|(id, _, w)| (*id, w.clone())).collect();
         for (id, params, wrapped) in rows {
             let params: SlotParams = decode_owned(&params, "key slot parameters")?;
             let aad = slot::slot_aad(&self.vault_id, id, params.kind());
@@ -146,6 +151,24 @@ impl Vault {
         let new_master = Key::random();
         let new_keys = VaultKeys::derive(&new_master, &self.vault_id);
         let result = self.transaction(|v| {
+            // Another process may have changed the slots since they were
+            // matched above (a rotation of its own, a new slot).
+            let now: Vec<(u32, Vec<u8>)> = v
+                .conn
+                .prepare("SELECT id, wrapped FROM keyslots ORDER BY id")
+                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                .map_err(|e| v.db(e))?;
+            if now != seen {
+                return Err(Error::Auth {
+                    store: STORE.into(),
+                    reason: "the key slots changed while the master key rotation was prepared \
+                             (another process rekeyed or changed slots); run the command again"
+                        .into(),
+                });
+            }
+            // Verified under the old keys, under the write lock: the chain
+            // re-MACed below is the one checked here.
+            v.audit_check(None)?;
             let id = v.add_data_key()?;
             // Rewrap every data key (only the new one survives) under the new wrap key.
             let mut report = v.reseal_all(Some(&new_keys))?;
@@ -404,7 +427,11 @@ impl Vault {
             self.master = master;
             self.keys = VaultKeys::derive(&self.master, &self.vault_id);
         }
-        self.load_data_keys()?;
-        result
+        // A rotation refused because another process rekeyed first leaves
+        // keys that do not load: its own error is the answer.
+        let reloaded = self.load_data_keys();
+        let out = result?;
+        reloaded?;
+        Ok(out)
     }
 }
