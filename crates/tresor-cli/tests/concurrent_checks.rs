@@ -1,0 +1,263 @@
+//! `verify` and `audit verify` beside writers in other processes, and every
+//! `rekey` level beside readers and writers that unlocked before it (issue
+//! 8). A check reads one snapshot, so a healthy vault never fails it while
+//! another process writes (a false tamper alarm); a process whose keys a
+//! rekey replaced reloads them or stops cleanly, so the vault stays whole.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The environment of every process: the vault and its key file.
+#[derive(Clone)]
+struct Env {
+    dir: PathBuf,
+    vault: PathBuf,
+    key: PathBuf,
+}
+
+impl Env {
+    fn of(t: &Tresor) -> Self {
+        Self {
+            dir: t.dir.path().to_path_buf(),
+            vault: t.vault.clone(),
+            key: t.key.clone(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = clean_command(BIN);
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("TRESOR_VAULT", &self.vault)
+            .env("TRESOR_KEY_FILE", &self.key)
+            .env("HOME", &self.dir)
+            .env("XDG_DATA_HOME", self.dir.join("xdg"))
+            .env("XDG_CONFIG_HOME", self.dir.join("xdg-config"));
+        cmd
+    }
+
+    /// Runs `tresor ARGS` with `stdin`; (exit code, stdout, stderr).
+    fn run(&self, args: &[&str], stdin: &[u8]) -> (i32, Vec<u8>, String) {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tresor");
+        let mut pipe = child.stdin.take().unwrap();
+        let _ = pipe.write_all(stdin);
+        drop(pipe);
+        let out = child.wait_with_output().unwrap();
+        let code = out.status.code().unwrap_or(-1);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !err.contains("panicked") && code >= 0,
+            "tresor {args:?} panicked or was killed: {err}"
+        );
+        (code, out.stdout, err)
+    }
+}
+
+/// Loops `tresor set` (and, with `reads`, audited `tresor get`) in another
+/// thread, each a new process, until `stop`; counts acknowledged writes.
+/// Any failure other than the clean refusal of a process a master rekey
+/// overtook ends the test.
+fn spawn_writer(
+    env: &Env,
+    id: usize,
+    reads: bool,
+    stop: &Arc<AtomicBool>,
+    written: &Arc<AtomicUsize>,
+) -> thread::JoinHandle<()> {
+    let (env, stop, written) = (env.clone(), stop.clone(), written.clone());
+    thread::spawn(move || {
+        let mut i = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            let name = format!("c/k{}", (id + i) % 3);
+            let (code, _, err) = env.run(&["set", &name], format!("w{id}-{i}").as_bytes());
+            let refused_cleanly = code == 3 && err.contains("rekeyed by another process");
+            assert!(code == 0 || refused_cleanly, "set {name}: exit {code}: {err}");
+            if code == 0 {
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+            if reads {
+                let (code, _, err) = env.run(&["get", &name], b"");
+                let refused_cleanly = code == 3 && err.contains("rekeyed by another process");
+                assert!(code == 0 || refused_cleanly, "get {name}: exit {code}: {err}");
+            }
+            i += 1;
+        }
+    })
+}
+
+#[test]
+fn checks_read_one_snapshot_beside_writers_in_other_processes() {
+    // Issue 8: with a writer looping `tresor set`, 35 of 415 `verify` runs
+    // and 70 of 295 `audit verify` runs exited 4 on a healthy vault.
+    let t = Tresor::with_key();
+    for i in 0..3 {
+        t.run_in(&["set", &format!("c/k{i}")], b"start").ok();
+    }
+    let env = Env::of(&t);
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..2)
+        .map(|id| spawn_writer(&env, id, false, &stop, &written))
+        .collect();
+    let runs = 120;
+    let mut failures = Vec::new();
+    for _ in 0..runs {
+        for args in [&["verify"][..], &["audit", "verify"][..]] {
+            let (code, _, err) = env.run(args, b"");
+            if code != 0 {
+                failures.push(format!("tresor {args:?}: exit {code}: {err}"));
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let written = written.load(Ordering::Relaxed);
+    // The checks ran while the vault was being written.
+    assert!(written >= 40, "only {written} writes during the checks");
+    assert!(
+        failures.is_empty(),
+        "{} of {} checks failed beside {written} writes:\n{}",
+        failures.len(),
+        2 * runs,
+        failures.join("\n")
+    );
+    t.run(&["verify"]).ok();
+    t.run(&["audit", "verify"]).ok();
+}
+
+/// Starts `tresor decrypt --key NAME` on a pipe, and waits until it has
+/// unlocked the vault, borrowed the key and blocks reading the file: a
+/// process holding the vault's keys across whatever happens next.
+fn decrypt_waiting(env: &Env, name: &str) -> Child {
+    let child = env
+        .command(&["decrypt", "--key", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let syscall = format!("/proc/{}/syscall", child.id());
+    let start = Instant::now();
+    loop {
+        // Blocked in `read` (syscall 0 on x86_64, 63 on aarch64) on a pipe.
+        let s = std::fs::read_to_string(&syscall).unwrap_or_default();
+        let mut f = s.split_whitespace();
+        let (nr, fd) = (f.next(), f.next());
+        let on_pipe = fd
+            .and_then(|fd| u64::from_str_radix(fd.trim_start_matches("0x"), 16).ok())
+            .and_then(|fd| std::fs::read_link(format!("/proc/{}/fd/{fd}", child.id())).ok())
+            .is_some_and(|l| l.to_string_lossy().starts_with("pipe:"));
+        let reading = matches!(nr, Some("0") | Some("63")) && on_pipe;
+        let holds_vault = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
+            .map(|d| {
+                d.flatten().any(|e| {
+                    std::fs::read_link(e.path()).is_ok_and(|p| p.ends_with("vault.db"))
+                })
+            })
+            .unwrap_or(false);
+        if reading && holds_vault {
+            return child;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "tresor decrypt never waited on its input ({s:?})"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Feeds the file and collects the result: (exit code, stdout, stderr).
+fn finish(mut child: Child, input: &[u8]) -> (i32, Vec<u8>, String) {
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(input).unwrap();
+    drop(pipe);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[test]
+fn every_rekey_level_beside_processes_that_unlocked_before_it() {
+    // Issue 8: a `decrypt --key` running during a rekey appended its audit
+    // entry under a data key the rekey had destroyed; `verify` and
+    // `audit verify` then failed for good.
+    let t = Tresor::with_key();
+    t.run(&["key", "create", "app/files", "--type", "age"]).ok();
+    let data = filler(100_000, 11);
+    let plain = t.write("plain", &data);
+    let sealed = t.path("plain.age");
+    t.run(&["encrypt", "--key", "app/files", "-o", &p(&sealed), &p(&plain)])
+        .ok();
+    let sealed = std::fs::read(&sealed).unwrap();
+    for i in 0..3 {
+        t.run_in(&["set", &format!("c/k{i}")], b"start").ok();
+    }
+    let env = Env::of(&t);
+
+    for level in [&["rekey"][..], &["rekey", "--reencrypt"], &["rekey", "--master"]] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..2)
+            .map(|id| spawn_writer(&env, id, true, &stop, &written))
+            .collect();
+        let stale = decrypt_waiting(&env, "app/files");
+        thread::sleep(Duration::from_millis(100));
+        t.run(level).ok();
+        thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().unwrap();
+        }
+        let (code, out, err) = finish(stale, &sealed);
+        if level.contains(&"--master") {
+            // Its master key is gone: the use cannot be audited, and the
+            // process says so instead of writing under a lost key.
+            assert_eq!(code, 3, "{level:?}: {err}");
+            assert!(
+                err.contains("rekeyed by another process") && err.contains("run the command again"),
+                "{err}"
+            );
+        } else {
+            assert_eq!(code, 0, "decrypt beside {level:?}: {err}");
+            assert!(out == data, "decrypt beside {level:?}: wrong plaintext");
+        }
+        assert!(written.load(Ordering::Relaxed) > 0, "{level:?}: no writes");
+        t.run(&["verify"]).ok();
+        t.run(&["audit", "verify"]).ok();
+    }
+    // The log reads whole, and records each level and the uses audited
+    // under the new keys.
+    let entries = t.audit();
+    for op in ["rekey", "rekey --reencrypt", "rekey --master"] {
+        assert_eq!(entries_of(&entries, op).len(), 1, "{op}");
+    }
+    assert!(entries_of(&entries, "key decrypt file").len() >= 2);
+    let opened = t.cmd(&["decrypt", "--key", "app/files"]).stdin(&sealed).run();
+    assert!(opened.ok().stdout == data);
+    t.run(&["verify"]).ok();
+    t.run(&["audit", "verify"]).ok();
+}
