@@ -86,14 +86,20 @@ fn spawn_writer(
             let name = format!("c/k{}", (id + i) % 3);
             let (code, _, err) = env.run(&["set", &name], format!("w{id}-{i}").as_bytes());
             let refused_cleanly = code == 3 && err.contains("rekeyed by another process");
-            assert!(code == 0 || refused_cleanly, "set {name}: exit {code}: {err}");
+            assert!(
+                code == 0 || refused_cleanly,
+                "set {name}: exit {code}: {err}"
+            );
             if code == 0 {
                 written.fetch_add(1, Ordering::Relaxed);
             }
             if reads {
                 let (code, _, err) = env.run(&["get", &name], b"");
                 let refused_cleanly = code == 3 && err.contains("rekeyed by another process");
-                assert!(code == 0 || refused_cleanly, "get {name}: exit {code}: {err}");
+                assert!(
+                    code == 0 || refused_cleanly,
+                    "get {name}: exit {code}: {err}"
+                );
             }
             i += 1;
         }
@@ -167,9 +173,8 @@ fn decrypt_waiting(env: &Env, name: &str) -> Child {
         let reading = matches!(nr, Some("0") | Some("63")) && on_pipe;
         let holds_vault = std::fs::read_dir(format!("/proc/{}/fd", child.id()))
             .map(|d| {
-                d.flatten().any(|e| {
-                    std::fs::read_link(e.path()).is_ok_and(|p| p.ends_with("vault.db"))
-                })
+                d.flatten()
+                    .any(|e| std::fs::read_link(e.path()).is_ok_and(|p| p.ends_with("vault.db")))
             })
             .unwrap_or(false);
         if reading && holds_vault {
@@ -210,15 +215,26 @@ fn every_rekey_level_beside_processes_that_unlocked_before_it() {
     let data = filler(100_000, 11);
     let plain = t.write("plain", &data);
     let sealed = t.path("plain.age");
-    t.run(&["encrypt", "--key", "app/files", "-o", &p(&sealed), &p(&plain)])
-        .ok();
+    t.run(&[
+        "encrypt",
+        "--key",
+        "app/files",
+        "-o",
+        &p(&sealed),
+        &p(&plain),
+    ])
+    .ok();
     let sealed = std::fs::read(&sealed).unwrap();
     for i in 0..3 {
         t.run_in(&["set", &format!("c/k{i}")], b"start").ok();
     }
     let env = Env::of(&t);
 
-    for level in [&["rekey"][..], &["rekey", "--reencrypt"], &["rekey", "--master"]] {
+    for level in [
+        &["rekey"][..],
+        &["rekey", "--reencrypt"],
+        &["rekey", "--master"],
+    ] {
         let stop = Arc::new(AtomicBool::new(false));
         let written = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..2)
@@ -256,7 +272,10 @@ fn every_rekey_level_beside_processes_that_unlocked_before_it() {
         assert_eq!(entries_of(&entries, op).len(), 1, "{op}");
     }
     assert!(entries_of(&entries, "key decrypt file").len() >= 2);
-    let opened = t.cmd(&["decrypt", "--key", "app/files"]).stdin(&sealed).run();
+    let opened = t
+        .cmd(&["decrypt", "--key", "app/files"])
+        .stdin(&sealed)
+        .run();
     assert!(opened.ok().stdout == data);
     t.run(&["verify"]).ok();
     t.run(&["audit", "verify"]).ok();

@@ -103,7 +103,11 @@ pub(crate) fn read_head(conn: &Connection) -> rusqlite::Result<Option<Head>> {
         .optional()?;
     match row {
         None => Ok(None),
-        Some((seq, mac, tag)) => match (u64::try_from(seq), <[u8; 32]>::try_from(&mac[..]), <[u8; 32]>::try_from(&tag[..])) {
+        Some((seq, mac, tag)) => match (
+            u64::try_from(seq),
+            <[u8; 32]>::try_from(&mac[..]),
+            <[u8; 32]>::try_from(&tag[..]),
+        ) {
             (Ok(seq), Ok(mac), Ok(tag)) => Ok(Some(Head { seq, mac, tag })),
             _ => Err(corrupt("the audit chain head is malformed")),
         },
@@ -155,9 +159,13 @@ pub(crate) fn append_at(
         corrupt("the audit chain head is missing (every vault has one from its init entry)")
     })?;
     if head.tag != keys.audit_head_tag(head.seq, &head.mac) {
-        return Err(corrupt("the audit chain head does not carry its tag (altered)"));
+        return Err(corrupt(
+            "the audit chain head does not carry its tag (altered)",
+        ));
     }
-    link(conn, keys, vault_id, key_id, dek, body, at, head.seq, &head.mac)
+    link(
+        conn, keys, vault_id, key_id, dek, body, at, head.seq, &head.mac,
+    )
 }
 
 /// Writes entry 1 of a new vault's chain, and its head.

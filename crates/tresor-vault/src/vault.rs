@@ -799,31 +799,7 @@ impl Vault {
     /// Lists secrets whose names start with `prefix`, sorted by name; with
     /// `deleted`, only soft-deleted ones.
     pub fn list(&mut self, prefix: &str, deleted: bool) -> Result<Vec<SecretInfo>> {
-        let sql = if deleted {
-            "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NOT NULL"
-        } else {
-            "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NULL"
-        };
-        let mut out = self.fresh(|v| {
-            let rows: Vec<(i64, u32, Vec<u8>)> = v
-                .conn
-                .prepare_cached(sql)
-                .and_then(|mut st| {
-                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                        .collect()
-                })
-                .map_err(|e| v.db(e))?;
-            let mut out = Vec::new();
-            for (id, key, blob) in rows {
-                let header = v.open_header_any(id, key, &blob)?;
-                if !header.name.starts_with(prefix) {
-                    continue;
-                }
-                out.push(info_of(header)?);
-            }
-            Ok(out)
-        })?;
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        let out = self.fresh(|v| v.list_unaudited(prefix, deleted))?;
         if self.settings.audit_reads {
             self.audit_write(
                 "list",
@@ -834,6 +810,32 @@ impl Vault {
                 true,
             )?;
         }
+        Ok(out)
+    }
+
+    fn list_unaudited(&self, prefix: &str, deleted: bool) -> Result<Vec<SecretInfo>> {
+        let sql = if deleted {
+            "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NOT NULL"
+        } else {
+            "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NULL"
+        };
+        let rows: Vec<(i64, u32, Vec<u8>)> = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for (id, key, blob) in rows {
+            let header = self.open_header_any(id, key, &blob)?;
+            if !header.name.starts_with(prefix) {
+                continue;
+            }
+            out.push(info_of(header)?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
@@ -1198,7 +1200,11 @@ impl Vault {
                     "the anchor belongs to vault {}, not to {} (vault {})",
                     anchor.vault_id_hex(),
                     v.path.display(),
-                    AuditAnchor { vault_id: v.vault_id, ..*anchor }.vault_id_hex()
+                    AuditAnchor {
+                        vault_id: v.vault_id,
+                        ..*anchor
+                    }
+                    .vault_id_hex()
                 )));
             }
             if v.keys.audit_head_tag(anchor.seq, &anchor.mac) != anchor.tag {
@@ -1291,8 +1297,14 @@ impl Vault {
     /// the first as made: what an older head put back with the entries
     /// after it removed cannot account for.
     fn check_chain(&self, versions: &[(String, u64)], mark: Option<u64>) -> Result<audit::Chain> {
-        let chain = audit::verify(&self.conn, &self.keys, &self.data_keys, &self.vault_id, mark)
-            .map_err(|e| self.integrity_or_db(e))?;
+        let chain = audit::verify(
+            &self.conn,
+            &self.keys,
+            &self.data_keys,
+            &self.vault_id,
+            mark,
+        )
+        .map_err(|e| self.integrity_or_db(e))?;
         for (name, version) in versions {
             if !chain.written.contains(&(name.clone(), *version)) {
                 return Err(self.integrity(format!(

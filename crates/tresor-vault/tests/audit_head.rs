@@ -177,7 +177,8 @@ fn an_older_head_put_back_is_detected_by_what_was_written_after_it() {
     let err = v.audit_verify().unwrap_err();
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
     assert!(
-        err.to_string().contains("no entry of the audit chain records"),
+        err.to_string()
+            .contains("no entry of the audit chain records"),
         "{err}"
     );
     assert!(matches!(v.verify(), Err(Error::Integrity { .. })));

@@ -126,14 +126,22 @@ fn a_stale_handle_after_a_master_rekey_fails_cleanly_and_writes_nothing() {
             .unwrap_err(),
     );
     // An audited read is a write transaction too.
-    rekeyed(stale.get(&name("app/one"), Selector::default()).unwrap_err());
+    rekeyed(
+        stale
+            .get(&name("app/one"), Selector::default())
+            .unwrap_err(),
+    );
     rekeyed(stale.audit_verify().unwrap_err());
     rekeyed(stale.verify().unwrap_err());
     rekeyed(stale.rekey_reencrypt().unwrap_err());
     rekeyed(stale.keys().rotate(&name("app/one")).unwrap_err());
     drop(stale);
     let mut fresh = reopen(&path);
-    assert_eq!(fresh.audit_verify().unwrap(), entries, "nothing was appended");
+    assert_eq!(
+        fresh.audit_verify().unwrap(),
+        entries,
+        "nothing was appended"
+    );
     assert_eq!(get(&mut fresh, "app/one"), b"1");
     drop(fresh);
     whole(&path);
@@ -186,10 +194,7 @@ fn named_key_uses_of_a_stale_handle_are_audited_under_the_new_key() {
     drop(keys);
     drop(stale);
     let mut b = reopen(&path);
-    assert_eq!(
-        b.keys().decrypt(&newer).unwrap().expose_secret(),
-        b"card"
-    );
+    assert_eq!(b.keys().decrypt(&newer).unwrap().expose_secret(), b"card");
     drop((a, b));
     whole(&path);
 }

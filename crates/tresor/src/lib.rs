@@ -42,8 +42,8 @@ pub use tresor_crypto::slot::{
 };
 pub use tresor_vault::{AgeUse, KeyInfo, KeyType, Keys, envelope_key};
 pub use tresor_vault::{
-    AuditAnchor, AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, MasterRekey,
-    OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
+    AuditAnchor, AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault,
+    MasterRekey, OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
 };
 pub use tresor_vault::{keychain, pkcs11};
 pub use unlock::{
