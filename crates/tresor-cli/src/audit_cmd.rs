@@ -21,7 +21,8 @@ a ticket, a commit), and later run `tresor audit verify --anchor ANCHOR`: it fai
 when the vault no longer holds that entry with that MAC, i.e. the file was rolled back to a
 copy older than the anchor, or rolled back and written since.
 
-After `tresor rekey --master` the chain is re-MACed under the new audit key: take a new anchor.
+`tresor rekey --reencrypt` and `--master` re-seal the chain (every MAC changes): take a new
+anchor after each; older ones are then reported as uncheckable (exit 4).
 
 Examples:
   tresor audit anchor > audit-anchor.txt
