@@ -151,8 +151,12 @@ fn checks_read_one_snapshot_beside_writers_in_other_processes() {
 /// Starts `tresor decrypt --key NAME` on a pipe, and waits until it has
 /// unlocked the vault, borrowed the key and blocks reading the file: a
 /// process holding the vault's keys across whatever happens next.
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is handed to the caller, and `finish` waits on it"
+)]
 fn decrypt_waiting(env: &Env, name: &str) -> Child {
-    let child = env
+    let mut child = env
         .command(&["decrypt", "--key", name])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -180,10 +184,14 @@ fn decrypt_waiting(env: &Env, name: &str) -> Child {
         if reading && holds_vault {
             return child;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "tresor decrypt never waited on its input ({s:?})"
-        );
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "tresor decrypt never waited on its input ({s:?}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         thread::sleep(Duration::from_millis(5));
     }
 }

@@ -184,7 +184,10 @@ pub(crate) fn start(
 }
 
 /// Seals `body` as entry `last + 1`, chains it to `prev`, and moves the head.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the entry's whole context, kept explicit like append_at's"
+)]
 fn link(
     conn: &Connection,
     keys: &VaultKeys,
