@@ -18,6 +18,7 @@
 //! entries recorded ([`Chain::written`], checked by the vault); rolling back
 //! the whole file is found only against an [`AuditAnchor`] kept elsewhere.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -114,23 +115,28 @@ pub(crate) fn read_head(conn: &Connection) -> rusqlite::Result<Option<Head>> {
     }
 }
 
-/// Writes the head row for entry `seq` whose MAC is `mac`.
+/// Writes the head row for entry `seq` whose MAC is `mac`; returns it.
 pub(crate) fn write_head(
     conn: &Connection,
     keys: &VaultKeys,
     seq: u64,
     mac: &[u8; 32],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Head> {
     let tag = keys.audit_head_tag(seq, mac);
     conn.prepare_cached(
         "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, 0, ?3, ?4)
          ON CONFLICT(seq) DO UPDATE SET at = excluded.at, body = excluded.body, mac = excluded.mac",
     )?
     .execute(params![HEAD_SEQ, seq as i64, &mac[..], &tag[..]])?;
-    Ok(())
+    Ok(Head {
+        seq,
+        mac: *mac,
+        tag,
+    })
 }
 
-/// Appends one entry; the caller holds a write transaction.
+/// Appends one entry; the caller holds a write transaction. `known` is the
+/// head this handle last wrote (see [`append_at`]).
 pub(crate) fn append(
     conn: &Connection,
     keys: &VaultKeys,
@@ -138,13 +144,21 @@ pub(crate) fn append(
     key_id: u32,
     dek: &Key,
     body: &AuditBody,
+    known: &Cell<Option<Head>>,
 ) -> rusqlite::Result<()> {
-    append_at(conn, keys, vault_id, key_id, dek, body, None)
+    append_at(conn, keys, vault_id, key_id, dek, body, None, known)
 }
 
 /// Appends one entry stamped `at` (now when `None`): an unlock failure
-/// folded in later keeps the time it happened. The chain must have a head:
-/// only [`start`] writes entry 1.
+/// folded in later keeps the time it happened. The chain must have a head
+/// (only [`start`] writes entry 1) that carries its tag; a head equal to
+/// `known`, the one this handle wrote last, needs no second look. `known`
+/// becomes the new head (a rolled-back transaction leaves a `known` that
+/// no longer matches the file, so the tag is checked again).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the entry's whole context, kept explicit"
+)]
 pub(crate) fn append_at(
     conn: &Connection,
     keys: &VaultKeys,
@@ -153,19 +167,22 @@ pub(crate) fn append_at(
     dek: &Key,
     body: &AuditBody,
     at: Option<i64>,
+    known: &Cell<Option<Head>>,
 ) -> rusqlite::Result<()> {
     // Refuse to extend a chain whose end is unknown.
     let head = read_head(conn)?.ok_or_else(|| {
         corrupt("the audit chain head is missing (every vault has one from its init entry)")
     })?;
-    if head.tag != keys.audit_head_tag(head.seq, &head.mac) {
+    if known.get() != Some(head) && head.tag != keys.audit_head_tag(head.seq, &head.mac) {
         return Err(corrupt(
             "the audit chain head does not carry its tag (altered)",
         ));
     }
-    link(
+    let new = link(
         conn, keys, vault_id, key_id, dek, body, at, head.seq, &head.mac,
-    )
+    )?;
+    known.set(Some(new));
+    Ok(())
 }
 
 /// Writes entry 1 of a new vault's chain, and its head.
@@ -180,7 +197,7 @@ pub(crate) fn start(
     if read_head(conn)?.is_some() {
         return Err(corrupt("the audit chain already has a head"));
     }
-    link(conn, keys, vault_id, key_id, dek, body, None, 0, &[0; 32])
+    link(conn, keys, vault_id, key_id, dek, body, None, 0, &[0; 32]).map(drop)
 }
 
 /// Seals `body` as entry `last + 1`, chains it to `prev`, and moves the head.
@@ -198,7 +215,7 @@ fn link(
     at: Option<i64>,
     last: u64,
     prev: &[u8; 32],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Head> {
     let seq = last + 1;
     let at = at.unwrap_or_else(now_ms);
     let aad = RecordAad {

@@ -361,6 +361,8 @@ pub struct Vault {
     /// Set when a record named a data key this handle does not hold: another
     /// process may have rekeyed since (see [`Vault::fresh`]).
     key_missed: std::cell::Cell<bool>,
+    /// The audit head this handle wrote last (see `audit::append_at`).
+    known_head: std::cell::Cell<Option<audit::Head>>,
 }
 
 /// The WAL size above which a one-shot process truncates it on exit: 64
@@ -511,6 +513,7 @@ impl Vault {
             named_keys: Default::default(),
             bound_wal_on_drop: options.open.no_checkpoint_on_close,
             key_missed: Default::default(),
+            known_head: Default::default(),
         };
         let first = slot_params_for(credential, &options.password_params);
         let first_id = vault.insert_slot(&first, credential, None)?;
@@ -562,6 +565,7 @@ impl Vault {
             named_keys: Default::default(),
             bound_wal_on_drop: options.no_checkpoint_on_close,
             key_missed: Default::default(),
+            known_head: Default::default(),
         };
         vault.load_data_keys()?;
         vault.settings = vault.load_settings()?;
@@ -625,6 +629,7 @@ impl Vault {
                     v.write_dek(),
                     &body,
                     Some(f.at),
+                    &v.known_head,
                 )
                 .map_err(|e| v.db(e))?;
             }
@@ -1988,6 +1993,7 @@ impl Vault {
             self.write_key,
             self.write_dek(),
             body,
+            &self.known_head,
         )
         .map_err(|e| self.db(e))
     }
