@@ -329,7 +329,7 @@ pub enum Command {
     ///
     /// Exits with 6 when a required store is unhealthy.
     Doctor,
-    /// Inspect the config file (tresor.toml).
+    /// Inspect the config file (tresor.toml), and approve project configs (trust).
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script.
@@ -342,8 +342,14 @@ pub enum ConfigCommand {
     /// kinds and options, duplicate names, bad priorities, profiles naming missing stores,
     /// ENV/ and SEC/ references that do not resolve. Exits with 2 on any problem.
     Check,
-    /// Print which config file is in effect, and the profile.
+    /// Print which config file is in effect, how it was found, whether it is trusted, and
+    /// the profile.
     Path,
+    /// Approve a project config (./tresor.toml) so tresor uses it.
+    #[command(long_about = crate::trust_cmd::TRUST_HELP)]
+    Trust(crate::trust_cmd::TrustArgs),
+    /// Withdraw the approval of a project config: tresor stops using it.
+    Untrust(crate::trust_cmd::UntrustArgs),
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ mod keys_cmd;
 mod manager_cmd;
 mod output;
 mod session_cmd;
+mod trust_cmd;
 
 /// The process entry point (see the crate docs for why it is not Rust's).
 #[cfg(not(test))]

@@ -3,7 +3,8 @@
 //!
 //! This crate is the front door. It finds the vault ([`vault_path`]),
 //! resolves how to unlock it from the environment ([`Unlock`]), reads
-//! `tresor.toml` ([`config`]), puts every configured store behind one API
+//! `tresor.toml` ([`config`]; a project's own only once the user approved
+//! it, see [`trust`]), puts every configured store behind one API
 //! ([`Tresor`]: priority reads, writes to the first writable store, merged
 //! listings, offline copies, `doctor`; see [`manager`]), and re-exports the
 //! types you need.
@@ -25,6 +26,7 @@ pub mod files;
 mod locate;
 pub mod manager;
 pub mod session;
+pub mod trust;
 mod unlock;
 
 pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Written};

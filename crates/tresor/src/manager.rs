@@ -72,7 +72,7 @@ use tresor_core::{
 use tresor_stores::StoreOptions;
 use tresor_vault::{LockedVault, OpenOptions, Vault};
 
-use crate::config::{Config, OptionValue, StoreConfig, StoreKind};
+use crate::config::{Config, CredentialSource, OptionValue, StoreConfig, StoreKind};
 
 /// Names under this prefix are the manager's own (offline copies, doctor
 /// probes): refused for users, hidden from listings.
@@ -191,6 +191,11 @@ pub struct StoreStatus {
     pub available: bool,
     /// Why not, or what it is.
     pub detail: String,
+    /// Where its credentials come from, as the config says (empty for a
+    /// store given in code).
+    pub credentials: Vec<CredentialSource>,
+    /// Where it sends requests (see [`StoreConfig::destination`]).
+    pub sends_to: Option<String>,
 }
 
 /// What `doctor` found about one store.
@@ -220,6 +225,10 @@ pub struct Checkup {
     pub cached_copies: Option<usize>,
     /// Reachable, authenticated and the probe passed or was skipped.
     pub healthy: bool,
+    /// Where its credentials come from, as the config says.
+    pub credentials: Vec<CredentialSource>,
+    /// Where it sends requests.
+    pub sends_to: Option<String>,
 }
 
 /// Every store of a config (or given in code) behind one API. See the
@@ -240,6 +249,8 @@ struct Entry {
     settings: StoreSettings,
     state: State,
     down: Option<(Instant, Error)>,
+    credentials: Vec<CredentialSource>,
+    sends_to: Option<String>,
 }
 
 enum State {
@@ -550,6 +561,8 @@ impl Tresor {
                     settings: e.settings,
                     available,
                     detail,
+                    credentials: e.credentials.clone(),
+                    sends_to: e.sends_to.clone(),
                 }
             })
             .collect()
@@ -970,6 +983,8 @@ impl Tresor {
             detail: String::new(),
             cached_copies: None,
             healthy: false,
+            credentials: self.entries[i].credentials.clone(),
+            sends_to: self.entries[i].sends_to.clone(),
         };
         if self.entries[i].settings.cache {
             c.cached_copies = self
@@ -1145,7 +1160,27 @@ impl Tresor {
                 _ => Ok(State::Local),
             };
         }
-        build_store(c.kind, &options).map(State::Ready)
+        let store = build_store(c.kind, &options)?;
+        // Plain http:// to another machine was allowed by insecure_http:
+        // said on every use, not once.
+        let url_key = match c.kind {
+            StoreKind::Openbao => Some("address"),
+            StoreKind::Aws => Some("endpoint"),
+            _ => None,
+        };
+        if let Some(key) = url_key
+            && let Some(url) = options.get(key)
+        {
+            let insecure = options
+                .bool(tresor_stores::options::INSECURE_HTTP)?
+                .unwrap_or(false);
+            if let Some(warning) =
+                tresor_stores::options::plain_http(&c.name, key, url, insecure)?
+            {
+                self.emit(&warning);
+            }
+        }
+        Ok(State::Ready(store))
     }
 
     /// The text of one option: a literal, an environment variable or a
@@ -1323,6 +1358,8 @@ impl Builder {
                     },
                     state: State::Config(Box::new(c.clone())),
                     down: None,
+                    credentials: c.credentials(),
+                    sends_to: c.destination(),
                 });
             }
         } else if let Some(p) = &self.profile {
@@ -1341,6 +1378,8 @@ impl Builder {
                 settings,
                 state,
                 down: None,
+                credentials: Vec::new(),
+                sends_to: None,
             });
         }
         if entries.is_empty() && self.config.is_none() {
@@ -1354,6 +1393,13 @@ impl Builder {
                 },
                 state: State::Local,
                 down: None,
+                credentials: vec![CredentialSource {
+                    option: None,
+                    kind: "none",
+                    from: "none sent anywhere (the user vault, unlocked by the unlock chain)"
+                        .into(),
+                }],
+                sends_to: None,
             });
         }
         entries.sort_by_key(|e| e.settings.priority);
