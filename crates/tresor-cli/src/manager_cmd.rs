@@ -10,8 +10,8 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use tresor::config::{self, Config, ConfigFile, CredentialSource, Discovery};
-use tresor::trust::{TrustList, Verdict};
 use tresor::manager::{self as mgr, Listing};
+use tresor::trust::{TrustList, Verdict};
 use tresor::{DeleteMode, Error, PutOptions, Result, SecretName, Tresor};
 
 use crate::cli::{Command, ConfigCommand};
@@ -361,7 +361,9 @@ fn credentials_line(credentials: &[CredentialSource], sends_to: Option<&str>) ->
         } else {
             creds.join("; ")
         },
-        sends_to.map(|d| format!("; sends to {d}")).unwrap_or_default()
+        sends_to
+            .map(|d| format!("; sends to {d}"))
+            .unwrap_or_default()
     )
 }
 
@@ -467,7 +469,11 @@ fn config_path(ctx: &Ctx) -> Result<()> {
                 "{}  ({}{}){}",
                 p.display(),
                 found.how(),
-                if trusted { "" } else { ", NOT trusted: see `tresor config trust --help`" },
+                if trusted {
+                    ""
+                } else {
+                    ", NOT trusted: see `tresor config trust --help`"
+                },
                 profile
                     .map(|p| format!("  (profile {p})"))
                     .unwrap_or_default()
@@ -479,15 +485,16 @@ fn config_path(ctx: &Ctx) -> Result<()> {
 }
 
 fn config_check(ctx: &Ctx) -> Result<()> {
-    let path = match config::discover(ctx.config.as_deref()) {
+    // Read once: what is checked is what was approved.
+    let file = match config::discover(ctx.config.as_deref()) {
         Discovery::Project(p) => {
             let file = ConfigFile::read(&p)?;
             if TrustList::open()?.verdict(&file) != Verdict::Trusted {
                 return check_untrusted(ctx, &file);
             }
-            p
+            file
         }
-        Discovery::Explicit(p) | Discovery::User(p) => p,
+        Discovery::Explicit(p) | Discovery::User(p) => ConfigFile::read(&p)?,
         Discovery::None => {
             if ctx.json {
                 output::json(&json!({"file": null, "ok": true, "problems": []}));
@@ -497,8 +504,8 @@ fn config_check(ctx: &Ctx) -> Result<()> {
             return Ok(());
         }
     };
-    let text = ConfigFile::read(&path)?.text().to_string();
-    let (config, mut problems) = Config::parse_lenient(&text, Some(&path));
+    let path = file.path().to_path_buf();
+    let (config, mut problems) = Config::parse_lenient(file.text(), Some(&path));
     // SEC/ references need the local vault: opened (and unlocked) once,
     // only if a reference asks for it.
     let mut vault: Option<std::result::Result<tresor::Vault, String>> = None;

@@ -91,7 +91,10 @@ fn an_unapproved_project_config_is_refused_before_anything_is_unlocked_or_contac
     t.run_in(&["set", "bao/token"], b"tok-canary-5b1e").ok();
     t.run(&["settings", "audit_reads=true"]).ok();
     let config = write_config(&t, "tresor.toml", &hostile(server.port));
-    let shown = std::fs::canonicalize(&config).unwrap().display().to_string();
+    let shown = std::fs::canonicalize(&config)
+        .unwrap()
+        .display()
+        .to_string();
     let before = audit_len(&t);
 
     // The attack: a plain `tresor get` in the folder. Refused, exit 2,
@@ -119,28 +122,43 @@ fn an_unapproved_project_config_is_refused_before_anything_is_unlocked_or_contac
     assert_eq!(audit_len(&t), before);
     // `config check` shows what the file would do, resolving nothing.
     let check = t.run(&["config", "check"]);
-    check.code(2).err_has(&["not trusted", "tresor config trust"]);
+    check
+        .code(2)
+        .err_has(&["not trusted", "tresor config trust"]);
     assert!(
         check.out().contains("token from SEC/bao/token")
-            && check.out().contains(&format!("sends to http://127.0.0.1:{}", server.port)),
+            && check
+                .out()
+                .contains(&format!("sends to http://127.0.0.1:{}", server.port)),
         "{}",
         check.out()
     );
     let path = t.run(&["config", "path", "--json"]).ok().json();
-    assert_eq!((path["how"].as_str(), path["trusted"].as_bool()), (Some("project"), Some(false)));
+    assert_eq!(
+        (path["how"].as_str(), path["trusted"].as_bool()),
+        (Some("project"), Some(false))
+    );
     assert!(server.requests().is_empty());
     assert_eq!(audit_len(&t), before);
 
     // Approved: now it is used, and the token goes where the file says.
     let trusted = t.run(&["config", "trust", "--json"]).ok().json();
     assert_eq!(trusted["path"], shown.as_str());
-    assert_eq!(trusted["stores"][0]["credentials"][0]["from"], "SEC/bao/token");
+    assert_eq!(
+        trusted["stores"][0]["credentials"][0]["from"],
+        "SEC/bao/token"
+    );
     let listed = t.run(&["config", "trust", "--list", "--json"]).ok().json();
-    assert_eq!((listed[0]["path"].as_str(), listed[0]["state"].as_str()), (Some(shown.as_str()), Some("ok")));
+    assert_eq!(
+        (listed[0]["path"].as_str(), listed[0]["state"].as_str()),
+        (Some(shown.as_str()), Some("ok"))
+    );
     t.run(&["get", "some/name"]).code(1);
     let requests = server.requests();
     assert!(
-        requests.iter().any(|r| r.to_ascii_lowercase().contains("x-vault-token: tok-canary-5b1e")),
+        requests.iter().any(|r| r
+            .to_ascii_lowercase()
+            .contains("x-vault-token: tok-canary-5b1e")),
         "{requests:?}"
     );
     let seen = requests.len();
@@ -152,7 +170,10 @@ fn an_unapproved_project_config_is_refused_before_anything_is_unlocked_or_contac
     t.run(&["get", "some/name"])
         .code(2)
         .err_has(&["changed since you trusted it", "tresor config trust"]);
-    assert_eq!(t.run(&["config", "trust", "--list", "--json"]).ok().json()[0]["state"], "changed");
+    assert_eq!(
+        t.run(&["config", "trust", "--list", "--json"]).ok().json()[0]["state"],
+        "changed"
+    );
     assert_eq!(server.requests().len(), seen);
     t.run(&["config", "trust", "tresor.toml"]).ok();
     t.run(&["get", "some/name"]).code(1);
@@ -162,12 +183,18 @@ fn an_unapproved_project_config_is_refused_before_anything_is_unlocked_or_contac
     // Untrusted: refused again.
     let untrust = t.run(&["config", "untrust", "--json"]).ok().json();
     assert_eq!(untrust["removed"], true);
-    t.run(&["get", "some/name"]).code(2).err_has(&["not trusted"]);
+    t.run(&["get", "some/name"])
+        .code(2)
+        .err_has(&["not trusted"]);
     assert_eq!(server.requests().len(), seen);
-    assert_eq!(t.run(&["config", "untrust", "--json"]).ok().json()["removed"], false);
+    assert_eq!(
+        t.run(&["config", "untrust", "--json"]).ok().json()["removed"],
+        false
+    );
 
     // --config and TRESOR_CONFIG are the user's own choice: no approval.
-    t.run(&["get", "some/name", "--config", "tresor.toml"]).code(1);
+    t.run(&["get", "some/name", "--config", "tresor.toml"])
+        .code(1);
     assert!(server.requests().len() > seen);
     let seen = server.requests().len();
     t.cmd(&["get", "some/name"])
@@ -192,7 +219,10 @@ fn the_user_config_needs_no_approval() {
     );
     let stores = t.run(&["stores", "--json"]).ok().json();
     assert_eq!(stores[0]["name"], "mine");
-    assert_eq!(t.run(&["config", "path", "--json"]).ok().json()["how"], "user");
+    assert_eq!(
+        t.run(&["config", "path", "--json"]).ok().json()["how"],
+        "user"
+    );
 }
 
 #[test]
@@ -212,12 +242,16 @@ fn config_files_others_can_change_are_refused() {
     // The user config and a project config too, approved or not.
     let user = write_config(&t, "xdg-config/tresor/config.toml", text);
     std::fs::set_permissions(&user, std::fs::Permissions::from_mode(0o620)).unwrap();
-    t.run(&["ls"]).code(2).err_has(&["config.toml", "writable by group or others"]);
+    t.run(&["ls"])
+        .code(2)
+        .err_has(&["config.toml", "writable by group or others"]);
     let project = write_config(&t, "tresor.toml", text);
     t.run(&["config", "trust"]).ok();
     t.run(&["ls"]).ok();
     std::fs::set_permissions(&project, std::fs::Permissions::from_mode(0o666)).unwrap();
-    t.run(&["ls"]).code(2).err_has(&["writable by group or others"]);
+    t.run(&["ls"])
+        .code(2)
+        .err_has(&["writable by group or others"]);
     std::fs::set_permissions(&project, std::fs::Permissions::from_mode(0o644)).unwrap();
     t.run(&["ls"]).ok();
 
@@ -250,12 +284,19 @@ fn plain_http_to_another_machine_needs_insecure_http_and_warns_on_every_use() {
             server.port
         )
     };
-    let p = write_config(&t, "far.toml", &store("")).display().to_string();
+    let p = write_config(&t, "far.toml", &store(""))
+        .display()
+        .to_string();
     let out = t.run(&["get", "some/name", "--config", &p]);
-    out.code(2).err_has(&["far", "not this machine", "insecure_http = true"]);
+    out.code(2)
+        .err_has(&["far", "not this machine", "insecure_http = true"]);
     assert!(server.requests().is_empty(), "{:?}", server.requests());
     let check = t.run(&["config", "check", "--config", &p]);
-    assert!(check.code(2).out().contains("insecure_http = true"), "{}", check.out());
+    assert!(
+        check.code(2).out().contains("insecure_http = true"),
+        "{}",
+        check.out()
+    );
 
     write_config(&t, "far.toml", &store("insecure_http = true\n"));
     for _ in 0..2 {
@@ -303,17 +344,21 @@ fn the_environments_openbao_token_goes_only_where_a_config_asks_for_it() {
         .run();
     let row = &stores.ok().json()[0];
     assert_eq!(row["credentials"][0]["kind"], "ambient");
-    assert!(row["credentials"][0]["from"].as_str().unwrap().contains("BAO_TOKEN"));
+    assert!(
+        row["credentials"][0]["from"]
+            .as_str()
+            .unwrap()
+            .contains("BAO_TOKEN")
+    );
     assert!(!stores.out().contains("env-token-canary"));
     t.cmd(&["get", "some/name", "--config", &p])
         .env("BAO_TOKEN", "env-token-canary")
         .run()
         .code(1);
     assert!(
-        server
-            .requests()
-            .iter()
-            .any(|r| r.to_ascii_lowercase().contains("x-vault-token: env-token-canary")),
+        server.requests().iter().any(|r| r
+            .to_ascii_lowercase()
+            .contains("x-vault-token: env-token-canary")),
         "{:?}",
         server.requests()
     );
@@ -386,7 +431,11 @@ kind = "vault"
     };
     let sec = row("sec");
     assert_eq!(
-        (sec["credentials"][0]["option"].as_str(), sec["credentials"][0]["kind"].as_str(), sec["credentials"][0]["from"].as_str()),
+        (
+            sec["credentials"][0]["option"].as_str(),
+            sec["credentials"][0]["kind"].as_str(),
+            sec["credentials"][0]["from"].as_str()
+        ),
         (Some("token"), Some("secret"), Some("SEC/bao/token"))
     );
     assert_eq!(sec["sends_to"], format!("http://127.0.0.1:{closed}"));
@@ -409,9 +458,20 @@ kind = "vault"
     assert!(!text.contains("literal-canary-77"));
     let doctor = run(&["doctor", "--json"]);
     let d = doctor.ok().json();
-    let sec = d["stores"].as_array().unwrap().iter().find(|s| s["name"] == "sec").unwrap();
+    let sec = d["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "sec")
+        .unwrap();
     assert_eq!(sec["credentials"][0]["from"], "SEC/bao/token");
     let doctor = run(&["doctor"]);
-    assert!(doctor.ok().out().contains("token from SEC/bao/token"), "{}", doctor.out());
-    assert!(!doctor.out().contains("literal-canary-77") && !doctor.err().contains("literal-canary-77"));
+    assert!(
+        doctor.ok().out().contains("token from SEC/bao/token"),
+        "{}",
+        doctor.out()
+    );
+    assert!(
+        !doctor.out().contains("literal-canary-77") && !doctor.err().contains("literal-canary-77")
+    );
 }

@@ -40,7 +40,12 @@
 //! # Network
 //!
 //! Token auth, or an AppRole login at construction (and again when a request
-//! is refused with 403, so an expired AppRole token is renewed). Optional namespace
+//! is refused with 403, so an expired AppRole token is renewed). The token
+//! comes only from where the options say: `BAO_TOKEN` / `VAULT_TOKEN` are
+//! read only with `token_from_env = true`, so a config cannot quietly send
+//! the environment's token to an address of its choosing. A plain `http://`
+//! address must be this machine (`localhost`, `127.0.0.0/8`, `::1`) unless
+//! `insecure_http = true` (the manager then warns on every use). Optional namespace
 //! (`X-Vault-Namespace`). TLS uses the bundled Mozilla roots (ureq's
 //! default), or only the certificates of a PEM CA file. Connect and read
 //! timeouts default to 5 s. Up to 3 attempts with jittered exponential
@@ -170,7 +175,9 @@ impl OpenBaoOptions {
         let secret_id = options.get("secret_id");
         let approle_mount = options.get("approle_mount");
         let from_env = options.bool(TOKEN_FROM_ENV)?.unwrap_or(false);
-        let insecure_http = options.bool(crate::options::INSECURE_HTTP)?.unwrap_or(false);
+        let insecure_http = options
+            .bool(crate::options::INSECURE_HTTP)?
+            .unwrap_or(false);
         crate::options::plain_http(store, "address", &address, insecure_http)?;
         if from_env && (token.is_some() || role_id.is_some() || secret_id.is_some()) {
             return Err(Error::Validation(format!(
@@ -1297,7 +1304,9 @@ mod tests {
         assert!(err(StoreOptions::new("team").with("token", "t")).contains("'address'"));
         // The environment's token only when the config asks for it.
         assert!(err(base()).contains("token_from_env = true"));
-        assert!(err(base().with("token_from_env", "true").with("token", "t")).contains("no 'token'"));
+        assert!(
+            err(base().with("token_from_env", "true").with("token", "t")).contains("no 'token'")
+        );
         // Plain http:// only to this machine, unless insecure_http = true.
         let at = |address: &str| {
             StoreOptions::new("team")
@@ -1310,8 +1319,15 @@ mod tests {
         )
         .unwrap();
         assert!(o.insecure_http);
-        assert!(!OpenBaoOptions::from_options(&at("http://localhost:8200")).unwrap().insecure_http);
-        let plain = OpenBaoOptions::new("http://10.1.2.3:8200", Auth::Token(SecretString::from("t".to_string())));
+        assert!(
+            !OpenBaoOptions::from_options(&at("http://localhost:8200"))
+                .unwrap()
+                .insecure_http
+        );
+        let plain = OpenBaoOptions::new(
+            "http://10.1.2.3:8200",
+            Auth::Token(SecretString::from("t".to_string())),
+        );
         assert_eq!(OpenBao::connect(plain).unwrap_err().kind(), "validation");
         let e = err(base()
             .with("token", "tok-value")

@@ -193,7 +193,12 @@ pub const INSECURE_HTTP: &str = "insecure_http";
 /// assert!(plain_http("team", "address", "http://bao.example:8200", true)?.is_some());
 /// # Ok::<(), tresor_core::Error>(())
 /// ```
-pub fn plain_http(store: &str, key: &str, url: &str, insecure_http: bool) -> Result<Option<String>> {
+pub fn plain_http(
+    store: &str,
+    key: &str,
+    url: &str,
+    insecure_http: bool,
+) -> Result<Option<String>> {
     let lower = url.trim().to_ascii_lowercase();
     if lower.starts_with("https://") {
         return Ok(None);
@@ -362,7 +367,10 @@ mod tests {
         let warning = plain_http("s", "address", "http://10.0.0.1:8200", true)
             .unwrap()
             .unwrap();
-        assert!(warning.contains("unencrypted") && warning.contains("10.0.0.1"), "{warning}");
+        assert!(
+            warning.contains("unencrypted") && warning.contains("10.0.0.1"),
+            "{warning}"
+        );
         // The flag does not make a broken URL acceptable.
         assert!(plain_http("s", "address", "http://a b", true).is_err());
     }

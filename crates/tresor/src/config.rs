@@ -249,9 +249,7 @@ impl StoreConfig {
                 .filter_map(|k| self.options.get(*k).map(|v| CredentialSource::of(k, v)))
                 .collect()
         };
-        let flag = |key: &str| {
-            matches!(self.options.get(key), Some(OptionValue::Text(t)) if matches!(t.trim(), "true" | "yes" | "1"))
-        };
+        let flag = |key: &str| matches!(self.options.get(key), Some(OptionValue::Text(t)) if matches!(t.trim(), "true" | "yes" | "1"));
         match self.kind {
             StoreKind::Openbao => {
                 let mut out = given(&["token", "role_id", "secret_id"]);
@@ -261,15 +259,17 @@ impl StoreConfig {
                     ));
                 }
                 if out.is_empty() {
-                    out.push(CredentialSource::none("none given (the store cannot start)"));
+                    out.push(CredentialSource::none(
+                        "none given (the store cannot start)",
+                    ));
                 }
                 out
             }
             StoreKind::Aws => {
-                let profile = self
-                    .options
-                    .get("profile")
-                    .map_or("AWS_PROFILE or default".to_string(), OptionValue::describe_plain);
+                let profile = self.options.get("profile").map_or(
+                    "AWS_PROFILE or default".to_string(),
+                    OptionValue::describe_plain,
+                );
                 vec![CredentialSource::ambient(format!(
                     "the AWS default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, \
                      the shared credentials of profile {profile}, web identity, container or \
@@ -294,8 +294,12 @@ impl StoreConfig {
                 }
                 out
             }
-            StoreKind::Env => vec![CredentialSource::none("none (reads this process's environment)")],
-            StoreKind::Keychain => vec![CredentialSource::none("none (the OS keychain of this user)")],
+            StoreKind::Env => vec![CredentialSource::none(
+                "none (reads this process's environment)",
+            )],
+            StoreKind::Keychain => vec![CredentialSource::none(
+                "none (the OS keychain of this user)",
+            )],
             StoreKind::Vault => vec![CredentialSource::none(
                 "none sent anywhere (a local vault file, unlocked by the unlock chain)",
             )],
@@ -316,7 +320,9 @@ impl StoreConfig {
                     option("region").map_or("the default chain's region".to_string(), |r| r)
                 )
             })),
-            StoreKind::Azure => Some(option("vault_url").unwrap_or_else(|| "(no vault_url)".into())),
+            StoreKind::Azure => {
+                Some(option("vault_url").unwrap_or_else(|| "(no vault_url)".into()))
+            }
             StoreKind::Env | StoreKind::Keychain | StoreKind::Vault => None,
         }
     }
@@ -493,10 +499,9 @@ impl ConfigFile {
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
             .map_err(|source| match source.kind() {
-                std::io::ErrorKind::NotFound => Error::Validation(format!(
-                    "the config file {} does not exist",
-                    path.display()
-                )),
+                std::io::ErrorKind::NotFound => {
+                    Error::Validation(format!("the config file {} does not exist", path.display()))
+                }
                 _ => io(source),
             })?;
         let meta = file.metadata().map_err(io)?;
@@ -609,7 +614,9 @@ fn fix_hint(path: &Path, meta: &std::fs::Metadata) -> String {
     // SAFETY: as above.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me && meta.uid() != 0 {
-        format!("Use a config of your own (copy it after reviewing it: `cp {word} ~/my-tresor.toml`)")
+        format!(
+            "Use a config of your own (copy it after reviewing it: `cp {word} ~/my-tresor.toml`)"
+        )
     } else {
         format!("Fix it with `chmod go-w {word}`")
     }
@@ -640,9 +647,9 @@ impl Config {
         match discover(explicit) {
             Discovery::Explicit(p) => Self::load(&p)
                 .map_err(|e| match e {
-                    Error::Validation(m) if m.ends_with("does not exist") => Error::Validation(
-                        format!("{m} (named by --config or {CONFIG_ENV})"),
-                    ),
+                    Error::Validation(m) if m.ends_with("does not exist") => {
+                        Error::Validation(format!("{m} (named by --config or {CONFIG_ENV})"))
+                    }
                     e => e,
                 })
                 .map(Some),

@@ -33,7 +33,9 @@ pub(crate) fn data_dir() -> Result<PathBuf> {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .ok_or_else(|| Error::Validation("cannot find your data folder: set XDG_DATA_HOME or HOME".into()))
+        .ok_or_else(|| {
+            Error::Validation("cannot find your data folder: set XDG_DATA_HOME or HOME".into())
+        })
 }
 
 /// The lock timeout from `TRESOR_LOCK_TIMEOUT` (seconds, fractions allowed),

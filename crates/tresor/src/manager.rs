@@ -296,7 +296,9 @@ pub struct Builder {
 
 impl Tresor {
     /// The manager as the environment configures it: the config file found
-    /// by [`config::discover`](crate::config::discover), the profile from
+    /// by [`config::discover`](crate::config::discover) (a project's
+    /// `./tresor.toml` only once the user approved it, see [`crate::trust`];
+    /// otherwise this fails before anything is unlocked or contacted), the profile from
     /// `TRESOR_PROFILE` or the file, the local vault from `TRESOR_VAULT` or
     /// its default path, unlocked by the unlock chain's non-interactive
     /// steps ([`Unlock::from_environment`](crate::Unlock::from_environment),
@@ -1174,8 +1176,7 @@ impl Tresor {
             let insecure = options
                 .bool(tresor_stores::options::INSECURE_HTTP)?
                 .unwrap_or(false);
-            if let Some(warning) =
-                tresor_stores::options::plain_http(&c.name, key, url, insecure)?
+            if let Some(warning) = tresor_stores::options::plain_http(&c.name, key, url, insecure)?
             {
                 self.emit(&warning);
             }

@@ -128,7 +128,10 @@ impl TrustList {
     /// names the file, says why, and gives the command that approves it.
     pub fn check(&self, config: &ConfigFile) -> Result<()> {
         let path = config.canonical();
-        let command = format!("tresor config trust {}", shell_word(&path.display().to_string()));
+        let command = format!(
+            "tresor config trust {}",
+            shell_word(&path.display().to_string())
+        );
         match self.verdict(config) {
             Verdict::Trusted => Ok(()),
             Verdict::Changed { approved } => Err(Error::Validation(format!(
@@ -159,9 +162,7 @@ impl TrustList {
     /// [`TrustList::trust`] with the list kept in `file`.
     pub fn trust_at(file: &Path, config: &ConfigFile) -> Result<bool> {
         let path = config.canonical().to_path_buf();
-        let line_safe = path
-            .to_str()
-            .is_some_and(|p| !p.contains(['\n', '\r']));
+        let line_safe = path.to_str().is_some_and(|p| !p.contains(['\n', '\r']));
         if !line_safe {
             return Err(Error::Validation(format!(
                 "cannot trust {}: its path is not UTF-8 or holds a line break; name it with \
@@ -356,7 +357,10 @@ mod tests {
         let err = l.check(&b).unwrap_err();
         assert_eq!(err.exit_code() as u8, 2);
         let msg = err.to_string();
-        assert!(msg.contains("not trusted") && msg.contains("tresor config trust /"), "{msg}");
+        assert!(
+            msg.contains("not trusted") && msg.contains("tresor config trust /"),
+            "{msg}"
+        );
         // The list file is private, and one line per file.
         let meta = std::fs::metadata(&list).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
@@ -367,7 +371,12 @@ mod tests {
         let a2 = config(dir.path(), "a.toml", "profile = \"y\"\n");
         let l = TrustList::open_at(&list).unwrap();
         assert!(matches!(l.verdict(&a2), Verdict::Changed { .. }));
-        assert!(l.check(&a2).unwrap_err().to_string().contains("changed since you trusted it"));
+        assert!(
+            l.check(&a2)
+                .unwrap_err()
+                .to_string()
+                .contains("changed since you trusted it")
+        );
         // Trusting again replaces the old hash.
         assert!(TrustList::trust_at(&list, &a2).unwrap());
         let l = TrustList::open_at(&list).unwrap();
@@ -376,7 +385,10 @@ mod tests {
         let other_spelling = dir.path().join("data/../a.toml");
         assert!(TrustList::untrust_at(&list, &other_spelling).unwrap());
         assert!(!TrustList::untrust_at(&list, &other_spelling).unwrap());
-        assert_eq!(TrustList::open_at(&list).unwrap().verdict(&a2), Verdict::Unknown);
+        assert_eq!(
+            TrustList::open_at(&list).unwrap().verdict(&a2),
+            Verdict::Unknown
+        );
     }
 
     #[test]
@@ -387,7 +399,10 @@ mod tests {
         TrustList::trust_at(&list, &a).unwrap();
         std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o622)).unwrap();
         let e = TrustList::open_at(&list).unwrap_err().to_string();
-        assert!(e.contains("writable by group or others") && e.contains("chmod 600"), "{e}");
+        assert!(
+            e.contains("writable by group or others") && e.contains("chmod 600"),
+            "{e}"
+        );
         std::fs::write(&list, "not a line\n").unwrap();
         std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o600)).unwrap();
         let e = TrustList::open_at(&list).unwrap_err().to_string();
