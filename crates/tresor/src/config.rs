@@ -1,6 +1,12 @@
 //! `tresor.toml`: where it is found, what it may say, and every problem in
 //! it with its file, line and column.
 //!
+//! A config decides where tokens and values are sent, so it is read only
+//! from files the user controls ([`ConfigFile`]: owned by the user or root,
+//! not writable by group or others), and a project's `./tresor.toml` only
+//! once the user approved it ([`crate::trust`]; see
+//! [`Config::discover_and_load`]).
+//!
 //! ```
 //! use tresor::config::{Config, StoreKind};
 //!

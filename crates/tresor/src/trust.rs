@@ -137,17 +137,17 @@ impl TrustList {
             Verdict::Changed { approved } => Err(Error::Validation(format!(
                 "the project config {} changed since you trusted it (SHA-256 was {}…, is now {}…), \
                  so tresor does not use it: a config decides which servers receive your tokens \
-                 and values. Review it (`tresor config check --config {}` checks it without \
-                 contacting any store), then approve it again with `{command}`",
+                 and values. Review it (`tresor config check` in its folder shows where it \
+                 sends what, contacting nothing), then approve it again with `{command}`",
                 path.display(),
                 &approved[..approved.len().min(12)],
                 &config.sha256_hex()[..12],
-                shell_word(&path.display().to_string()),
             ))),
             Verdict::Unknown => Err(Error::Validation(format!(
                 "the project config {} is not trusted, so tresor does not use it: a config \
-                 decides which servers receive your tokens and values. Review it, then approve \
-                 it with `{command}` (or name it with --config)",
+                 decides which servers receive your tokens and values. Review it (`tresor \
+                 config check` in its folder shows where it sends what, contacting nothing), \
+                 then approve it with `{command}` (or name it with --config)",
                 path.display()
             ))),
         }
