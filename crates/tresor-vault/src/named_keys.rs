@@ -29,13 +29,13 @@ use zeroize::Zeroizing;
 
 use tresor_core::{Error, Result, SecretName, SecretValue};
 use tresor_crypto::{
-    Envelope, EnvelopeError, Key, KeyType, NAMED_KEY_INDEX_PREFIX, RecordAad, RecordKind,
+    BOUND_AAD_LEN, Envelope, EnvelopeError, Key, KeyType, NAMED_KEY_INDEX_PREFIX, RecordKind,
     VaultKeys, open, seal, seal_envelope,
 };
 
 use crate::payload::{decode, decode_owned, encode};
 use crate::schema;
-use crate::vault::{Vault, now_ms};
+use crate::vault::{Owner, Vault, now_ms};
 
 const STORE: &str = "vault";
 
@@ -183,7 +183,7 @@ impl Keys<'_> {
             .write("key create", Some(name), Some(&reason), |v| {
                 let bidx = blind_index(v.vault_keys(), name.as_str());
                 let now = now_ms();
-                let (id, header) = match find(v, name, &bidx)? {
+                let (owner, header) = match find(v, name, &bidx)? {
                     Some((_, h)) if h.deleted_at.is_none() => {
                         return Err(Error::Validation(format!(
                             "named key '{name}' already exists (version {}); \
@@ -191,14 +191,16 @@ impl Keys<'_> {
                             h.latest
                         )));
                     }
-                    Some((id, old)) => {
+                    // The name of a deleted key, used anew: same row, new
+                    // record id, so the old incarnation's records never open.
+                    Some((old_owner, old)) => {
                         let first = next_version(name, old.latest)?;
-                        (id, new_header(name, key_type, now, first))
+                        (Owner::new(old_owner.id), new_header(name, key_type, now, first))
                     }
-                    None => (next_id(v)?, new_header(name, key_type, now, 1)),
+                    None => (Owner::new(next_id(v)?), new_header(name, key_type, now, 1)),
                 };
-                store_header(v, id, &header, &bidx)?;
-                store_version(v, id, header.latest, &Key::random(), now)?;
+                store_header(v, owner, &header, &bidx)?;
+                store_version(v, owner, header.latest, &Key::random(), now)?;
                 Ok((info_of(name, &header), vec![u64::from(header.latest)]))
             })?;
         self.forget(name);
@@ -208,12 +210,12 @@ impl Keys<'_> {
     /// Every named key (not deleted ones), sorted by name.
     pub fn list(&mut self) -> Result<Vec<KeyInfo>> {
         self.prepare()?;
-        type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>);
+        type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>, Vec<u8>);
         let v = &*self.vault;
         let rows: Vec<Row> = v
             .conn()
             .prepare_cached(
-                "SELECT id, header_key, header, latest, min_decrypt, deleted_at
+                "SELECT id, header_key, header, latest, min_decrypt, deleted_at, uid
                  FROM named_keys WHERE deleted_at IS NULL",
             )
             .and_then(|mut s| {
@@ -225,14 +227,16 @@ impl Keys<'_> {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
                     ))
                 })?
                 .collect()
             })
             .map_err(|e| v.db(e))?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, key_id, blob, latest, min_decrypt, deleted_at) in rows {
-            let header = open_header(v, id, key_id, &blob)?;
+        for (id, key_id, blob, latest, min_decrypt, deleted_at, uid) in rows {
+            let owner = Owner::from_row(id, &uid, "named key")?;
+            let header = open_header(v, owner, key_id, &blob)?;
             check_columns(v, &header, latest, min_decrypt, deleted_at)?;
             let name = SecretName::new(header.name.clone())
                 .map_err(|_| v.integrity(format!("named key {id} has an invalid name")))?;
@@ -254,10 +258,10 @@ impl Keys<'_> {
     pub fn rotate(&mut self, name: &SecretName) -> Result<u32> {
         self.before_change()?;
         let version = self.vault.write("key rotate", Some(name), None, |v| {
-            let (id, mut header, bidx) = live(v, name)?;
+            let (owner, mut header, bidx) = live(v, name)?;
             header.latest = next_version(name, header.latest)?;
-            store_header(v, id, &header, &bidx)?;
-            store_version(v, id, header.latest, &Key::random(), now_ms())?;
+            store_header(v, owner, &header, &bidx)?;
+            store_version(v, owner, header.latest, &Key::random(), now_ms())?;
             Ok((header.latest, vec![u64::from(header.latest)]))
         })?;
         self.forget(name);
@@ -273,7 +277,7 @@ impl Keys<'_> {
         let info = self
             .vault
             .write("key config", Some(name), Some(&reason), |v| {
-                let (id, mut header, bidx) = live(v, name)?;
+                let (owner, mut header, bidx) = live(v, name)?;
                 if min_decryption_version == 0 || min_decryption_version > header.latest {
                     return Err(Error::Validation(format!(
                         "the minimum decryption version of '{name}' must lie between 1 and its \
@@ -282,7 +286,7 @@ impl Keys<'_> {
                     )));
                 }
                 header.min_decrypt = min_decryption_version;
-                store_header(v, id, &header, &bidx)?;
+                store_header(v, owner, &header, &bidx)?;
                 Ok((
                     info_of(name, &header),
                     vec![u64::from(min_decryption_version)],
@@ -297,13 +301,13 @@ impl Keys<'_> {
     pub fn delete(&mut self, name: &SecretName) -> Result<()> {
         self.before_change()?;
         self.vault.write("key delete", Some(name), None, |v| {
-            let (id, mut header, bidx) = live(v, name)?;
+            let (owner, mut header, bidx) = live(v, name)?;
             v.conn()
                 .prepare_cached("DELETE FROM named_key_versions WHERE key_id_ref = ?1")
-                .and_then(|mut s| s.execute([id]))
+                .and_then(|mut s| s.execute([owner.id]))
                 .map_err(|e| v.db(e))?;
             header.deleted_at = Some(now_ms());
-            store_header(v, id, &header, &bidx)?;
+            store_header(v, owner, &header, &bidx)?;
             Ok(((), vec![]))
         })?;
         self.forget(name);
@@ -510,7 +514,7 @@ impl Keys<'_> {
                 state.key_type
             )));
         }
-        let (id, latest, min) = (state.id, state.latest, state.min_decrypt);
+        let (owner, latest, min) = (state.owner, state.latest, state.min_decrypt);
         let wanted = match purpose {
             AgeUse::Recipient | AgeUse::Encrypt => latest..=latest,
             AgeUse::Decrypt => min..=latest,
@@ -522,7 +526,7 @@ impl Keys<'_> {
                 .contains_key(&version)
             {
                 versions.push(version);
-            } else if let Some(key) = load_material(self.vault, id, name, version)? {
+            } else if let Some(key) = load_material(self.vault, owner, name, version)? {
                 if let Some(state) = self.vault.named_keys.keys.get_mut(name.as_str()) {
                     state.material.insert(version, key);
                 }
@@ -552,7 +556,7 @@ impl Keys<'_> {
         self.prepare()?;
         let version = envelope.version;
         let state = self.cached(name)?;
-        let (id, latest, min) = (state.id, state.latest, state.min_decrypt);
+        let (owner, latest, min) = (state.owner, state.latest, state.min_decrypt);
         if !state.key_type.seals_envelopes() {
             return Err(no_envelopes(name, state.key_type));
         }
@@ -563,7 +567,7 @@ impl Keys<'_> {
             });
         }
         if version < min {
-            if load_material(self.vault, id, name, version)?.is_none() {
+            if load_material(self.vault, owner, name, version)?.is_none() {
                 return Err(destroyed(name, version));
             }
             return Err(Error::Validation(format!(
@@ -586,11 +590,11 @@ impl Keys<'_> {
     /// The cached header of a live key, read from the vault on a miss.
     fn cached(&mut self, name: &SecretName) -> Result<&Cached> {
         if !self.vault.named_keys.keys.contains_key(name.as_str()) {
-            let (id, header, _) = live(self.vault, name)?;
+            let (owner, header, _) = live(self.vault, name)?;
             self.vault.named_keys.keys.insert(
                 name.to_string(),
                 Cached {
-                    id,
+                    owner,
                     key_type: header.key_type,
                     latest: header.latest,
                     min_decrypt: header.min_decrypt,
@@ -604,9 +608,9 @@ impl Keys<'_> {
     /// The material of one version, unwrapped on first use.
     fn material(&mut self, name: &SecretName, version: u32) -> Result<(KeyType, &Key)> {
         let state = self.cached(name)?;
-        let (id, loaded) = (state.id, state.material.contains_key(&version));
+        let (owner, loaded) = (state.owner, state.material.contains_key(&version));
         if !loaded {
-            let key = load_material(self.vault, id, name, version)?
+            let key = load_material(self.vault, owner, name, version)?
                 .ok_or_else(|| destroyed(name, version))?;
             if let Some(state) = self.vault.named_keys.keys.get_mut(name.as_str()) {
                 state.material.insert(version, key);
@@ -697,7 +701,8 @@ pub(crate) struct Cache {
 }
 
 struct Cached {
-    id: i64,
+    /// The key's row id and record id.
+    owner: Owner,
     key_type: KeyType,
     latest: u32,
     min_decrypt: u32,
@@ -801,23 +806,23 @@ fn envelope_error(e: EnvelopeError) -> Error {
     }
 }
 
-/// A key that exists and is not deleted: its id, header and blind index.
-fn live(v: &Vault, name: &SecretName) -> Result<(i64, KeyHeader, [u8; 32])> {
+/// A key that exists and is not deleted: its owner, header and blind index.
+fn live(v: &Vault, name: &SecretName) -> Result<(Owner, KeyHeader, [u8; 32])> {
     let bidx = blind_index(v.vault_keys(), name.as_str());
     match find(v, name, &bidx)? {
-        Some((id, header)) if header.deleted_at.is_none() => Ok((id, header, bidx)),
+        Some((owner, header)) if header.deleted_at.is_none() => Ok((owner, header, bidx)),
         _ => Err(not_found(name)),
     }
 }
 
 /// The row under `bidx`, checked: its header must name `name` and agree
 /// with the plaintext columns.
-fn find(v: &Vault, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(i64, KeyHeader)>> {
-    type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>);
+fn find(v: &Vault, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(Owner, KeyHeader)>> {
+    type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>, Vec<u8>);
     let row: Option<Row> = v
         .conn()
         .prepare_cached(
-            "SELECT id, header_key, header, latest, min_decrypt, deleted_at
+            "SELECT id, header_key, header, latest, min_decrypt, deleted_at, uid
              FROM named_keys WHERE bidx = ?1",
         )
         .and_then(|mut s| {
@@ -829,22 +834,24 @@ fn find(v: &Vault, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(i64, Ke
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             })
             .optional()
         })
         .map_err(|e| v.db(e))?;
-    let Some((id, key_id, blob, latest, min_decrypt, deleted_at)) = row else {
+    let Some((id, key_id, blob, latest, min_decrypt, deleted_at, uid)) = row else {
         return Ok(None);
     };
-    let header = open_header(v, id, key_id, &blob)?;
+    let owner = Owner::from_row(id, &uid, "named key")?;
+    let header = open_header(v, owner, key_id, &blob)?;
     if header.name != name.as_str() {
         return Err(v.integrity(format!(
             "the record found for named key '{name}' belongs to another key"
         )));
     }
     check_columns(v, &header, latest, min_decrypt, deleted_at)?;
-    Ok(Some((id, header)))
+    Ok(Some((owner, header)))
 }
 
 fn check_columns(
@@ -866,63 +873,66 @@ fn check_columns(
     Ok(())
 }
 
-fn header_aad(v: &Vault, id: i64, key_id: u32) -> RecordAad {
-    RecordAad {
-        kind: RecordKind::NamedKeyHeader,
-        vault_id: v.id(),
-        row: id as u64,
-        version: 0,
-        key_id,
-    }
+/// The associated data of a named key's header (record kind 4).
+fn header_aad(v: &Vault, owner: Owner, key_id: u32) -> [u8; BOUND_AAD_LEN] {
+    owner.aad(RecordKind::NamedKeyHeader, &v.id(), 0, key_id)
 }
 
-fn version_aad(v: &Vault, id: i64, version: u32, key_id: u32) -> RecordAad {
-    RecordAad {
-        kind: RecordKind::NamedKeyVersion,
-        vault_id: v.id(),
-        row: id as u64,
-        version: u64::from(version),
+/// The associated data of a named key's version (record kind 5).
+fn version_aad(v: &Vault, owner: Owner, version: u32, key_id: u32) -> [u8; BOUND_AAD_LEN] {
+    owner.aad(
+        RecordKind::NamedKeyVersion,
+        &v.id(),
+        u64::from(version),
         key_id,
-    }
+    )
 }
 
-fn open_header(v: &Vault, id: i64, key_id: u32, blob: &[u8]) -> Result<KeyHeader> {
-    let plain = open(v.dek(key_id)?, &header_aad(v, id, key_id).bytes(), blob)
-        .map_err(|_| v.integrity(format!("the header of named key {id} does not decrypt")))?;
+fn open_header(v: &Vault, owner: Owner, key_id: u32, blob: &[u8]) -> Result<KeyHeader> {
+    let plain = open(v.dek(key_id)?, &header_aad(v, owner, key_id), blob).map_err(|_| {
+        v.integrity(format!(
+            "the header of named key {} does not decrypt",
+            owner.id
+        ))
+    })?;
     decode_owned(&plain, "a named-key header")
 }
 
-fn store_header(v: &Vault, id: i64, header: &KeyHeader, bidx: &[u8; 32]) -> Result<()> {
+fn store_header(v: &Vault, owner: Owner, header: &KeyHeader, bidx: &[u8; 32]) -> Result<()> {
     let plain = encode(header, 64 + header.name.len());
-    let sealed = seal(
-        v.write_dek(),
-        &header_aad(v, id, v.write_key()).bytes(),
-        &plain,
-    );
+    let sealed = seal(v.write_dek(), &header_aad(v, owner, v.write_key()), &plain);
     v.conn()
         .prepare_cached(
-            "INSERT INTO named_keys(id, bidx, header, header_key, latest, min_decrypt, deleted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO named_keys(id, bidx, header, header_key, latest, min_decrypt, deleted_at, uid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET bidx = excluded.bidx, header = excluded.header,
                header_key = excluded.header_key, latest = excluded.latest,
-               min_decrypt = excluded.min_decrypt, deleted_at = excluded.deleted_at",
+               min_decrypt = excluded.min_decrypt, deleted_at = excluded.deleted_at,
+               uid = excluded.uid",
         )
         .and_then(|mut s| {
             s.execute(params![
-                id,
+                owner.id,
                 &bidx[..],
                 sealed,
                 v.write_key(),
                 header.latest,
                 header.min_decrypt,
-                header.deleted_at
+                header.deleted_at,
+                &owner.uid[..]
             ])
         })
         .map_err(|e| v.db(e))?;
     Ok(())
 }
 
-fn store_version(v: &Vault, id: i64, version: u32, material: &Key, created_at: i64) -> Result<()> {
+fn store_version(
+    v: &Vault,
+    owner: Owner,
+    version: u32,
+    material: &Key,
+    created_at: i64,
+) -> Result<()> {
     let body = KeyVersionBody {
         material: material.expose(),
         created_at,
@@ -930,7 +940,7 @@ fn store_version(v: &Vault, id: i64, version: u32, material: &Key, created_at: i
     let plain = encode(&body, 48);
     let sealed = seal(
         v.write_dek(),
-        &version_aad(v, id, version, v.write_key()).bytes(),
+        &version_aad(v, owner, version, v.write_key()),
         &plain,
     );
     v.conn()
@@ -938,27 +948,34 @@ fn store_version(v: &Vault, id: i64, version: u32, material: &Key, created_at: i
             "INSERT INTO named_key_versions(key_id_ref, version, data_key, body)
              VALUES (?1, ?2, ?3, ?4)",
         )
-        .and_then(|mut s| s.execute(params![id, version, v.write_key(), sealed]))
+        .and_then(|mut s| s.execute(params![owner.id, version, v.write_key(), sealed]))
         .map_err(|e| v.db(e))?;
     Ok(())
 }
 
 /// Unwraps one version's material; `None` when the version has no row.
-fn load_material(v: &Vault, id: i64, name: &SecretName, version: u32) -> Result<Option<Key>> {
+fn load_material(
+    v: &Vault,
+    owner: Owner,
+    name: &SecretName,
+    version: u32,
+) -> Result<Option<Key>> {
     let row: Option<(u32, Vec<u8>)> = v
         .conn()
         .prepare_cached(
             "SELECT data_key, body FROM named_key_versions WHERE key_id_ref = ?1 AND version = ?2",
         )
         .and_then(|mut s| {
-            s.query_row(params![id, version], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+            s.query_row(params![owner.id, version], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
         })
         .map_err(|e| v.db(e))?;
     let Some((key_id, blob)) = row else {
         return Ok(None);
     };
-    open_material(v, id, version, key_id, &blob)
+    open_material(v, owner, version, key_id, &blob)
         .map(Some)
         .map_err(|_| {
             v.integrity(format!(
@@ -967,11 +984,22 @@ fn load_material(v: &Vault, id: i64, name: &SecretName, version: u32) -> Result<
         })
 }
 
-fn open_material(v: &Vault, id: i64, version: u32, key_id: u32, blob: &[u8]) -> Result<Key> {
-    let bad = || v.integrity(format!("named key {id} version {version} does not decrypt"));
+fn open_material(
+    v: &Vault,
+    owner: Owner,
+    version: u32,
+    key_id: u32,
+    blob: &[u8],
+) -> Result<Key> {
+    let bad = || {
+        v.integrity(format!(
+            "named key {} version {version} does not decrypt",
+            owner.id
+        ))
+    };
     let plain = open(
         v.dek(key_id)?,
-        &version_aad(v, id, version, key_id).bytes(),
+        &version_aad(v, owner, version, key_id),
         blob,
     )
     .map_err(|_| bad())?;
@@ -1002,11 +1030,12 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
     if !tables_exist(v)? {
         return Ok((0, 0));
     }
-    type Row = (i64, Vec<u8>, u32, Vec<u8>, u32, u32, Option<i64>);
+    type Row = (i64, Vec<u8>, u32, Vec<u8>, u32, u32, Option<i64>, Vec<u8>);
     let rows: Vec<Row> = v
         .conn()
         .prepare(
-            "SELECT id, bidx, header_key, header, latest, min_decrypt, deleted_at FROM named_keys",
+            "SELECT id, bidx, header_key, header, latest, min_decrypt, deleted_at, uid
+             FROM named_keys",
         )
         .and_then(|mut s| {
             s.query_map([], |r| {
@@ -1018,6 +1047,7 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
                 ))
             })?
             .collect()
@@ -1040,8 +1070,9 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
         )));
     }
     let (mut keys, mut versions) = (0, 0);
-    for (id, bidx, key_id, blob, latest, min_decrypt, deleted_at) in rows {
-        let header = open_header(v, id, key_id, &blob)?;
+    for (id, bidx, key_id, blob, latest, min_decrypt, deleted_at, uid) in rows {
+        let owner = Owner::from_row(id, &uid, "named key")?;
+        let header = open_header(v, owner, key_id, &blob)?;
         let name = &header.name;
         if SecretName::new(name.clone()).is_err() {
             return Err(v.integrity(format!("named key {id} has an invalid name")));
@@ -1077,7 +1108,7 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
                     "named key '{name}' has an out-of-range version {version}"
                 )));
             }
-            open_material(v, id, version, key_id, &blob)?;
+            open_material(v, owner, version, key_id, &blob)?;
             versions += 1;
         }
         keys += 1;
@@ -1094,19 +1125,20 @@ pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
     if !tables_exist(v)? {
         return Ok(0);
     }
-    let rows: Vec<(i64, u32, Vec<u8>)> = v
+    let rows: Vec<(i64, u32, Vec<u8>, Vec<u8>)> = v
         .conn()
-        .prepare("SELECT id, header_key, header FROM named_keys ORDER BY id")
+        .prepare("SELECT id, header_key, header, uid FROM named_keys ORDER BY id")
         .and_then(|mut s| {
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect()
         })
         .map_err(|e| v.db(e))?;
     let mut records = 0;
-    for (id, key_id, blob) in rows {
-        let header = open_header(v, id, key_id, &blob)?;
+    for (id, key_id, blob, uid) in rows {
+        let owner = Owner::from_row(id, &uid, "named key")?;
+        let header = open_header(v, owner, key_id, &blob)?;
         let bidx = blind_index(new_keys.unwrap_or(v.vault_keys()), &header.name);
-        store_header(v, id, &header, &bidx)?;
+        store_header(v, owner, &header, &bidx)?;
         records += 1;
         let versions: Vec<(u32, u32, Vec<u8>)> = v
             .conn()
@@ -1121,7 +1153,7 @@ pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
         for (version, key_id, blob) in versions {
             let plain = open(
                 v.dek(key_id)?,
-                &version_aad(v, id, version, key_id).bytes(),
+                &version_aad(v, owner, version, key_id),
                 &blob,
             )
             .map_err(|_| {
@@ -1129,7 +1161,7 @@ pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
             })?;
             let sealed = seal(
                 v.write_dek(),
-                &version_aad(v, id, version, v.write_key()).bytes(),
+                &version_aad(v, owner, version, v.write_key()),
                 &plain,
             );
             v.conn()
