@@ -52,6 +52,24 @@ pub const CACHE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Distinct groups of uses kept before an early flush.
 const MAX_GROUPS: usize = 1024;
 
+/// Envelopes one version of an AES-256-GCM named key may seal: 2^32. Its
+/// nonces are 96 random bits, and NIST SP 800-38D caps random-nonce
+/// encryptions under one key at 2^32 (the chance of a repeated nonce, which
+/// gives away the key's authentication, stays below 2^-32). Past it,
+/// `encrypt` and `rewrap` refuse until the key is rotated.
+/// XChaCha20-Poly1305 keys (192-bit nonces) are not counted.
+pub const GCM_BUDGET: u64 = 1 << 32;
+
+/// From this many envelopes on, a version of an AES-256-GCM key is near
+/// its budget: [`Keys::take_budget_warnings`] says so, and so does
+/// [`KeyInfo::encryptions`].
+pub const GCM_WARN_AT: u64 = 1 << 31;
+
+/// Encryptions reserved with one write: a process counts in memory within
+/// a block and writes (durably) only to reserve the next one; a crash
+/// forfeits at most the unused rest of a block, counted as used.
+pub const GCM_RESERVE_BLOCK: u64 = 65_536;
+
 /// A named key as listed: never its material.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyInfo {
@@ -67,6 +85,22 @@ pub struct KeyInfo {
     pub min_decryption_version: u32,
     /// When the key was made, in ms since the epoch.
     pub created_at: i64,
+    /// Envelopes counted against the newest version's budget (AES-256-GCM
+    /// keys only: reserved in blocks of [`GCM_RESERVE_BLOCK`], so an upper
+    /// bound); `None` for other types.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryptions: Option<u64>,
+    /// The budget of [`KeyInfo::encryptions`]: [`GCM_BUDGET`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_budget: Option<u64>,
+}
+
+impl KeyInfo {
+    /// Whether the newest version has used half its budget or more: time to
+    /// rotate (`tresor key rotate NAME`).
+    pub fn near_budget(&self) -> bool {
+        self.encryptions.is_some_and(|n| n >= GCM_WARN_AT)
+    }
 }
 
 impl Vault {
@@ -201,7 +235,8 @@ impl Keys<'_> {
                 };
                 store_header(v, owner, &header, &bidx)?;
                 store_version(v, owner, header.latest, &Key::random(), now)?;
-                Ok((info_of(name, &header), vec![u64::from(header.latest)]))
+                let info = info_of(v, owner, name, &header)?;
+                Ok((info, vec![u64::from(header.latest)]))
             })?;
         self.forget(name);
         Ok(info)
@@ -240,7 +275,7 @@ impl Keys<'_> {
             check_columns(v, &header, latest, min_decrypt, deleted_at)?;
             let name = SecretName::new(header.name.clone())
                 .map_err(|_| v.integrity(format!("named key {id} has an invalid name")))?;
-            out.push(info_of(&name, &header));
+            out.push(info_of(v, owner, &name, &header)?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         self.record("key list", None, &[], "ok")?;
@@ -250,8 +285,8 @@ impl Keys<'_> {
     /// One named key's type and versions.
     pub fn info(&mut self, name: &SecretName) -> Result<KeyInfo> {
         self.prepare()?;
-        let (_, header, _) = live(self.vault, name)?;
-        Ok(info_of(name, &header))
+        let (owner, header, _) = live(self.vault, name)?;
+        info_of(self.vault, owner, name, &header)
     }
 
     /// Adds a fresh random version; new envelopes use it. Returns its number.
@@ -288,7 +323,7 @@ impl Keys<'_> {
                 header.min_decrypt = min_decryption_version;
                 store_header(v, owner, &header, &bidx)?;
                 Ok((
-                    info_of(name, &header),
+                    info_of(v, owner, name, &header)?,
                     vec![u64::from(min_decryption_version)],
                 ))
             })?;
@@ -492,14 +527,77 @@ impl Keys<'_> {
     fn encrypt_latest(&mut self, name: &SecretName, plaintext: &[u8]) -> Result<(String, u32)> {
         self.prepare()?;
         let state = self.cached(name)?;
-        let latest = state.latest;
-        if !state.key_type.seals_envelopes() {
-            return Err(no_envelopes(name, state.key_type));
+        let (latest, owner, key_type) = (state.latest, state.owner, state.key_type);
+        if !key_type.seals_envelopes() {
+            return Err(no_envelopes(name, key_type));
+        }
+        if key_type == KeyType::Aes256Gcm {
+            // Loaded first: a destroyed version is reported as such.
+            self.material(name, latest)?;
+            self.count_encryption(name, owner, latest)?;
         }
         let (key_type, key) = self.material(name, latest)?;
         let envelope = seal_envelope(key_type, key, name.as_str(), latest, plaintext)
             .map_err(|_| no_envelopes(name, key_type))?;
         Ok((envelope, latest))
+    }
+
+    /// Counts one encryption with an AES-256-GCM key version against its
+    /// budget: from this process's reserved block, else by reserving the
+    /// next block in the vault (committed before the encryption happens).
+    fn count_encryption(&mut self, name: &SecretName, owner: Owner, version: u32) -> Result<()> {
+        let cache = &mut self.vault.named_keys;
+        if let Some(block) = cache.reserved.get_mut(&(owner.uid, version))
+            && block.next < block.end
+        {
+            block.next += 1;
+            return Ok(());
+        }
+        let budget = cache.budget;
+        let block = self.vault.transaction(|v| {
+            let sealed: Option<u64> = v
+                .conn()
+                .prepare_cached(
+                    "SELECT sealed FROM named_key_versions WHERE key_id_ref = ?1 AND version = ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![owner.id, version], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(|e| v.db(e))?;
+            let start = sealed.ok_or_else(|| destroyed(name, version))?;
+            if start >= budget.limit {
+                return Err(over_budget(name, version, budget.limit));
+            }
+            let end = start.saturating_add(budget.block).min(budget.limit);
+            v.conn()
+                .prepare_cached(
+                    "UPDATE named_key_versions SET sealed = ?3 WHERE key_id_ref = ?1 AND version = ?2",
+                )
+                .and_then(|mut s| s.execute(params![owner.id, version, end]))
+                .map_err(|e| v.db(e))?;
+            Ok(Block {
+                next: start + 1,
+                end,
+            })
+        })?;
+        let cache = &mut self.vault.named_keys;
+        if block.end > budget.warn_at {
+            cache.warnings.push(format!(
+                "named key '{name}' version {version} has sealed up to {} of the {} envelopes                  an AES-256-GCM key (random 96-bit nonces) may seal; rotate it soon with                  `tresor key rotate {name}`, and for high volume use a key of type                  xchacha20-poly1305",
+                block.end, budget.limit
+            ));
+        }
+        cache.reserved.insert((owner.uid, version), block);
+        Ok(())
+    }
+
+    /// Takes the warnings of AES-256-GCM key versions near their budget
+    /// ([`GCM_WARN_AT`] of [`GCM_BUDGET`] envelopes) given since the last
+    /// call: one each time a block of encryptions is reserved past the
+    /// mark. Show them to the user (the CLI prints them on stderr).
+    pub fn take_budget_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.vault.named_keys.warnings)
     }
 
     /// Loads the versions an age use gets into the cache; returns their
@@ -698,6 +796,39 @@ pub(crate) struct Cache {
     checked_at: Option<Instant>,
     /// Live keys by name.
     keys: HashMap<String, Cached>,
+    /// Encryptions reserved by this process per AES-256-GCM key version,
+    /// by record id and version; kept when `keys` is emptied, so another
+    /// process's commit does not forfeit a block.
+    reserved: HashMap<([u8; tresor_crypto::RECORD_UID_LEN], u32), Block>,
+    /// Near-budget warnings not yet taken ([`Keys::take_budget_warnings`]).
+    warnings: Vec<String>,
+    /// The AES-256-GCM budget (lowered only by tests).
+    budget: Budget,
+}
+
+/// The AES-256-GCM budget per key version and how it is counted.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    limit: u64,
+    warn_at: u64,
+    block: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            limit: GCM_BUDGET,
+            warn_at: GCM_WARN_AT,
+            block: GCM_RESERVE_BLOCK,
+        }
+    }
+}
+
+/// A block of encryption numbers this process reserved: `next..end`.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    next: u64,
+    end: u64,
 }
 
 struct Cached {
@@ -750,14 +881,29 @@ fn new_header(name: &SecretName, key_type: KeyType, now: i64, first: u32) -> Key
     }
 }
 
-fn info_of(name: &SecretName, header: &KeyHeader) -> KeyInfo {
-    KeyInfo {
+fn info_of(v: &Vault, owner: Owner, name: &SecretName, header: &KeyHeader) -> Result<KeyInfo> {
+    let encryptions = if header.key_type == KeyType::Aes256Gcm {
+        v.conn()
+            .prepare_cached(
+                "SELECT sealed FROM named_key_versions WHERE key_id_ref = ?1 AND version = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![owner.id, header.latest], |r| r.get::<_, u64>(0))
+                    .optional()
+            })
+            .map_err(|e| v.db(e))?
+    } else {
+        None
+    };
+    Ok(KeyInfo {
         name: name.clone(),
         key_type: header.key_type,
         latest: header.latest,
         min_decryption_version: header.min_decrypt,
         created_at: header.created_at,
-    }
+        encryptions,
+        encryption_budget: encryptions.map(|_| GCM_BUDGET),
+    })
 }
 
 fn next_version(name: &SecretName, latest: u32) -> Result<u32> {
@@ -787,6 +933,17 @@ fn destroyed(name: &SecretName, version: u32) -> Error {
         store: STORE.into(),
         what: format!("named key '{name}' version {version} (destroyed)"),
     }
+}
+
+fn over_budget(name: &SecretName, version: u32, limit: u64) -> Error {
+    Error::Validation(format!(
+        "named key '{name}' version {version} has sealed the {limit} envelopes an AES-256-GCM \
+         key version may seal (random 96-bit nonces: beyond that a repeated nonce becomes \
+         likely enough to expose the key); run `tresor key rotate {name}` to seal under a fresh \
+         version (older envelopes keep opening), and for high volume use a key of type \
+         xchacha20-poly1305 (`tresor key create NAME --type xchacha20-poly1305`), whose \
+         192-bit nonces need no count"
+    ))
 }
 
 fn no_envelopes(name: &SecretName, key_type: KeyType) -> Error {
@@ -1413,6 +1570,128 @@ mod tests {
             ]
         );
         assert_eq!(v.audit_verify().unwrap(), log.len() as u64);
+    }
+
+    /// The `sealed` column of a version of the vault's first named key,
+    /// read by another connection.
+    fn sealed(path: &std::path::Path, version: u32) -> u64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT sealed FROM named_key_versions
+                 WHERE key_id_ref = (SELECT min(id) FROM named_keys) AND version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    fn low_budget() -> Budget {
+        Budget {
+            limit: 10,
+            warn_at: 6,
+            block: 4,
+        }
+    }
+
+    #[test]
+    fn gcm_encryptions_are_counted_in_durable_blocks_warned_and_refused_past_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let mut v = vault(dir.path());
+        v.named_keys.budget = low_budget();
+        let n = name("app/k");
+        let mut keys = v.keys();
+        let info = keys.create(&n, KeyType::Aes256Gcm).unwrap();
+        assert_eq!((info.encryptions, info.encryption_budget), (Some(0), Some(GCM_BUDGET)));
+        let first = keys.encrypt(&n, b"x").unwrap();
+        // The block is committed before the envelope is handed out.
+        assert_eq!(sealed(&path, 1), 4);
+        for _ in 0..3 {
+            keys.encrypt(&n, b"x").unwrap();
+        }
+        assert_eq!(sealed(&path, 1), 4, "no write within a block");
+        assert!(keys.take_budget_warnings().is_empty());
+        // The next block reaches past the warning mark (6).
+        keys.rewrap(&first).unwrap();
+        assert_eq!(sealed(&path, 1), 8);
+        let warnings = keys.take_budget_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("tresor key rotate app/k"), "{}", warnings[0]);
+        assert!(warnings[0].contains("xchacha20-poly1305"), "{}", warnings[0]);
+        assert!(keys.take_budget_warnings().is_empty(), "taken once");
+        for _ in 6..=10 {
+            keys.encrypt(&n, b"x").unwrap();
+        }
+        assert_eq!(sealed(&path, 1), 10, "the last block is cut at the limit");
+        // The 11th encryption is refused, and says what to do.
+        let e = keys.encrypt(&n, b"x").unwrap_err();
+        assert!(matches!(e, Error::Validation(_)), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("tresor key rotate app/k"), "{msg}");
+        assert!(msg.contains("xchacha20-poly1305"), "{msg}");
+        assert!(keys.rewrap(&first).is_err());
+        assert_eq!(sealed(&path, 1), 10);
+        assert_eq!(keys.info(&n).unwrap().encryptions, Some(10));
+        // Decryption is not counted; a rotation starts a fresh count.
+        assert_eq!(keys.decrypt(&first).unwrap().expose_secret(), b"x");
+        assert_eq!(keys.rotate(&n).unwrap(), 2);
+        let newer = keys.encrypt(&n, b"y").unwrap();
+        assert!(newer.starts_with("tresor:v1:app/k:2:"));
+        assert_eq!(sealed(&path, 2), 4);
+        assert_eq!(keys.info(&n).unwrap().encryptions, Some(4));
+        drop(keys);
+        // Refusals are audited like any failed use.
+        let log = v.audit_log(&crate::AuditFilter::default()).unwrap();
+        assert!(
+            log.iter()
+                .any(|e| e.operation == "key encrypt" && e.result == "validation")
+        );
+        // XChaCha20-Poly1305 keys are not counted.
+        let x = name("app/x");
+        let mut keys = v.keys();
+        let info = keys.create(&x, KeyType::XChaCha20Poly1305).unwrap();
+        assert_eq!(info.encryptions, None);
+        for _ in 0..20 {
+            keys.encrypt(&x, b"x").unwrap();
+        }
+    }
+
+    #[test]
+    fn reservations_survive_a_crash_and_are_never_handed_out_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let text = new_key_file_text();
+        let credential = || Credential::key_material(text.as_bytes()).unwrap();
+        let options = CreateOptions {
+            recovery: false,
+            ..CreateOptions::default()
+        };
+        let budget = Budget {
+            warn_at: 100,
+            ..low_budget()
+        };
+        let mut first = Vault::create(&path, &credential(), &options).unwrap().vault;
+        first.named_keys.budget = budget;
+        let n = name("app/k");
+        first.keys().create(&n, KeyType::Aes256Gcm).unwrap();
+        first.keys().encrypt(&n, b"x").unwrap();
+        assert_eq!(sealed(&path, 1), 4);
+        // The process dies: no drop, no flush. Its reserved block is in the file.
+        std::mem::forget(first);
+
+        let mut second = crate::LockedVault::open(&path, &crate::OpenOptions::default())
+            .unwrap()
+            .unlock(&credential())
+            .unwrap();
+        second.named_keys.budget = budget;
+        let mut keys = second.keys();
+        // Counts 5 to 10 (the crashed process's 2 to 4 are forfeited).
+        for _ in 0..6 {
+            keys.encrypt(&n, b"x").unwrap();
+        }
+        assert_eq!(sealed(&path, 1), 10);
+        assert!(keys.encrypt(&n, b"x").is_err());
     }
 
     #[test]
