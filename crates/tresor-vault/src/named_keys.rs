@@ -577,6 +577,7 @@ impl Keys<'_> {
                 .and_then(|mut s| s.execute(params![owner.id, version, end]))
                 .map_err(|e| v.db(e))?;
             Ok(Block {
+                id: owner.id,
                 next: start + 1,
                 end,
             })
@@ -824,9 +825,11 @@ impl Default for Budget {
     }
 }
 
-/// A block of encryption numbers this process reserved: `next..end`.
+/// A block of encryption numbers this process reserved for the version of
+/// the key in row `id`: `next..end` are still unused.
 #[derive(Clone, Copy, Debug)]
 struct Block {
+    id: i64,
     next: u64,
     end: u64,
 }
@@ -1162,6 +1165,41 @@ fn open_material(
     .map_err(|_| bad())?;
     let body: KeyVersionBody = decode(&plain, "a named-key version")?;
     Key::from_slice(body.material).ok_or_else(bad)
+}
+
+/// Gives back the unused rest of this process's reserved blocks when the
+/// vault is dropped, so a short run (one `tresor key encrypt`) counts what it
+/// used, not a whole block: `sealed` drops back to the next unused number,
+/// only where no other process reserved after this one (its block ends
+/// where the column stands). One `synchronous=NORMAL` transaction: a lost
+/// give-back leaves the higher count, the safe side. Best effort.
+pub(crate) fn release_reservations(v: &mut Vault) {
+    let blocks: Vec<(u32, Block)> = v
+        .named_keys
+        .reserved
+        .drain()
+        .filter(|(_, b)| b.next < b.end)
+        .map(|((_, version), b)| (version, b))
+        .collect();
+    if blocks.is_empty() {
+        return;
+    }
+    if v.exec_cached("PRAGMA synchronous=NORMAL").is_err() {
+        return;
+    }
+    let _ = v.transaction(|v| {
+        for (version, b) in &blocks {
+            v.conn()
+                .prepare_cached(
+                    "UPDATE named_key_versions SET sealed = ?3
+                     WHERE key_id_ref = ?1 AND version = ?2 AND sealed = ?4",
+                )
+                .and_then(|mut s| s.execute(params![b.id, version, b.next, b.end]))
+                .map_err(|e| v.db(e))?;
+        }
+        Ok(())
+    });
+    let _ = v.exec_cached("PRAGMA synchronous=FULL");
 }
 
 /// Whether the named-key tables exist (a vault made before them may lack
@@ -1686,12 +1724,32 @@ mod tests {
             .unwrap();
         second.named_keys.budget = budget;
         let mut keys = second.keys();
-        // Counts 5 to 10 (the crashed process's 2 to 4 are forfeited).
-        for _ in 0..6 {
-            keys.encrypt(&n, b"x").unwrap();
-        }
+        // Counts 5 on (the crashed process's 2 to 4 are forfeited).
+        keys.encrypt(&n, b"x").unwrap();
+        assert_eq!(sealed(&path, 1), 8);
+        drop(keys);
+        // A clean end gives back the unused rest: 5 numbers are used.
+        drop(second);
+        assert_eq!(sealed(&path, 1), 5);
+        let mut third = crate::LockedVault::open(&path, &crate::OpenOptions::default())
+            .unwrap()
+            .unlock(&credential())
+            .unwrap();
+        third.named_keys.budget = budget;
+        // Not while another process has reserved after it.
+        let mut fourth = crate::LockedVault::open(&path, &crate::OpenOptions::default())
+            .unwrap()
+            .unlock(&credential())
+            .unwrap();
+        fourth.named_keys.budget = budget;
+        third.keys().encrypt(&n, b"x").unwrap(); // reserves 5..9, uses 5
+        fourth.keys().encrypt(&n, b"x").unwrap(); // reserves 9..10 (the limit), uses 9
         assert_eq!(sealed(&path, 1), 10);
-        assert!(keys.encrypt(&n, b"x").is_err());
+        drop(third);
+        assert_eq!(sealed(&path, 1), 10, "fourth's block follows third's");
+        assert!(fourth.keys().encrypt(&n, b"x").is_err());
+        drop(fourth);
+        assert_eq!(sealed(&path, 1), 10);
     }
 
     #[test]

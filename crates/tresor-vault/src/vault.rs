@@ -434,6 +434,7 @@ const WAL_BOUND_BYTES: u64 = 64 * (4096 + 24) + 32;
 
 impl Drop for Vault {
     fn drop(&mut self) {
+        crate::named_keys::release_reservations(self);
         if self.bound_wal_on_drop {
             self.bound_wal();
         }
