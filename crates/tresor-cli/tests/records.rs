@@ -42,7 +42,10 @@ fn a_purged_secrets_row_replayed_into_a_new_secret_is_exit_4() {
     );
     t.run(&["rm", "old/a", "--purge"]).ok();
     t.run_in(&["set", "new/b"], b"value of new/b").ok();
-    let id = sql(&t.vault, "print(c.execute('SELECT id FROM secrets').fetchone()[0])");
+    let id = sql(
+        &t.vault,
+        "print(c.execute('SELECT id FROM secrets').fetchone()[0])",
+    );
     let mut f = old.split(' ');
     let (old_id, key_id, body) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
     assert_eq!(id, old_id, "new/b reuses old/a's row id");

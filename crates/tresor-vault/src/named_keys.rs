@@ -229,7 +229,10 @@ impl Keys<'_> {
                     // record id, so the old incarnation's records never open.
                     Some((old_owner, old)) => {
                         let first = next_version(name, old.latest)?;
-                        (Owner::new(old_owner.id), new_header(name, key_type, now, first))
+                        (
+                            Owner::new(old_owner.id),
+                            new_header(name, key_type, now, first),
+                        )
                     }
                     None => (Owner::new(next_id(v)?), new_header(name, key_type, now, 1)),
                 };
@@ -1114,22 +1117,15 @@ fn store_version(
 }
 
 /// Unwraps one version's material; `None` when the version has no row.
-fn load_material(
-    v: &Vault,
-    owner: Owner,
-    name: &SecretName,
-    version: u32,
-) -> Result<Option<Key>> {
+fn load_material(v: &Vault, owner: Owner, name: &SecretName, version: u32) -> Result<Option<Key>> {
     let row: Option<(u32, Vec<u8>)> = v
         .conn()
         .prepare_cached(
             "SELECT data_key, body FROM named_key_versions WHERE key_id_ref = ?1 AND version = ?2",
         )
         .and_then(|mut s| {
-            s.query_row(params![owner.id, version], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
+            s.query_row(params![owner.id, version], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
         })
         .map_err(|e| v.db(e))?;
     let Some((key_id, blob)) = row else {
@@ -1144,13 +1140,7 @@ fn load_material(
         })
 }
 
-fn open_material(
-    v: &Vault,
-    owner: Owner,
-    version: u32,
-    key_id: u32,
-    blob: &[u8],
-) -> Result<Key> {
+fn open_material(v: &Vault, owner: Owner, version: u32, key_id: u32, blob: &[u8]) -> Result<Key> {
     let bad = || {
         v.integrity(format!(
             "named key {} version {version} does not decrypt",
@@ -1641,7 +1631,10 @@ mod tests {
         let n = name("app/k");
         let mut keys = v.keys();
         let info = keys.create(&n, KeyType::Aes256Gcm).unwrap();
-        assert_eq!((info.encryptions, info.encryption_budget), (Some(0), Some(GCM_BUDGET)));
+        assert_eq!(
+            (info.encryptions, info.encryption_budget),
+            (Some(0), Some(GCM_BUDGET))
+        );
         let first = keys.encrypt(&n, b"x").unwrap();
         // The block is committed before the envelope is handed out.
         assert_eq!(sealed(&path, 1), 4);
@@ -1655,8 +1648,16 @@ mod tests {
         assert_eq!(sealed(&path, 1), 8);
         let warnings = keys.take_budget_warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("tresor key rotate app/k"), "{}", warnings[0]);
-        assert!(warnings[0].contains("xchacha20-poly1305"), "{}", warnings[0]);
+        assert!(
+            warnings[0].contains("tresor key rotate app/k"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[0].contains("xchacha20-poly1305"),
+            "{}",
+            warnings[0]
+        );
         assert!(keys.take_budget_warnings().is_empty(), "taken once");
         for _ in 6..=10 {
             keys.encrypt(&n, b"x").unwrap();

@@ -811,7 +811,9 @@ impl Vault {
                             return Ok(None);
                         };
                         Ok(Some(owner.and_then(|owner| {
-                            this.open_current(owner, header_key, header, version, key_id, body, name)
+                            this.open_current(
+                                owner, header_key, header, version, key_id, body, name,
+                            )
                         })))
                     })
                     .optional()
@@ -1280,7 +1282,8 @@ impl Vault {
                 .collect()
             })
             .map_err(|e| self.db(e))?;
-        for (id, bidx, key, blob, current, previous, pending, next_version, deleted_at, uid) in rows {
+        for (id, bidx, key, blob, current, previous, pending, next_version, deleted_at, uid) in rows
+        {
             let owner = Owner::from_row(id, &uid, "secret")?;
             let header = self.open_header_any(owner, key, &blob)?;
             let name = &header.name;
@@ -1592,7 +1595,10 @@ impl Vault {
         let key = self.dek(key_id)?;
         let aad = owner.aad(RecordKind::SecretHeader, &self.vault_id, 0, key_id);
         let plain = open(key, &aad, blob).map_err(|_| {
-            self.integrity(format!("the header of secret {} does not decrypt", owner.id))
+            self.integrity(format!(
+                "the header of secret {} does not decrypt",
+                owner.id
+            ))
         })?;
         decode_owned(&plain, "a secret header")
     }

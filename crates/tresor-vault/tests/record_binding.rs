@@ -319,17 +319,25 @@ fn a_migrated_vault_refuses_the_purged_secrets_format_1_row() {
     let path = format1_vault(dir.path());
     let row = fs::read_to_string(fixture_dir().join("purged-row.txt")).unwrap();
     let f: Vec<&str> = row.split_whitespace().collect();
-    let (id, version, key_id): (i64, u64, u32) =
-        (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap());
+    let (id, version, key_id): (i64, u64, u32) = (
+        f[0].parse().unwrap(),
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+    );
     let body: Vec<u8> = (0..f[3].len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&f[3][i..i + 2], 16).unwrap())
         .collect();
     let rows: i64 = Connection::open(&path)
         .unwrap()
-        .query_row("SELECT count(*) FROM secrets WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT count(*) FROM secrets WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .unwrap();
-    assert_eq!(rows, 1, "new/b holds old/a's row id (the generator checked)");
+    assert_eq!(
+        rows, 1,
+        "new/b holds old/a's row id (the generator checked)"
+    );
 
     drop(reopen(&path)); // migrates
     Connection::open(&path)
