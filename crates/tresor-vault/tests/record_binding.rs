@@ -379,3 +379,47 @@ fn a_vault_claiming_format_1_with_format_2_tables_is_refused_unchanged() {
     assert_eq!(fs::read(&path).unwrap(), before);
     assert!(!dir.path().join("vault.db.pre-v2").exists());
 }
+
+/// The record id is in the associated data: changing a row's `uid` (to
+/// another secret's, say) breaks its header and versions.
+#[test]
+fn an_edited_record_id_is_an_integrity_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut vault) = new_vault(dir.path());
+    for n in ["a/one", "a/two"] {
+        vault
+            .put(&name(n), &value(n.as_bytes()), &PutOptions::default())
+            .unwrap();
+    }
+    drop(vault);
+    let conn = Connection::open(&path).unwrap();
+    let uids: Vec<Vec<u8>> = conn
+        .prepare("SELECT uid FROM secrets ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(uids.len(), 2);
+    assert!(uids.iter().all(|u| u.len() == 16) && uids[0] != uids[1]);
+    conn.execute(
+        "UPDATE secrets SET uid = ?1 WHERE id = (SELECT max(id) FROM secrets)",
+        [&uids[0]],
+    )
+    .unwrap();
+    drop(conn);
+    let mut vault = reopen(&path);
+    assert_eq!(
+        vault
+            .get(&name("a/one"), Selector::Label(Label::Current))
+            .unwrap()
+            .value
+            .expose_secret(),
+        b"a/one"
+    );
+    assert_integrity(
+        vault.get(&name("a/two"), Selector::Label(Label::Current)),
+        "get under an edited uid",
+    );
+    assert_integrity(vault.verify(), "verify");
+}
