@@ -42,7 +42,9 @@ pub use tresor_crypto::slot::{
     Credential, KeychainBackend, PasswordParams, Pkcs11Mechanism, Pkcs11Params, RecoveryKey,
     SlotKind, new_key_file_text, new_keychain_key,
 };
-pub use tresor_vault::{AgeUse, KeyInfo, KeyType, Keys, envelope_key};
+pub use tresor_vault::{
+    AgeUse, GCM_BUDGET, GCM_RESERVE_BLOCK, GCM_WARN_AT, KeyInfo, KeyType, Keys, envelope_key,
+};
 pub use tresor_vault::{
     AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, MasterRekey,
     OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
