@@ -511,6 +511,11 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
             path.display()
         )));
     }
+    if let Some(out) = &a.recovery_key_out {
+        // Before the vault exists: a recovery key that cannot be written
+        // (a FIFO, a device, a folder there) must not leave a vault behind.
+        tresor::fs::check_target(out, tresor::fs::Existing::Replace)?;
+    }
     let keychain = if a.keychain {
         Some(tresor::keychain::answering_backend().ok_or_else(|| {
             Error::Unavailable {

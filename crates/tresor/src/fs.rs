@@ -214,8 +214,10 @@ impl Drop for PrivateFile {
 }
 
 /// Refuses a target that is not a new path, a regular file or a symbolic
-/// link (replaced, not followed), or any existing one with [`Existing::Refuse`].
-fn check_target(path: &Path, existing: Existing) -> Result<()> {
+/// link (replaced, not followed), or any existing one with
+/// [`Existing::Refuse`]: the check [`PrivateFile::create`] makes, for
+/// callers that want to fail before other work.
+pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
