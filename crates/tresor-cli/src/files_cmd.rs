@@ -20,7 +20,9 @@ use crate::{input, output};
 pub struct EncryptArgs {
     /// The file to encrypt ("-" or absent: stdin).
     pub file: Option<PathBuf>,
-    /// Write to OUT (through a 0600 temporary file renamed into place) instead of stdout.
+    /// Write to OUT instead of stdout: through a new 0600 file renamed into
+    /// place (an existing device or pipe, such as /dev/null, is written
+    /// directly: the output is encrypted).
     #[arg(long, short, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// Encrypt to this age recipient, age1… (repeatable).

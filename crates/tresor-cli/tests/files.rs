@@ -691,7 +691,11 @@ fn hostile_headers_are_refused_quickly_as_stock_age_does() {
     };
     let body63 = [&b"-> X\n"[..], &[b'A'; 63], b"\n"].concat();
     let cases = [
-        ("empty-stanzas.age", repeat(b"-> X\n\n", 8 * mib), "recipient stanzas"),
+        (
+            "empty-stanzas.age",
+            repeat(b"-> X\n\n", 8 * mib),
+            "recipient stanzas",
+        ),
         ("long-line.age", long_line, "longer than 1048576 bytes"),
         ("body63.age", repeat(&body63, 8 * mib), "recipient stanzas"),
     ];

@@ -99,7 +99,11 @@ fn a_fifo_at_the_output_receives_nothing() {
             .code(2)
             .err_has(&expect);
     });
-    assert!(got.is_empty(), "get --out: {:?}", String::from_utf8_lossy(&got));
+    assert!(
+        got.is_empty(),
+        "get --out: {:?}",
+        String::from_utf8_lossy(&got)
+    );
 
     let (key, age_file, _) = sealed(&t, 100_000);
     let got = fifo_receives(&fifo, || {
@@ -110,7 +114,10 @@ fn a_fifo_at_the_output_receives_nothing() {
     assert!(got.is_empty(), "decrypt -o: {} bytes", got.len());
 
     t.run(&["key", "create", "app/k"]).ok();
-    let envelope = t.run_in(&["key", "encrypt", "app/k"], b"fifo-canary-2").ok().out();
+    let envelope = t
+        .run_in(&["key", "encrypt", "app/k"], b"fifo-canary-2")
+        .ok()
+        .out();
     let got = fifo_receives(&fifo, || {
         t.run_in(&["key", "decrypt", "--out", &p(&fifo)], envelope.as_bytes())
             .code(2)
@@ -134,7 +141,10 @@ fn a_fifo_at_the_output_receives_nothing() {
         .err_has(&expect);
     });
     assert!(got.is_empty(), "--recovery-key-out: {got:?}");
-    assert!(!other.exists(), "the vault was made although its recovery key had nowhere to go");
+    assert!(
+        !other.exists(),
+        "the vault was made although its recovery key had nowhere to go"
+    );
 }
 
 #[test]
@@ -215,7 +225,10 @@ fn interrupt_decrypt(
         if size.is_some_and(|s| s >= 1 << 20) {
             break;
         }
-        assert!(Instant::now() < deadline, "no plaintext was written (named: {named})");
+        assert!(
+            Instant::now() < deadline,
+            "no plaintext was written (named: {named})"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // SAFETY: our own child's id.
@@ -237,7 +250,11 @@ fn an_interrupted_decrypt_leaves_no_plaintext() {
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             let status = interrupt_decrypt(&t, &key, &bytes, named, signal);
             assert_eq!(status.signal(), Some(signal), "named {named}: {status:?}");
-            assert_eq!(names(t.dir.path()), before, "named {named}, signal {signal}");
+            assert_eq!(
+                names(t.dir.path()),
+                before,
+                "named {named}, signal {signal}"
+            );
         }
     }
     // SIGKILL leaves no chance to clean up a named file: the next write into
@@ -271,16 +288,22 @@ fn an_interrupted_decrypt_leaves_no_plaintext() {
 fn strace(t: &Tresor, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let trace = t.path("strace.txt");
     let mut cmd = clean_command("strace");
-    cmd.args(["-f", "-qq", "-e", "trace=openat,linkat,renameat,renameat2,fsync", "-o"])
-        .arg(&trace)
-        .arg(BIN)
-        .args(args)
-        .current_dir(t.dir.path())
-        .env("HOME", t.dir.path())
-        .env("TRESOR_VAULT", &t.vault)
-        .env("XDG_DATA_HOME", t.dir.path().join("xdg"))
-        .env("XDG_CONFIG_HOME", t.dir.path().join("xdg-config"))
-        .stdin(Stdio::null());
+    cmd.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=openat,linkat,renameat,renameat2,fsync",
+        "-o",
+    ])
+    .arg(&trace)
+    .arg(BIN)
+    .args(args)
+    .current_dir(t.dir.path())
+    .env("HOME", t.dir.path())
+    .env("TRESOR_VAULT", &t.vault)
+    .env("XDG_DATA_HOME", t.dir.path().join("xdg"))
+    .env("XDG_CONFIG_HOME", t.dir.path().join("xdg-config"))
+    .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -305,7 +328,11 @@ fn assert_dir_synced_after(lines: &[String], dir: &Path, name: &str) {
         .iter()
         .filter_map(|l| l.split_once(&dir_open).map(|(_, fd)| fd.trim().to_string()))
         .collect();
-    assert!(!fds.is_empty(), "the folder was never opened:\n{}", lines.join("\n"));
+    assert!(
+        !fds.is_empty(),
+        "the folder was never opened:\n{}",
+        lines.join("\n")
+    );
     let placed = lines
         .iter()
         .rposition(|l| {
@@ -315,7 +342,12 @@ fn assert_dir_synced_after(lines: &[String], dir: &Path, name: &str) {
     let synced = lines[placed..]
         .iter()
         .any(|l| fds.iter().any(|fd| l.contains(&format!("fsync({fd})"))));
-    assert!(synced, "no fsync of {} after {name}:\n{}", p(dir), lines.join("\n"));
+    assert!(
+        synced,
+        "no fsync of {} after {name}:\n{}",
+        p(dir),
+        lines.join("\n")
+    );
 }
 
 #[test]

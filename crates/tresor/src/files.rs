@@ -584,7 +584,9 @@ impl BufRead for WholeHeader<'_> {
         let n = if self.pos < self.header_end {
             self.header_end - self.pos
         } else {
-            rest.iter().position(|&b| b == byte).map_or(rest.len(), |i| i + 1)
+            rest.iter()
+                .position(|&b| b == byte)
+                .map_or(rest.len(), |i| i + 1)
         };
         buf.extend_from_slice(&rest[..n]);
         self.pos += n;
@@ -994,7 +996,16 @@ mod tests {
             ),
             (
                 "one long line",
-                hostile(|i| if i == 0 { b"-> X ".to_vec() } else { vec![b'a'; 4096] }, eight_mib),
+                hostile(
+                    |i| {
+                        if i == 0 {
+                            b"-> X ".to_vec()
+                        } else {
+                            vec![b'a'; 4096]
+                        }
+                    },
+                    eight_mib,
+                ),
                 format!("longer than {MAX_HEADER_BYTES} bytes"),
             ),
             (
@@ -1005,7 +1016,13 @@ mod tests {
             (
                 "one stanza of 64-column body lines",
                 hostile(
-                    |i| if i == 0 { b"-> X\n".to_vec() } else { [&[b'B'; 64][..], b"\n"].concat() },
+                    |i| {
+                        if i == 0 {
+                            b"-> X\n".to_vec()
+                        } else {
+                            [&[b'B'; 64][..], b"\n"].concat()
+                        }
+                    },
                     eight_mib,
                 ),
                 format!("longer than {MAX_HEADER_BYTES} bytes"),
@@ -1017,7 +1034,10 @@ mod tests {
             let started = std::time::Instant::now();
             let e = decrypt(
                 &with,
-                Counting { inner: &file[..], read: &read },
+                Counting {
+                    inner: &file[..],
+                    read: &read,
+                },
                 Vec::new(),
                 "hostile.age",
             )
@@ -1059,9 +1079,16 @@ mod tests {
         let pulls = Cell::new(0);
         let started = std::time::Instant::now();
         let d = age_decryptor(&file, header_end, &pulls).unwrap();
-        assert!(pulls.get() <= 2, "age pulled the header {} times", pulls.get());
+        assert!(
+            pulls.get() <= 2,
+            "age pulled the header {} times",
+            pulls.get()
+        );
         let id = age::x25519::Identity::generate();
-        assert!(d.decrypt(std::iter::once(&id as &dyn age::Identity)).is_err());
+        assert!(
+            d.decrypt(std::iter::once(&id as &dyn age::Identity))
+                .is_err()
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         // One stanza more is refused before age sees it.
         let mut over = MAGIC_V1.to_vec();
@@ -1081,8 +1108,9 @@ mod tests {
 
     #[test]
     fn many_recipients_still_decrypt_with_one_header_parse() {
-        let ids: Vec<age::x25519::Identity> =
-            (0..300).map(|_| age::x25519::Identity::generate()).collect();
+        let ids: Vec<age::x25519::Identity> = (0..300)
+            .map(|_| age::x25519::Identity::generate())
+            .collect();
         let to = EncryptTo::Recipients(
             ids.iter()
                 .map(|i| Box::new(i.to_public()) as Box<dyn age::Recipient + Send>)

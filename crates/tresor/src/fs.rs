@@ -345,14 +345,8 @@ fn link_at(from: &CStr, dir: &File, name: &CStr, follow: bool) -> io::Result<()>
 
 fn rename_at(dir: &File, from: &CStr, to: &CStr) -> io::Result<()> {
     // SAFETY: valid descriptors and NUL-terminated names.
-    let rc = unsafe {
-        libc::renameat(
-            dir.as_raw_fd(),
-            from.as_ptr(),
-            dir.as_raw_fd(),
-            to.as_ptr(),
-        )
-    };
+    let rc =
+        unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
     if rc == 0 {
         Ok(())
     } else {
@@ -380,9 +374,9 @@ fn sync_dir(dir: &File) -> io::Result<()> {
 
 /// Removes tresor's temporary files left in `dir` by processes that no
 /// longer run (killed before they could clean up); returns how many.
-/// Only regular files owned by this user whose name is
-/// `.tresor-tmp-PID-RANDOM` with a PID that names no live process are
-/// touched.
+/// Only regular files owned by this user are touched, named
+/// `.tresor-tmp-PID-RANDOM` with a PID that names no live process, or
+/// `.tresor-tmp-XXXXXX` (older versions) untouched for an hour.
 pub fn remove_leftovers(dir: &Path) -> usize {
     match std::fs::OpenOptions::new()
         .read(true)
@@ -403,17 +397,29 @@ fn remove_leftovers_in(dir: &File, dir_path: &Path) -> usize {
     let mut removed = 0;
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(pid) = leftover_pid(file_name.as_bytes()) else {
-            continue;
-        };
-        if pid == std::process::id() || process_alive(pid) {
-            continue;
+        let legacy = is_legacy_temp(file_name.as_bytes());
+        if !legacy {
+            let Some(pid) = leftover_pid(file_name.as_bytes()) else {
+                continue;
+            };
+            if pid == std::process::id() || process_alive(pid) {
+                continue;
+            }
         }
         // Not followed: a symbolic link or anything else is left alone.
         let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
             continue;
         };
         if !meta.file_type().is_file() || meta.uid() != uid {
+            continue;
+        }
+        // A name without a PID: only once no one has written it for an hour.
+        let idle = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > LEGACY_IDLE);
+        if legacy && !idle {
             continue;
         }
         let Ok(name) = CString::new(file_name.as_bytes()) else {
@@ -424,6 +430,17 @@ fn remove_leftovers_in(dir: &File, dir_path: &Path) -> usize {
         }
     }
     removed
+}
+
+/// How long a temporary file of an older tresor (no PID in its name) must
+/// have been left untouched before it counts as a leftover.
+const LEGACY_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `name` is an older tresor's temporary file: `.tresor-tmp-` and
+/// six letters or digits (`encrypt -o` / `decrypt -o` of older versions).
+fn is_legacy_temp(name: &[u8]) -> bool {
+    name.strip_prefix(TEMP_PREFIX.as_bytes())
+        .is_some_and(|r| r.len() == 6 && r.iter().all(u8::is_ascii_alphanumeric))
 }
 
 /// The PID in a name `.tresor-tmp-PID-HEX12`.
@@ -503,7 +520,12 @@ mod signals {
         let raw = path.into_raw();
         for (i, slot) in PATHS.iter().enumerate() {
             if slot
-                .compare_exchange(std::ptr::null_mut(), raw, Ordering::SeqCst, Ordering::SeqCst)
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    raw,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
                 .is_ok()
             {
                 return Some(Registered(i));
@@ -654,14 +676,29 @@ mod tests {
         let leftover = format!("{TEMP_PREFIX}{dead}-0123456789ab");
         let live = format!("{TEMP_PREFIX}{}-0123456789ab", std::process::id());
         let other = ".tresor-tmp-notours";
-        for n in [&leftover, &live, other] {
+        // An older version's name: removed once idle for an hour.
+        let (legacy_old, legacy_new) = (".tresor-tmp-Ab3dE9", ".tresor-tmp-Zy1xW2");
+        for n in [&leftover, &live, other, legacy_old, legacy_new] {
             std::fs::write(dir.path().join(n), b"plaintext prefix").unwrap();
         }
+        let hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        File::options()
+            .write(true)
+            .open(dir.path().join(legacy_old))
+            .unwrap()
+            .set_modified(hours_ago)
+            .unwrap();
         // A link with the pattern is not followed or removed.
         let link = format!("{TEMP_PREFIX}{dead}-ba9876543210");
         std::os::unix::fs::symlink("/etc/hostname", dir.path().join(&link)).unwrap();
         write_private(&dir.path().join("out"), b"x").unwrap();
-        let mut want = vec![live.clone(), link.clone(), other.to_string(), "out".into()];
+        let mut want = vec![
+            live.clone(),
+            link.clone(),
+            other.to_string(),
+            legacy_new.to_string(),
+            "out".into(),
+        ];
         want.sort();
         assert_eq!(names(dir.path()), want);
         assert_eq!(remove_leftovers(dir.path()), 0);
