@@ -113,7 +113,7 @@ impl PrivateFile {
         })?;
         // Absolute, for the signal handler (the working folder may change).
         let dir_path = std::path::absolute(&dir_path).unwrap_or(dir_path);
-        let (file, temp) = match open_unnamed(&dir).filter(|_| unnamed) {
+        let (file, temp) = match unnamed.then(|| open_unnamed(&dir)).flatten() {
             Some(file) => (file, None),
             None => {
                 let (file, temp) =
@@ -230,9 +230,19 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
             path.display()
         )));
     }
-    if kind.is_file() || kind.is_symlink() {
+    if kind.is_file() {
         return Ok(());
     }
+    let mut link = "";
+    if kind.is_symlink() {
+        // Replaced, not followed; but a link to a device, FIFO or folder
+        // (`/dev/stdout`) was meant as that, and is refused as it would be.
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => link = "a symbolic link to ",
+            _ => return Ok(()),
+        }
+    }
+    let kind = std::fs::metadata(path).map_or(kind, |m| m.file_type());
     use std::os::unix::fs::FileTypeExt;
     let what = if kind.is_dir() {
         "a directory"
@@ -246,8 +256,8 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
         "not a regular file"
     };
     Err(Error::Validation(format!(
-        "{}: refusing to write there: it is {what}; tresor writes secrets only into a new \
-         file it renames into place (remove it or choose another path; to print the \
+        "{}: refusing to write there: it is {link}{what}; tresor writes secrets only into a \
+         new file it renames into place (remove it or choose another path; to print the \
          secret, leave out the output option)",
         path.display()
     )))
@@ -639,6 +649,7 @@ mod tests {
         for (path, needle) in [
             (fifo.as_path(), "FIFO"),
             (Path::new("/dev/null"), "device"),
+            (Path::new("/dev/stdout"), "a symbolic link to "),
             (dir.path(), "a directory"),
             (&dir.path().join("."), "a directory"),
             (Path::new("/"), "not a file path"),
