@@ -86,8 +86,8 @@ const SECRET_KEY_HRP: &str = "age-secret-key-";
 /// Most bytes an age header may take, from its first line through the MAC
 /// line; a longer one is refused before more of it is read.
 pub const MAX_HEADER_BYTES: usize = 1 << 20;
-/// Most recipient stanzas an age header may hold (stock age writes one per
-/// recipient, plus one random "grease" stanza).
+/// Most recipient stanzas an age header may hold (age writes one per
+/// recipient; rage adds one random "grease" stanza).
 pub const MAX_HEADER_STANZAS: usize = 4096;
 /// HKDF info of the payload key.
 const PAYLOAD_KEY_LABEL: &[u8] = b"payload";
@@ -487,7 +487,7 @@ fn read_header<R: BufRead>(input: &mut R, what: &str) -> Result<Vec<u8>> {
         if header.len() > MAX_HEADER_BYTES {
             return Err(header_too_large(
                 what,
-                &format!("it is longer than {} bytes", MAX_HEADER_BYTES),
+                &format!("it is longer than {MAX_HEADER_BYTES} bytes"),
             ));
         }
         if n == 0 || header.last() != Some(&b'\n') {
