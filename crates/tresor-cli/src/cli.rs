@@ -380,7 +380,9 @@ pub struct InitArgs {
     /// Do not add a recovery-key slot.
     #[arg(long)]
     pub no_recovery: bool,
-    /// Write the recovery key to this file (0600) instead of printing it.
+    /// Write the recovery key to this file instead of printing it: a new 0600
+    /// file renamed into place, its folder synced. An existing FIFO, device
+    /// or folder at FILE is refused before the vault is made.
     #[arg(long, value_name = "FILE")]
     pub recovery_key_out: Option<PathBuf>,
     #[command(flatten)]
@@ -457,7 +459,10 @@ pub struct GetArgs {
     /// Read the version this label points at: current, previous or pending.
     #[arg(long)]
     pub label: Option<String>,
-    /// Write the value to FILE (created 0600) instead of stdout.
+    /// Write the value to FILE instead of stdout: a new 0600 file renamed
+    /// over FILE, its folder synced. An existing FIFO, device or folder at
+    /// FILE is refused (exit 2); a symbolic link there is replaced, not
+    /// followed.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }

@@ -1,6 +1,6 @@
 //! One function per command.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -510,6 +510,11 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
             "a vault already exists at {}",
             path.display()
         )));
+    }
+    if let Some(out) = &a.recovery_key_out {
+        // Before the vault exists: a recovery key that cannot be written
+        // (a FIFO, a device, a folder there) must not leave a vault behind.
+        tresor::fs::check_target(out, tresor::fs::Existing::Replace)?;
     }
     let keychain = if a.keychain {
         Some(tresor::keychain::answering_backend().ok_or_else(|| {
@@ -1214,60 +1219,18 @@ fn ensure_key_file(path: &Path) -> Result<bool> {
             })?;
     }
     let text = tresor::new_key_file_text();
-    write_private(path, text.as_bytes())?;
+    // Never over a file that appeared meanwhile; the folder is synced, so
+    // the key file survives a power loss as the vault does.
+    tresor::fs::create_private(path, text.as_bytes())?;
     Ok(true)
 }
 
-/// Writes `bytes` to `path` with mode 0600 through a temporary file renamed
-/// into place, so a crash never leaves a partial file. Non-regular targets
-/// (`/dev/stdout`, a pipe) are written directly.
+/// Writes `bytes` (a secret, a recovery key) to `path` through
+/// [`tresor::fs::write_private`]: a new 0600 file renamed over a regular
+/// file there, the folder synced; an existing FIFO, device or folder is
+/// refused (exit code 2).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| Error::Io {
-        store: "output".into(),
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Ok(meta) = std::fs::metadata(path)
-        && !meta.is_file()
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io)?;
-        return f.write_all(bytes).map_err(io);
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut suffix = [0u8; 6];
-    getrandom::fill(&mut suffix).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-    let tmp = dir.join(format!(
-        ".{file_name}.tmp-{}",
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    tresor::fs::write_private(path, bytes)
 }
 
 /// Prints `history` rows (or JSON).

@@ -121,7 +121,8 @@ pub struct DecryptArgs {
     /// Read the envelope from FILE instead of stdin.
     #[arg(long = "in", value_name = "FILE")]
     pub input: Option<PathBuf>,
-    /// Write the plaintext to FILE (created 0600) instead of stdout.
+    /// Write the plaintext to FILE instead of stdout: a new 0600 file renamed
+    /// over FILE; an existing FIFO, device or folder there is refused.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }

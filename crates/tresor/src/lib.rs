@@ -23,6 +23,7 @@
 
 pub mod config;
 pub mod files;
+pub mod fs;
 mod locate;
 pub mod manager;
 pub mod session;
