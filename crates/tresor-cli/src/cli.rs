@@ -461,8 +461,8 @@ pub struct GetArgs {
     pub label: Option<String>,
     /// Write the value to FILE instead of stdout: a new 0600 file renamed
     /// over FILE, its folder synced. An existing FIFO, device or folder at
-    /// FILE is refused (exit 2); a symbolic link there is replaced, not
-    /// followed.
+    /// FILE is refused (exit 2), and so is a symbolic link (neither followed
+    /// nor replaced).
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }

@@ -50,7 +50,7 @@ pub struct DecryptArgs {
     /// Write to OUT instead of stdout: through a new 0600 file renamed into
     /// place only when the whole file authenticated (nothing is left if it
     /// fails or is interrupted). An existing FIFO, device or folder at OUT is
-    /// refused; a symbolic link there is replaced, not followed.
+    /// refused, and so is a symbolic link (neither followed nor replaced).
     #[arg(long, short, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// An age identity file, as age-keygen writes it (repeatable).

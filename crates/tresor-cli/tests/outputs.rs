@@ -1,7 +1,7 @@
 //! Files tresor writes at a path the user names (`get --out`, `decrypt -o`,
 //! `key decrypt --out`, `init --recovery-key-out`, key files made by `init`):
-//! never into an existing FIFO or device, a symbolic link replaced rather
-//! than followed, nothing left behind by an interrupted run (Ctrl-C,
+//! never into an existing FIFO, device or symbolic link (neither followed
+//! nor replaced), nothing left behind by an interrupted run (Ctrl-C,
 //! SIGTERM, SIGHUP; leftovers of a SIGKILL removed by the next run), and the
 //! folder synced after the rename (checked with `strace`, which
 //! scripts/test installs; these tests fail, never skip, without it).
@@ -148,23 +148,27 @@ fn a_fifo_at_the_output_receives_nothing() {
 }
 
 #[test]
-fn a_symlink_at_the_output_is_replaced_not_followed() {
+fn a_symlink_at_the_output_is_refused_neither_followed_nor_replaced() {
     let t = Tresor::with_key();
     t.run_in(&["set", "app/token"], b"link-canary").ok();
     let elsewhere = t.write("elsewhere", b"keep me");
     let link = t.path("out");
     std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
-    t.run(&["get", "app/token", "--out", &p(&link)]).ok();
-    assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
-    assert_eq!(std::fs::read(&link).unwrap(), b"link-canary");
+    t.run(&["get", "app/token", "--out", &p(&link)])
+        .code(2)
+        .err_has(&["is a symbolic link", "neither follows nor replaces"]);
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     assert_eq!(std::fs::read(&elsewhere).unwrap(), b"keep me");
     // A folder at the path is refused, a regular file replaced (0600).
     std::fs::create_dir(t.path("dir")).unwrap();
     t.run(&["get", "app/token", "--out", &p(&t.path("dir"))])
         .code(2)
         .err_has(&["it is a directory"]);
+    let plain = t.write("plain", b"old");
+    t.run(&["get", "app/token", "--out", &p(&plain)]).ok();
+    assert_eq!(std::fs::read(&plain).unwrap(), b"link-canary");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&link).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&plain).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 

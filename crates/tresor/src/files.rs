@@ -739,8 +739,8 @@ impl Output {
 
     /// A path for plaintext (`decrypt -o`): a new private file renamed over
     /// the path by [`Output::commit`]. An existing FIFO, device, socket or
-    /// folder at the path is refused (exit code 2); a symbolic link there is
-    /// replaced, not followed.
+    /// folder at the path is refused (exit code 2), and so is a symbolic link
+    /// (neither followed nor replaced).
     pub fn path(path: &Path) -> Result<Self> {
         Ok(Self {
             kind: OutputKind::Private(crate::fs::PrivateFile::create(

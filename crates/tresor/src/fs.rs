@@ -10,8 +10,8 @@
 //!   the folder is fsynced so the new name survives a power loss.
 //! - An existing FIFO, device, socket or directory at the target is
 //!   refused, never opened: plaintext is never written into a file someone
-//!   else prepared. A symbolic link at the target is not followed: the
-//!   rename replaces the link itself.
+//!   else prepared. A symbolic link at the target is refused too: it is
+//!   neither followed nor replaced.
 //! - Dropped without `commit` (an error, a failed authentication), nothing
 //!   is left: an unnamed file vanishes with its descriptor, a named one is
 //!   removed. A named one is also removed when SIGINT, SIGTERM or SIGHUP
@@ -35,8 +35,8 @@ pub const TEMP_PREFIX: &str = ".tresor-tmp-";
 /// What to do with a file already at the target path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Existing {
-    /// Replace a regular file (or a symbolic link, not followed) by renaming
-    /// over it; refuse anything else.
+    /// Replace a regular file by renaming over it; refuse anything else
+    /// (a symbolic link included: it is neither followed nor replaced).
     Replace,
     /// Refuse whatever is there (key files are never overwritten).
     Refuse,
@@ -81,8 +81,8 @@ struct Temp {
 
 impl PrivateFile {
     /// Starts a private file for `path`. Fails, before anything is written,
-    /// if `path` names a folder, or something other than a regular file or
-    /// symbolic link is there (or anything, with [`Existing::Refuse`]).
+    /// if `path` names a folder, or something other than a regular file is
+    /// there (or anything, with [`Existing::Refuse`]).
     pub fn create(path: &Path, existing: Existing) -> Result<Self> {
         Self::create_with(path, existing, !unnamed_disabled())
     }
@@ -213,8 +213,8 @@ impl Drop for PrivateFile {
     }
 }
 
-/// Refuses a target that is not a new path, a regular file or a symbolic
-/// link (replaced, not followed), or any existing one with
+/// Refuses a target that is not a new path or a regular file (a symbolic
+/// link is refused, neither followed nor replaced), or any existing one with
 /// [`Existing::Refuse`]: the check [`PrivateFile::create`] makes, for
 /// callers that want to fail before other work.
 pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
@@ -233,16 +233,21 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
     if kind.is_file() {
         return Ok(());
     }
-    let mut link = "";
     if kind.is_symlink() {
-        // Replaced, not followed; but a link to a device, FIFO or folder
-        // (`/dev/stdout`) was meant as that, and is refused as it would be.
-        match std::fs::metadata(path) {
-            Ok(m) if !m.is_file() => link = "a symbolic link to ",
-            _ => return Ok(()),
-        }
+        // Neither followed nor replaced: following would write where the
+        // link's owner chose, and replacing would swap out a link the user
+        // may not own in spirit (as root, `--out /dev/stdout` with stdout
+        // redirected to a file would replace the system's `/dev/stdout`).
+        let to = std::fs::read_link(path)
+            .map(|t| format!(" (to {})", t.display()))
+            .unwrap_or_default();
+        return Err(Error::Validation(format!(
+            "{}: refusing to write there: it is a symbolic link{to}; tresor neither follows nor \
+             replaces links at an output path (give the path it points to, remove the link, or \
+             leave out the output option to print the secret)",
+            path.display()
+        )));
     }
-    let kind = std::fs::metadata(path).map_or(kind, |m| m.file_type());
     use std::os::unix::fs::FileTypeExt;
     let what = if kind.is_dir() {
         "a directory"
@@ -256,7 +261,7 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
         "not a regular file"
     };
     Err(Error::Validation(format!(
-        "{}: refusing to write there: it is {link}{what}; tresor writes secrets only into a \
+        "{}: refusing to write there: it is {what}; tresor writes secrets only into a \
          new file it renames into place (remove it or choose another path; to print the \
          secret, leave out the output option)",
         path.display()
@@ -640,20 +645,43 @@ mod tests {
     }
 
     #[test]
-    fn fifos_devices_and_folders_are_refused_symlinks_replaced() {
+    fn fifos_devices_folders_and_symlinks_are_refused() {
+        // Only paths inside the test's own folder: a regression must not be
+        // able to replace a system file (an earlier version of this test
+        // named `/dev/stdout` and, as root with stdout redirected to a file,
+        // replaced it).
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
         let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
         // SAFETY: a valid path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        for (path, needle) in [
-            (fifo.as_path(), "FIFO"),
-            (Path::new("/dev/null"), "device"),
-            (Path::new("/dev/stdout"), "a symbolic link to "),
-            (dir.path(), "a directory"),
-            (&dir.path().join("."), "a directory"),
-            (Path::new("/"), "not a file path"),
-        ] {
+        let to_null = dir.path().join("to-null");
+        std::os::unix::fs::symlink("/dev/null", &to_null).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        let mut cases = vec![
+            (fifo.clone(), "FIFO"),
+            (to_null.clone(), "a symbolic link (to /dev/null)"),
+            (link.clone(), "a symbolic link"),
+            (dangling.clone(), "a symbolic link"),
+            (dir.path().to_path_buf(), "a directory"),
+            (dir.path().join("."), "a directory"),
+            (PathBuf::from("/"), "not a file path"),
+        ];
+        // A device of the test's own, where the test may make one (root).
+        let dev = dir.path().join("null");
+        let cdev = CString::new(dev.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid path; (1, 3) is the null device.
+        if unsafe { libc::mknod(cdev.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) } == 0 {
+            cases.push((dev, "device"));
+        } else {
+            assert_ne!(unsafe { libc::geteuid() }, 0, "root could not make a device node");
+        }
+        for (path, needle) in &cases {
             let e = write_private(path, b"secret").unwrap_err();
             assert_eq!(e.exit_code() as u8, 2, "{e}");
             assert!(e.to_string().contains(needle), "{path:?}: {e}");
@@ -662,20 +690,15 @@ mod tests {
         std::fs::create_dir(&sub).unwrap();
         let e = write_private(&sub, b"secret").unwrap_err();
         assert!(e.to_string().contains("directory"), "{e}");
-        // A symbolic link is replaced, its target untouched.
-        let elsewhere = dir.path().join("elsewhere");
-        std::fs::write(&elsewhere, b"keep").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
-        write_private(&link, b"secret").unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+        // Links stay links, their targets untouched; nothing is created.
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
         assert_eq!(std::fs::read(&elsewhere).unwrap(), b"keep");
-        assert_eq!(std::fs::read(&link).unwrap(), b"secret");
-        // A dangling link is not followed either.
-        let dangling = dir.path().join("dangling");
-        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
-        write_private(&dangling, b"secret").unwrap();
         assert!(!dir.path().join("nowhere").exists());
+        // A regular file is replaced.
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"old").unwrap();
+        write_private(&plain, b"secret").unwrap();
+        assert_eq!(std::fs::read(&plain).unwrap(), b"secret");
     }
 
     #[test]
