@@ -79,6 +79,7 @@ fn tresor_main() -> u8 {
         Err(e) => return usage_error(e),
     };
     let json = cli.global.json;
+    output::set_quiet(cli.global.quiet || json);
     let file_command = matches!(
         cli.command,
         cli::Command::Encrypt(_) | cli::Command::Decrypt(_)

@@ -65,7 +65,7 @@ impl Token {
                 key_label,
             },
             &self.pin,
-        )
+        , &tresor::pkcs11::ModulePolicy::default())
         .unwrap()
     }
 }

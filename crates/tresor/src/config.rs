@@ -401,8 +401,9 @@ pub fn problems_error(problems: &[Problem]) -> Error {
 }
 
 /// Top-level keys other features read (`tresor check`, `run`, validation
-/// rules): accepted here, checked by those features.
-const OTHER_TOP_LEVEL: [&str; 2] = ["secrets", "rules"];
+/// rules; `pkcs11`, the allowed PKCS#11 modules, read from the user's own
+/// config only by `pkcs11_allow`): accepted here, checked by those features.
+const OTHER_TOP_LEVEL: [&str; 3] = ["secrets", "rules", "pkcs11"];
 /// Keys of a `[[stores]]` entry the manager reads; the rest are the store's
 /// own options.
 const STORE_KEYS: [&str; 6] = ["name", "kind", "priority", "read_only", "required", "cache"];
@@ -467,7 +468,7 @@ impl Parser<'_> {
                 k => self.problem(
                     key.span().start,
                     format!(
-                        "unknown top-level key '{k}' (expected profile, stores, profiles, secrets or rules)"
+                        "unknown top-level key '{k}' (expected profile, stores, profiles, secrets, rules or pkcs11)"
                     ),
                 ),
             }

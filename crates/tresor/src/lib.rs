@@ -24,6 +24,7 @@ pub mod config;
 pub mod files;
 mod locate;
 pub mod manager;
+mod pkcs11_allow;
 pub mod session;
 mod unlock;
 
@@ -45,6 +46,7 @@ pub use tresor_vault::{
     AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, MasterRekey,
     OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
 };
+pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
 pub use tresor_vault::{keychain, pkcs11};
 pub use unlock::{
     KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, PKCS11_PIN_ENV, RECOVERY_KEY_ENV, Unlock,
