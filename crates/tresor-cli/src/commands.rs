@@ -900,29 +900,30 @@ fn pkcs11_credentials(
     let env_pin = tresor::pkcs11_pin_from_env();
     let can_prompt = input::can_prompt();
     let mut skipped = Vec::new();
-    let (found, errors) = tresor::pkcs11_credentials(locked, &policy, first_only, |module, token| {
-        if let Some(pin) = &env_pin {
-            output::note(&format!(
-                "using {} as the PIN of PKCS#11 token '{token}' (module {module})",
-                tresor::PKCS11_PIN_ENV
-            ));
-            return Ok(Some(pin.clone()));
-        }
-        if !can_prompt {
-            skipped.push(Error::Locked {
-                store: format!("pkcs11 token '{token}' (module {module})"),
-                hint: format!(
-                    "no terminal to ask for its PIN; set {}",
+    let (found, errors) =
+        tresor::pkcs11_credentials(locked, &policy, first_only, |module, token| {
+            if let Some(pin) = &env_pin {
+                output::note(&format!(
+                    "using {} as the PIN of PKCS#11 token '{token}' (module {module})",
                     tresor::PKCS11_PIN_ENV
-                ),
-            });
-            return Ok(None);
-        }
-        let pin = input::prompt(&format!(
-            "PIN of PKCS#11 token '{token}' (module {module}; empty to skip): "
-        ))?;
-        Ok((!pin.is_empty()).then_some(pin))
-    })?;
+                ));
+                return Ok(Some(pin.clone()));
+            }
+            if !can_prompt {
+                skipped.push(Error::Locked {
+                    store: format!("pkcs11 token '{token}' (module {module})"),
+                    hint: format!(
+                        "no terminal to ask for its PIN; set {}",
+                        tresor::PKCS11_PIN_ENV
+                    ),
+                });
+                return Ok(None);
+            }
+            let pin = input::prompt(&format!(
+                "PIN of PKCS#11 token '{token}' (module {module}; empty to skip): "
+            ))?;
+            Ok((!pin.is_empty()).then_some(pin))
+        })?;
     Ok((found, errors, skipped))
 }
 
@@ -991,7 +992,10 @@ fn add_pkcs11_slot(
     };
     // The user names the module here: it may be loaded now, and is
     // recorded outside the vault (below) so that unlocking may load it.
-    let trust = tresor::user_module_policy().check(&module).ok().map(|(_, t)| t);
+    let trust = tresor::user_module_policy()
+        .check(&module)
+        .ok()
+        .map(|(_, t)| t);
     let policy = tresor::user_module_policy().allowing(&module);
     let made = tresor::pkcs11::new_slot(&vault.id(), key, &pin, &policy)?;
     let undo = || {

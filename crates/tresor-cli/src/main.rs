@@ -22,6 +22,12 @@ mod manager_cmd;
 mod output;
 mod session_cmd;
 
+// The unit tests' allocator: it searches every freed buffer for secrets
+// (output.rs tests that JSON holding a secret leaves no copy behind).
+#[cfg(test)]
+#[path = "../../tresor-core/tests/support/detector.rs"]
+mod detector;
+
 /// The process entry point (see the crate docs for why it is not Rust's).
 #[cfg(not(test))]
 #[unsafe(no_mangle)]

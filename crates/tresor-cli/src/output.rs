@@ -52,9 +52,8 @@ impl Write for SecretBuf {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let need = self.0.len() + data.len();
         if need > self.0.capacity() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity(
-                need.max(self.0.capacity() * 2).max(256),
-            ));
+            let mut bigger =
+                Zeroizing::new(Vec::with_capacity(need.max(self.0.capacity() * 2).max(256)));
             bigger.extend_from_slice(&self.0);
             // The old buffer is wiped as it is dropped.
             self.0 = bigger;
@@ -255,6 +254,100 @@ pub fn time(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detector::{arm, assert_no_leak, serial};
+    use std::hint::black_box;
+
+    const MARKER: &[u8; 32] = b"tresor-cli-json-SECRET-MARKER-01";
+
+    /// `MARKER` repeated to `len` bytes, in wiped memory of exactly that size.
+    fn secret_text(len: usize) -> Zeroizing<String> {
+        let mut s = Zeroizing::new(String::with_capacity(len));
+        s.extend((0..len).map(|i| char::from(MARKER[i % MARKER.len()])));
+        assert_eq!(s.capacity(), len);
+        s
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// The detector sees a secret left in freed memory by the way these
+    /// outputs used to be made: a json! value and its String.
+    #[test]
+    fn positive_control_json_values_leave_copies() {
+        let serial = serial();
+        let secret = secret_text(64);
+        let armed = arm(&serial, &[MARKER]);
+        let body = serde_json::json!({"name": "a/b", "plaintext": secret.as_str()});
+        let line = Zeroizing::new(body.to_string());
+        drop(black_box(body));
+        drop(line);
+        assert!(armed.disarm() >= 1, "the detector missed a json! value");
+        drop(secret);
+    }
+
+    /// A secret serialised with [`secret_json_line`], small or large
+    /// enough to make the buffer grow several times, and through
+    /// [`base64_secret`] and [`with_newline`], leaves no copy in freed
+    /// memory.
+    #[test]
+    fn secret_json_leaves_no_copy() {
+        let serial = serial();
+        for len in [32, 600, 5000, 70_000] {
+            let secret = secret_text(len);
+            let armed = arm(&serial, &[MARKER]);
+            let body = WithSecret {
+                body: serde_json::json!({"name": "app/key", "version": 3}),
+                field: "plaintext",
+                secret: Some(secret.as_str()),
+            };
+            let line = secret_json_line(&body).unwrap();
+            let bytes = line.as_bytes();
+            assert!(bytes.starts_with(b"{\"name\":\"app/key\",\"version\":3,\"plaintext\":\""));
+            assert!(bytes.ends_with(b"\"}\n"));
+            assert!(contains(bytes, MARKER));
+            drop(line);
+            drop(body);
+            drop(secret);
+            assert_no_leak(armed.disarm(), &format!("secret_json_line ({len} bytes)"));
+        }
+
+        // Binary values go out as base64: the encoding is secret too.
+        let raw = secret_text(96);
+        let mut encoded_marker = [0u8; 44];
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode_slice(&MARKER[..], &mut encoded_marker)
+            .unwrap();
+        let armed = arm(&serial, &[MARKER, &encoded_marker[..40]]);
+        let encoded = base64_secret(raw.as_bytes());
+        assert!(contains(encoded.as_bytes(), &encoded_marker[..40]));
+        let line = secret_json_line(&WithSecret {
+            body: serde_json::json!({}),
+            field: "plaintext_base64",
+            secret: Some(encoded.as_str()),
+        })
+        .unwrap();
+        drop(line);
+        drop(encoded);
+        let recovery = with_newline(&raw);
+        assert!(recovery.ends_with('\n'));
+        drop(recovery);
+        drop(raw);
+        assert_no_leak(armed.disarm(), "base64_secret / with_newline");
+
+        // No secret: the field is null.
+        let line = secret_json_line(&WithSecret {
+            body: serde_json::json!({"path": "/v"}),
+            field: "recovery_key",
+            secret: None,
+        })
+        .unwrap();
+        assert_eq!(
+            line.as_bytes(),
+            b"{\"path\":\"/v\",\"recovery_key\":null}\n"
+        );
+    }
 
     #[test]
     fn times_are_rfc3339_utc() {

@@ -275,8 +275,8 @@ impl Credential {
             // Decoded into a buffer that is wiped whatever happens: text that
             // is not base64 may have been decoded in part.
             let mut decoded = Zeroizing::new(vec![0u8; KEY_FILE_BYTES + 1]);
-            if let Ok(len) = base64::engine::general_purpose::STANDARD
-                .decode_slice(body, &mut decoded[..])
+            if let Ok(len) =
+                base64::engine::general_purpose::STANDARD.decode_slice(body, &mut decoded[..])
                 && len == KEY_FILE_BYTES
             {
                 decoded.truncate(KEY_FILE_BYTES);
@@ -482,7 +482,10 @@ mod tests {
         ];
         for t in refused {
             let e = material(&t).unwrap_err();
-            assert!(e.contains("TRESOR_PASSWORD") && e.contains("Argon2id"), "{e}");
+            assert!(
+                e.contains("TRESOR_PASSWORD") && e.contains("Argon2id"),
+                "{e}"
+            );
             assert!(e.contains("base64 of 32 random bytes"), "{e}");
         }
     }

@@ -225,7 +225,11 @@ fn key_material_is_wiped_on_drop() {
     let long: [u8; 48] = pattern(2);
     let mut text = [0u8; 64];
     assert_eq!(base64(&long, &mut text), 64);
-    refused(&text, &[&text[..], &long[..]], "key_material (base64 of 48 bytes)");
+    refused(
+        &text,
+        &[&text[..], &long[..]],
+        "key_material (base64 of 48 bytes)",
+    );
 
     // 44 characters that are base64 up to their last four: the decoder has
     // written most of the decoded bytes before it finds the bad character.

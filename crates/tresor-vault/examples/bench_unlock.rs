@@ -313,8 +313,14 @@ impl Kind {
             Kind::Pkcs11 => {
                 let (_, _, pin) = made.token.as_ref().unwrap();
                 let (id, params) = locked.pkcs11_slots().unwrap().remove(0);
-                pkcs11::load(&locked.id(), id, &params, pin, &pkcs11::ModulePolicy::default())
-                    .unwrap()
+                pkcs11::load(
+                    &locked.id(),
+                    id,
+                    &params,
+                    pin,
+                    &pkcs11::ModulePolicy::default(),
+                )
+                .unwrap()
             }
         };
         locked.unlock(&credential).unwrap()

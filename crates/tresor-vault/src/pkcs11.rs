@@ -141,7 +141,9 @@ impl ModulePolicy {
                 let config = self
                     .source
                     .as_ref()
-                    .map_or("~/.config/tresor/config.toml".into(), |p| p.display().to_string());
+                    .map_or("~/.config/tresor/config.toml".into(), |p| {
+                        p.display().to_string()
+                    });
                 let unread = self
                     .problem
                     .as_ref()
@@ -570,34 +572,34 @@ mod imp {
     ) -> Result<NewSlot> {
         let ((wrapped, key_id, created, bytes), serial) =
             with_session(&key, pin, true, policy, |s| {
-            let (handle, key_id, created) = match one_key(s, &key)? {
-                Some(handle) => (handle, check_key(s, &key, handle)?, false),
-                None => {
-                    let (handle, id) = generate_key(s, &key)?;
-                    (handle, id, true)
+                let (handle, key_id, created) = match one_key(s, &key)? {
+                    Some(handle) => (handle, check_key(s, &key, handle)?, false),
+                    None => {
+                        let (handle, id) = generate_key(s, &key)?;
+                        (handle, id, true)
+                    }
+                };
+                let mut bytes = Zeroizing::new(vec![0u8; 32]);
+                tresor_crypto::random_bytes(&mut bytes);
+                let mut iv = [0u8; GCM_IV_LEN];
+                tresor_crypto::random_bytes(&mut iv);
+                let aad = pkcs11_wrap_aad(vault_id);
+                let mut iv_param = iv;
+                let params = GcmParams::new(&mut iv_param, &aad, (GCM_TAG_LEN as u64 * 8).into())
+                    .map_err(|e| ck(&key, "AES-GCM parameters", e))?;
+                let sealed = s
+                    .encrypt(&Mechanism::AesGcm(params), handle, &bytes)
+                    .map_err(|e| ck(&key, "encrypting the slot key", e))?;
+                if sealed.len() != 32 + GCM_TAG_LEN {
+                    return Err(unavailable(
+                        &key,
+                        "the module's AES-GCM output has an unexpected length",
+                    ));
                 }
-            };
-            let mut bytes = Zeroizing::new(vec![0u8; 32]);
-            tresor_crypto::random_bytes(&mut bytes);
-            let mut iv = [0u8; GCM_IV_LEN];
-            tresor_crypto::random_bytes(&mut iv);
-            let aad = pkcs11_wrap_aad(vault_id);
-            let mut iv_param = iv;
-            let params = GcmParams::new(&mut iv_param, &aad, (GCM_TAG_LEN as u64 * 8).into())
-                .map_err(|e| ck(&key, "AES-GCM parameters", e))?;
-            let sealed = s
-                .encrypt(&Mechanism::AesGcm(params), handle, &bytes)
-                .map_err(|e| ck(&key, "encrypting the slot key", e))?;
-            if sealed.len() != 32 + GCM_TAG_LEN {
-                return Err(unavailable(
-                    &key,
-                    "the module's AES-GCM output has an unexpected length",
-                ));
-            }
-            let mut wrapped = iv.to_vec();
-            wrapped.extend_from_slice(&sealed);
-            Ok((wrapped, key_id, created, bytes))
-        })?;
+                let mut wrapped = iv.to_vec();
+                wrapped.extend_from_slice(&sealed);
+                Ok((wrapped, key_id, created, bytes))
+            })?;
         let params = Pkcs11Params {
             module: key.module.to_string(),
             token_label: key.token.to_string(),
@@ -886,7 +888,13 @@ mod tests {
         let evil = dir.path().join("evil.so");
         std::fs::write(&evil, b"").unwrap();
         let policy = ModulePolicy::default().with_problem("config.toml is writable by others");
-        let err = policy.check(evil.to_str().unwrap()).unwrap_err().to_string();
-        assert!(err.contains("was not read: config.toml is writable by others"), "{err}");
+        let err = policy
+            .check(evil.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("was not read: config.toml is writable by others"),
+            "{err}"
+        );
     }
 }

@@ -79,7 +79,8 @@ fn slot_round_trip_with_only_the_token() {
     let vault_id = vault.id();
 
     assert!(!pkcs11::key_exists(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
-    let made = pkcs11::new_slot(&vault_id, t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
+    let made =
+        pkcs11::new_slot(&vault_id, t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     assert!(made.key_created, "the token had no key labelled {label}");
     assert!(pkcs11::key_exists(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
     let slot = vault
@@ -98,7 +99,8 @@ fn slot_round_trip_with_only_the_token() {
     drop(vault);
 
     // A second slot under the same (now existing) key: no new key.
-    let again = pkcs11::new_slot(&vault_id, t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
+    let again =
+        pkcs11::new_slot(&vault_id, t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     assert!(!again.key_created);
 
     // Unlock through the token alone.
@@ -106,7 +108,14 @@ fn slot_round_trip_with_only_the_token() {
     let slots = locked.pkcs11_slots().unwrap();
     assert_eq!(slots.len(), 1);
     assert_eq!(slots[0].0, slot);
-    let cred = pkcs11::load(&vault_id, slot, &slots[0].1, &t.pin, &ModulePolicy::default()).unwrap();
+    let cred = pkcs11::load(
+        &vault_id,
+        slot,
+        &slots[0].1,
+        &t.pin,
+        &ModulePolicy::default(),
+    )
+    .unwrap();
     let mut vault = locked.unlock_any(&[cred]).unwrap();
     assert_eq!(vault.unlocked_slot(), Some(slot));
     let got = vault.get(&secret, Selector::default()).unwrap();
@@ -114,7 +123,14 @@ fn slot_round_trip_with_only_the_token() {
 
     // rekey --master rewraps the slot with the token's credential, and it
     // still opens afterwards.
-    let cred = pkcs11::load(&vault_id, slot, &slots[0].1, &t.pin, &ModulePolicy::default()).unwrap();
+    let cred = pkcs11::load(
+        &vault_id,
+        slot,
+        &slots[0].1,
+        &t.pin,
+        &ModulePolicy::default(),
+    )
+    .unwrap();
     let key = common::key();
     // (The recovery slot has no credential here: dropped.)
     let out = vault.rekey_master(&[&key, &cred], true, false).unwrap();
@@ -203,7 +219,12 @@ fn the_token_key_is_not_extractable() {
 fn wrong_pin_is_an_auth_error() {
     let (t, _serial) = token();
     let label = unique_label("wrong-pin");
-    let err = match pkcs11::new_slot(&[1; 16], t.key(&label), "999999-wrong", &ModulePolicy::default()) {
+    let err = match pkcs11::new_slot(
+        &[1; 16],
+        t.key(&label),
+        "999999-wrong",
+        &ModulePolicy::default(),
+    ) {
         Err(e) => e,
         Ok(_) => panic!("a wrong PIN made a slot"),
     };
@@ -220,7 +241,14 @@ fn wrong_pin_is_an_auth_error() {
     let Credential::Pkcs11(params, _) = &made.credential else {
         panic!()
     };
-    let err = pkcs11::load(&[1; 16], 1, params, "999999-wrong", &ModulePolicy::default()).unwrap_err();
+    let err = pkcs11::load(
+        &[1; 16],
+        1,
+        params,
+        "999999-wrong",
+        &ModulePolicy::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
     assert!(pkcs11::destroy_key(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
 }
@@ -233,7 +261,8 @@ fn absent_key_or_token_is_unavailable() {
     let label = unique_label("absent");
     let dir = tempfile::tempdir().unwrap();
     let (path, mut vault) = new_vault(dir.path());
-    let made = pkcs11::new_slot(&vault.id(), t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
+    let made =
+        pkcs11::new_slot(&vault.id(), t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     let slot = vault
         .add_slot(&made.credential, &fast_password_params(), None)
         .unwrap();
@@ -243,7 +272,8 @@ fn absent_key_or_token_is_unavailable() {
     let locked = LockedVault::open(&path, &OpenOptions::default()).unwrap();
     let (id, params) = locked.pkcs11_slots().unwrap().remove(0);
     assert_eq!(id, slot);
-    let err = pkcs11::load(&locked.id(), id, &params, &t.pin, &ModulePolicy::default()).unwrap_err();
+    let err =
+        pkcs11::load(&locked.id(), id, &params, &t.pin, &ModulePolicy::default()).unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     let text = err.to_string();
     for needle in [&t.module, &t.token, &label] {

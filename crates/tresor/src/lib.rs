@@ -33,6 +33,7 @@ pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Writte
 pub use tresor_stores as stores;
 
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
+pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
 pub use tresor_core::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, ExitCode, Label, Metadata, PutOptions,
     Result, Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,
@@ -46,7 +47,6 @@ pub use tresor_vault::{
     AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault, MasterRekey,
     OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
 };
-pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
 pub use tresor_vault::{keychain, pkcs11};
 pub use unlock::{
     KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, PKCS11_PIN_ENV, RECOVERY_KEY_ENV, Unlock,

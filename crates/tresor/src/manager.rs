@@ -1299,8 +1299,8 @@ impl Builder {
         self
     }
 
-    /// The manager. With neither a config nor stores, one store: the user
-    /// vault, named `vault`.
+    /// The manager. With no stores (no config, or a config that declares
+    /// none, and none added), one store: the user vault, named `vault`.
     pub fn build(self) -> Result<Tresor> {
         let local = match (self.local_vault, self.vault_path) {
             (Some(v), _) => Local::Open(Box::new(v)),
@@ -1343,7 +1343,9 @@ impl Builder {
                 down: None,
             });
         }
-        if entries.is_empty() && self.config.is_none() {
+        // A config that declares no stores (say, the user's config.toml
+        // holding only `[pkcs11] modules`) leaves the default: the vault.
+        if entries.is_empty() && self.config.as_ref().is_none_or(|c| c.stores.is_empty()) {
             entries.push(Entry {
                 name: "vault".into(),
                 kind: Some(StoreKind::Vault),

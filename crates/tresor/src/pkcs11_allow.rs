@@ -337,7 +337,10 @@ mod tests {
             "{problem}"
         );
         let err = allow_module_in(&config, "/opt/y.so").unwrap_err();
-        assert!(err.to_string().contains("writable by group or others"), "{err}");
+        assert!(
+            err.to_string().contains("writable by group or others"),
+            "{err}"
+        );
         assert!(matches!(err, Error::Validation(_)));
 
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -349,7 +352,11 @@ mod tests {
     fn a_malformed_list_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
-        for bad in ["[pkcs11]\nmodules = \"/x.so\"\n", "[pkcs11]\nmodules = [1]\n", "[pkcs11"] {
+        for bad in [
+            "[pkcs11]\nmodules = \"/x.so\"\n",
+            "[pkcs11]\nmodules = [1]\n",
+            "[pkcs11",
+        ] {
             std::fs::write(&config, bad).unwrap();
             std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
             let problem = read_modules(&config).unwrap_err();
@@ -358,7 +365,11 @@ mod tests {
         // No [pkcs11] table, or no file: an empty list.
         std::fs::write(&config, "profile = \"x\"\n").unwrap();
         assert!(read_modules(&config).unwrap().is_empty());
-        assert!(read_modules(&dir.path().join("none.toml")).unwrap().is_empty());
+        assert!(
+            read_modules(&dir.path().join("none.toml"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     /// The user's config is also tresor's config (stores, profiles): its

@@ -263,10 +263,7 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
             Ok(n) => {
                 len += n;
                 if len > KEY_FILE_READ_LIMIT {
-                    return Err(refuse(format!(
-                        "{}",
-                        tresor_crypto::slot::KEY_FORMAT_ERROR
-                    )));
+                    return Err(refuse(format!("{}", tresor_crypto::slot::KEY_FORMAT_ERROR)));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -404,7 +401,10 @@ mod tests {
         let err = Unlock::key_file(&file).unwrap_err();
         assert!(matches!(err, Error::Validation(_)), "{err:?}");
         let text = err.to_string();
-        assert!(text.contains("mode 0644") && text.contains("chmod 600"), "{text}");
+        assert!(
+            text.contains("mode 0644") && text.contains("chmod 600"),
+            "{text}"
+        );
 
         // A FIFO is refused at once, not waited on.
         let fifo = dir.path().join("fifo");
@@ -416,7 +416,10 @@ mod tests {
 
         // A passphrase, and a file too long to be a key: refused.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        for text in ["correct horse battery staple, 40 chars!!\n", &"A".repeat(4096)] {
+        for text in [
+            "correct horse battery staple, 40 chars!!\n",
+            &"A".repeat(4096),
+        ] {
             std::fs::write(&file, text).unwrap();
             let err = Unlock::key_file(&file).unwrap_err().to_string();
             assert!(err.contains("TRESOR_PASSWORD"), "{err}");
