@@ -300,6 +300,9 @@ impl Tresor {
     /// let dir = tempfile::tempdir()?;
     /// let key_file = dir.path().join("key");
     /// std::fs::write(&key_file, tresor::new_key_file_text())?;
+    /// // A key file must be the user's own, closed to group and others.
+    /// use std::os::unix::fs::PermissionsExt as _;
+    /// std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
     /// let key = Credential::key_material(&std::fs::read(&key_file)?).unwrap();
     /// let vault_path = dir.path().join("vault.db");
     /// drop(Vault::create(&vault_path, &key, &CreateOptions::default())?);
