@@ -263,7 +263,7 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
             Ok(n) => {
                 len += n;
                 if len > KEY_FILE_READ_LIMIT {
-                    return Err(refuse(format!("{}", tresor_crypto::slot::KEY_FORMAT_ERROR)));
+                    return Err(refuse(tresor_crypto::slot::KEY_FORMAT_ERROR.to_string()));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
