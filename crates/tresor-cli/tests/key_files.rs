@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::time::{Duration, Instant};
 
 use common::Tresor;
@@ -173,6 +173,22 @@ fn a_fifo_is_not_a_key_file() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Should tresor wait on the FIFO (as it once did), a writer shows up
+    // after 10 s with a key of its choosing, so the test ends either way.
+    let watchdog = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(10));
+            // Non-blocking: fails at once (ENXIO) when nobody reads it.
+            if let Ok(mut w) = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+            {
+                let _ = std::io::Write::write_all(&mut w, tresor::new_key_file_text().as_bytes());
+            }
+        })
+    };
     let start = Instant::now();
     t.cmd(&["ls"])
         .env("TRESOR_KEY_FILE", &fifo)
@@ -180,6 +196,7 @@ fn a_fifo_is_not_a_key_file() {
         .code(2)
         .err_has(&["key.fifo", "not a regular file"]);
     assert!(start.elapsed() < Duration::from_secs(10));
+    watchdog.join().unwrap();
     t.cmd(&["ls"])
         .env("TRESOR_KEY_FILE", "/dev/null")
         .run()

@@ -353,3 +353,35 @@ fn a_module_outside_system_folders_needs_the_users_list() {
     assert_eq!(again["module_allowed"]["added"], false);
     assert!(tk.destroy(&label));
 }
+
+/// The unlock chain's PKCS#11 step stops at the first slot that opens
+/// (`first_only`); `rekey --master` asks for every slot. The token's PIN is
+/// asked once either way.
+#[test]
+fn the_unlock_chain_stops_at_the_first_pkcs11_slot_that_opens() {
+    let tk = token();
+    let (first, second) = (unique_label("first"), unique_label("second"));
+    let t = Tresor::with_key();
+    for label in [&first, &second] {
+        t.cmd(&tk.add_args(label))
+            .env("TRESOR_PKCS11_PIN", &tk.pin)
+            .run()
+            .ok();
+    }
+    let locked = tresor::LockedVault::open(&t.vault, &tresor::OpenOptions::default()).unwrap();
+    assert_eq!(locked.pkcs11_slots().unwrap().len(), 2);
+    let policy = tresor::pkcs11::ModulePolicy::default();
+    for (first_only, opened) in [(true, 1), (false, 2)] {
+        let mut asked = 0;
+        let (found, errors) = tresor::pkcs11_credentials(&locked, &policy, first_only, |_, _| {
+            asked += 1;
+            Ok(Some(zeroize::Zeroizing::new(tk.pin.clone())))
+        })
+        .unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(found.len(), opened, "first_only = {first_only}");
+        assert_eq!(asked, 1);
+    }
+    drop(locked);
+    assert!(tk.destroy(&first) && tk.destroy(&second));
+}
