@@ -13,6 +13,11 @@ struct Token {
     module: String,
     token: String,
     pin: String,
+    /// Held for the whole test: the tests take turns. A SoftHSM2 module
+    /// that initialises while another process rewrites the token's files
+    /// can miss the token for the rest of the process (seen when tests
+    /// adding slots ran beside one that loads the module in process).
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 fn token() -> Token {
@@ -28,10 +33,13 @@ fn token() -> Token {
         std::env::var_os("SOFTHSM2_CONF").is_some(),
         "SOFTHSM2_CONF is not set: run under scripts/services exec"
     );
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     Token {
         module: var("TRESOR_TEST_PKCS11_MODULE"),
         token: var("TRESOR_TEST_PKCS11_TOKEN"),
         pin: var("TRESOR_TEST_PKCS11_PIN"),
+        _serial: serial,
     }
 }
 
