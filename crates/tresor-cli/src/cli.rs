@@ -15,15 +15,20 @@ Exit codes:
   6  store unavailable (I/O error, lock timeout: see TRESOR_LOCK_TIMEOUT)
 
 Unlocking, first found wins:
-  --key-file FILE / TRESOR_KEY_FILE   a key file (base64 of 32 random bytes)
-  TRESOR_KEY                          the same text in a variable
+  --key-file FILE / TRESOR_KEY_FILE   a key file (base64 of 32 random bytes; a
+                                      regular file of yours, mode 0600 or 0400)
+  TRESOR_KEY                          the same text in a variable (a password goes
+                                      in TRESOR_PASSWORD)
   TRESOR_PASSWORD                     a password (KEYSTORE_PASSWORD and
                                       SECRETS_STORE_PASSWORD are read too)
   TRESOR_RECOVERY_KEY                 the recovery key shown at init
   a keychain slot                     its entry in the Secret Service or keyutils
   an unlock session                   started by `tresor unlock` (see `tresor status`)
   a PKCS#11 slot                      the token's PIN from TRESOR_PKCS11_PIN, or a
-                                      hidden prompt on a terminal (empty: skip)
+                                      hidden prompt on a terminal (empty: skip);
+                                      its module is loaded only when listed in
+                                      [pkcs11] modules of ~/.config/tresor/
+                                      config.toml or a root-owned system library
   a hidden password prompt            only when a terminal is attached
 
 Values never go on the command line: they come from a prompt, stdin, a file
@@ -555,7 +560,11 @@ pub enum KeyslotCommand {
     /// its user PIN (TRESOR_PKCS11_PIN, else a prompt), uses the AES-256 key labelled
     /// L, or makes one (sensitive, not extractable, kept on the token) when the token
     /// has none, and has the token encrypt the slot's key. Unlocking then needs the
-    /// token and its PIN; the key never leaves the token.
+    /// token and its PIN; the key never leaves the token. A vault file cannot be
+    /// trusted to name the module, so tresor loads only modules in root-owned system
+    /// folders or listed in `[pkcs11] modules` of your own config
+    /// ($XDG_CONFIG_HOME/tresor/config.toml): PATH is added there (the file made
+    /// 0600 if missing) unless it is a system library.
     Add(KeyslotAddArgs),
     /// List slots: id, kind, label, creation date, and KDF costs, keychain backend or
     /// PKCS#11 token and key.

@@ -253,17 +253,21 @@ pub fn run(
                     ),
                 );
             } else if report.json {
-                let mut body = match plain.as_text() {
-                    Some(text) => json!({"name": name, "version": version, "plaintext": text}),
+                // The plaintext is serialised from borrowed, wiped memory
+                // straight into a wiped buffer (never into a json! value).
+                let encoded;
+                let (field, secret) = match plain.as_text() {
+                    Some(text) => ("plaintext", text),
                     None => {
-                        use base64::Engine as _;
-                        json!({"name": name, "version": version, "plaintext_base64":
-                            base64::engine::general_purpose::STANDARD.encode(bytes)})
+                        encoded = output::base64_secret(bytes);
+                        ("plaintext_base64", encoded.as_str())
                     }
                 };
-                let line = Zeroizing::new(body.to_string());
-                body.take();
-                output::line(&line);
+                output::secret_json(&output::WithSecret {
+                    body: json!({"name": name, "version": version}),
+                    field,
+                    secret: Some(secret),
+                })?;
             } else {
                 output::write_stdout(
                     bytes,

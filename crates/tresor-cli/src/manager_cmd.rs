@@ -40,7 +40,9 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
                 || ctx.profile.is_some()
                 || ctx.offline
                 || ctx.max_age.is_some();
-            if config.is_none() && !flags {
+            // A config without stores (the user's config.toml holding only
+            // `[pkcs11] modules`) changes nothing: the vault alone.
+            if config.as_ref().is_none_or(|c| c.stores.is_empty()) && !flags {
                 return Ok(Some(c));
             }
             let mut tresor = open(ctx, config)?;

@@ -782,8 +782,8 @@ pub fn problems_error(problems: &[Problem]) -> Error {
 }
 
 /// Top-level keys other features read (`tresor check`, `run`, validation
-/// rules, the PKCS#11 modules allowed in the user config): accepted here,
-/// checked by those features. Add a table here to let it through.
+/// rules; `pkcs11`, the allowed PKCS#11 modules, read from the user's own
+/// config only by `pkcs11_allow`): accepted here, checked by those features.
 const OTHER_TOP_LEVEL: [&str; 3] = ["secrets", "rules", "pkcs11"];
 /// Keys of a `[[stores]]` entry the manager reads; the rest are the store's
 /// own options.

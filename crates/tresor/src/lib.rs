@@ -26,6 +26,7 @@ pub mod files;
 pub mod fs;
 mod locate;
 pub mod manager;
+mod pkcs11_allow;
 pub mod session;
 pub mod trust;
 mod unlock;
@@ -35,6 +36,7 @@ pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Writte
 pub use tresor_stores as stores;
 
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
+pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
 pub use tresor_core::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, ExitCode, Label, Metadata, PutOptions,
     Result, Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,

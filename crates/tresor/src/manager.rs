@@ -313,6 +313,9 @@ impl Tresor {
     /// let dir = tempfile::tempdir()?;
     /// let key_file = dir.path().join("key");
     /// std::fs::write(&key_file, tresor::new_key_file_text())?;
+    /// // A key file must be the user's own, closed to group and others.
+    /// use std::os::unix::fs::PermissionsExt as _;
+    /// std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
     /// let key = Credential::key_material(&std::fs::read(&key_file)?).unwrap();
     /// let vault_path = dir.path().join("vault.db");
     /// drop(Vault::create(&vault_path, &key, &CreateOptions::default())?);
@@ -1335,8 +1338,8 @@ impl Builder {
         self
     }
 
-    /// The manager. With neither a config nor stores, one store: the user
-    /// vault, named `vault`.
+    /// The manager. With no stores (no config, or a config that declares
+    /// none, and none added), one store: the user vault, named `vault`.
     pub fn build(self) -> Result<Tresor> {
         let local = match (self.local_vault, self.vault_path) {
             (Some(v), _) => Local::Open(Box::new(v)),
@@ -1383,7 +1386,9 @@ impl Builder {
                 sends_to: None,
             });
         }
-        if entries.is_empty() && self.config.is_none() {
+        // A config that declares no stores (say, the user's config.toml
+        // holding only `[pkcs11] modules`) leaves the default: the vault.
+        if entries.is_empty() && self.config.as_ref().is_none_or(|c| c.stores.is_empty()) {
             entries.push(Entry {
                 name: "vault".into(),
                 kind: Some(StoreKind::Vault),
