@@ -733,7 +733,9 @@ pub fn print_secret(
         let mut buf =
             output::SecretBuf::with_capacity(bytes.len() * 6 + name.as_str().len() * 6 + 128);
         serde_json::to_writer(&mut buf, &body)
-            .and_then(|()| buf.write_all(b"\n").map_err(serde_json::Error::io))
+            .and_then(|()| {
+                std::io::Write::write_all(&mut buf, b"\n").map_err(serde_json::Error::io)
+            })
             .map_err(|e| Error::Validation(e.to_string()))?;
         return output::write_secret_line(buf.as_bytes());
     }

@@ -679,7 +679,11 @@ mod tests {
         if unsafe { libc::mknod(cdev.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) } == 0 {
             cases.push((dev, "device"));
         } else {
-            assert_ne!(unsafe { libc::geteuid() }, 0, "root could not make a device node");
+            assert_ne!(
+                unsafe { libc::geteuid() },
+                0,
+                "root could not make a device node"
+            );
         }
         for (path, needle) in &cases {
             let e = write_private(path, b"secret").unwrap_err();
