@@ -15,15 +15,20 @@ Exit codes:
   6  store unavailable (I/O error, lock timeout: see TRESOR_LOCK_TIMEOUT)
 
 Unlocking, first found wins:
-  --key-file FILE / TRESOR_KEY_FILE   a key file (base64 of 32 random bytes)
-  TRESOR_KEY                          the same text in a variable
+  --key-file FILE / TRESOR_KEY_FILE   a key file (base64 of 32 random bytes; a
+                                      regular file of yours, mode 0600 or 0400)
+  TRESOR_KEY                          the same text in a variable (a password goes
+                                      in TRESOR_PASSWORD)
   TRESOR_PASSWORD                     a password (KEYSTORE_PASSWORD and
                                       SECRETS_STORE_PASSWORD are read too)
   TRESOR_RECOVERY_KEY                 the recovery key shown at init
   a keychain slot                     its entry in the Secret Service or keyutils
   an unlock session                   started by `tresor unlock` (see `tresor status`)
   a PKCS#11 slot                      the token's PIN from TRESOR_PKCS11_PIN, or a
-                                      hidden prompt on a terminal (empty: skip)
+                                      hidden prompt on a terminal (empty: skip);
+                                      its module is loaded only when listed in
+                                      [pkcs11] modules of ~/.config/tresor/
+                                      config.toml or a root-owned system library
   a hidden password prompt            only when a terminal is attached
 
 Values never go on the command line: they come from a prompt, stdin, a file
@@ -329,7 +334,7 @@ pub enum Command {
     ///
     /// Exits with 6 when a required store is unhealthy.
     Doctor,
-    /// Inspect the config file (tresor.toml).
+    /// Inspect the config file (tresor.toml), and approve project configs (trust).
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script.
@@ -342,8 +347,14 @@ pub enum ConfigCommand {
     /// kinds and options, duplicate names, bad priorities, profiles naming missing stores,
     /// ENV/ and SEC/ references that do not resolve. Exits with 2 on any problem.
     Check,
-    /// Print which config file is in effect, and the profile.
+    /// Print which config file is in effect, how it was found, whether it is trusted, and
+    /// the profile.
     Path,
+    /// Approve a project config (./tresor.toml) so tresor uses it.
+    #[command(long_about = crate::trust_cmd::TRUST_HELP)]
+    Trust(crate::trust_cmd::TrustArgs),
+    /// Withdraw the approval of a project config: tresor stops using it.
+    Untrust(crate::trust_cmd::UntrustArgs),
 }
 
 #[derive(Debug, Args)]
@@ -374,7 +385,9 @@ pub struct InitArgs {
     /// Do not add a recovery-key slot.
     #[arg(long)]
     pub no_recovery: bool,
-    /// Write the recovery key to this file (0600) instead of printing it.
+    /// Write the recovery key to this file instead of printing it: a new 0600
+    /// file renamed into place, its folder synced. An existing FIFO, device
+    /// or folder at FILE is refused before the vault is made.
     #[arg(long, value_name = "FILE")]
     pub recovery_key_out: Option<PathBuf>,
     #[command(flatten)]
@@ -451,7 +464,10 @@ pub struct GetArgs {
     /// Read the version this label points at: current, previous or pending.
     #[arg(long)]
     pub label: Option<String>,
-    /// Write the value to FILE (created 0600) instead of stdout.
+    /// Write the value to FILE instead of stdout: a new 0600 file renamed
+    /// over FILE, its folder synced. An existing FIFO, device or folder at
+    /// FILE is refused (exit 2), and so is a symbolic link (neither followed
+    /// nor replaced).
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -544,7 +560,11 @@ pub enum KeyslotCommand {
     /// its user PIN (TRESOR_PKCS11_PIN, else a prompt), uses the AES-256 key labelled
     /// L, or makes one (sensitive, not extractable, kept on the token) when the token
     /// has none, and has the token encrypt the slot's key. Unlocking then needs the
-    /// token and its PIN; the key never leaves the token.
+    /// token and its PIN; the key never leaves the token. A vault file cannot be
+    /// trusted to name the module, so tresor loads only modules in root-owned system
+    /// folders or listed in `[pkcs11] modules` of your own config
+    /// ($XDG_CONFIG_HOME/tresor/config.toml): PATH is added there (the file made
+    /// 0600 if missing) unless it is a system library.
     Add(KeyslotAddArgs),
     /// List slots: id, kind, label, creation date, and KDF costs, keychain backend or
     /// PKCS#11 token and key.

@@ -1,6 +1,6 @@
 //! One function per command.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -119,7 +119,7 @@ pub fn unlock_chain_at(
         }
     }
     // PKCS#11 slots: the token's PIN from TRESOR_PKCS11_PIN or a prompt.
-    let (found, pkcs11_errors, skipped) = pkcs11_credentials(&locked)?;
+    let (found, pkcs11_errors, skipped) = pkcs11_credentials(&locked, true)?;
     if !found.is_empty() {
         return Ok((locked.unlock_any(&found)?, "PKCS#11 slot".into()));
     }
@@ -439,22 +439,24 @@ fn init_keychain(
     let account = tresor::keychain::account(&vault_id, slot);
     let recovery = created.recovery.as_ref().map(|r| r.display());
     if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
-        write_private(out, format!("{}\n", text.as_str()).as_bytes())?;
+        write_private(out, output::with_newline(text).as_bytes())?;
     }
     let how = format!("keychain ({})", backend.as_str());
     if ctx.json {
-        let shown = if a.recovery_key_out.is_some() {
-            None
-        } else {
-            recovery.as_ref().map(|r| r.as_str().to_string())
+        let shown = match &a.recovery_key_out {
+            Some(_) => None,
+            None => recovery.as_ref().map(|r| r.as_str()),
         };
-        output::json(&json!({
-            "path": path, "unlock": how, "key_file_created": null,
-            "keychain": {"backend": backend.as_str(), "service": tresor::keychain::SERVICE,
-                         "account": account},
-            "recovery_key": shown, "recovery_key_file": a.recovery_key_out,
-        }));
-        return Ok(());
+        return output::secret_json(&output::WithSecret {
+            body: json!({
+                "path": path, "unlock": how, "key_file_created": null,
+                "keychain": {"backend": backend.as_str(), "service": tresor::keychain::SERVICE,
+                             "account": account},
+                "recovery_key_file": a.recovery_key_out,
+            }),
+            field: "recovery_key",
+            secret: shown,
+        });
     }
     ctx.status(&format!(
         "created vault {} (unlocks with the {} keychain: service {}, account {account}; \
@@ -506,6 +508,11 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
             "a vault already exists at {}",
             path.display()
         )));
+    }
+    if let Some(out) = &a.recovery_key_out {
+        // Before the vault exists: a recovery key that cannot be written
+        // (a FIFO, a device, a folder there) must not leave a vault behind.
+        tresor::fs::check_target(out, tresor::fs::Existing::Replace)?;
     }
     let keychain = if a.keychain {
         Some(tresor::keychain::answering_backend().ok_or_else(|| {
@@ -593,19 +600,21 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
         .inspect_err(|_| remove_new_key_file(key_file_created.as_deref()))?;
     let recovery = created.recovery.as_ref().map(|r| r.display());
     if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
-        write_private(out, format!("{}\n", text.as_str()).as_bytes())?;
+        write_private(out, output::with_newline(text).as_bytes())?;
     }
     if ctx.json {
-        let shown = if a.recovery_key_out.is_some() {
-            None
-        } else {
-            recovery.as_ref().map(|r| r.as_str().to_string())
+        let shown = match &a.recovery_key_out {
+            Some(_) => None,
+            None => recovery.as_ref().map(|r| r.as_str()),
         };
-        output::json(&json!({
-            "path": path, "unlock": how, "key_file_created": key_file_created,
-            "recovery_key": shown, "recovery_key_file": a.recovery_key_out,
-        }));
-        return Ok(());
+        return output::secret_json(&output::WithSecret {
+            body: json!({
+                "path": path, "unlock": how, "key_file_created": key_file_created,
+                "recovery_key_file": a.recovery_key_out,
+            }),
+            field: "recovery_key",
+            secret: shown,
+        });
     }
     ctx.status(&format!(
         "created vault {} (unlocks with {how})",
@@ -717,11 +726,14 @@ pub fn print_secret(
             store: origin.as_ref().map(|o| o.store),
             cached_age_seconds: origin.as_ref().and_then(|o| o.cached_age_seconds),
         };
-        let mut buf = Zeroizing::new(Vec::with_capacity(
-            bytes.len() * 6 + name.as_str().len() * 6 + 128,
-        ));
-        serde_json::to_writer(&mut *buf, &body).map_err(|e| Error::Validation(e.to_string()))?;
-        return output::write_stdout(&buf, true);
+        let mut buf =
+            output::SecretBuf::with_capacity(bytes.len() * 6 + name.as_str().len() * 6 + 128);
+        serde_json::to_writer(&mut buf, &body)
+            .and_then(|()| {
+                std::io::Write::write_all(&mut buf, b"\n").map_err(serde_json::Error::io)
+            })
+            .map_err(|e| Error::Validation(e.to_string()))?;
+        return output::write_secret_line(buf.as_bytes());
     }
     let newline = std::io::stdout().is_terminal() && !bytes.ends_with(b"\n");
     output::write_stdout(bytes, newline)
@@ -872,38 +884,60 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
     }
 }
 
-/// The unlock chain's PKCS#11 step: the PIN of each token from
-/// TRESOR_PKCS11_PIN, else a prompt on a terminal (an empty answer skips the
-/// token). Without either, a token's slots are skipped with an error that
+/// The unlock chain's PKCS#11 step: only modules the user allowed (the
+/// `[pkcs11] modules` list of their own config) or root-owned system
+/// libraries are loaded; the PIN of each token from TRESOR_PKCS11_PIN, else
+/// a prompt on a terminal naming token and module (an empty answer skips
+/// the token). Without either, a token's slots are skipped with an error that
 /// says to set TRESOR_PKCS11_PIN (reported only when nothing else unlocks):
-/// the third list, apart from the errors of tokens that were asked.
-fn pkcs11_credentials(locked: &LockedVault) -> Result<(Vec<Credential>, Vec<Error>, Vec<Error>)> {
+/// the third list, apart from the errors of tokens that were asked. With
+/// `first_only` (the unlock chain) it stops at the first slot that opens.
+fn pkcs11_credentials(
+    locked: &LockedVault,
+    first_only: bool,
+) -> Result<(Vec<Credential>, Vec<Error>, Vec<Error>)> {
+    if locked.pkcs11_slots()?.is_empty() {
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
+    }
+    let policy = tresor::user_module_policy();
     let env_pin = tresor::pkcs11_pin_from_env();
     let can_prompt = input::can_prompt();
     let mut skipped = Vec::new();
-    let (found, errors) = tresor::pkcs11_credentials(locked, |module, token| {
-        if let Some(pin) = &env_pin {
-            return Ok(Some(pin.clone()));
-        }
-        if !can_prompt {
-            skipped.push(Error::Locked {
-                store: format!("pkcs11 token '{token}' (module {module})"),
-                hint: format!(
-                    "no terminal to ask for its PIN; set {}",
+    let (found, errors) =
+        tresor::pkcs11_credentials(locked, &policy, first_only, |module, token| {
+            if let Some(pin) = &env_pin {
+                output::note(&format!(
+                    "using {} as the PIN of PKCS#11 token '{token}' (module {module})",
                     tresor::PKCS11_PIN_ENV
-                ),
-            });
-            return Ok(None);
-        }
-        let pin = input::prompt(&format!("PIN of PKCS#11 token '{token}' (empty to skip): "))?;
-        Ok((!pin.is_empty()).then_some(pin))
-    })?;
+                ));
+                return Ok(Some(pin.clone()));
+            }
+            if !can_prompt {
+                skipped.push(Error::Locked {
+                    store: format!("pkcs11 token '{token}' (module {module})"),
+                    hint: format!(
+                        "no terminal to ask for its PIN; set {}",
+                        tresor::PKCS11_PIN_ENV
+                    ),
+                });
+                return Ok(None);
+            }
+            let pin = input::prompt(&format!(
+                "PIN of PKCS#11 token '{token}' (module {module}; empty to skip): "
+            ))?;
+            Ok((!pin.is_empty()).then_some(pin))
+        })?;
     Ok((found, errors, skipped))
 }
 
-/// The PIN for `keyslot add --pkcs11`: TRESOR_PKCS11_PIN, else a prompt.
-fn pkcs11_pin(token: &str) -> Result<Zeroizing<String>> {
+/// The PIN for `keyslot add --pkcs11`: TRESOR_PKCS11_PIN, else a prompt
+/// naming token and module.
+fn pkcs11_pin(token: &str, module: &str) -> Result<Zeroizing<String>> {
     if let Some(pin) = tresor::pkcs11_pin_from_env() {
+        output::note(&format!(
+            "using {} as the PIN of PKCS#11 token '{token}' (module {module})",
+            tresor::PKCS11_PIN_ENV
+        ));
         return Ok(pin);
     }
     if !input::can_prompt() {
@@ -915,7 +949,9 @@ fn pkcs11_pin(token: &str) -> Result<Zeroizing<String>> {
             ),
         });
     }
-    let pin = input::prompt(&format!("PIN of PKCS#11 token '{token}': "))?;
+    let pin = input::prompt(&format!(
+        "PIN of PKCS#11 token '{token}' (module {module}): "
+    ))?;
     if pin.is_empty() {
         return Err(Error::Validation("an empty PIN was given".into()));
     }
@@ -923,8 +959,10 @@ fn pkcs11_pin(token: &str) -> Result<Zeroizing<String>> {
 }
 
 /// `keyslot add --pkcs11`: unlocks the vault, has the token wrap 32 random
-/// bytes under its key (made when the token has none), adds the slot. A key
-/// made here is destroyed again when the slot is not added.
+/// bytes under its key (made when the token has none), records the module
+/// in the user's `[pkcs11] modules` list (unless it is listed already or a
+/// root-owned system library) so the unlock chain will load it, and adds
+/// the slot. A key made here is destroyed again when the slot is not added.
 fn add_pkcs11_slot(
     ctx: &Ctx,
     a: &crate::cli::KeyslotAddArgs,
@@ -949,34 +987,59 @@ fn add_pkcs11_slot(
     }
     let module = tresor::pkcs11::absolute_module_path(&module.to_string_lossy())?;
     let mut vault = ctx.unlock(false)?;
-    let pin = pkcs11_pin(token)?;
+    let pin = pkcs11_pin(token, &module)?;
     let key = tresor::pkcs11::TokenKey {
         module: &module,
         token,
         key_label,
     };
-    let made = tresor::pkcs11::new_slot(&vault.id(), key, &pin)?;
+    // The user names the module here: it may be loaded now, and is
+    // recorded outside the vault (below) so that unlocking may load it.
+    let trust = tresor::user_module_policy()
+        .check(&module)
+        .ok()
+        .map(|(_, t)| t);
+    let policy = tresor::user_module_policy().allowing(&module);
+    let made = tresor::pkcs11::new_slot(&vault.id(), key, &pin, &policy)?;
+    let undo = || {
+        if made.key_created {
+            let _ = tresor::pkcs11::destroy_key(key, &pin, &policy);
+        }
+    };
+    let allowed = match trust {
+        Some(_) => None,
+        None => Some(tresor::allow_module(&module).inspect_err(|_| undo())?),
+    };
     let id = vault
         .add_slot(&made.credential, params, a.label.as_deref())
-        .inspect_err(|_| {
-            if made.key_created {
-                let _ = tresor::pkcs11::destroy_key(key, &pin);
-            }
-        })?;
+        .inspect_err(|_| undo())?;
     drop(pin);
     let serial = match &made.credential {
         Credential::Pkcs11(p, _) => p.token_serial.clone(),
         _ => String::new(),
     };
+    let module_allowed = match (&allowed, trust) {
+        (Some(a), _) => json!({"by": "config", "config": a.config, "added": a.added}),
+        (None, Some(tresor::pkcs11::ModuleTrust::Listed)) => json!({"by": "config",
+            "config": tresor::user_config_path(), "added": false}),
+        (None, _) => json!({"by": "system-library"}),
+    };
     done(
         ctx,
         json!({"slot": id, "kind": "pkcs11", "module": module, "token": token,
                "serial": serial, "key_label": key_label, "key_created": made.key_created,
-               "mechanism": "aes-gcm"}),
+               "mechanism": "aes-gcm", "module_allowed": module_allowed}),
         &format!(
             "added pkcs11 key slot {id} (token '{token}', key '{key_label}', module {module})"
         ),
     );
+    if let Some(a) = allowed.as_ref().filter(|a| a.added) {
+        ctx.status(&format!(
+            "added {module} to [pkcs11] modules in {}: tresor loads only PKCS#11 modules you \
+             listed there or root-owned system libraries",
+            a.config.display()
+        ));
+    }
     if made.key_created {
         ctx.status(&format!(
             "created AES-256 key '{key_label}' on token '{token}' (sensitive, not extractable, \
@@ -1060,13 +1123,16 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     {
         credentials.push(Unlock::key_file(&file)?.credential);
     }
-    if let Ok(text) = std::env::var(tresor::KEY_ENV) {
-        credentials.push(Credential::key_material(text.as_bytes()).map_err(Error::Validation)?);
+    if let Ok(text) = std::env::var(tresor::KEY_ENV).map(Zeroizing::new) {
+        credentials.push(
+            Credential::key_material(text.as_bytes())
+                .map_err(|e| Error::Validation(format!("{}: {e}", tresor::KEY_ENV)))?,
+        );
     }
     if let Some(pw) = password_from_env() {
         credentials.push(Credential::Password(pw));
     }
-    if let Ok(text) = std::env::var(tresor::RECOVERY_KEY_ENV) {
+    if let Ok(text) = std::env::var(tresor::RECOVERY_KEY_ENV).map(Zeroizing::new) {
         credentials.push(
             tresor::RecoveryKey::parse(&text)
                 .map_err(Error::Validation)?
@@ -1082,7 +1148,7 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     }
     if vault.slots()?.iter().any(|s| s.kind == SlotKind::Pkcs11) {
         let locked = LockedVault::open(vault.path(), &Ctx::open_options()?)?;
-        let (found, errors, skipped) = pkcs11_credentials(&locked)?;
+        let (found, errors, skipped) = pkcs11_credentials(&locked, false)?;
         for e in errors.into_iter().chain(skipped) {
             eprintln!("warning: {e}");
         }
@@ -1105,10 +1171,11 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     }
     let recovery = out.recovery.as_ref().map(|r| r.display());
     if ctx.json {
-        output::json(
-            &json!({"report": out.report, "recovery_key": recovery.as_ref().map(|r| r.as_str())}),
-        );
-        return Ok(());
+        return output::secret_json(&output::WithSecret {
+            body: json!({"report": out.report}),
+            field: "recovery_key",
+            secret: recovery.as_ref().map(|r| r.as_str()),
+        });
     }
     ctx.status(&format!(
         "new master key; {} records rewritten; slots rewrapped {:?}, dropped {:?}",
@@ -1210,60 +1277,18 @@ fn ensure_key_file(path: &Path) -> Result<bool> {
             })?;
     }
     let text = tresor::new_key_file_text();
-    write_private(path, text.as_bytes())?;
+    // Never over a file that appeared meanwhile; the folder is synced, so
+    // the key file survives a power loss as the vault does.
+    tresor::fs::create_private(path, text.as_bytes())?;
     Ok(true)
 }
 
-/// Writes `bytes` to `path` with mode 0600 through a temporary file renamed
-/// into place, so a crash never leaves a partial file. Non-regular targets
-/// (`/dev/stdout`, a pipe) are written directly.
+/// Writes `bytes` (a secret, a recovery key) to `path` through
+/// [`tresor::fs::write_private`]: a new 0600 file renamed over a regular
+/// file there, the folder synced; an existing FIFO, device or folder is
+/// refused (exit code 2).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| Error::Io {
-        store: "output".into(),
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Ok(meta) = std::fs::metadata(path)
-        && !meta.is_file()
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io)?;
-        return f.write_all(bytes).map_err(io);
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut suffix = [0u8; 6];
-    getrandom::fill(&mut suffix).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-    let tmp = dir.join(format!(
-        ".{file_name}.tmp-{}",
-        suffix
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    tresor::fs::write_private(path, bytes)
 }
 
 /// Prints `history` rows (or JSON).

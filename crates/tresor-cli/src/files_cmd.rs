@@ -20,7 +20,9 @@ use crate::{input, output};
 pub struct EncryptArgs {
     /// The file to encrypt ("-" or absent: stdin).
     pub file: Option<PathBuf>,
-    /// Write to OUT (through a 0600 temporary file renamed into place) instead of stdout.
+    /// Write to OUT instead of stdout: through a new 0600 file renamed into
+    /// place (an existing device or pipe, such as /dev/null, is written
+    /// directly: the output is encrypted).
     #[arg(long, short, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// Encrypt to this age recipient, age1… (repeatable).
@@ -45,8 +47,10 @@ pub struct EncryptArgs {
 pub struct DecryptArgs {
     /// The age file to decrypt ("-" or absent: stdin).
     pub file: Option<PathBuf>,
-    /// Write to OUT (through a 0600 temporary file renamed into place only when
-    /// the whole file authenticated) instead of stdout.
+    /// Write to OUT instead of stdout: through a new 0600 file renamed into
+    /// place only when the whole file authenticated (nothing is left if it
+    /// fails or is interrupted). An existing FIFO, device or folder at OUT is
+    /// refused, and so is a symbolic link (neither followed nor replaced).
     #[arg(long, short, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// An age identity file, as age-keygen writes it (repeatable).
@@ -212,6 +216,9 @@ fn run(
             })?,
     };
     let mut output = match out {
+        // Ciphertext may go into /dev/null or a pipe; plaintext only into a
+        // new private file renamed into place.
+        Some(p) if verb == "encrypted" => Output::ciphertext_path(p)?,
         Some(p) => Output::path(p)?,
         None => Output::stdout(),
     };

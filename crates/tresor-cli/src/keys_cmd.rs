@@ -23,7 +23,9 @@ pub enum KeyCommand {
     /// Make a named key with a random version 1 (AES-256-GCM unless --type says otherwise;
     /// --type age makes an age X25519 identity for `tresor encrypt/decrypt --key`).
     Create(CreateArgs),
-    /// List named keys: type, newest version, minimum decryption version, creation date.
+    /// List named keys: type, newest version, minimum decryption version, creation date;
+    /// an AES-256-GCM key whose newest version has sealed half its budget of 2^32
+    /// envelopes or more says so (--json: `encryptions` and `encryption_budget`).
     #[command(visible_alias = "ls")]
     List,
     /// Add a new random version: new envelopes use it, older ones keep opening.
@@ -50,10 +52,11 @@ pub enum KeyCommand {
 /// The key types `--type` accepts.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KeyTypeArg {
-    /// AES-256-GCM, 12-byte random nonces (the default).
+    /// AES-256-GCM, 12-byte random nonces (the default). Each version seals at most
+    /// 2^32 envelopes (counted; a warning from 2^31, then `key rotate`).
     #[value(name = "aes256-gcm")]
     Aes256Gcm,
-    /// XChaCha20-Poly1305, 24-byte random nonces.
+    /// XChaCha20-Poly1305, 24-byte random nonces: no envelope budget; for high volume.
     #[value(name = "xchacha20-poly1305")]
     XChaCha20Poly1305,
     /// An age X25519 identity, for age files (tresor encrypt/decrypt --key); no envelopes.
@@ -118,7 +121,8 @@ pub struct DecryptArgs {
     /// Read the envelope from FILE instead of stdin.
     #[arg(long = "in", value_name = "FILE")]
     pub input: Option<PathBuf>,
-    /// Write the plaintext to FILE (created 0600) instead of stdout.
+    /// Write the plaintext to FILE instead of stdout: a new 0600 file renamed
+    /// over FILE; an existing FIFO, device or folder there is refused.
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -222,7 +226,9 @@ pub fn run(
             let plaintext = read_input(a.input.as_ref(), "the plaintext")?;
             let mut vault = unlock()?;
             let mut keys = vault.keys();
-            let envelope = keys.encrypt(&name, &plaintext)?;
+            let envelope = keys.encrypt(&name, &plaintext);
+            warn_budget(&mut keys);
+            let envelope = envelope?;
             keys.flush()?;
             drop(plaintext);
             print_envelope(report, &envelope)?;
@@ -247,17 +253,21 @@ pub fn run(
                     ),
                 );
             } else if report.json {
-                let mut body = match plain.as_text() {
-                    Some(text) => json!({"name": name, "version": version, "plaintext": text}),
+                // The plaintext is serialised from borrowed, wiped memory
+                // straight into a wiped buffer (never into a json! value).
+                let encoded;
+                let (field, secret) = match plain.as_text() {
+                    Some(text) => ("plaintext", text),
                     None => {
-                        use base64::Engine as _;
-                        json!({"name": name, "version": version, "plaintext_base64":
-                            base64::engine::general_purpose::STANDARD.encode(bytes)})
+                        encoded = output::base64_secret(bytes);
+                        ("plaintext_base64", encoded.as_str())
                     }
                 };
-                let line = Zeroizing::new(body.to_string());
-                body.take();
-                output::line(&line);
+                output::secret_json(&output::WithSecret {
+                    body: json!({"name": name, "version": version}),
+                    field,
+                    secret: Some(secret),
+                })?;
             } else {
                 output::write_stdout(
                     bytes,
@@ -269,7 +279,9 @@ pub fn run(
             let text = read_envelope(a.input.as_ref())?;
             let mut vault = unlock()?;
             let mut keys = vault.keys();
-            let envelope = keys.rewrap(&text)?;
+            let envelope = keys.rewrap(&text);
+            warn_budget(&mut keys);
+            let envelope = envelope?;
             keys.flush()?;
             print_envelope(report, &envelope)?;
         }
@@ -295,14 +307,30 @@ pub fn run(
 }
 
 fn row(k: &KeyInfo) -> String {
-    format!(
+    let mut row = format!(
         "{:<40} {:<19} v{:<4} min v{:<4} {}",
         k.name.as_str(),
         k.key_type.as_str(),
         k.latest,
         k.min_decryption_version,
         output::time(k.created_at)
-    )
+    );
+    if let (true, Some(used), Some(budget)) = (k.near_budget(), k.encryptions, k.encryption_budget)
+    {
+        row.push_str(&format!(
+            "  ({used} of {budget} encryptions used: `tresor key rotate {}`)",
+            k.name
+        ));
+    }
+    row
+}
+
+/// Prints the warnings of AES-256-GCM key versions near their encryption
+/// budget on stderr (even with --quiet: they ask for action).
+fn warn_budget(keys: &mut tresor::Keys<'_>) {
+    for warning in keys.take_budget_warnings() {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// An envelope on stdout: alone on its line, or as `--json`.

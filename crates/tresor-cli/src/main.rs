@@ -22,6 +22,13 @@ mod keys_cmd;
 mod manager_cmd;
 mod output;
 mod session_cmd;
+mod trust_cmd;
+
+// The unit tests' allocator: it searches every freed buffer for secrets
+// (output.rs tests that JSON holding a secret leaves no copy behind).
+#[cfg(test)]
+#[path = "../../tresor-core/tests/support/detector.rs"]
+mod detector;
 
 /// The process entry point (see the crate docs for why it is not Rust's).
 #[cfg(not(test))]
@@ -80,6 +87,7 @@ fn tresor_main() -> u8 {
         Err(e) => return usage_error(e),
     };
     let json = cli.global.json;
+    output::set_quiet(cli.global.quiet || json);
     let file_command = matches!(
         cli.command,
         cli::Command::Encrypt(_) | cli::Command::Decrypt(_)

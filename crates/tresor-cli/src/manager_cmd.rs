@@ -2,14 +2,16 @@
 //! `--store`, `--profile`, `--offline`, `--max-age`) is in effect, and
 //! `stores`, `doctor`, `config check|path`.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use tresor::config::{self, Config, Discovery};
+use tresor::config::{self, Config, ConfigFile, CredentialSource, Discovery};
 use tresor::manager::{self as mgr, Listing};
+use tresor::trust::{TrustList, Verdict};
 use tresor::{DeleteMode, Error, PutOptions, Result, SecretName, Tresor};
 
 use crate::cli::{Command, ConfigCommand};
@@ -28,13 +30,19 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
         Command::Doctor => doctor(ctx).map(|()| None),
         Command::Config(ConfigCommand::Check) => config_check(ctx).map(|()| None),
         Command::Config(ConfigCommand::Path) => config_path(ctx).map(|()| None),
+        Command::Config(ConfigCommand::Trust(a)) => crate::trust_cmd::trust(ctx, a).map(|()| None),
+        Command::Config(ConfigCommand::Untrust(a)) => {
+            crate::trust_cmd::untrust(ctx, a).map(|()| None)
+        }
         c if routed(&c) => {
             let config = Config::discover_and_load(ctx.config.as_deref())?;
             let flags = ctx.store.is_some()
                 || ctx.profile.is_some()
                 || ctx.offline
                 || ctx.max_age.is_some();
-            if config.is_none() && !flags {
+            // A config without stores (the user's config.toml holding only
+            // `[pkcs11] modules`) changes nothing: the vault alone.
+            if config.as_ref().is_none_or(|c| c.stores.is_empty()) && !flags {
                 return Ok(Some(c));
             }
             let mut tresor = open(ctx, config)?;
@@ -337,8 +345,28 @@ fn stores(ctx: &Ctx) -> Result<()> {
             yes(r.available),
             r.detail
         ));
+        output::line(&format!(
+            "    {}",
+            credentials_line(&r.credentials, r.sends_to.as_deref())
+        ));
     }
     Ok(())
+}
+
+/// `credentials: token from SEC/bao/token; sends to http://…`.
+fn credentials_line(credentials: &[CredentialSource], sends_to: Option<&str>) -> String {
+    let creds: Vec<String> = credentials.iter().map(ToString::to_string).collect();
+    format!(
+        "credentials: {}{}",
+        if creds.is_empty() {
+            "not known (a store given in code)".to_string()
+        } else {
+            creds.join("; ")
+        },
+        sends_to
+            .map(|d| format!("; sends to {d}"))
+            .unwrap_or_default()
+    )
 }
 
 fn doctor(ctx: &Ctx) -> Result<()> {
@@ -379,6 +407,10 @@ fn doctor(ctx: &Ctx) -> Result<()> {
                 if c.required { "  (required)" } else { "" },
             ));
             output::line(&format!("    {}", c.detail));
+            output::line(&format!(
+                "    {}",
+                credentials_line(&c.credentials, c.sends_to.as_deref())
+            ));
             if !c.probe_detail.is_empty() {
                 output::line(&format!("    probe: {}", c.probe_detail));
             }
@@ -410,22 +442,40 @@ fn doctor(ctx: &Ctx) -> Result<()> {
 }
 
 fn config_path(ctx: &Ctx) -> Result<()> {
-    let (file, kind) = match config::discover(ctx.config.as_deref()) {
-        Discovery::Explicit(p) => (Some(p), "explicit"),
-        Discovery::Found(p) => (Some(p), "found"),
-        Discovery::None => (None, "none"),
-    };
-    let profile = match &file {
-        Some(p) if p.is_file() => Config::load(p)?.profile_name(ctx.profile.as_deref()),
+    let found = config::discover(ctx.config.as_deref());
+    let file = found.path().map(Path::to_path_buf);
+    // Only a project config needs approval; its profile is not read before.
+    let mut trusted = file.is_some();
+    let profile = match &found {
+        Discovery::Project(p) => {
+            let f = ConfigFile::read(p)?;
+            trusted = TrustList::open()?.verdict(&f) == Verdict::Trusted;
+            if trusted {
+                f.parse()?.profile_name(ctx.profile.as_deref())
+            } else {
+                None
+            }
+        }
+        Discovery::Explicit(p) | Discovery::User(p) if p.is_file() => {
+            Config::load(p)?.profile_name(ctx.profile.as_deref())
+        }
         _ => None,
     };
     if ctx.json {
-        output::json(&json!({"file": file, "how": kind, "profile": profile}));
+        output::json(&json!({
+            "file": file, "how": found.how(), "trusted": trusted, "profile": profile
+        }));
     } else {
         match &file {
             Some(p) => output::line(&format!(
-                "{}{}",
+                "{}  ({}{}){}",
                 p.display(),
+                found.how(),
+                if trusted {
+                    ""
+                } else {
+                    ", NOT trusted: see `tresor config trust --help`"
+                },
                 profile
                     .map(|p| format!("  (profile {p})"))
                     .unwrap_or_default()
@@ -437,8 +487,16 @@ fn config_path(ctx: &Ctx) -> Result<()> {
 }
 
 fn config_check(ctx: &Ctx) -> Result<()> {
-    let path = match config::discover(ctx.config.as_deref()) {
-        Discovery::Explicit(p) | Discovery::Found(p) => p,
+    // Read once: what is checked is what was approved.
+    let file = match config::discover(ctx.config.as_deref()) {
+        Discovery::Project(p) => {
+            let file = ConfigFile::read(&p)?;
+            if TrustList::open()?.verdict(&file) != Verdict::Trusted {
+                return check_untrusted(ctx, &file);
+            }
+            file
+        }
+        Discovery::Explicit(p) | Discovery::User(p) => ConfigFile::read(&p)?,
         Discovery::None => {
             if ctx.json {
                 output::json(&json!({"file": null, "ok": true, "problems": []}));
@@ -448,12 +506,8 @@ fn config_check(ctx: &Ctx) -> Result<()> {
             return Ok(());
         }
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-        store: "config".into(),
-        path: path.clone(),
-        source,
-    })?;
-    let (config, mut problems) = Config::parse_lenient(&text, Some(&path));
+    let path = file.path().to_path_buf();
+    let (config, mut problems) = Config::parse_lenient(file.text(), Some(&path));
     // SEC/ references need the local vault: opened (and unlocked) once,
     // only if a reference asks for it.
     let mut vault: Option<std::result::Result<tresor::Vault, String>> = None;
@@ -504,5 +558,45 @@ fn config_check(ctx: &Ctx) -> Result<()> {
     if !problems.is_empty() {
         EXIT.store(tresor::ExitCode::Usage as u8, Ordering::Relaxed);
     }
+    Ok(())
+}
+
+/// `config check` of a project config the user has not approved: its
+/// syntax and what each store would send where, nothing resolved (no
+/// `ENV/`, no `SEC/`, no vault unlocked), nothing contacted; then the
+/// refusal with the command that approves it (exit 2).
+fn check_untrusted(ctx: &Ctx, file: &ConfigFile) -> Result<()> {
+    let (config, problems) = Config::parse_lenient(file.text(), Some(file.path()));
+    let refusal = TrustList::open()?
+        .check(file)
+        .expect_err("only called for a file that is not trusted");
+    if ctx.json {
+        let stores: Vec<_> = config
+            .stores
+            .iter()
+            .map(|s| {
+                json!({"name": s.name, "kind": s.kind, "credentials": s.credentials(),
+                       "sends_to": s.destination()})
+            })
+            .collect();
+        output::json(&json!({
+            "file": file.path(), "ok": false, "trusted": false, "sha256": file.sha256_hex(),
+            "problems": problems, "stores": stores, "message": refusal.to_string(),
+        }));
+    } else {
+        for p in &problems {
+            output::line(&p.to_string());
+        }
+        for s in &config.stores {
+            output::line(&format!(
+                "store '{}' ({}): {}",
+                s.name,
+                s.kind,
+                credentials_line(&s.credentials(), s.destination().as_deref())
+            ));
+        }
+        eprintln!("tresor: {refusal}");
+    }
+    EXIT.store(tresor::ExitCode::Usage as u8, Ordering::Relaxed);
     Ok(())
 }

@@ -398,6 +398,8 @@ fn the_canary_never_leaks_through_the_manager() {
         )
         .as_bytes(),
     );
+    // A project config is used once the user approved it.
+    t.run(&["config", "trust"]).ok();
     t.run_in(&["set", "bao/token", "--store", "local"], v(9).as_bytes())
         .ok();
     t.run_in(&["set", NAME], v(1).as_bytes()).ok();

@@ -1304,7 +1304,7 @@ fn a_failed_init_or_keyslot_add_leaves_no_new_key_file() {
         .code(3);
     assert!(!new.exists(), "a failed keyslot add left a key file");
     // An existing key file is never removed on failure.
-    let existing = t.write("existing.key", &std::fs::read(&other.key).unwrap());
+    let existing = t.write_key("existing.key", &std::fs::read(&other.key).unwrap());
     t.cmd(&["--key-file", existing.to_str().unwrap(), "keyslot", "add"])
         .env("TRESOR_KEY_FILE", &other.key)
         .run()

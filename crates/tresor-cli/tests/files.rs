@@ -314,17 +314,23 @@ fn dev_null_json_summary_and_usage_errors() {
         std::fs::metadata(&sealed).unwrap().len()
     );
 
+    let out = t.path("out");
     let o = t.run(&[
         "--json",
         "decrypt",
         "-i",
         &p(&key),
         "-o",
-        "/dev/null",
+        &p(&out),
         &p(&sealed),
     ]);
     o.ok();
     assert_eq!(o.json()["bytes_out"], 131072);
+    // Plaintext never goes into an existing device (or FIFO): exit 2 and a
+    // pointer to stdout; ciphertext may go to /dev/null.
+    t.run(&["decrypt", "-i", &p(&key), "-o", "/dev/null", &p(&sealed)])
+        .code(2)
+        .err_has(&["/dev/null", "it is a device", "leave out the output option"]);
     t.run(&["encrypt", "-r", &recipient, "-o", "/dev/null", &p(&plain)])
         .ok();
 
@@ -624,7 +630,8 @@ fn failing_outputs_exit_non_zero() {
         set -u
         "$TRESOR" encrypt -r "$RECIPIENT" plain > /dev/full; echo "encrypt stdout $?"
         "$TRESOR" decrypt -i "$KEY" plain.age > /dev/full; echo "decrypt stdout $?"
-        "$TRESOR" decrypt -i "$KEY" -o /dev/full plain.age; echo "decrypt -o $?"
+        ( trap '' XFSZ; ulimit -f 1024; "$TRESOR" decrypt -i "$KEY" -o big.out plain.age )
+        echo "decrypt -o $?"
         "$TRESOR" decrypt -i "$KEY" plain.age | head -c 10 > /dev/null
         echo "decrypt pipe ${PIPESTATUS[0]}"
     "#;
@@ -648,4 +655,68 @@ fn failing_outputs_exit_non_zero() {
     }
     assert_eq!(stderr.matches("tresor: error:").count(), 4, "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
+    // The -o run hit the file size limit (EFBIG): nothing is left of it.
+    assert!(stderr.contains("File too large"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(t.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tresor-tmp") || n == "big.out")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Hostile age headers (many megabytes of empty stanzas, one endless line,
+/// thousands of stanzas with 63-column bodies) are refused after reading at
+/// most 1 MiB, in well under a second; stock `age` refuses them too. Before
+/// the fix, 60 KB of empty stanzas kept `tresor decrypt` busy 70 seconds
+/// (debug build), 8 MiB would have taken days.
+#[test]
+fn hostile_headers_are_refused_quickly_as_stock_age_does() {
+    let t = Tresor::new();
+    let (key, _) = keygen(&t, "key.txt");
+    let magic = b"age-encryption.org/v1\n".as_slice();
+    let mib = 1 << 20;
+    let repeat = |unit: &[u8], len: usize| -> Vec<u8> {
+        let mut v = magic.to_vec();
+        while v.len() < len {
+            v.extend_from_slice(unit);
+        }
+        v
+    };
+    let long_line = {
+        let mut v = magic.to_vec();
+        v.extend(b"-> X ");
+        v.resize(8 * mib, b'a');
+        v
+    };
+    let body63 = [&b"-> X\n"[..], &[b'A'; 63], b"\n"].concat();
+    let cases = [
+        (
+            "empty-stanzas.age",
+            repeat(b"-> X\n\n", 8 * mib),
+            "recipient stanzas",
+        ),
+        ("long-line.age", long_line, "longer than 1048576 bytes"),
+        ("body63.age", repeat(&body63, 8 * mib), "recipient stanzas"),
+    ];
+    for (name, bytes, needle) in cases {
+        let file = t.write(name, &bytes);
+        let out = t.path("out");
+        let started = std::time::Instant::now();
+        t.run(&["decrypt", "-i", &p(&key), "-o", &p(&out), &p(&file)])
+            .code(4)
+            .err_has(&[name, "the age header is refused", needle]);
+        let took = started.elapsed();
+        // Generous for a loaded machine; it takes milliseconds.
+        assert!(took < std::time::Duration::from_secs(5), "{name}: {took:?}");
+        assert!(!out.exists());
+        let age = clean_command("age")
+            .args(["-d", "-i"])
+            .arg(&key)
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("stock age (Debian package `age`)");
+        assert!(!age.status.success(), "stock age accepted {name}");
+    }
 }

@@ -238,7 +238,7 @@ fn failures_have_their_exit_codes() {
     t.run_in(&["key", "decrypt"], &env.as_bytes()[..env.len() - 4])
         .code(4);
     // 3: the wrong key file.
-    let wrong = t.write("wrong.key", tresor_key_text().as_bytes());
+    let wrong = t.write_key("wrong.key", tresor_key_text().as_bytes());
     t.cmd(&["key", "list"])
         .env("TRESOR_KEY_FILE", &wrong)
         .run()

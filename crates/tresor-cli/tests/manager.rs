@@ -43,6 +43,8 @@ stores = ["local"]
         closed_port()
     );
     t.write("tresor.toml", text.as_bytes());
+    // A project config is used once the user approved it (tests/config_trust.rs).
+    t.run(&["config", "trust"]).ok();
     text
 }
 

@@ -62,6 +62,8 @@ priority = 10
 "#
     );
     t.write("tresor.toml", text.as_bytes());
+    // A project config is used once the user approved it (tests/config_trust.rs).
+    t.run(&["config", "trust"]).ok();
 }
 
 fn curl_list(addr: &str, token: &str, path: &str) -> String {

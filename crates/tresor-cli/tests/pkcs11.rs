@@ -13,6 +13,11 @@ struct Token {
     module: String,
     token: String,
     pin: String,
+    /// Held for the whole test: the tests take turns. A SoftHSM2 module
+    /// that initialises while another process rewrites the token's files
+    /// can miss the token for the rest of the process (seen when tests
+    /// adding slots ran beside one that loads the module in process).
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 fn token() -> Token {
@@ -28,10 +33,13 @@ fn token() -> Token {
         std::env::var_os("SOFTHSM2_CONF").is_some(),
         "SOFTHSM2_CONF is not set: run under scripts/services exec"
     );
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     Token {
         module: var("TRESOR_TEST_PKCS11_MODULE"),
         token: var("TRESOR_TEST_PKCS11_TOKEN"),
         pin: var("TRESOR_TEST_PKCS11_PIN"),
+        _serial: serial,
     }
 }
 
@@ -65,6 +73,7 @@ impl Token {
                 key_label,
             },
             &self.pin,
+            &tresor::pkcs11::ModulePolicy::default(),
         )
         .unwrap()
     }
@@ -89,6 +98,9 @@ fn pkcs11_slot_flow() {
     assert_eq!(added["key_label"], label.as_str());
     assert_eq!(added["module"], tk.module.as_str());
     assert_eq!(added["key_created"], true);
+    // SoftHSM2's module lives in a root-owned system folder: nothing to record.
+    assert_eq!(added["module_allowed"]["by"], "system-library");
+    assert!(!t.path("xdg-config/tresor/config.toml").exists());
     let slot = added["slot"].as_u64().unwrap();
 
     // A second slot on the same key: the text output says nothing was made.
@@ -268,4 +280,116 @@ fn rekey_master_rewraps_the_pkcs11_slot() {
         .run();
     assert_eq!(got.ok().out().trim_end(), "v1");
     assert!(tk.destroy(&label));
+}
+
+/// A copy of the module outside the system folders: `keyslot add --pkcs11
+/// --module COPY` records it in the user's own config (`[pkcs11] modules`,
+/// the file made 0600), and the token then unlocks through it. With the
+/// entry gone, the slot is unavailable (exit 6; the message names the path
+/// and how to allow it) and the PIN is not used; with it back, it opens.
+#[test]
+fn a_module_outside_system_folders_needs_the_users_list() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tk = token();
+    let label = unique_label("allow");
+    let mut t = Tresor::with_key();
+    t.cmd(&["set", "a/b"]).stdin(b"v1").run().ok();
+    let copy = t.path("modules/libsofthsm2-copy.so");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(&tk.module, &copy).unwrap();
+    let copy_s = copy.to_str().unwrap();
+
+    let mut args = vec!["--json"];
+    args.extend(tk.add_args(&label));
+    args[5] = copy_s;
+    let added = t
+        .cmd(&args)
+        .env("TRESOR_PKCS11_PIN", &tk.pin)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(added["module"], copy_s);
+    assert_eq!(added["module_allowed"]["by"], "config");
+    assert_eq!(added["module_allowed"]["added"], true);
+    let config = t.path("xdg-config/tresor/config.toml");
+    assert_eq!(added["module_allowed"]["config"], config.to_str().unwrap());
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("[pkcs11]") && text.contains(copy_s), "{text}");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    t.clear_default("TRESOR_KEY_FILE");
+    let got = t
+        .cmd(&["get", "a/b"])
+        .env("TRESOR_PKCS11_PIN", &tk.pin)
+        .run();
+    assert_eq!(got.ok().out().trim_end(), "v1");
+    // The PIN's use names the token and the module.
+    got.err_has(&["TRESOR_PKCS11_PIN", &tk.token, copy_s]);
+
+    // Not listed: unavailable, and no PIN is handed to it.
+    std::fs::write(&config, "# nothing allowed\n").unwrap();
+    let refused = t
+        .cmd(&["get", "a/b"])
+        .env("TRESOR_PKCS11_PIN", &tk.pin)
+        .run();
+    refused.code(6).err_has(&[
+        copy_s,
+        "[pkcs11] modules",
+        "tresor keyslot add --pkcs11 --module",
+    ]);
+    assert!(!refused.err().contains("using TRESOR_PKCS11_PIN"));
+
+    // Listed again by hand: it opens.
+    std::fs::write(&config, format!("[pkcs11]\nmodules = [\"{copy_s}\"]\n")).unwrap();
+    let got = t
+        .cmd(&["get", "a/b"])
+        .env("TRESOR_PKCS11_PIN", &tk.pin)
+        .run();
+    assert_eq!(got.ok().out().trim_end(), "v1");
+
+    // A second add on the same module records nothing new.
+    let key = t.key.clone();
+    let again = t
+        .cmd(&args)
+        .env("TRESOR_PKCS11_PIN", &tk.pin)
+        .env("TRESOR_KEY_FILE", &key)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(again["module_allowed"]["by"], "config");
+    assert_eq!(again["module_allowed"]["added"], false);
+    assert!(tk.destroy(&label));
+}
+
+/// The unlock chain's PKCS#11 step stops at the first slot that opens
+/// (`first_only`); `rekey --master` asks for every slot. The token's PIN is
+/// asked once either way.
+#[test]
+fn the_unlock_chain_stops_at_the_first_pkcs11_slot_that_opens() {
+    let tk = token();
+    let (first, second) = (unique_label("first"), unique_label("second"));
+    let t = Tresor::with_key();
+    for label in [&first, &second] {
+        t.cmd(&tk.add_args(label))
+            .env("TRESOR_PKCS11_PIN", &tk.pin)
+            .run()
+            .ok();
+    }
+    let locked = tresor::LockedVault::open(&t.vault, &tresor::OpenOptions::default()).unwrap();
+    assert_eq!(locked.pkcs11_slots().unwrap().len(), 2);
+    let policy = tresor::pkcs11::ModulePolicy::default();
+    for (first_only, opened) in [(true, 1), (false, 2)] {
+        let mut asked = 0;
+        let (found, errors) = tresor::pkcs11_credentials(&locked, &policy, first_only, |_, _| {
+            asked += 1;
+            Ok(Some(zeroize::Zeroizing::new(tk.pin.clone())))
+        })
+        .unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(found.len(), opened, "first_only = {first_only}");
+        assert_eq!(asked, 1);
+    }
+    drop(locked);
+    assert!(tk.destroy(&first) && tk.destroy(&second));
 }

@@ -379,7 +379,7 @@ fn failed_unlocks_are_recorded_beside_the_vault_and_folded_into_the_audit_log() 
         .env("TRESOR_KEY", wrong_key.as_str())
         .run()
         .code(3);
-    let wrong_file = t.write("wrong-key", tresor::new_key_file_text().as_bytes());
+    let wrong_file = t.write_key("wrong-key", tresor::new_key_file_text().as_bytes());
     t.cmd(&["ls"])
         .env("TRESOR_KEY_FILE", &wrong_file)
         .run()

@@ -89,6 +89,17 @@ pub struct RecordAad {
 /// Prefix of every record's associated data.
 pub const RECORD_AAD_PREFIX: &[u8; 10] = b"tresor v1\0";
 
+/// Prefix of the associated data of a record bound to its owner's record id
+/// (vault format 2: secret headers and versions, named-key headers and
+/// versions). See [`RecordAad::bound_bytes`].
+pub const BOUND_AAD_PREFIX: &[u8; 10] = b"tresor v2\0";
+
+/// Length of a record id ([`RecordAad::bound_bytes`]): 128 random bits.
+pub const RECORD_UID_LEN: usize = 16;
+
+/// Length of [`RecordAad::bound_bytes`].
+pub const BOUND_AAD_LEN: usize = 10 + 1 + 16 + 8 + 8 + 4 + RECORD_UID_LEN;
+
 impl RecordAad {
     /// The associated data bytes.
     pub fn bytes(&self) -> [u8; 10 + 1 + 16 + 8 + 8 + 4] {
@@ -101,6 +112,29 @@ impl RecordAad {
         out[43..47].copy_from_slice(&self.key_id.to_be_bytes());
         out
     }
+
+    /// The associated data of a record that belongs to a secret or named
+    /// key whose random record id is `uid`:
+    /// `"tresor v2" ‖ 0x00 ‖ kind ‖ vault_id (16) ‖ be64(row) ‖ be64(version) ‖ be32(key id) ‖ uid (16)`.
+    ///
+    /// Row ids are reused (SQLite hands a purged secret's id to the next
+    /// one); `uid` is drawn at random for every secret and every named key
+    /// (again when a deleted key's name is used anew) and never reused, so
+    /// a record copied from an earlier owner of the row fails to open.
+    pub fn bound_bytes(&self, uid: &[u8; RECORD_UID_LEN]) -> [u8; BOUND_AAD_LEN] {
+        let mut out = [0u8; BOUND_AAD_LEN];
+        out[..47].copy_from_slice(&self.bytes());
+        out[..10].copy_from_slice(BOUND_AAD_PREFIX);
+        out[47..].copy_from_slice(uid);
+        out
+    }
+}
+
+/// A fresh random record id for [`RecordAad::bound_bytes`].
+pub fn new_record_uid() -> [u8; RECORD_UID_LEN] {
+    let mut uid = [0u8; RECORD_UID_LEN];
+    random_bytes(&mut uid);
+    uid
 }
 
 #[cfg(test)]
@@ -126,6 +160,53 @@ mod tests {
         assert_eq!(&b[35..43], &[0, 0, 0, 0, 0, 0, 0, 3]);
         assert_eq!(&b[43..], &[0, 0, 0, 4]);
     }
+
+    #[test]
+    fn bound_aad_layout_is_pinned() {
+        let aad = RecordAad {
+            kind: RecordKind::NamedKeyVersion,
+            vault_id: [0xaa; 16],
+            row: 0x0102,
+            version: 3,
+            key_id: 4,
+        };
+        let b = aad.bound_bytes(&[0x5c; 16]);
+        assert_eq!(b.len(), 63);
+        assert_eq!(&b[..10], b"tresor v2\0");
+        assert_eq!(b[10], 5);
+        assert_eq!(&b[11..27], &[0xaa; 16]);
+        assert_eq!(&b[27..35], &[0, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(&b[35..43], &[0, 0, 0, 0, 0, 0, 0, 3]);
+        assert_eq!(&b[43..47], &[0, 0, 0, 4]);
+        assert_eq!(&b[47..], &[0x5c; 16]);
+        // Format-1 bytes of the same record differ, so no format-1 blob
+        // opens under format-2 associated data.
+        assert_ne!(&b[..47], &aad.bytes()[..]);
+        assert_ne!(new_record_uid(), new_record_uid());
+    }
+
+    /// A blob sealed under bound (format 2) associated data, computed by an
+    /// independent implementation (`vectors/make_envelope_vectors.py`):
+    /// key 42…42, nonce 00 01 … 17, a secret version (kind 2) of vault
+    /// a0 a1 … af, row 1, version 2, data key 1, uid 5c…5c.
+    #[test]
+    fn known_bound_blob_opens() {
+        let key = Key::from_slice(&[0x42; 32]).unwrap();
+        let aad = RecordAad {
+            kind: RecordKind::SecretVersion,
+            vault_id: std::array::from_fn(|i| 0xa0 + i as u8),
+            row: 1,
+            version: 2,
+            key_id: 1,
+        };
+        let blob = decode_hex(KAT_BOUND_BLOB);
+        let opened = open(&key, &aad.bound_bytes(&[0x5c; 16]), &blob).unwrap();
+        assert_eq!(&opened[..], b"tresor");
+        assert!(open(&key, &aad.bound_bytes(&[0x5d; 16]), &blob).is_err());
+        assert!(open(&key, &aad.bytes(), &blob).is_err());
+    }
+
+    const KAT_BOUND_BLOB: &str = "000102030405060708090a0b0c0d0e0f1011121314151617f88ee194a8d3d4e631d23915a593d3a722917ef458f2";
 
     /// A fixed blob made once by `seal` pins the cipher and layout: it must
     /// open with the known key and aad for as long as format 1 exists.

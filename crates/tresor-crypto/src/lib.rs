@@ -8,7 +8,9 @@
 //!   [`VaultKeys`]: an index key (blind index of names), an audit key (MAC
 //!   chain), a wrap key (data keys) and a fingerprint key.
 //! - Records are sealed with XChaCha20-Poly1305 under a data key; the
-//!   associated data ([`RecordAad`]) binds vault, kind, row, version and key id.
+//!   associated data ([`RecordAad`]) binds vault, kind, row, version and key id,
+//!   and for the records of a secret or named key its random record id
+//!   ([`RecordAad::bound_bytes`]), which is never reused.
 //! - Named keys for applications seal data into one-line envelopes
 //!   ([`seal_envelope`], [`Envelope`]) with AES-256-GCM or XChaCha20-Poly1305.
 //!
@@ -30,7 +32,10 @@ mod envelope;
 mod keys;
 pub mod slot;
 
-pub use aead::{DecryptError, NONCE_LEN, OVERHEAD, RecordAad, RecordKind, TAG_LEN, open, seal};
+pub use aead::{
+    BOUND_AAD_LEN, BOUND_AAD_PREFIX, DecryptError, NONCE_LEN, OVERHEAD, RECORD_UID_LEN, RecordAad,
+    RecordKind, TAG_LEN, new_record_uid, open, seal,
+};
 pub use envelope::{
     ENVELOPE_AAD, ENVELOPE_PREFIX, Envelope, EnvelopeError, KeyType, NAMED_KEY_INDEX_PREFIX,
     envelope_aad, seal_envelope,

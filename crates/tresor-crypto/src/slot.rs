@@ -23,8 +23,11 @@ pub const PKCS11_INFO: &[u8] = b"tresor v1 pkcs11 slot";
 /// Prefix of the associated data of the AES-GCM encryption a PKCS#11 token
 /// does of a slot's 32 random bytes: `"tresor v1 pkcs11 wrap" ‖ vault_id`.
 pub const PKCS11_WRAP_AAD: &[u8] = b"tresor v1 pkcs11 wrap";
-/// Fewest bytes of key material a key file must hold.
-pub const MIN_KEY_FILE_BYTES: usize = 32;
+/// Bytes of key material a key file holds: 32 random bytes.
+pub const KEY_FILE_BYTES: usize = KEY_LEN;
+/// Length of a key file's text without its newline: the padded standard
+/// base64 of [`KEY_FILE_BYTES`] bytes.
+pub const KEY_FILE_TEXT_LEN: usize = 44;
 
 /// The kinds of key slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -257,28 +260,30 @@ impl Credential {
         }
     }
 
-    /// Key material from the text of a key file or `TRESOR_KEY`: the
-    /// base64 it holds when that decodes to at least 32 bytes, else the raw
-    /// bytes when there are at least 32 of them.
+    /// Key material from the text of a key file or `TRESOR_KEY`, in the
+    /// one documented format: the padded standard base64 of 32 bytes (44
+    /// characters), optionally followed by one newline (`\n` or `\r\n`), as
+    /// [`new_key_file_text`] writes it. Anything else is refused: in
+    /// particular a password, which belongs in a password slot where Argon2id
+    /// stretches it. The error never contains the text.
     pub fn key_material(text: &[u8]) -> Result<Self, String> {
-        let trimmed = trim_ascii(text);
-        let engine = base64::engine::general_purpose::STANDARD;
-        // Decoded into a buffer that is wiped whatever happens: text that is
-        // not base64 (or decodes short) may have been decoded in part.
-        let mut decoded = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(trimmed.len())]);
-        if let Ok(len) = engine.decode_slice(trimmed, &mut decoded[..])
-            && len >= MIN_KEY_FILE_BYTES
-        {
-            decoded.truncate(len);
-            return Ok(Credential::KeyMaterial(decoded));
+        let body = match text {
+            [rest @ .., b'\r', b'\n'] | [rest @ .., b'\n'] => rest,
+            _ => text,
+        };
+        if body.len() == KEY_FILE_TEXT_LEN {
+            // Decoded into a buffer that is wiped whatever happens: text that
+            // is not base64 may have been decoded in part.
+            let mut decoded = Zeroizing::new(vec![0u8; KEY_FILE_BYTES + 1]);
+            if let Ok(len) =
+                base64::engine::general_purpose::STANDARD.decode_slice(body, &mut decoded[..])
+                && len == KEY_FILE_BYTES
+            {
+                decoded.truncate(KEY_FILE_BYTES);
+                return Ok(Credential::KeyMaterial(decoded));
+            }
         }
-        if text.len() >= MIN_KEY_FILE_BYTES {
-            return Ok(Credential::KeyMaterial(Zeroizing::new(text.to_vec())));
-        }
-        Err(format!(
-            "a key must hold at least {MIN_KEY_FILE_BYTES} random bytes (or their base64); \
-             make one with `tresor keyslot add --key-file FILE`"
-        ))
+        Err(KEY_FORMAT_ERROR.into())
     }
 
     /// The slot key this credential gives under `params`.
@@ -300,17 +305,11 @@ impl Credential {
     }
 }
 
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &bytes[start..end]
-}
+/// Why a key file's (or `TRESOR_KEY`'s) text was refused.
+pub const KEY_FORMAT_ERROR: &str = "not a tresor key: a key file (and TRESOR_KEY) holds the \
+     base64 of 32 random bytes (44 characters, optionally a newline), as `tresor keyslot add \
+     --key-file FILE` and `tresor init --key-file FILE` write it; a password belongs in \
+     TRESOR_PASSWORD, where Argon2id stretches it";
 
 /// Argon2id(password, salt, m, t, p) → 32 bytes.
 pub fn argon2id(password: &[u8], p: &PasswordParams) -> Result<Key, argon2::Error> {
@@ -446,19 +445,49 @@ mod tests {
         assert!(unwrap_master(&good.slot_key(&params, &vid).unwrap(), &wrapped, &other).is_err());
     }
 
+    /// Exactly the format tresor writes: base64 of 32 bytes, with or
+    /// without one newline. Passwords, raw bytes, other lengths, whitespace
+    /// around the text and non-canonical base64 are refused.
     #[test]
-    fn key_material_accepts_base64_or_raw_bytes() {
+    fn key_material_accepts_exactly_base64_of_32_bytes() {
         let text = new_key_file_text();
-        let Credential::KeyMaterial(m) = Credential::key_material(text.as_bytes()).unwrap() else {
-            panic!()
+        assert_eq!(text.len(), KEY_FILE_TEXT_LEN + 1);
+        let material = |t: &[u8]| match Credential::key_material(t) {
+            Ok(Credential::KeyMaterial(m)) => Ok(m.to_vec()),
+            Ok(_) => panic!("key_material gives key material"),
+            Err(e) => Err(e),
         };
+        let m = material(text.as_bytes()).unwrap();
         assert_eq!(m.len(), 32);
-        let raw = [9u8; 40];
-        let Credential::KeyMaterial(m) = Credential::key_material(&raw).unwrap() else {
-            panic!()
-        };
-        assert_eq!(&m[..], &raw[..]);
-        assert!(Credential::key_material(b"short").is_err());
+        let bare = text.trim_end();
+        assert_eq!(material(bare.as_bytes()).unwrap(), m);
+        assert_eq!(material(format!("{bare}\r\n").as_bytes()).unwrap(), m);
+
+        let engine = base64::engine::general_purpose::STANDARD;
+        let refused: Vec<Vec<u8>> = vec![
+            b"correct horse battery staple, 40 chars!!".to_vec(),
+            vec![9u8; 40],
+            vec![9u8; 32],
+            b"short".to_vec(),
+            engine.encode([7u8; 48]).into_bytes(),
+            engine.encode([7u8; 31]).into_bytes(),
+            format!(" {bare}").into_bytes(),
+            format!("{bare}\n\n").into_bytes(),
+            format!("{bare} ").into_bytes(),
+            bare.trim_end_matches('=').as_bytes().to_vec(),
+            // The last character carries unused bits: only one spelling is canonical.
+            // (a canonical last character has its two low bits clear).
+            format!("{}B=", &bare[..42]).into_bytes(),
+            Vec::new(),
+        ];
+        for t in refused {
+            let e = material(&t).unwrap_err();
+            assert!(
+                e.contains("TRESOR_PASSWORD") && e.contains("Argon2id"),
+                "{e}"
+            );
+            assert!(e.contains("base64 of 32 random bytes"), "{e}");
+        }
     }
 
     #[test]

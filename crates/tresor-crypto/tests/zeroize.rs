@@ -179,8 +179,9 @@ fn password_credential_is_wiped_on_drop() {
     assert_no_leak(armed.disarm(), "Credential::Password / Argon2id");
 }
 
-/// `Credential::key_material`, from base64 text and from raw bytes: the
-/// material, anything decoded from it, and the slot key.
+/// `Credential::key_material`: the material decoded from a key file's
+/// text and the slot key; and text it refuses (a passphrase, base64 of the
+/// wrong length, base64 that goes bad at its end) leaves no copy either.
 #[test]
 fn key_material_is_wiped_on_drop() {
     let serial = serial();
@@ -200,39 +201,46 @@ fn key_material_is_wiped_on_drop() {
         drop(cred);
         assert_no_leak(armed.disarm(), what);
     };
+    let refused = |text: &[u8], markers: &[&[u8]], what: &str| {
+        let armed = arm(&serial, markers);
+        let err = Credential::key_material(text).unwrap_err();
+        assert!(err.contains("TRESOR_PASSWORD"), "{err}");
+        drop(err);
+        assert_no_leak(armed.disarm(), what);
+    };
 
-    // Base64 of 48 marker bytes (as a key file holds it, with a newline).
-    let material: [u8; 48] = pattern(1);
-    let mut text = [0u8; 65];
+    // Base64 of 32 marker bytes (as a key file holds it, with a newline).
+    let material: [u8; 32] = pattern(1);
+    let mut text = [0u8; 45];
     let n = base64(&material, &mut text);
+    assert_eq!(n, 44);
     text[n] = b'\n';
-    run(&text[..=n], &[&material], "key_material (base64)");
+    run(&text, &[&material], "key_material (base64)");
 
-    // Raw bytes that are not base64.
-    let raw: [u8; 40] = pattern(2);
-    run(&raw, &[&raw], "key_material (raw bytes)");
+    // A passphrase of 40 characters: refused, not copied.
+    let phrase: [u8; 40] = *b"correct-horse-battery-staple-zeroize-40c";
+    refused(&phrase, &[&phrase], "key_material (a passphrase)");
 
-    // Raw text that happens to be valid base64 of fewer than 32 bytes: the
-    // raw bytes are the material, and what they decode to is secret too.
-    let short: [u8; 30] = pattern(3);
-    let mut text = [0u8; 40];
-    assert_eq!(base64(&short, &mut text), 40);
-    run(
+    // Base64 of 48 bytes: the wrong length, refused before decoding.
+    let long: [u8; 48] = pattern(2);
+    let mut text = [0u8; 64];
+    assert_eq!(base64(&long, &mut text), 64);
+    refused(
         &text,
-        &[&text, &short],
-        "key_material (raw text that decodes short)",
+        &[&text[..], &long[..]],
+        "key_material (base64 of 48 bytes)",
     );
 
-    // Raw text that is base64 up to its last characters: the decoder has
+    // 44 characters that are base64 up to their last four: the decoder has
     // written most of the decoded bytes before it finds the bad character.
-    let long: [u8; 48] = pattern(4);
-    let mut text = [0u8; 68];
-    let n = base64(&long, &mut text);
-    text[n..].copy_from_slice(b"!!!!");
-    run(
+    let bad: [u8; 32] = pattern(4);
+    let mut text = [0u8; 44];
+    base64(&bad, &mut text);
+    text[40..].copy_from_slice(b"!!!!");
+    refused(
         &text,
-        &[&text[..64], &long[..16]],
-        "key_material (raw text, bad base64 tail)",
+        &[&text[..40], &bad[..24]],
+        "key_material (base64, bad tail)",
     );
 }
 
@@ -371,6 +379,7 @@ fn key_file_text_is_wiped_on_drop() {
     let text = tresor_crypto::slot::new_key_file_text();
     let mut copy = [0u8; 45];
     copy.copy_from_slice(text.as_bytes());
+    assert_eq!(copy[44], b'\n');
     let Credential::KeyMaterial(m) = Credential::key_material(&copy).unwrap() else {
         panic!("a key file gives key material")
     };

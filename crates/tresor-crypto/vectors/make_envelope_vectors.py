@@ -40,3 +40,18 @@ def envelope(kind, key, name, version, nonce, plaintext):
 key = b"\x42" * 32
 print("KAT_AES", envelope("aes", key, "app/orders", 7, bytes(range(12)), b"tresor envelope"))
 print("KAT_XCHACHA", envelope("xchacha", key, "app/orders", 7, bytes(range(24)), b"tresor envelope"))
+
+# A record sealed under format-2 (bound) associated data (aead.rs,
+# `known_bound_blob_opens`; VAULT-FORMAT.md, "Records"): kind 2, vault
+# a0..af, row 1, version 2, data key 1, record id 5c..5c; blob = nonce ‖ ct ‖ tag.
+def bound_aad(kind, vault_id, row, version, key_id, uid):
+    return b"tresor v2\0" + bytes([kind]) + vault_id + struct.pack(">QQI", row, version, key_id) + uid
+
+def xchacha_seal(key, nonce, plaintext, aad):
+    return nonce + ChaCha20Poly1305(hchacha20(key, nonce[:16])).encrypt(b"\0" * 4 + nonce[16:], plaintext, aad)
+
+aad = bound_aad(2, bytes(0xa0 + i for i in range(16)), 1, 2, 1, b"\x5c" * 16)
+print("KAT_BOUND_BLOB", xchacha_seal(key, bytes(range(24)), b"tresor", aad).hex())
+# The format-1 blob of make_vectors.py (aad "aad"), as a cross-check of xchacha_seal.
+assert xchacha_seal(key, bytes(range(24)), b"tresor", b"aad").hex() == \
+    "000102030405060708090a0b0c0d0e0f1011121314151617f88ee194a8d3b2625b7e84902794388e12b7242dd39c"

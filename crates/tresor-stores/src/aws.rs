@@ -85,7 +85,8 @@
 //! | key | meaning | default |
 //! | --- | --- | --- |
 //! | `region` | AWS region | the default chain (`AWS_REGION`, profile) |
-//! | `endpoint` | service URL override, `http://` or `https://` | AWS's endpoint |
+//! | `endpoint` | service URL override: `https://`, or `http://` to this machine (`localhost`, `127.0.0.0/8`, `::1`) | AWS's endpoint |
+//! | `insecure_http` | allow an `http://` endpoint on another machine (the manager warns on every use) | `false` |
 //! | `profile` | shared-config profile for credentials and region | `AWS_PROFILE` / `default` |
 //! | `prefix` | prepended to every secret name | none |
 //! | `connect_timeout` | per attempt | `5s` |
@@ -150,6 +151,9 @@ pub struct AwsOptions {
     pub max_attempts: u32,
     /// Recovery window of a soft delete, 7 to 30 days (default 30).
     pub recovery_window_days: u32,
+    /// Allow a plain `http://` endpoint that is not this machine (default
+    /// false); see [`plain_http`](crate::options::plain_http).
+    pub insecure_http: bool,
 }
 
 impl Default for AwsOptions {
@@ -164,6 +168,7 @@ impl Default for AwsOptions {
             timeout: Duration::from_secs(5),
             max_attempts: 3,
             recovery_window_days: 30,
+            insecure_http: false,
         }
     }
 }
@@ -223,12 +228,8 @@ impl Aws {
     ) -> Result<Self> {
         let name = options.name.clone();
         let invalid = |what: String| Error::Validation(format!("{name}: {what}"));
-        if let Some(endpoint) = &options.endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            return Err(invalid(format!(
-                "endpoint {endpoint:?} must start with http:// or https://"
-            )));
+        if let Some(endpoint) = &options.endpoint {
+            crate::options::plain_http(&name, "endpoint", endpoint, options.insecure_http)?;
         }
         if !(1..=10).contains(&options.max_attempts) {
             return Err(invalid("max_attempts must be 1 to 10".to_string()));
@@ -351,6 +352,9 @@ impl Aws {
                     "a whole number of days from 7 to 30",
                 )?
                 .unwrap_or(defaults.recovery_window_days),
+            insecure_http: options
+                .bool(crate::options::INSECURE_HTTP)?
+                .unwrap_or(false),
         };
         options.finish()?;
         Self::connect(typed)
@@ -1305,6 +1309,20 @@ mod tests {
             }),
             "validation"
         );
+        // Plain http:// to another machine needs insecure_http.
+        assert_eq!(
+            bad(AwsOptions {
+                endpoint: Some("http://sm.example:5000".into()),
+                ..base()
+            }),
+            "validation"
+        );
+        Aws::connect(AwsOptions {
+            endpoint: Some("http://sm.example:5000".into()),
+            insecure_http: true,
+            ..base()
+        })
+        .unwrap();
         assert_eq!(
             bad(AwsOptions {
                 max_attempts: 0,

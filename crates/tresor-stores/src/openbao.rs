@@ -40,7 +40,12 @@
 //! # Network
 //!
 //! Token auth, or an AppRole login at construction (and again when a request
-//! is refused with 403, so an expired AppRole token is renewed). Optional namespace
+//! is refused with 403, so an expired AppRole token is renewed). The token
+//! comes only from where the options say: `BAO_TOKEN` / `VAULT_TOKEN` are
+//! read only with `token_from_env = true`, so a config cannot quietly send
+//! the environment's token to an address of its choosing. A plain `http://`
+//! address must be this machine (`localhost`, `127.0.0.0/8`, `::1`) unless
+//! `insecure_http = true` (the manager then warns on every use). Optional namespace
 //! (`X-Vault-Namespace`). TLS uses the bundled Mozilla roots (ureq's
 //! default), or only the certificates of a PEM CA file. Connect and read
 //! timeouts default to 5 s. Up to 3 attempts with jittered exponential
@@ -122,20 +127,31 @@ pub struct OpenBaoOptions {
     pub connect_timeout: Duration,
     /// Timeout for sending a request and reading its answer (default 5 s).
     pub timeout: Duration,
+    /// Allow plain `http://` to a host that is not this machine (default
+    /// false: `http://` only to `localhost`, `127.0.0.0/8` or `::1`). See
+    /// [`plain_http`](crate::options::plain_http).
+    pub insecure_http: bool,
 }
 
-/// Variables read for a token when a `tresor.toml` entry gives neither
-/// `token` nor an AppRole, in this order.
+/// Variables read for a token when a `tresor.toml` entry says
+/// `token_from_env = true`, in this order. Without that option they are
+/// never read: a config must say where its store's token comes from.
 pub const TOKEN_ENVS: [&str; 2] = ["BAO_TOKEN", "VAULT_TOKEN"];
+/// The option that takes the token from [`TOKEN_ENVS`].
+pub const TOKEN_FROM_ENV: &str = "token_from_env";
 
 impl OpenBaoOptions {
     /// The options a `tresor.toml` entry describes, without contacting the
     /// server. Keys: `address` (required), `mount` (default `secret`),
     /// `token`, or `role_id` + `secret_id` (+ `approle_mount`, default
-    /// `approle`) for AppRole, `namespace`, `ca_file`, `timeout` and
-    /// `connect_timeout` (durations such as `2s`, default 5 s). Without
-    /// `token` or AppRole, the token comes from `BAO_TOKEN`, else
-    /// `VAULT_TOKEN`. Any other key is an error.
+    /// `approle`) for AppRole, or `token_from_env = true` for the token in
+    /// `BAO_TOKEN`, else `VAULT_TOKEN` (exactly one of the three),
+    /// `namespace`, `ca_file`, `timeout` and `connect_timeout` (durations
+    /// such as `2s`, default 5 s), `insecure_http` (default false). The
+    /// environment's token is never taken unless asked for: a `tresor.toml`
+    /// from elsewhere must not send it to a server of its choosing. An
+    /// `http://` address must be this machine unless `insecure_http = true`.
+    /// Any other key is an error.
     ///
     /// ```
     /// use std::time::Duration;
@@ -158,6 +174,17 @@ impl OpenBaoOptions {
         let role_id = options.get("role_id");
         let secret_id = options.get("secret_id");
         let approle_mount = options.get("approle_mount");
+        let from_env = options.bool(TOKEN_FROM_ENV)?.unwrap_or(false);
+        let insecure_http = options
+            .bool(crate::options::INSECURE_HTTP)?
+            .unwrap_or(false);
+        crate::options::plain_http(store, "address", &address, insecure_http)?;
+        if from_env && (token.is_some() || role_id.is_some() || secret_id.is_some()) {
+            return Err(Error::Validation(format!(
+                "store '{store}': token_from_env = true takes the token from the environment: \
+                 give no 'token', 'role_id' or 'secret_id' with it"
+            )));
+        }
         let auth = match (token, role_id, secret_id) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(Error::Validation(format!(
@@ -175,17 +202,24 @@ impl OpenBaoOptions {
                     "store '{store}': AppRole needs both options 'role_id' and 'secret_id'"
                 )));
             }
-            (None, None, None) => {
+            (None, None, None) if from_env => {
                 let token = TOKEN_ENVS
                     .iter()
                     .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))
                     .ok_or_else(|| {
                         Error::Validation(format!(
-                            "store '{store}': give the option 'token' (e.g. token = \"ENV/BAO_TOKEN\") \
-                             or 'role_id' and 'secret_id', or set BAO_TOKEN"
+                            "store '{store}': token_from_env = true, but neither BAO_TOKEN nor \
+                             VAULT_TOKEN is set"
                         ))
                     })?;
                 Auth::Token(SecretString::from(token))
+            }
+            (None, None, None) => {
+                return Err(Error::Validation(format!(
+                    "store '{store}': say where the token comes from: the option 'token' \
+                     (e.g. token = \"ENV/BAO_TOKEN\" or \"SEC/bao/token\"), 'role_id' and \
+                     'secret_id', or token_from_env = true (BAO_TOKEN, else VAULT_TOKEN)"
+                )));
             }
         };
         if approle_mount.is_some() && !matches!(auth, Auth::AppRole { .. }) {
@@ -195,6 +229,7 @@ impl OpenBaoOptions {
         }
         let mut out = Self::new(address, auth);
         out.name = store.to_string();
+        out.insecure_http = insecure_http;
         if let Some(m) = options.get("mount") {
             out.mount = m.to_string();
         }
@@ -221,6 +256,7 @@ impl OpenBaoOptions {
             ca_file: None,
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(5),
+            insecure_http: false,
         }
     }
 }
@@ -299,15 +335,14 @@ impl Reply {
 
 impl OpenBao {
     /// Connects: builds the client, and logs in when the auth is AppRole.
-    /// Nothing else is sent; [`Store::health`] probes the server.
+    /// Nothing else is sent; [`Store::health`] probes the server. A plain
+    /// `http://` address must be this machine unless
+    /// [`OpenBaoOptions::insecure_http`] is set; the caller then warns the
+    /// user (see [`plain_http`](crate::options::plain_http)).
     pub fn connect(options: OpenBaoOptions) -> Result<Self> {
         let name = options.name.clone();
         let address = options.address.trim_end_matches('/').to_string();
-        if !(address.starts_with("http://") || address.starts_with("https://")) {
-            return Err(Error::Validation(format!(
-                "{name}: address {address:?} must start with http:// or https://"
-            )));
-        }
+        crate::options::plain_http(&name, "address", &address, options.insecure_http)?;
         let mount = valid_path(&name, "mount", &options.mount)?;
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -1267,6 +1302,33 @@ mod tests {
             err(base().with("token", "t").with("approle_mount", "m")).contains("approle_mount")
         );
         assert!(err(StoreOptions::new("team").with("token", "t")).contains("'address'"));
+        // The environment's token only when the config asks for it.
+        assert!(err(base()).contains("token_from_env = true"));
+        assert!(
+            err(base().with("token_from_env", "true").with("token", "t")).contains("no 'token'")
+        );
+        // Plain http:// only to this machine, unless insecure_http = true.
+        let at = |address: &str| {
+            StoreOptions::new("team")
+                .with("address", address)
+                .with("token", "t")
+        };
+        assert!(err(at("http://bao.example:8200")).contains("insecure_http = true"));
+        let o = OpenBaoOptions::from_options(
+            &at("http://bao.example:8200").with("insecure_http", "true"),
+        )
+        .unwrap();
+        assert!(o.insecure_http);
+        assert!(
+            !OpenBaoOptions::from_options(&at("http://localhost:8200"))
+                .unwrap()
+                .insecure_http
+        );
+        let plain = OpenBaoOptions::new(
+            "http://10.1.2.3:8200",
+            Auth::Token(SecretString::from("t".to_string())),
+        );
+        assert_eq!(OpenBao::connect(plain).unwrap_err().kind(), "validation");
         let e = err(base()
             .with("token", "tok-value")
             .with("timeout", "soon-secret"));

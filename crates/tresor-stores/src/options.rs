@@ -170,6 +170,108 @@ impl StoreOptions {
     }
 }
 
+/// The option that lets a remote store send requests over plain `http://`
+/// to a host that is not this machine.
+pub const INSECURE_HTTP: &str = "insecure_http";
+
+/// Checks a remote store's URL (`address`, `endpoint`) against the plain-HTTP
+/// rule: `https://` always passes; `http://` passes for a loopback host
+/// (`localhost`, `127.0.0.0/8`, `::1`), and for any other host only when
+/// `insecure_http` is true. Then the answer is `Ok(Some(warning))`: the text
+/// the caller shows on every use, since tokens and values cross the network
+/// in clear. Anything else (another scheme, a host that cannot be read) is
+/// refused. The error names the store and the option, and how to fix it.
+///
+/// ```
+/// use tresor_stores::options::plain_http;
+///
+/// assert_eq!(plain_http("team", "address", "https://bao.example:8200", false)?, None);
+/// assert_eq!(plain_http("team", "address", "http://127.0.0.1:8200", false)?, None);
+/// assert_eq!(plain_http("team", "address", "http://[::1]:8200", false)?, None);
+/// let refused = plain_http("team", "address", "http://bao.example:8200", false).unwrap_err();
+/// assert!(refused.to_string().contains("insecure_http = true"));
+/// assert!(plain_http("team", "address", "http://bao.example:8200", true)?.is_some());
+/// # Ok::<(), tresor_core::Error>(())
+/// ```
+pub fn plain_http(
+    store: &str,
+    key: &str,
+    url: &str,
+    insecure_http: bool,
+) -> Result<Option<String>> {
+    let lower = url.trim().to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(None);
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return Err(Error::Validation(format!(
+            "store '{store}': the option '{key}' must start with https:// (or http:// for this machine)"
+        )));
+    };
+    match url_host(rest) {
+        Some(host) if is_loopback_host(&host) => Ok(None),
+        Some(host) if insecure_http => Ok(Some(format!(
+            "store '{store}': {key} {url:?} is plain http:// to {host}, not this machine \
+             (insecure_http = true): its token and every value cross the network unencrypted"
+        ))),
+        Some(host) => Err(Error::Validation(format!(
+            "store '{store}': {key} {url:?} is plain http:// to {host}, which is not this machine: \
+             its token and values would cross the network unencrypted. Use https://, or add \
+             insecure_http = true to the store if you accept that"
+        ))),
+        None => Err(Error::Validation(format!(
+            "store '{store}': the option '{key}' has no host name tresor can read"
+        ))),
+    }
+}
+
+/// Whether `host` (as [`url_host`] gives it) is this machine: `localhost`,
+/// an address in `127.0.0.0/8`, or `::1` (also as `::ffff:127.x.y.z`).
+pub fn is_loopback_host(host: &str) -> bool {
+    if host == "localhost" {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// The host of a URL after its `scheme://`: lower case, without user info,
+/// port or brackets. `None` when it holds a character no host name or
+/// address has, so that a URL another parser would read differently is
+/// never taken for a loopback one.
+fn url_host(after_scheme: &str) -> Option<String> {
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    // Only what RFC 3986 allows in an authority; one `@` at most.
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:@[]".contains(&b);
+    if !authority.bytes().all(allowed) || authority.matches('@').count() > 1 {
+        return None;
+    }
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        let (inside, after) = v6.split_once(']')?;
+        if !(after.is_empty() || after.starts_with(':')) {
+            return None;
+        }
+        inside
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+    valid.then(|| host.to_string())
+}
+
 /// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -229,6 +331,48 @@ mod tests {
                 .contains("address")
         );
         opts.finish().unwrap();
+    }
+
+    #[test]
+    fn plain_http_is_for_this_machine_only() {
+        for ok in [
+            "http://127.0.0.1:8200",
+            "http://127.8.9.10",
+            "http://localhost:8200/",
+            "HTTP://LocalHost.:1",
+            "http://[::1]:8200",
+            "http://[::ffff:127.0.0.1]:1",
+            "https://bao.example.com",
+            "https://10.0.0.1:8200",
+        ] {
+            assert_eq!(plain_http("s", "address", ok, false).unwrap(), None, "{ok}");
+        }
+        for refused in [
+            "http://10.0.0.1:8200",
+            "http://bao.example.com",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://127.0.0.1@evil.example/",
+            "http://127.0.0.1:80@evil.example:8200",
+            "http://[::2]:1",
+            "http://2130706433",
+            "http://evil.example\\@127.0.0.1",
+            "http://",
+            "ftp://127.0.0.1",
+            "127.0.0.1:8200",
+        ] {
+            let e = plain_http("s", "address", refused, false).unwrap_err();
+            assert!(e.to_string().contains("store 's'"), "{refused}: {e}");
+        }
+        let warning = plain_http("s", "address", "http://10.0.0.1:8200", true)
+            .unwrap()
+            .unwrap();
+        assert!(
+            warning.contains("unencrypted") && warning.contains("10.0.0.1"),
+            "{warning}"
+        );
+        // The flag does not make a broken URL acceptable.
+        assert!(plain_http("s", "address", "http://a b", true).is_err());
     }
 
     #[test]

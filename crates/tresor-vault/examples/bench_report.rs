@@ -74,6 +74,12 @@ fn new_vault(path: &Path, key: &Credential) -> Vault {
 fn fill(path: &Path, n: usize, key_file: &Path) {
     let text = new_key_file_text();
     std::fs::write(key_file, text.as_bytes()).unwrap();
+    // `tresor --key-file` takes only a key file closed to group and others.
+    std::fs::set_permissions(
+        key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let key = Credential::key_material(text.as_bytes()).unwrap();
     let mut vault = new_vault(path, &key);
     vault

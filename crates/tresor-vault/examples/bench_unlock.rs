@@ -274,7 +274,8 @@ impl Kind {
                     token: &token_label,
                     key_label: "tresor-bench-unlock",
                 };
-                let made = pkcs11::new_slot(&vault_id, key, &pin).map_err(|e| e.to_string())?;
+                let made = pkcs11::new_slot(&vault_id, key, &pin, &pkcs11::ModulePolicy::default())
+                    .map_err(|e| e.to_string())?;
                 vault
                     .add_slot(&made.credential, &params, None)
                     .map_err(|e| e.to_string())?;
@@ -312,7 +313,14 @@ impl Kind {
             Kind::Pkcs11 => {
                 let (_, _, pin) = made.token.as_ref().unwrap();
                 let (id, params) = locked.pkcs11_slots().unwrap().remove(0);
-                pkcs11::load(&locked.id(), id, &params, pin).unwrap()
+                pkcs11::load(
+                    &locked.id(),
+                    id,
+                    &params,
+                    pin,
+                    &pkcs11::ModulePolicy::default(),
+                )
+                .unwrap()
             }
         };
         locked.unlock(&credential).unwrap()

@@ -34,7 +34,10 @@ mod store;
 mod vault;
 
 pub use audit::{AuditAnchor, AuditEntry, AuditFilter};
-pub use named_keys::{AUDIT_INTERVAL, AgeUse, CACHE_CHECK_INTERVAL, KeyInfo, Keys, envelope_key};
+pub use named_keys::{
+    AUDIT_INTERVAL, AgeUse, CACHE_CHECK_INTERVAL, GCM_BUDGET, GCM_RESERVE_BLOCK, GCM_WARN_AT,
+    KeyInfo, Keys, envelope_key,
+};
 pub use payload::Settings;
 pub use schema::FORMAT_VERSION;
 pub use tresor_crypto::KeyType;

@@ -29,13 +29,13 @@ use zeroize::Zeroizing;
 
 use tresor_core::{Error, Result, SecretName, SecretValue};
 use tresor_crypto::{
-    Envelope, EnvelopeError, Key, KeyType, NAMED_KEY_INDEX_PREFIX, RecordAad, RecordKind,
+    BOUND_AAD_LEN, Envelope, EnvelopeError, Key, KeyType, NAMED_KEY_INDEX_PREFIX, RecordKind,
     VaultKeys, open, seal, seal_envelope,
 };
 
 use crate::payload::{decode, decode_owned, encode};
 use crate::schema;
-use crate::vault::{Vault, now_ms};
+use crate::vault::{Owner, Vault, now_ms};
 
 const STORE: &str = "vault";
 
@@ -52,6 +52,24 @@ pub const CACHE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Distinct groups of uses kept before an early flush.
 const MAX_GROUPS: usize = 1024;
 
+/// Envelopes one version of an AES-256-GCM named key may seal: 2^32. Its
+/// nonces are 96 random bits, and NIST SP 800-38D caps random-nonce
+/// encryptions under one key at 2^32 (the chance of a repeated nonce, which
+/// gives away the key's authentication, stays below 2^-32). Past it,
+/// `encrypt` and `rewrap` refuse until the key is rotated.
+/// XChaCha20-Poly1305 keys (192-bit nonces) are not counted.
+pub const GCM_BUDGET: u64 = 1 << 32;
+
+/// From this many envelopes on, a version of an AES-256-GCM key is near
+/// its budget: [`Keys::take_budget_warnings`] says so, and so does
+/// [`KeyInfo::encryptions`].
+pub const GCM_WARN_AT: u64 = 1 << 31;
+
+/// Encryptions reserved with one write: a process counts in memory within
+/// a block and writes (durably) only to reserve the next one; a crash
+/// forfeits at most the unused rest of a block, counted as used.
+pub const GCM_RESERVE_BLOCK: u64 = 65_536;
+
 /// A named key as listed: never its material.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyInfo {
@@ -67,6 +85,22 @@ pub struct KeyInfo {
     pub min_decryption_version: u32,
     /// When the key was made, in ms since the epoch.
     pub created_at: i64,
+    /// Envelopes counted against the newest version's budget (AES-256-GCM
+    /// keys only: reserved in blocks of [`GCM_RESERVE_BLOCK`], so an upper
+    /// bound); `None` for other types.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryptions: Option<u64>,
+    /// The budget of [`KeyInfo::encryptions`]: [`GCM_BUDGET`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_budget: Option<u64>,
+}
+
+impl KeyInfo {
+    /// Whether the newest version has used half its budget or more: time to
+    /// rotate (`tresor key rotate NAME`).
+    pub fn near_budget(&self) -> bool {
+        self.encryptions.is_some_and(|n| n >= GCM_WARN_AT)
+    }
 }
 
 impl Vault {
@@ -183,7 +217,7 @@ impl Keys<'_> {
             .write("key create", Some(name), Some(&reason), |v| {
                 let bidx = blind_index(v.vault_keys(), name.as_str());
                 let now = now_ms();
-                let (id, header) = match find(v, name, &bidx)? {
+                let (owner, header) = match find(v, name, &bidx)? {
                     Some((_, h)) if h.deleted_at.is_none() => {
                         return Err(Error::Validation(format!(
                             "named key '{name}' already exists (version {}); \
@@ -191,15 +225,21 @@ impl Keys<'_> {
                             h.latest
                         )));
                     }
-                    Some((id, old)) => {
+                    // The name of a deleted key, used anew: same row, new
+                    // record id, so the old incarnation's records never open.
+                    Some((old_owner, old)) => {
                         let first = next_version(name, old.latest)?;
-                        (id, new_header(name, key_type, now, first))
+                        (
+                            Owner::new(old_owner.id),
+                            new_header(name, key_type, now, first),
+                        )
                     }
-                    None => (next_id(v)?, new_header(name, key_type, now, 1)),
+                    None => (Owner::new(next_id(v)?), new_header(name, key_type, now, 1)),
                 };
-                store_header(v, id, &header, &bidx)?;
-                store_version(v, id, header.latest, &Key::random(), now)?;
-                Ok((info_of(name, &header), vec![u64::from(header.latest)]))
+                store_header(v, owner, &header, &bidx)?;
+                store_version(v, owner, header.latest, &Key::random(), now)?;
+                let info = info_of(v, owner, name, &header)?;
+                Ok((info, vec![u64::from(header.latest)]))
             })?;
         self.forget(name);
         Ok(info)
@@ -208,12 +248,12 @@ impl Keys<'_> {
     /// Every named key (not deleted ones), sorted by name.
     pub fn list(&mut self) -> Result<Vec<KeyInfo>> {
         self.prepare()?;
-        type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>);
+        type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>, Vec<u8>);
         let v = &*self.vault;
         let rows: Vec<Row> = v
             .conn()
             .prepare_cached(
-                "SELECT id, header_key, header, latest, min_decrypt, deleted_at
+                "SELECT id, header_key, header, latest, min_decrypt, deleted_at, uid
                  FROM named_keys WHERE deleted_at IS NULL",
             )
             .and_then(|mut s| {
@@ -225,18 +265,20 @@ impl Keys<'_> {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
                     ))
                 })?
                 .collect()
             })
             .map_err(|e| v.db(e))?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, key_id, blob, latest, min_decrypt, deleted_at) in rows {
-            let header = open_header(v, id, key_id, &blob)?;
+        for (id, key_id, blob, latest, min_decrypt, deleted_at, uid) in rows {
+            let owner = Owner::from_row(id, &uid, "named key")?;
+            let header = open_header(v, owner, key_id, &blob)?;
             check_columns(v, &header, latest, min_decrypt, deleted_at)?;
             let name = SecretName::new(header.name.clone())
                 .map_err(|_| v.integrity(format!("named key {id} has an invalid name")))?;
-            out.push(info_of(&name, &header));
+            out.push(info_of(v, owner, &name, &header)?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         self.record("key list", None, &[], "ok")?;
@@ -246,18 +288,18 @@ impl Keys<'_> {
     /// One named key's type and versions.
     pub fn info(&mut self, name: &SecretName) -> Result<KeyInfo> {
         self.prepare()?;
-        let (_, header, _) = live(self.vault, name)?;
-        Ok(info_of(name, &header))
+        let (owner, header, _) = live(self.vault, name)?;
+        info_of(self.vault, owner, name, &header)
     }
 
     /// Adds a fresh random version; new envelopes use it. Returns its number.
     pub fn rotate(&mut self, name: &SecretName) -> Result<u32> {
         self.before_change()?;
         let version = self.vault.write("key rotate", Some(name), None, |v| {
-            let (id, mut header, bidx) = live(v, name)?;
+            let (owner, mut header, bidx) = live(v, name)?;
             header.latest = next_version(name, header.latest)?;
-            store_header(v, id, &header, &bidx)?;
-            store_version(v, id, header.latest, &Key::random(), now_ms())?;
+            store_header(v, owner, &header, &bidx)?;
+            store_version(v, owner, header.latest, &Key::random(), now_ms())?;
             Ok((header.latest, vec![u64::from(header.latest)]))
         })?;
         self.forget(name);
@@ -273,7 +315,7 @@ impl Keys<'_> {
         let info = self
             .vault
             .write("key config", Some(name), Some(&reason), |v| {
-                let (id, mut header, bidx) = live(v, name)?;
+                let (owner, mut header, bidx) = live(v, name)?;
                 if min_decryption_version == 0 || min_decryption_version > header.latest {
                     return Err(Error::Validation(format!(
                         "the minimum decryption version of '{name}' must lie between 1 and its \
@@ -282,9 +324,9 @@ impl Keys<'_> {
                     )));
                 }
                 header.min_decrypt = min_decryption_version;
-                store_header(v, id, &header, &bidx)?;
+                store_header(v, owner, &header, &bidx)?;
                 Ok((
-                    info_of(name, &header),
+                    info_of(v, owner, name, &header)?,
                     vec![u64::from(min_decryption_version)],
                 ))
             })?;
@@ -297,13 +339,13 @@ impl Keys<'_> {
     pub fn delete(&mut self, name: &SecretName) -> Result<()> {
         self.before_change()?;
         self.vault.write("key delete", Some(name), None, |v| {
-            let (id, mut header, bidx) = live(v, name)?;
+            let (owner, mut header, bidx) = live(v, name)?;
             v.conn()
                 .prepare_cached("DELETE FROM named_key_versions WHERE key_id_ref = ?1")
-                .and_then(|mut s| s.execute([id]))
+                .and_then(|mut s| s.execute([owner.id]))
                 .map_err(|e| v.db(e))?;
             header.deleted_at = Some(now_ms());
-            store_header(v, id, &header, &bidx)?;
+            store_header(v, owner, &header, &bidx)?;
             Ok(((), vec![]))
         })?;
         self.forget(name);
@@ -491,14 +533,78 @@ impl Keys<'_> {
     fn encrypt_latest(&mut self, name: &SecretName, plaintext: &[u8]) -> Result<(String, u32)> {
         self.prepare()?;
         let state = self.cached(name)?;
-        let latest = state.latest;
-        if !state.key_type.seals_envelopes() {
-            return Err(no_envelopes(name, state.key_type));
+        let (latest, owner, key_type) = (state.latest, state.owner, state.key_type);
+        if !key_type.seals_envelopes() {
+            return Err(no_envelopes(name, key_type));
+        }
+        if key_type == KeyType::Aes256Gcm {
+            // Loaded first: a destroyed version is reported as such.
+            self.material(name, latest)?;
+            self.count_encryption(name, owner, latest)?;
         }
         let (key_type, key) = self.material(name, latest)?;
         let envelope = seal_envelope(key_type, key, name.as_str(), latest, plaintext)
             .map_err(|_| no_envelopes(name, key_type))?;
         Ok((envelope, latest))
+    }
+
+    /// Counts one encryption with an AES-256-GCM key version against its
+    /// budget: from this process's reserved block, else by reserving the
+    /// next block in the vault (committed before the encryption happens).
+    fn count_encryption(&mut self, name: &SecretName, owner: Owner, version: u32) -> Result<()> {
+        let cache = &mut self.vault.named_keys;
+        if let Some(block) = cache.reserved.get_mut(&(owner.uid, version))
+            && block.next < block.end
+        {
+            block.next += 1;
+            return Ok(());
+        }
+        let budget = cache.budget;
+        let block = self.vault.transaction(|v| {
+            let sealed: Option<u64> = v
+                .conn()
+                .prepare_cached(
+                    "SELECT sealed FROM named_key_versions WHERE key_id_ref = ?1 AND version = ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![owner.id, version], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(|e| v.db(e))?;
+            let start = sealed.ok_or_else(|| destroyed(name, version))?;
+            if start >= budget.limit {
+                return Err(over_budget(name, version, budget.limit));
+            }
+            let end = start.saturating_add(budget.block).min(budget.limit);
+            v.conn()
+                .prepare_cached(
+                    "UPDATE named_key_versions SET sealed = ?3 WHERE key_id_ref = ?1 AND version = ?2",
+                )
+                .and_then(|mut s| s.execute(params![owner.id, version, end]))
+                .map_err(|e| v.db(e))?;
+            Ok(Block {
+                id: owner.id,
+                next: start + 1,
+                end,
+            })
+        })?;
+        let cache = &mut self.vault.named_keys;
+        if block.end > budget.warn_at {
+            cache.warnings.push(format!(
+                "named key '{name}' version {version} has sealed up to {} of the {} envelopes                  an AES-256-GCM key (random 96-bit nonces) may seal; rotate it soon with                  `tresor key rotate {name}`, and for high volume use a key of type                  xchacha20-poly1305",
+                block.end, budget.limit
+            ));
+        }
+        cache.reserved.insert((owner.uid, version), block);
+        Ok(())
+    }
+
+    /// Takes the warnings of AES-256-GCM key versions near their budget
+    /// ([`GCM_WARN_AT`] of [`GCM_BUDGET`] envelopes) given since the last
+    /// call: one each time a block of encryptions is reserved past the
+    /// mark. Show them to the user (the CLI prints them on stderr).
+    pub fn take_budget_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.vault.named_keys.warnings)
     }
 
     /// Loads the versions an age use gets into the cache; returns their
@@ -513,7 +619,7 @@ impl Keys<'_> {
                 state.key_type
             )));
         }
-        let (id, latest, min) = (state.id, state.latest, state.min_decrypt);
+        let (owner, latest, min) = (state.owner, state.latest, state.min_decrypt);
         let wanted = match purpose {
             AgeUse::Recipient | AgeUse::Encrypt => latest..=latest,
             AgeUse::Decrypt => min..=latest,
@@ -525,7 +631,7 @@ impl Keys<'_> {
                 .contains_key(&version)
             {
                 versions.push(version);
-            } else if let Some(key) = load_material(self.vault, id, name, version)? {
+            } else if let Some(key) = load_material(self.vault, owner, name, version)? {
                 if let Some(state) = self.vault.named_keys.keys.get_mut(name.as_str()) {
                     state.material.insert(version, key);
                 }
@@ -555,7 +661,7 @@ impl Keys<'_> {
         self.prepare()?;
         let version = envelope.version;
         let state = self.cached(name)?;
-        let (id, latest, min) = (state.id, state.latest, state.min_decrypt);
+        let (owner, latest, min) = (state.owner, state.latest, state.min_decrypt);
         if !state.key_type.seals_envelopes() {
             return Err(no_envelopes(name, state.key_type));
         }
@@ -566,7 +672,7 @@ impl Keys<'_> {
             });
         }
         if version < min {
-            if load_material(self.vault, id, name, version)?.is_none() {
+            if load_material(self.vault, owner, name, version)?.is_none() {
                 return Err(destroyed(name, version));
             }
             return Err(Error::Validation(format!(
@@ -589,11 +695,11 @@ impl Keys<'_> {
     /// The cached header of a live key, read from the vault on a miss.
     fn cached(&mut self, name: &SecretName) -> Result<&Cached> {
         if !self.vault.named_keys.keys.contains_key(name.as_str()) {
-            let (id, header, _) = live(self.vault, name)?;
+            let (owner, header, _) = live(self.vault, name)?;
             self.vault.named_keys.keys.insert(
                 name.to_string(),
                 Cached {
-                    id,
+                    owner,
                     key_type: header.key_type,
                     latest: header.latest,
                     min_decrypt: header.min_decrypt,
@@ -607,9 +713,9 @@ impl Keys<'_> {
     /// The material of one version, unwrapped on first use.
     fn material(&mut self, name: &SecretName, version: u32) -> Result<(KeyType, &Key)> {
         let state = self.cached(name)?;
-        let (id, loaded) = (state.id, state.material.contains_key(&version));
+        let (owner, loaded) = (state.owner, state.material.contains_key(&version));
         if !loaded {
-            let key = load_material(self.vault, id, name, version)?
+            let key = load_material(self.vault, owner, name, version)?
                 .ok_or_else(|| destroyed(name, version))?;
             if let Some(state) = self.vault.named_keys.keys.get_mut(name.as_str()) {
                 state.material.insert(version, key);
@@ -697,10 +803,46 @@ pub(crate) struct Cache {
     checked_at: Option<Instant>,
     /// Live keys by name.
     keys: HashMap<String, Cached>,
+    /// Encryptions reserved by this process per AES-256-GCM key version,
+    /// by record id and version; kept when `keys` is emptied, so another
+    /// process's commit does not forfeit a block.
+    reserved: HashMap<([u8; tresor_crypto::RECORD_UID_LEN], u32), Block>,
+    /// Near-budget warnings not yet taken ([`Keys::take_budget_warnings`]).
+    warnings: Vec<String>,
+    /// The AES-256-GCM budget (lowered only by tests).
+    budget: Budget,
+}
+
+/// The AES-256-GCM budget per key version and how it is counted.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    limit: u64,
+    warn_at: u64,
+    block: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            limit: GCM_BUDGET,
+            warn_at: GCM_WARN_AT,
+            block: GCM_RESERVE_BLOCK,
+        }
+    }
+}
+
+/// A block of encryption numbers this process reserved for the version of
+/// the key in row `id`: `next..end` are still unused.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    id: i64,
+    next: u64,
+    end: u64,
 }
 
 struct Cached {
-    id: i64,
+    /// The key's row id and record id.
+    owner: Owner,
     key_type: KeyType,
     latest: u32,
     min_decrypt: u32,
@@ -748,14 +890,29 @@ fn new_header(name: &SecretName, key_type: KeyType, now: i64, first: u32) -> Key
     }
 }
 
-fn info_of(name: &SecretName, header: &KeyHeader) -> KeyInfo {
-    KeyInfo {
+fn info_of(v: &Vault, owner: Owner, name: &SecretName, header: &KeyHeader) -> Result<KeyInfo> {
+    let encryptions = if header.key_type == KeyType::Aes256Gcm {
+        v.conn()
+            .prepare_cached(
+                "SELECT sealed FROM named_key_versions WHERE key_id_ref = ?1 AND version = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![owner.id, header.latest], |r| r.get::<_, u64>(0))
+                    .optional()
+            })
+            .map_err(|e| v.db(e))?
+    } else {
+        None
+    };
+    Ok(KeyInfo {
         name: name.clone(),
         key_type: header.key_type,
         latest: header.latest,
         min_decryption_version: header.min_decrypt,
         created_at: header.created_at,
-    }
+        encryptions,
+        encryption_budget: encryptions.map(|_| GCM_BUDGET),
+    })
 }
 
 fn next_version(name: &SecretName, latest: u32) -> Result<u32> {
@@ -787,6 +944,17 @@ fn destroyed(name: &SecretName, version: u32) -> Error {
     }
 }
 
+fn over_budget(name: &SecretName, version: u32, limit: u64) -> Error {
+    Error::Validation(format!(
+        "named key '{name}' version {version} has sealed the {limit} envelopes an AES-256-GCM \
+         key version may seal (random 96-bit nonces: beyond that a repeated nonce becomes \
+         likely enough to expose the key); run `tresor key rotate {name}` to seal under a fresh \
+         version (older envelopes keep opening), and for high volume use a key of type \
+         xchacha20-poly1305 (`tresor key create NAME --type xchacha20-poly1305`), whose \
+         192-bit nonces need no count"
+    ))
+}
+
 fn no_envelopes(name: &SecretName, key_type: KeyType) -> Error {
     Error::Validation(format!(
         "named key '{name}' is of type {key_type}: it encrypts files (`tresor encrypt --key \
@@ -804,23 +972,23 @@ fn envelope_error(e: EnvelopeError) -> Error {
     }
 }
 
-/// A key that exists and is not deleted: its id, header and blind index.
-fn live(v: &Vault, name: &SecretName) -> Result<(i64, KeyHeader, [u8; 32])> {
+/// A key that exists and is not deleted: its owner, header and blind index.
+fn live(v: &Vault, name: &SecretName) -> Result<(Owner, KeyHeader, [u8; 32])> {
     let bidx = blind_index(v.vault_keys(), name.as_str());
     match find(v, name, &bidx)? {
-        Some((id, header)) if header.deleted_at.is_none() => Ok((id, header, bidx)),
+        Some((owner, header)) if header.deleted_at.is_none() => Ok((owner, header, bidx)),
         _ => Err(not_found(name)),
     }
 }
 
 /// The row under `bidx`, checked: its header must name `name` and agree
 /// with the plaintext columns.
-fn find(v: &Vault, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(i64, KeyHeader)>> {
-    type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>);
+fn find(v: &Vault, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(Owner, KeyHeader)>> {
+    type Row = (i64, u32, Vec<u8>, u32, u32, Option<i64>, Vec<u8>);
     let row: Option<Row> = v
         .conn()
         .prepare_cached(
-            "SELECT id, header_key, header, latest, min_decrypt, deleted_at
+            "SELECT id, header_key, header, latest, min_decrypt, deleted_at, uid
              FROM named_keys WHERE bidx = ?1",
         )
         .and_then(|mut s| {
@@ -832,22 +1000,24 @@ fn find(v: &Vault, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(i64, Ke
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
                 ))
             })
             .optional()
         })
         .map_err(|e| v.db(e))?;
-    let Some((id, key_id, blob, latest, min_decrypt, deleted_at)) = row else {
+    let Some((id, key_id, blob, latest, min_decrypt, deleted_at, uid)) = row else {
         return Ok(None);
     };
-    let header = open_header(v, id, key_id, &blob)?;
+    let owner = Owner::from_row(id, &uid, "named key")?;
+    let header = open_header(v, owner, key_id, &blob)?;
     if header.name != name.as_str() {
         return Err(v.integrity(format!(
             "the record found for named key '{name}' belongs to another key"
         )));
     }
     check_columns(v, &header, latest, min_decrypt, deleted_at)?;
-    Ok(Some((id, header)))
+    Ok(Some((owner, header)))
 }
 
 fn check_columns(
@@ -869,63 +1039,66 @@ fn check_columns(
     Ok(())
 }
 
-fn header_aad(v: &Vault, id: i64, key_id: u32) -> RecordAad {
-    RecordAad {
-        kind: RecordKind::NamedKeyHeader,
-        vault_id: v.id(),
-        row: id as u64,
-        version: 0,
-        key_id,
-    }
+/// The associated data of a named key's header (record kind 4).
+fn header_aad(v: &Vault, owner: Owner, key_id: u32) -> [u8; BOUND_AAD_LEN] {
+    owner.aad(RecordKind::NamedKeyHeader, &v.id(), 0, key_id)
 }
 
-fn version_aad(v: &Vault, id: i64, version: u32, key_id: u32) -> RecordAad {
-    RecordAad {
-        kind: RecordKind::NamedKeyVersion,
-        vault_id: v.id(),
-        row: id as u64,
-        version: u64::from(version),
+/// The associated data of a named key's version (record kind 5).
+fn version_aad(v: &Vault, owner: Owner, version: u32, key_id: u32) -> [u8; BOUND_AAD_LEN] {
+    owner.aad(
+        RecordKind::NamedKeyVersion,
+        &v.id(),
+        u64::from(version),
         key_id,
-    }
+    )
 }
 
-fn open_header(v: &Vault, id: i64, key_id: u32, blob: &[u8]) -> Result<KeyHeader> {
-    let plain = open(v.dek(key_id)?, &header_aad(v, id, key_id).bytes(), blob)
-        .map_err(|_| v.integrity(format!("the header of named key {id} does not decrypt")))?;
+fn open_header(v: &Vault, owner: Owner, key_id: u32, blob: &[u8]) -> Result<KeyHeader> {
+    let plain = open(v.dek(key_id)?, &header_aad(v, owner, key_id), blob).map_err(|_| {
+        v.integrity(format!(
+            "the header of named key {} does not decrypt",
+            owner.id
+        ))
+    })?;
     decode_owned(&plain, "a named-key header")
 }
 
-fn store_header(v: &Vault, id: i64, header: &KeyHeader, bidx: &[u8; 32]) -> Result<()> {
+fn store_header(v: &Vault, owner: Owner, header: &KeyHeader, bidx: &[u8; 32]) -> Result<()> {
     let plain = encode(header, 64 + header.name.len());
-    let sealed = seal(
-        v.write_dek(),
-        &header_aad(v, id, v.write_key()).bytes(),
-        &plain,
-    );
+    let sealed = seal(v.write_dek(), &header_aad(v, owner, v.write_key()), &plain);
     v.conn()
         .prepare_cached(
-            "INSERT INTO named_keys(id, bidx, header, header_key, latest, min_decrypt, deleted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO named_keys(id, bidx, header, header_key, latest, min_decrypt, deleted_at, uid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET bidx = excluded.bidx, header = excluded.header,
                header_key = excluded.header_key, latest = excluded.latest,
-               min_decrypt = excluded.min_decrypt, deleted_at = excluded.deleted_at",
+               min_decrypt = excluded.min_decrypt, deleted_at = excluded.deleted_at,
+               uid = excluded.uid",
         )
         .and_then(|mut s| {
             s.execute(params![
-                id,
+                owner.id,
                 &bidx[..],
                 sealed,
                 v.write_key(),
                 header.latest,
                 header.min_decrypt,
-                header.deleted_at
+                header.deleted_at,
+                &owner.uid[..]
             ])
         })
         .map_err(|e| v.db(e))?;
     Ok(())
 }
 
-fn store_version(v: &Vault, id: i64, version: u32, material: &Key, created_at: i64) -> Result<()> {
+fn store_version(
+    v: &Vault,
+    owner: Owner,
+    version: u32,
+    material: &Key,
+    created_at: i64,
+) -> Result<()> {
     let body = KeyVersionBody {
         material: material.expose(),
         created_at,
@@ -933,7 +1106,7 @@ fn store_version(v: &Vault, id: i64, version: u32, material: &Key, created_at: i
     let plain = encode(&body, 48);
     let sealed = seal(
         v.write_dek(),
-        &version_aad(v, id, version, v.write_key()).bytes(),
+        &version_aad(v, owner, version, v.write_key()),
         &plain,
     );
     v.conn()
@@ -941,27 +1114,27 @@ fn store_version(v: &Vault, id: i64, version: u32, material: &Key, created_at: i
             "INSERT INTO named_key_versions(key_id_ref, version, data_key, body)
              VALUES (?1, ?2, ?3, ?4)",
         )
-        .and_then(|mut s| s.execute(params![id, version, v.write_key(), sealed]))
+        .and_then(|mut s| s.execute(params![owner.id, version, v.write_key(), sealed]))
         .map_err(|e| v.db(e))?;
     Ok(())
 }
 
 /// Unwraps one version's material; `None` when the version has no row.
-fn load_material(v: &Vault, id: i64, name: &SecretName, version: u32) -> Result<Option<Key>> {
+fn load_material(v: &Vault, owner: Owner, name: &SecretName, version: u32) -> Result<Option<Key>> {
     let row: Option<(u32, Vec<u8>)> = v
         .conn()
         .prepare_cached(
             "SELECT data_key, body FROM named_key_versions WHERE key_id_ref = ?1 AND version = ?2",
         )
         .and_then(|mut s| {
-            s.query_row(params![id, version], |r| Ok((r.get(0)?, r.get(1)?)))
+            s.query_row(params![owner.id, version], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })
         .map_err(|e| v.db(e))?;
     let Some((key_id, blob)) = row else {
         return Ok(None);
     };
-    open_material(v, id, version, key_id, &blob)
+    open_material(v, owner, version, key_id, &blob)
         .map(Some)
         .map_err(|_| {
             v.integrity(format!(
@@ -970,16 +1143,56 @@ fn load_material(v: &Vault, id: i64, name: &SecretName, version: u32) -> Result<
         })
 }
 
-fn open_material(v: &Vault, id: i64, version: u32, key_id: u32, blob: &[u8]) -> Result<Key> {
-    let bad = || v.integrity(format!("named key {id} version {version} does not decrypt"));
+fn open_material(v: &Vault, owner: Owner, version: u32, key_id: u32, blob: &[u8]) -> Result<Key> {
+    let bad = || {
+        v.integrity(format!(
+            "named key {} version {version} does not decrypt",
+            owner.id
+        ))
+    };
     let plain = open(
         v.dek(key_id)?,
-        &version_aad(v, id, version, key_id).bytes(),
+        &version_aad(v, owner, version, key_id),
         blob,
     )
     .map_err(|_| bad())?;
     let body: KeyVersionBody = decode(&plain, "a named-key version")?;
     Key::from_slice(body.material).ok_or_else(bad)
+}
+
+/// Gives back the unused rest of this process's reserved blocks when the
+/// vault is dropped, so a short run (one `tresor key encrypt`) counts what it
+/// used, not a whole block: `sealed` drops back to the next unused number,
+/// only where no other process reserved after this one (its block ends
+/// where the column stands). One `synchronous=NORMAL` transaction: a lost
+/// give-back leaves the higher count, the safe side. Best effort.
+pub(crate) fn release_reservations(v: &mut Vault) {
+    let blocks: Vec<(u32, Block)> = v
+        .named_keys
+        .reserved
+        .drain()
+        .filter(|(_, b)| b.next < b.end)
+        .map(|((_, version), b)| (version, b))
+        .collect();
+    if blocks.is_empty() {
+        return;
+    }
+    if v.exec_cached("PRAGMA synchronous=NORMAL").is_err() {
+        return;
+    }
+    let _ = v.transaction(|v| {
+        for (version, b) in &blocks {
+            v.conn()
+                .prepare_cached(
+                    "UPDATE named_key_versions SET sealed = ?3
+                     WHERE key_id_ref = ?1 AND version = ?2 AND sealed = ?4",
+                )
+                .and_then(|mut s| s.execute(params![b.id, version, b.next, b.end]))
+                .map_err(|e| v.db(e))?;
+        }
+        Ok(())
+    });
+    let _ = v.exec_cached("PRAGMA synchronous=FULL");
 }
 
 /// Whether the named-key tables exist (a vault made before them may lack
@@ -1005,11 +1218,12 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
     if !tables_exist(v)? {
         return Ok((0, 0));
     }
-    type Row = (i64, Vec<u8>, u32, Vec<u8>, u32, u32, Option<i64>);
+    type Row = (i64, Vec<u8>, u32, Vec<u8>, u32, u32, Option<i64>, Vec<u8>);
     let rows: Vec<Row> = v
         .conn()
         .prepare(
-            "SELECT id, bidx, header_key, header, latest, min_decrypt, deleted_at FROM named_keys",
+            "SELECT id, bidx, header_key, header, latest, min_decrypt, deleted_at, uid
+             FROM named_keys",
         )
         .and_then(|mut s| {
             s.query_map([], |r| {
@@ -1021,6 +1235,7 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
                 ))
             })?
             .collect()
@@ -1043,8 +1258,9 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
         )));
     }
     let (mut keys, mut versions) = (0, 0);
-    for (id, bidx, key_id, blob, latest, min_decrypt, deleted_at) in rows {
-        let header = open_header(v, id, key_id, &blob)?;
+    for (id, bidx, key_id, blob, latest, min_decrypt, deleted_at, uid) in rows {
+        let owner = Owner::from_row(id, &uid, "named key")?;
+        let header = open_header(v, owner, key_id, &blob)?;
         let name = &header.name;
         if SecretName::new(name.clone()).is_err() {
             return Err(v.integrity(format!("named key {id} has an invalid name")));
@@ -1080,7 +1296,7 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
                     "named key '{name}' has an out-of-range version {version}"
                 )));
             }
-            open_material(v, id, version, key_id, &blob)?;
+            open_material(v, owner, version, key_id, &blob)?;
             versions += 1;
         }
         keys += 1;
@@ -1097,19 +1313,20 @@ pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
     if !tables_exist(v)? {
         return Ok(0);
     }
-    let rows: Vec<(i64, u32, Vec<u8>)> = v
+    let rows: Vec<(i64, u32, Vec<u8>, Vec<u8>)> = v
         .conn()
-        .prepare("SELECT id, header_key, header FROM named_keys ORDER BY id")
+        .prepare("SELECT id, header_key, header, uid FROM named_keys ORDER BY id")
         .and_then(|mut s| {
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect()
         })
         .map_err(|e| v.db(e))?;
     let mut records = 0;
-    for (id, key_id, blob) in rows {
-        let header = open_header(v, id, key_id, &blob)?;
+    for (id, key_id, blob, uid) in rows {
+        let owner = Owner::from_row(id, &uid, "named key")?;
+        let header = open_header(v, owner, key_id, &blob)?;
         let bidx = blind_index(new_keys.unwrap_or(v.vault_keys()), &header.name);
-        store_header(v, id, &header, &bidx)?;
+        store_header(v, owner, &header, &bidx)?;
         records += 1;
         let versions: Vec<(u32, u32, Vec<u8>)> = v
             .conn()
@@ -1124,7 +1341,7 @@ pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
         for (version, key_id, blob) in versions {
             let plain = open(
                 v.dek(key_id)?,
-                &version_aad(v, id, version, key_id).bytes(),
+                &version_aad(v, owner, version, key_id),
                 &blob,
             )
             .map_err(|_| {
@@ -1132,7 +1349,7 @@ pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
             })?;
             let sealed = seal(
                 v.write_dek(),
-                &version_aad(v, id, version, v.write_key()).bytes(),
+                &version_aad(v, owner, version, v.write_key()),
                 &plain,
             );
             v.conn()
@@ -1384,6 +1601,159 @@ mod tests {
             ]
         );
         assert_eq!(v.audit_verify().unwrap(), log.len() as u64);
+    }
+
+    /// The `sealed` column of a version of the vault's first named key,
+    /// read by another connection.
+    fn sealed(path: &std::path::Path, version: u32) -> u64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT sealed FROM named_key_versions
+                 WHERE key_id_ref = (SELECT min(id) FROM named_keys) AND version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    fn low_budget() -> Budget {
+        Budget {
+            limit: 10,
+            warn_at: 6,
+            block: 4,
+        }
+    }
+
+    #[test]
+    fn gcm_encryptions_are_counted_in_durable_blocks_warned_and_refused_past_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let mut v = vault(dir.path());
+        v.named_keys.budget = low_budget();
+        let n = name("app/k");
+        let mut keys = v.keys();
+        let info = keys.create(&n, KeyType::Aes256Gcm).unwrap();
+        assert_eq!(
+            (info.encryptions, info.encryption_budget),
+            (Some(0), Some(GCM_BUDGET))
+        );
+        let first = keys.encrypt(&n, b"x").unwrap();
+        // The block is committed before the envelope is handed out.
+        assert_eq!(sealed(&path, 1), 4);
+        for _ in 0..3 {
+            keys.encrypt(&n, b"x").unwrap();
+        }
+        assert_eq!(sealed(&path, 1), 4, "no write within a block");
+        assert!(keys.take_budget_warnings().is_empty());
+        // The next block reaches past the warning mark (6).
+        keys.rewrap(&first).unwrap();
+        assert_eq!(sealed(&path, 1), 8);
+        let warnings = keys.take_budget_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("tresor key rotate app/k"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[0].contains("xchacha20-poly1305"),
+            "{}",
+            warnings[0]
+        );
+        assert!(keys.take_budget_warnings().is_empty(), "taken once");
+        for _ in 6..=10 {
+            keys.encrypt(&n, b"x").unwrap();
+        }
+        assert_eq!(sealed(&path, 1), 10, "the last block is cut at the limit");
+        // The 11th encryption is refused, and says what to do.
+        let e = keys.encrypt(&n, b"x").unwrap_err();
+        assert!(matches!(e, Error::Validation(_)), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("tresor key rotate app/k"), "{msg}");
+        assert!(msg.contains("xchacha20-poly1305"), "{msg}");
+        assert!(keys.rewrap(&first).is_err());
+        assert_eq!(sealed(&path, 1), 10);
+        assert_eq!(keys.info(&n).unwrap().encryptions, Some(10));
+        // Decryption is not counted; a rotation starts a fresh count.
+        assert_eq!(keys.decrypt(&first).unwrap().expose_secret(), b"x");
+        assert_eq!(keys.rotate(&n).unwrap(), 2);
+        let newer = keys.encrypt(&n, b"y").unwrap();
+        assert!(newer.starts_with("tresor:v1:app/k:2:"));
+        assert_eq!(sealed(&path, 2), 4);
+        assert_eq!(keys.info(&n).unwrap().encryptions, Some(4));
+        drop(keys);
+        // Refusals are audited like any failed use.
+        let log = v.audit_log(&crate::AuditFilter::default()).unwrap();
+        assert!(
+            log.iter()
+                .any(|e| e.operation == "key encrypt" && e.result == "validation")
+        );
+        // XChaCha20-Poly1305 keys are not counted.
+        let x = name("app/x");
+        let mut keys = v.keys();
+        let info = keys.create(&x, KeyType::XChaCha20Poly1305).unwrap();
+        assert_eq!(info.encryptions, None);
+        for _ in 0..20 {
+            keys.encrypt(&x, b"x").unwrap();
+        }
+    }
+
+    #[test]
+    fn reservations_survive_a_crash_and_are_never_handed_out_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vault.db");
+        let text = new_key_file_text();
+        let credential = || Credential::key_material(text.as_bytes()).unwrap();
+        let options = CreateOptions {
+            recovery: false,
+            ..CreateOptions::default()
+        };
+        let budget = Budget {
+            warn_at: 100,
+            ..low_budget()
+        };
+        let mut first = Vault::create(&path, &credential(), &options).unwrap().vault;
+        first.named_keys.budget = budget;
+        let n = name("app/k");
+        first.keys().create(&n, KeyType::Aes256Gcm).unwrap();
+        first.keys().encrypt(&n, b"x").unwrap();
+        assert_eq!(sealed(&path, 1), 4);
+        // The process dies: no drop, no flush. Its reserved block is in the file.
+        std::mem::forget(first);
+
+        let mut second = crate::LockedVault::open(&path, &crate::OpenOptions::default())
+            .unwrap()
+            .unlock(&credential())
+            .unwrap();
+        second.named_keys.budget = budget;
+        let mut keys = second.keys();
+        // Counts 5 on (the crashed process's 2 to 4 are forfeited).
+        keys.encrypt(&n, b"x").unwrap();
+        assert_eq!(sealed(&path, 1), 8);
+        drop(keys);
+        // A clean end gives back the unused rest: 5 numbers are used.
+        drop(second);
+        assert_eq!(sealed(&path, 1), 5);
+        let mut third = crate::LockedVault::open(&path, &crate::OpenOptions::default())
+            .unwrap()
+            .unlock(&credential())
+            .unwrap();
+        third.named_keys.budget = budget;
+        // Not while another process has reserved after it.
+        let mut fourth = crate::LockedVault::open(&path, &crate::OpenOptions::default())
+            .unwrap()
+            .unlock(&credential())
+            .unwrap();
+        fourth.named_keys.budget = budget;
+        third.keys().encrypt(&n, b"x").unwrap(); // reserves 5..9, uses 5
+        fourth.keys().encrypt(&n, b"x").unwrap(); // reserves 9..10 (the limit), uses 9
+        assert_eq!(sealed(&path, 1), 10);
+        drop(third);
+        assert_eq!(sealed(&path, 1), 10, "fourth's block follows third's");
+        assert!(fourth.keys().encrypt(&n, b"x").is_err());
+        drop(fourth);
+        assert_eq!(sealed(&path, 1), 10);
     }
 
     #[test]

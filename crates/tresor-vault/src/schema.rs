@@ -6,11 +6,18 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// The format version this build writes and reads. A vault of format 1 is
+/// migrated on its first unlock (`vault/migrate.rs`, VAULT-FORMAT.md
+/// "Limits and versions").
+pub const FORMAT_VERSION: u64 = 2;
 
-/// Tables of format 1. Plaintext columns hold only ids, the blind index,
-/// version numbers, labels, key ids, timestamps and flags.
+/// Tables of format 2. Plaintext columns hold only ids, the blind index,
+/// version numbers, labels, key ids, timestamps, flags, the random record
+/// id (`uid`, bound into the associated data of every record of its secret
+/// or named key) and the count of encryptions reserved per named-key
+/// version (`sealed`). The columns a format-1 vault lacks come last, with
+/// the defaults `ALTER TABLE` needs ([`MIGRATE_1_TO_2`]); every row written
+/// holds a real value.
 pub const CREATE: &str = "
 CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE keyslots(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, label TEXT,
@@ -20,16 +27,18 @@ CREATE TABLE data_keys(id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL,
 CREATE TABLE secrets(id INTEGER PRIMARY KEY, bidx BLOB NOT NULL UNIQUE, header BLOB NOT NULL,
     header_key INTEGER NOT NULL REFERENCES data_keys(id),
     current INTEGER, previous INTEGER, pending INTEGER,
-    next_version INTEGER NOT NULL, deleted_at INTEGER);
+    next_version INTEGER NOT NULL, deleted_at INTEGER, uid BLOB NOT NULL DEFAULT x'');
 CREATE TABLE versions(secret_id INTEGER NOT NULL REFERENCES secrets(id), version INTEGER NOT NULL,
     key_id INTEGER NOT NULL REFERENCES data_keys(id), body BLOB, destroyed_at INTEGER,
     PRIMARY KEY (secret_id, version)) WITHOUT ROWID;
 CREATE TABLE named_keys(id INTEGER PRIMARY KEY, bidx BLOB NOT NULL UNIQUE, header BLOB NOT NULL,
     header_key INTEGER NOT NULL REFERENCES data_keys(id),
-    latest INTEGER NOT NULL, min_decrypt INTEGER NOT NULL, deleted_at INTEGER);
+    latest INTEGER NOT NULL, min_decrypt INTEGER NOT NULL, deleted_at INTEGER,
+    uid BLOB NOT NULL DEFAULT x'');
 CREATE TABLE named_key_versions(key_id_ref INTEGER NOT NULL REFERENCES named_keys(id),
     version INTEGER NOT NULL, data_key INTEGER NOT NULL REFERENCES data_keys(id),
-    body BLOB NOT NULL, PRIMARY KEY (key_id_ref, version)) WITHOUT ROWID;
+    body BLOB NOT NULL, sealed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id_ref, version)) WITHOUT ROWID;
 CREATE TABLE audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, key_id INTEGER NOT NULL,
     body BLOB NOT NULL, mac BLOB NOT NULL);
 ";
@@ -39,10 +48,25 @@ CREATE TABLE audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, key_id INTEGER 
 pub const CREATE_NAMED_KEYS: &str = "
 CREATE TABLE IF NOT EXISTS named_keys(id INTEGER PRIMARY KEY, bidx BLOB NOT NULL UNIQUE, header BLOB NOT NULL,
     header_key INTEGER NOT NULL REFERENCES data_keys(id),
-    latest INTEGER NOT NULL, min_decrypt INTEGER NOT NULL, deleted_at INTEGER);
+    latest INTEGER NOT NULL, min_decrypt INTEGER NOT NULL, deleted_at INTEGER,
+    uid BLOB NOT NULL DEFAULT x'');
 CREATE TABLE IF NOT EXISTS named_key_versions(key_id_ref INTEGER NOT NULL REFERENCES named_keys(id),
     version INTEGER NOT NULL, data_key INTEGER NOT NULL REFERENCES data_keys(id),
-    body BLOB NOT NULL, PRIMARY KEY (key_id_ref, version)) WITHOUT ROWID;
+    body BLOB NOT NULL, sealed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id_ref, version)) WITHOUT ROWID;
+";
+
+/// The columns format 2 adds to the tables of a format-1 vault (run by the
+/// migration in its transaction; the named-key part only when those tables
+/// exist).
+pub const MIGRATE_1_TO_2: &str = "
+ALTER TABLE secrets ADD COLUMN uid BLOB NOT NULL DEFAULT x'';
+";
+
+/// [`MIGRATE_1_TO_2`] for the named-key tables.
+pub const MIGRATE_1_TO_2_NAMED_KEYS: &str = "
+ALTER TABLE named_keys ADD COLUMN uid BLOB NOT NULL DEFAULT x'';
+ALTER TABLE named_key_versions ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// How a connection is set up.

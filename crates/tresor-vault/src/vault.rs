@@ -15,13 +15,16 @@ use tresor_core::{
 use tresor_crypto::slot::{
     self, Credential, KeychainBackend, Pkcs11Params, RecoveryKey, SlotKind, SlotParams,
 };
-use tresor_crypto::{Key, MasterKey, RecordAad, RecordKind, VaultKeys, open, seal};
+use tresor_crypto::{
+    Key, MasterKey, RECORD_UID_LEN, RecordAad, RecordKind, VaultKeys, new_record_uid, open, seal,
+};
 
 use crate::audit::{self, AuditAnchor, AuditEntry, AuditFilter};
 use crate::failures;
 use crate::payload::{AuditBody, Header, Settings, VersionBody, decode, decode_owned, encode};
 use crate::schema::{self, ConnectOptions, FORMAT_VERSION};
 
+mod migrate;
 mod rekey;
 
 pub use rekey::{MasterRekey, RekeyReport};
@@ -32,6 +35,53 @@ const STORE: &str = "vault";
 type VersionRow = (u64, u32, Option<Vec<u8>>, Option<i64>);
 /// A `keyslots` row without the wrapped key: id, kind, label, params, created_at.
 type SlotRow = (u32, String, Option<String>, Vec<u8>, i64);
+
+/// The owner of a record: the row id of its secret or named key, and that
+/// secret's or key's random record id (column `uid`), which is bound into
+/// the associated data of each of its records. Row ids are reused after a
+/// purge; record ids never are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub id: i64,
+    pub uid: [u8; RECORD_UID_LEN],
+}
+
+impl Owner {
+    /// A new secret's or named key's owner in row `id`, with a fresh record id.
+    pub fn new(id: i64) -> Self {
+        Self {
+            id,
+            uid: new_record_uid(),
+        }
+    }
+
+    /// The owner read from a row: `uid` must hold a record id.
+    pub fn from_row(id: i64, uid: &[u8], what: &str) -> Result<Self> {
+        let uid = uid.try_into().map_err(|_| Error::Integrity {
+            store: STORE.into(),
+            detail: format!("{what} {id} has no valid record id (column uid)"),
+        })?;
+        Ok(Self { id, uid })
+    }
+
+    /// The associated data of this owner's record of `kind`.
+    pub fn aad(
+        &self,
+        kind: RecordKind,
+        vault_id: &[u8; 16],
+        version: u64,
+        key_id: u32,
+    ) -> [u8; tresor_crypto::BOUND_AAD_LEN] {
+        RecordAad {
+            kind,
+            vault_id: *vault_id,
+            row: self.id as u64,
+            version,
+            key_id,
+        }
+        .bound_bytes(&self.uid)
+    }
+}
 
 /// How to open a vault.
 #[derive(Clone, Debug)]
@@ -118,6 +168,8 @@ pub struct LockedVault {
     conn: Connection,
     path: PathBuf,
     vault_id: [u8; 16],
+    /// The file's format version (a format-1 vault migrates on unlock).
+    format: u64,
     options: OpenOptions,
 }
 
@@ -127,11 +179,12 @@ impl LockedVault {
         check_vault_path(path)?;
         let conn =
             schema::connect(path, false, &options.connect()).map_err(|e| db_error(e, path))?;
-        let meta = read_meta(&conn, path)?;
+        let (vault_id, format) = read_meta(&conn, path)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
-            vault_id: meta,
+            vault_id,
+            format,
             options: options.clone(),
         })
     }
@@ -265,15 +318,27 @@ impl LockedVault {
             self.record_failure(&e, "session", source);
             return Err(e);
         }
-        let mut vault =
-            Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)?;
+        let mut vault = Vault::from_master(
+            self.conn,
+            self.path,
+            self.vault_id,
+            master,
+            self.options,
+            self.format,
+        )?;
         vault.fold_failures();
         Ok(vault)
     }
 
     fn into_vault(self, (master, slot_id): (MasterKey, u32)) -> Result<Vault> {
-        let mut vault =
-            Vault::from_master(self.conn, self.path, self.vault_id, master, self.options)?;
+        let mut vault = Vault::from_master(
+            self.conn,
+            self.path,
+            self.vault_id,
+            master,
+            self.options,
+            self.format,
+        )?;
         vault.unlocked_slot = Some(slot_id);
         vault.fold_failures();
         Ok(vault)
@@ -374,6 +439,7 @@ const WAL_BOUND_BYTES: u64 = 64 * (4096 + 24) + 32;
 
 impl Drop for Vault {
     fn drop(&mut self) {
+        crate::named_keys::release_reservations(self);
         if self.bound_wal_on_drop {
             self.bound_wal();
         }
@@ -549,6 +615,7 @@ impl Vault {
         vault_id: [u8; 16],
         master: MasterKey,
         options: OpenOptions,
+        format: u64,
     ) -> Result<Self> {
         let keys = VaultKeys::derive(&master, &vault_id);
         let mut vault = Vault {
@@ -569,6 +636,9 @@ impl Vault {
         };
         vault.load_data_keys()?;
         vault.settings = vault.load_settings()?;
+        if format < FORMAT_VERSION {
+            vault.migrate(format)?;
+        }
         Ok(vault)
     }
 
@@ -734,24 +804,27 @@ impl Vault {
             let found = this
                 .conn
                 .prepare_cached(
-                    "SELECT s.id, s.header_key, s.header, v.version, v.key_id, v.body
+                    "SELECT s.id, s.uid, s.header_key, s.header, v.version, v.key_id, v.body
                      FROM secrets s JOIN versions v ON v.secret_id = s.id AND v.version = s.current
                      WHERE s.bidx = ?1 AND s.deleted_at IS NULL",
                 )
                 .and_then(|mut st| {
                     st.query_row([&bidx[..]], |r| {
                         let id = r.get::<_, i64>(0)?;
-                        let header_key = r.get::<_, u32>(1)?;
-                        let header = r.get_ref(2)?.as_blob()?;
-                        let version = r.get::<_, u64>(3)?;
-                        let key_id = r.get::<_, u32>(4)?;
-                        let Some(body) = r.get_ref(5)?.as_blob_or_null()? else {
+                        let owner = Owner::from_row(id, r.get_ref(1)?.as_blob()?, "secret");
+                        let header_key = r.get::<_, u32>(2)?;
+                        let header = r.get_ref(3)?.as_blob()?;
+                        let version = r.get::<_, u64>(4)?;
+                        let key_id = r.get::<_, u32>(5)?;
+                        let Some(body) = r.get_ref(6)?.as_blob_or_null()? else {
                             // A destroyed current version: the slow path says so.
                             return Ok(None);
                         };
-                        Ok(Some(this.open_current(
-                            id, header_key, header, version, key_id, body, name,
-                        )))
+                        Ok(Some(owner.and_then(|owner| {
+                            this.open_current(
+                                owner, header_key, header, version, key_id, body, name,
+                            )
+                        })))
                     })
                     .optional()
                 })
@@ -760,7 +833,7 @@ impl Vault {
                 return secret;
             }
         }
-        let (id, header) = self
+        let (owner, header) = self
             .find(name, &bidx)?
             .ok_or_else(|| not_found(name, None))?;
         if header.deleted_at.is_some() {
@@ -778,7 +851,7 @@ impl Vault {
                 "SELECT key_id, body FROM versions WHERE secret_id = ?1 AND version = ?2",
             )
             .and_then(|mut st| {
-                st.query_row(params![id, version], |r| {
+                st.query_row(params![owner.id, version], |r| {
                     Ok((r.get::<_, u32>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
                 })
                 .optional()
@@ -786,7 +859,7 @@ impl Vault {
             .map_err(|e| self.db(e))?;
         match row {
             Some((key_id, Some(body))) => {
-                let value = self.open_value(id, version, key_id, &body, name)?;
+                let value = self.open_value(owner, version, key_id, &body, name)?;
                 Ok(Secret {
                     name: name.clone(),
                     version,
@@ -820,21 +893,22 @@ impl Vault {
 
     fn list_unaudited(&self, prefix: &str, deleted: bool) -> Result<Vec<SecretInfo>> {
         let sql = if deleted {
-            "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NOT NULL"
+            "SELECT id, header_key, header, uid FROM secrets WHERE deleted_at IS NOT NULL"
         } else {
-            "SELECT id, header_key, header FROM secrets WHERE deleted_at IS NULL"
+            "SELECT id, header_key, header, uid FROM secrets WHERE deleted_at IS NULL"
         };
-        let rows: Vec<(i64, u32, Vec<u8>)> = self
+        let rows: Vec<(i64, u32, Vec<u8>, Vec<u8>)> = self
             .conn
             .prepare_cached(sql)
             .and_then(|mut st| {
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect()
             })
             .map_err(|e| self.db(e))?;
         let mut out = Vec::new();
-        for (id, key, blob) in rows {
-            let header = self.open_header_any(id, key, &blob)?;
+        for (id, key, blob, uid) in rows {
+            let owner = Owner::from_row(id, &uid, "secret")?;
+            let header = self.open_header_any(owner, key, &blob)?;
             if !header.name.starts_with(prefix) {
                 continue;
             }
@@ -856,7 +930,7 @@ impl Vault {
 
     fn history_unaudited(&self, name: &SecretName) -> Result<Vec<VersionInfo>> {
         let bidx = self.keys.blind_index(name.as_str());
-        let (id, header) = self
+        let (owner, header) = self
             .find(name, &bidx)?
             .ok_or_else(|| not_found(name, None))?;
         let rows: Vec<VersionRow> = self
@@ -864,14 +938,14 @@ impl Vault {
             .prepare_cached(
                 "SELECT version, key_id, body, destroyed_at FROM versions WHERE secret_id = ?1 ORDER BY version",
             )
-            .and_then(|mut st| st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
+            .and_then(|mut st| st.query_map([owner.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect())
             .map_err(|e| self.db(e))?;
         let mut out = Vec::with_capacity(rows.len());
         for (version, key_id, body, destroyed_at) in rows {
             let labels = labels_at(&header, version);
             match body {
                 Some(body) => {
-                    let plain = self.open_version(id, version, key_id, &body, name)?;
+                    let plain = self.open_version(owner, version, key_id, &body, name)?;
                     let b: VersionBody = decode(&plain, "a version record")?;
                     out.push(VersionInfo {
                         version,
@@ -971,23 +1045,23 @@ impl Vault {
         };
         self.write(op, Some(name), None, |v| {
             let bidx = v.keys.blind_index(name.as_str());
-            let (id, mut header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
+            let (owner, mut header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
             match mode {
                 DeleteMode::Soft => {
                     if header.deleted_at.is_some() {
                         return Err(not_found(name, None));
                     }
                     header.deleted_at = Some(now_ms());
-                    v.store_header(id, &header, &bidx)?;
+                    v.store_header(owner, &header, &bidx)?;
                 }
                 DeleteMode::Purge => {
                     v.conn
                         .prepare_cached("DELETE FROM versions WHERE secret_id = ?1")
-                        .and_then(|mut s| s.execute([id]))
+                        .and_then(|mut s| s.execute([owner.id]))
                         .map_err(|e| v.db(e))?;
                     v.conn
                         .prepare_cached("DELETE FROM secrets WHERE id = ?1")
-                        .and_then(|mut s| s.execute([id]))
+                        .and_then(|mut s| s.execute([owner.id]))
                         .map_err(|e| v.db(e))?;
                 }
             }
@@ -1005,12 +1079,12 @@ impl Vault {
     pub fn undelete(&mut self, name: &SecretName) -> Result<()> {
         self.write("undelete", Some(name), None, |v| {
             let bidx = v.keys.blind_index(name.as_str());
-            let (id, mut header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
+            let (owner, mut header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
             if header.deleted_at.is_none() {
                 return Err(Error::Validation(format!("'{name}' is not deleted")));
             }
             header.deleted_at = None;
-            v.store_header(id, &header, &bidx)?;
+            v.store_header(owner, &header, &bidx)?;
             Ok(((), vec![]))
         })
     }
@@ -1024,14 +1098,14 @@ impl Vault {
         reason: Option<&str>,
     ) -> Result<()> {
         self.write("rollback", Some(name), reason, |v| {
-            let (id, mut header, bidx) = v.live(name)?;
-            v.require_live_version(id, name, version)?;
+            let (owner, mut header, bidx) = v.live(name)?;
+            v.require_live_version(owner.id, name, version)?;
             if header.current != Some(version) {
                 header.previous = header.current;
                 header.current = Some(version);
             }
             header.updated_at = now_ms();
-            v.store_header(id, &header, &bidx)?;
+            v.store_header(owner, &header, &bidx)?;
             Ok(((), vec![version]))
         })
     }
@@ -1039,7 +1113,7 @@ impl Vault {
     /// Makes the `pending` version current; returns its number.
     pub fn promote(&mut self, name: &SecretName, reason: Option<&str>) -> Result<u64> {
         self.write("promote", Some(name), reason, |v| {
-            let (id, mut header, bidx) = v.live(name)?;
+            let (owner, mut header, bidx) = v.live(name)?;
             let pending = header
                 .pending
                 .ok_or_else(|| not_found(name, Some(Selector::Label(Label::Pending))))?;
@@ -1047,7 +1121,7 @@ impl Vault {
             header.current = Some(pending);
             header.pending = None;
             header.updated_at = now_ms();
-            v.store_header(id, &header, &bidx)?;
+            v.store_header(owner, &header, &bidx)?;
             Ok((pending, vec![pending]))
         })
     }
@@ -1060,7 +1134,7 @@ impl Vault {
         changes: &[(String, Option<String>)],
     ) -> Result<Metadata> {
         self.write("meta", Some(name), None, |v| {
-            let (id, mut header, bidx) = v.live(name)?;
+            let (owner, mut header, bidx) = v.live(name)?;
             for (key, value) in changes {
                 match value {
                     Some(value) => header.metadata.insert(key.clone(), value.clone()),
@@ -1069,7 +1143,7 @@ impl Vault {
             }
             validate_metadata(&header.metadata)?;
             header.updated_at = now_ms();
-            v.store_header(id, &header, &bidx)?;
+            v.store_header(owner, &header, &bidx)?;
             Ok((header.metadata, vec![]))
         })
     }
@@ -1270,17 +1344,18 @@ impl Vault {
 
     /// Every (name, version) row of `versions`, destroyed ones included.
     fn stored_versions(&self) -> Result<Vec<(String, u64)>> {
-        let secrets: Vec<(i64, u32, Vec<u8>)> = self
+        let secrets: Vec<(i64, u32, Vec<u8>, Vec<u8>)> = self
             .conn
-            .prepare_cached("SELECT id, header_key, header FROM secrets")
+            .prepare_cached("SELECT id, header_key, header, uid FROM secrets")
             .and_then(|mut st| {
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect()
             })
             .map_err(|e| self.db(e))?;
         let mut names = HashMap::with_capacity(secrets.len());
-        for (id, key, blob) in secrets {
-            names.insert(id, self.open_header_any(id, key, &blob)?.name);
+        for (id, key, blob, uid) in secrets {
+            let owner = Owner::from_row(id, &uid, "secret")?;
+            names.insert(id, self.open_header_any(owner, key, &blob)?.name);
         }
         let rows: Vec<(i64, u64)> = self
             .conn
@@ -1365,20 +1440,23 @@ impl Vault {
             Option<u64>,
             u64,
             Option<i64>,
+            Vec<u8>,
         );
         let rows: Vec<Row> = self
             .conn
-            .prepare("SELECT id, bidx, header_key, header, current, previous, pending, next_version, deleted_at FROM secrets")
+            .prepare("SELECT id, bidx, header_key, header, current, previous, pending, next_version, deleted_at, uid FROM secrets")
             .and_then(|mut st| {
                 st.query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
                 })?
                 .collect()
             })
             .map_err(|e| self.db(e))?;
         let mut stored = Vec::new();
-        for (id, bidx, key, blob, current, previous, pending, next_version, deleted_at) in rows {
-            let header = self.open_header_any(id, key, &blob)?;
+        for (id, bidx, key, blob, current, previous, pending, next_version, deleted_at, uid) in rows
+        {
+            let owner = Owner::from_row(id, &uid, "secret")?;
+            let header = self.open_header_any(owner, key, &blob)?;
             let name = &header.name;
             if self.keys.blind_index(name)[..] != bidx[..] {
                 return Err(
@@ -1425,7 +1503,8 @@ impl Vault {
                 }
                 match body {
                     Some(body) => {
-                        let plain = self.open_version(id, version, key_id, &body, &secret_name)?;
+                        let plain =
+                            self.open_version(owner, version, key_id, &body, &secret_name)?;
                         let b: VersionBody = decode(&plain, "a version record")?;
                         if self.keys.fingerprint(b.value) != b.fingerprint {
                             return Err(self
@@ -1468,7 +1547,7 @@ impl Vault {
                 found: current_version,
             });
         }
-        let (id, mut header) = match found {
+        let (owner, mut header) = match found {
             Some(found) => found,
             None => {
                 let id: i64 = self
@@ -1488,7 +1567,8 @@ impl Vault {
                     next_version: 1,
                     deleted_at: None,
                 };
-                (id, header)
+                // Row ids are reused after a purge; the record id is new.
+                (Owner::new(id), header)
             }
         };
         let version = header.next_version;
@@ -1503,14 +1583,13 @@ impl Vault {
             &body,
             value.len() + self.actor.len() + options.reason.as_ref().map_or(0, String::len),
         );
-        let aad = RecordAad {
-            kind: RecordKind::SecretVersion,
-            vault_id: self.vault_id,
-            row: id as u64,
+        let aad = owner.aad(
+            RecordKind::SecretVersion,
+            &self.vault_id,
             version,
-            key_id: self.write_key,
-        };
-        let sealed = seal(self.write_dek(), &aad.bytes(), &plain);
+            self.write_key,
+        );
+        let sealed = seal(self.write_dek(), &aad, &plain);
         drop(plain);
         header.next_version = version + 1;
         header.updated_at = now;
@@ -1525,16 +1604,16 @@ impl Vault {
             header.previous = header.current;
             header.current = Some(version);
         }
-        self.store_header(id, &header, &bidx)?;
+        self.store_header(owner, &header, &bidx)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO versions(secret_id, version, key_id, body) VALUES (?1, ?2, ?3, ?4)",
             )
-            .and_then(|mut s| s.execute(params![id, version, self.write_key, sealed]))
+            .and_then(|mut s| s.execute(params![owner.id, version, self.write_key, sealed]))
             .map_err(|e| self.db(e))?;
         let max = header.max_versions.unwrap_or(self.settings.max_versions) as u64;
         if version > max {
-            self.prune(id, &header, max)?;
+            self.prune(owner.id, &header, max)?;
         }
         Ok(version)
     }
@@ -1565,26 +1644,31 @@ impl Vault {
         Ok(())
     }
 
-    fn find(&self, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(i64, Header)>> {
-        let row: Option<(i64, u32, Vec<u8>)> = self
+    fn find(&self, name: &SecretName, bidx: &[u8; 32]) -> Result<Option<(Owner, Header)>> {
+        let row: Option<(i64, u32, Vec<u8>, Vec<u8>)> = self
             .conn
-            .prepare_cached("SELECT id, header_key, header FROM secrets WHERE bidx = ?1")
+            .prepare_cached("SELECT id, header_key, header, uid FROM secrets WHERE bidx = ?1")
             .and_then(|mut s| {
-                s.query_row([&bidx[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
+                s.query_row([&bidx[..]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
             })
             .map_err(|e| self.db(e))?;
         match row {
-            Some((id, key, blob)) => Ok(Some((id, self.open_header(id, key, &blob, name)?))),
+            Some((id, key, blob, uid)) => {
+                let owner = Owner::from_row(id, &uid, "secret")?;
+                Ok(Some((owner, self.open_header(owner, key, &blob, name)?)))
+            }
             None => Ok(None),
         }
     }
 
     /// A secret that exists and is not soft-deleted.
-    fn live(&self, name: &SecretName) -> Result<(i64, Header, [u8; 32])> {
+    fn live(&self, name: &SecretName) -> Result<(Owner, Header, [u8; 32])> {
         let bidx = self.keys.blind_index(name.as_str());
         match self.find(name, &bidx)? {
-            Some((id, header)) if header.deleted_at.is_none() => Ok((id, header, bidx)),
+            Some((owner, header)) if header.deleted_at.is_none() => Ok((owner, header, bidx)),
             _ => Err(not_found(name, None)),
         }
     }
@@ -1607,27 +1691,21 @@ impl Vault {
         }
     }
 
-    fn store_header(&self, id: i64, header: &Header, bidx: &[u8; 32]) -> Result<()> {
+    fn store_header(&self, owner: Owner, header: &Header, bidx: &[u8; 32]) -> Result<()> {
         let plain = encode(header, 128 + header.name.len());
-        let aad = RecordAad {
-            kind: RecordKind::SecretHeader,
-            vault_id: self.vault_id,
-            row: id as u64,
-            version: 0,
-            key_id: self.write_key,
-        };
-        let sealed = seal(self.write_dek(), &aad.bytes(), &plain);
+        let aad = owner.aad(RecordKind::SecretHeader, &self.vault_id, 0, self.write_key);
+        let sealed = seal(self.write_dek(), &aad, &plain);
         self.conn
             .prepare_cached(
-                "INSERT INTO secrets(id, bidx, header, header_key, current, previous, pending, next_version, deleted_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO secrets(id, bidx, header, header_key, current, previous, pending, next_version, deleted_at, uid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT(id) DO UPDATE SET header = excluded.header, header_key = excluded.header_key,
                    current = excluded.current, previous = excluded.previous, pending = excluded.pending,
-                   next_version = excluded.next_version, deleted_at = excluded.deleted_at",
+                   next_version = excluded.next_version, deleted_at = excluded.deleted_at, uid = excluded.uid",
             )
             .and_then(|mut s| {
                 s.execute(params![
-                    id,
+                    owner.id,
                     &bidx[..],
                     sealed,
                     self.write_key,
@@ -1635,7 +1713,8 @@ impl Vault {
                     header.previous,
                     header.pending,
                     header.next_version,
-                    header.deleted_at
+                    header.deleted_at,
+                    &owner.uid[..]
                 ])
             })
             .map_err(|e| self.db(e))?;
@@ -1648,7 +1727,7 @@ impl Vault {
     #[allow(clippy::too_many_arguments)]
     fn open_current(
         &self,
-        id: i64,
+        owner: Owner,
         header_key: u32,
         header: &[u8],
         version: u64,
@@ -1656,11 +1735,11 @@ impl Vault {
         body: &[u8],
         name: &SecretName,
     ) -> Result<Secret> {
-        let header = self.open_header(id, header_key, header, name)?;
+        let header = self.open_header(owner, header_key, header, name)?;
         if header.deleted_at.is_some() || header.current != Some(version) {
             return Err(self.integrity(format!("labels of '{name}' do not match its header")));
         }
-        let value = self.open_value(id, version, key_id, body, name)?;
+        let value = self.open_value(owner, version, key_id, body, name)?;
         Ok(Secret {
             name: name.clone(),
             version,
@@ -1668,8 +1747,14 @@ impl Vault {
         })
     }
 
-    fn open_header(&self, id: i64, key_id: u32, blob: &[u8], name: &SecretName) -> Result<Header> {
-        let header = self.open_header_any(id, key_id, blob)?;
+    fn open_header(
+        &self,
+        owner: Owner,
+        key_id: u32,
+        blob: &[u8],
+        name: &SecretName,
+    ) -> Result<Header> {
+        let header = self.open_header_any(owner, key_id, blob)?;
         if header.name != name.as_str() {
             return Err(self.integrity(format!(
                 "the record found for '{name}' belongs to another secret"
@@ -1678,49 +1763,41 @@ impl Vault {
         Ok(header)
     }
 
-    fn open_header_any(&self, id: i64, key_id: u32, blob: &[u8]) -> Result<Header> {
+    fn open_header_any(&self, owner: Owner, key_id: u32, blob: &[u8]) -> Result<Header> {
         let key = self.dek(key_id)?;
-        let aad = RecordAad {
-            kind: RecordKind::SecretHeader,
-            vault_id: self.vault_id,
-            row: id as u64,
-            version: 0,
-            key_id,
-        };
-        let plain = open(key, &aad.bytes(), blob)
-            .map_err(|_| self.integrity(format!("the header of secret {id} does not decrypt")))?;
+        let aad = owner.aad(RecordKind::SecretHeader, &self.vault_id, 0, key_id);
+        let plain = open(key, &aad, blob).map_err(|_| {
+            self.integrity(format!(
+                "the header of secret {} does not decrypt",
+                owner.id
+            ))
+        })?;
         decode_owned(&plain, "a secret header")
     }
 
     fn open_version(
         &self,
-        id: i64,
+        owner: Owner,
         version: u64,
         key_id: u32,
         blob: &[u8],
         name: &SecretName,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         let key = self.dek(key_id)?;
-        let aad = RecordAad {
-            kind: RecordKind::SecretVersion,
-            vault_id: self.vault_id,
-            row: id as u64,
-            version,
-            key_id,
-        };
-        open(key, &aad.bytes(), blob)
+        let aad = owner.aad(RecordKind::SecretVersion, &self.vault_id, version, key_id);
+        open(key, &aad, blob)
             .map_err(|_| self.integrity(format!("'{name}' version {version} does not decrypt")))
     }
 
     fn open_value(
         &self,
-        id: i64,
+        owner: Owner,
         version: u64,
         key_id: u32,
         blob: &[u8],
         name: &SecretName,
     ) -> Result<SecretValue> {
-        let plain = self.open_version(id, version, key_id, blob, name)?;
+        let plain = self.open_version(owner, version, key_id, blob, name)?;
         let body: VersionBody = decode(&plain, "a version record")?;
         Ok(SecretValue::copy_from(body.value))
     }
@@ -2198,7 +2275,8 @@ fn list_slots(conn: &Connection, path: &Path) -> Result<Vec<SlotInfo>> {
         .collect()
 }
 
-fn read_meta(conn: &Connection, path: &Path) -> Result<[u8; 16]> {
+/// The vault id and format version from `meta`; a newer format is refused.
+fn read_meta(conn: &Connection, path: &Path) -> Result<([u8; 16], u64)> {
     let rows: Vec<(String, Vec<u8>)> = conn
         .prepare("SELECT key, value FROM meta WHERE key IN ('format_version', 'vault_id')")
         .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
@@ -2231,7 +2309,7 @@ fn read_meta(conn: &Connection, path: &Path) -> Result<[u8; 16]> {
     if format < 1 {
         return Err(not_a_vault());
     }
-    vault_id.ok_or_else(not_a_vault)
+    Ok((vault_id.ok_or_else(not_a_vault)?, format))
 }
 
 fn check_vault_path(path: &Path) -> Result<()> {

@@ -11,7 +11,7 @@ mod common;
 
 use tresor_core::{Error, Selector};
 use tresor_crypto::slot::{Credential, SlotKind, SlotParams};
-use tresor_vault::pkcs11::{self, TokenKey};
+use tresor_vault::pkcs11::{self, ModulePolicy, ModuleTrust, TokenKey};
 use tresor_vault::{LockedVault, OpenOptions};
 
 use common::{fast_password_params, name, new_vault, value};
@@ -78,10 +78,11 @@ fn slot_round_trip_with_only_the_token() {
         .unwrap();
     let vault_id = vault.id();
 
-    assert!(!pkcs11::key_exists(t.key(&label), &t.pin).unwrap());
-    let made = pkcs11::new_slot(&vault_id, t.key(&label), &t.pin).unwrap();
+    assert!(!pkcs11::key_exists(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
+    let made =
+        pkcs11::new_slot(&vault_id, t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     assert!(made.key_created, "the token had no key labelled {label}");
-    assert!(pkcs11::key_exists(t.key(&label), &t.pin).unwrap());
+    assert!(pkcs11::key_exists(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
     let slot = vault
         .add_slot(&made.credential, &fast_password_params(), Some("hsm"))
         .unwrap();
@@ -98,7 +99,8 @@ fn slot_round_trip_with_only_the_token() {
     drop(vault);
 
     // A second slot under the same (now existing) key: no new key.
-    let again = pkcs11::new_slot(&vault_id, t.key(&label), &t.pin).unwrap();
+    let again =
+        pkcs11::new_slot(&vault_id, t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     assert!(!again.key_created);
 
     // Unlock through the token alone.
@@ -106,7 +108,14 @@ fn slot_round_trip_with_only_the_token() {
     let slots = locked.pkcs11_slots().unwrap();
     assert_eq!(slots.len(), 1);
     assert_eq!(slots[0].0, slot);
-    let cred = pkcs11::load(&vault_id, slot, &slots[0].1, &t.pin).unwrap();
+    let cred = pkcs11::load(
+        &vault_id,
+        slot,
+        &slots[0].1,
+        &t.pin,
+        &ModulePolicy::default(),
+    )
+    .unwrap();
     let mut vault = locked.unlock_any(&[cred]).unwrap();
     assert_eq!(vault.unlocked_slot(), Some(slot));
     let got = vault.get(&secret, Selector::default()).unwrap();
@@ -114,7 +123,14 @@ fn slot_round_trip_with_only_the_token() {
 
     // rekey --master rewraps the slot with the token's credential, and it
     // still opens afterwards.
-    let cred = pkcs11::load(&vault_id, slot, &slots[0].1, &t.pin).unwrap();
+    let cred = pkcs11::load(
+        &vault_id,
+        slot,
+        &slots[0].1,
+        &t.pin,
+        &ModulePolicy::default(),
+    )
+    .unwrap();
     let key = common::key();
     // (The recovery slot has no credential here: dropped.)
     let out = vault.rekey_master(&[&key, &cred], true, false).unwrap();
@@ -122,7 +138,7 @@ fn slot_round_trip_with_only_the_token() {
     drop(vault);
     let locked = LockedVault::open(&path, &OpenOptions::default()).unwrap();
     let (id, params) = locked.pkcs11_slots().unwrap().remove(0);
-    let cred = pkcs11::load(&vault_id, id, &params, &t.pin).unwrap();
+    let cred = pkcs11::load(&vault_id, id, &params, &t.pin, &ModulePolicy::default()).unwrap();
     let mut vault = locked.unlock(&cred).unwrap();
 
     // Remove the slot: the vault no longer has one to open with the token.
@@ -131,7 +147,7 @@ fn slot_round_trip_with_only_the_token() {
     let locked = LockedVault::open(&path, &OpenOptions::default()).unwrap();
     assert!(locked.pkcs11_slots().unwrap().is_empty());
     assert!(matches!(locked.unlock(&cred), Err(Error::Auth { .. })));
-    assert!(pkcs11::destroy_key(t.key(&label), &t.pin).unwrap());
+    assert!(pkcs11::destroy_key(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
 }
 
 /// The token key never leaves the token: sensitive, not extractable; its
@@ -145,7 +161,7 @@ fn the_token_key_is_not_extractable() {
 
     let (t, _serial) = token();
     let label = unique_label("attrs");
-    let made = pkcs11::new_slot(&[7; 16], t.key(&label), &t.pin).unwrap();
+    let made = pkcs11::new_slot(&[7; 16], t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     assert!(made.key_created);
     let Credential::Pkcs11(params, bytes) = &made.credential else {
         panic!("not a pkcs11 credential")
@@ -195,7 +211,7 @@ fn the_token_key_is_not_extractable() {
         "the key's value was readable: {attrs:?}"
     );
     drop(session);
-    assert!(pkcs11::destroy_key(t.key(&label), &t.pin).unwrap());
+    assert!(pkcs11::destroy_key(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
 }
 
 /// A wrong PIN is an Auth error that does not contain the PIN.
@@ -203,7 +219,12 @@ fn the_token_key_is_not_extractable() {
 fn wrong_pin_is_an_auth_error() {
     let (t, _serial) = token();
     let label = unique_label("wrong-pin");
-    let err = match pkcs11::new_slot(&[1; 16], t.key(&label), "999999-wrong") {
+    let err = match pkcs11::new_slot(
+        &[1; 16],
+        t.key(&label),
+        "999999-wrong",
+        &ModulePolicy::default(),
+    ) {
         Err(e) => e,
         Ok(_) => panic!("a wrong PIN made a slot"),
     };
@@ -216,13 +237,20 @@ fn wrong_pin_is_an_auth_error() {
     assert!(!text.contains("999999-wrong"), "{text}");
 
     // The same on unlock.
-    let made = pkcs11::new_slot(&[1; 16], t.key(&label), &t.pin).unwrap();
+    let made = pkcs11::new_slot(&[1; 16], t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     let Credential::Pkcs11(params, _) = &made.credential else {
         panic!()
     };
-    let err = pkcs11::load(&[1; 16], 1, params, "999999-wrong").unwrap_err();
+    let err = pkcs11::load(
+        &[1; 16],
+        1,
+        params,
+        "999999-wrong",
+        &ModulePolicy::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
-    assert!(pkcs11::destroy_key(t.key(&label), &t.pin).unwrap());
+    assert!(pkcs11::destroy_key(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
 }
 
 /// The token key is gone, or the token is another: Unavailable naming the
@@ -233,17 +261,19 @@ fn absent_key_or_token_is_unavailable() {
     let label = unique_label("absent");
     let dir = tempfile::tempdir().unwrap();
     let (path, mut vault) = new_vault(dir.path());
-    let made = pkcs11::new_slot(&vault.id(), t.key(&label), &t.pin).unwrap();
+    let made =
+        pkcs11::new_slot(&vault.id(), t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     let slot = vault
         .add_slot(&made.credential, &fast_password_params(), None)
         .unwrap();
     drop(vault);
-    assert!(pkcs11::destroy_key(t.key(&label), &t.pin).unwrap());
+    assert!(pkcs11::destroy_key(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
 
     let locked = LockedVault::open(&path, &OpenOptions::default()).unwrap();
     let (id, params) = locked.pkcs11_slots().unwrap().remove(0);
     assert_eq!(id, slot);
-    let err = pkcs11::load(&locked.id(), id, &params, &t.pin).unwrap_err();
+    let err =
+        pkcs11::load(&locked.id(), id, &params, &t.pin, &ModulePolicy::default()).unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     let text = err.to_string();
     for needle in [&t.module, &t.token, &label] {
@@ -252,7 +282,7 @@ fn absent_key_or_token_is_unavailable() {
 
     let mut other = params.clone();
     other.token_label = "no-such-token".into();
-    let err = pkcs11::load(&locked.id(), id, &other, &t.pin).unwrap_err();
+    let err = pkcs11::load(&locked.id(), id, &other, &t.pin, &ModulePolicy::default()).unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
@@ -267,14 +297,69 @@ fn absent_key_or_token_is_unavailable() {
 fn wrapped_bytes_are_bound_to_the_vault() {
     let (t, _serial) = token();
     let label = unique_label("bound");
-    let made = pkcs11::new_slot(&[1; 16], t.key(&label), &t.pin).unwrap();
+    let made = pkcs11::new_slot(&[1; 16], t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     let Credential::Pkcs11(params, _) = &made.credential else {
         panic!()
     };
-    let err = pkcs11::load(&[2; 16], 1, params, &t.pin).unwrap_err();
+    let err = pkcs11::load(&[2; 16], 1, params, &t.pin, &ModulePolicy::default()).unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
-    assert!(pkcs11::load(&[1; 16], 1, params, &t.pin).is_ok());
+    assert!(pkcs11::load(&[1; 16], 1, params, &t.pin, &ModulePolicy::default()).is_ok());
     let p = SlotParams::Pkcs11((**params).clone());
     assert_eq!(p.kind(), SlotKind::Pkcs11);
-    assert!(pkcs11::destroy_key(t.key(&label), &t.pin).unwrap());
+    assert!(pkcs11::destroy_key(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
+}
+
+/// The module path of a slot is not trusted: a copy of the token's module
+/// in a temporary folder (not a root-owned system library) is refused
+/// before it is loaded, with a message naming the path and how to allow it;
+/// once the policy lists it (the user's `[pkcs11] modules`), it loads and
+/// the slot opens. The real module, under /usr/lib, is a system library.
+#[test]
+fn modules_load_only_when_listed_or_system_libraries() {
+    let (t, _serial) = token();
+    let system = ModulePolicy::default();
+    let resolved = std::fs::canonicalize(&t.module).unwrap();
+    assert_eq!(
+        system.check(&t.module).unwrap(),
+        (resolved, ModuleTrust::SystemLibrary),
+        "the SoftHSM2 module should be a root-owned system library"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("libsofthsm2-copy.so");
+    std::fs::copy(&t.module, &copy).unwrap();
+    let copy = copy.to_str().unwrap().to_string();
+    let label = unique_label("copied-module");
+    let key = TokenKey {
+        module: &copy,
+        token: &t.token,
+        key_label: &label,
+    };
+
+    let err = match pkcs11::new_slot(&[3; 16], key, &t.pin, &system) {
+        Err(e) => e,
+        Ok(_) => panic!("a module outside the policy was used"),
+    };
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    let text = err.to_string();
+    for needle in [
+        copy.as_str(),
+        t.token.as_str(),
+        "[pkcs11] modules",
+        "tresor keyslot add --pkcs11 --module",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing: {text}");
+    }
+    assert!(!text.contains(&t.pin), "{text}");
+
+    let listed = ModulePolicy::new(vec![copy.clone().into()], None);
+    let made = pkcs11::new_slot(&[3; 16], key, &t.pin, &listed).unwrap();
+    let Credential::Pkcs11(params, _) = &made.credential else {
+        panic!()
+    };
+    assert_eq!(params.module, copy);
+    let err = pkcs11::load(&[3; 16], 1, params, &t.pin, &system).unwrap_err();
+    assert!(err.to_string().contains("[pkcs11] modules"), "{err}");
+    assert!(pkcs11::load(&[3; 16], 1, params, &t.pin, &listed).is_ok());
+    assert!(pkcs11::destroy_key(key, &t.pin, &listed).unwrap());
 }

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! With a NAME, the stores come from the config tresor finds (`TRESOR_CONFIG`,
-//! `./tresor.toml`, `~/.config/tresor/config.toml`; without one, the user
-//! vault) and vaults unlock from `TRESOR_KEY_FILE`, `TRESOR_KEY`,
+//! `./tresor.toml` once approved with `tresor config trust`,
+//! `~/.config/tresor/config.toml`; without one, the user vault) and vaults unlock from `TRESOR_KEY_FILE`, `TRESOR_KEY`,
 //! `TRESOR_PASSWORD` or a keychain slot. The value itself is never printed:
 //! only where it was found and its length.
 

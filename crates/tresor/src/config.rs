@@ -1,6 +1,12 @@
 //! `tresor.toml`: where it is found, what it may say, and every problem in
 //! it with its file, line and column.
 //!
+//! A config decides where tokens and values are sent, so it is read only
+//! from files the user controls ([`ConfigFile`]: owned by the user or root,
+//! not writable by group or others), and a project's `./tresor.toml` only
+//! once the user approved it ([`crate::trust`]; see
+//! [`Config::discover_and_load`]).
+//!
 //! ```
 //! use tresor::config::{Config, StoreKind};
 //!
@@ -159,6 +165,15 @@ impl OptionValue {
         Ok(OptionValue::Text(text.to_string()))
     }
 
+    /// A value that is not a credential (an address, a region), as
+    /// written: the literal itself, or the reference.
+    pub fn describe_plain(&self) -> String {
+        match self {
+            OptionValue::Text(t) => t.clone(),
+            other => other.describe(),
+        }
+    }
+
     /// How the value is described in messages: references as written,
     /// literals not at all (they may be credentials).
     pub fn describe(&self) -> String {
@@ -167,6 +182,154 @@ impl OptionValue {
             OptionValue::Env(v) => format!("ENV/{v}"),
             OptionValue::Secret(n, None) => format!("SEC/{n}"),
             OptionValue::Secret(n, Some(v)) => format!("SEC/{n}#{v}"),
+        }
+    }
+}
+
+/// Where one credential of a store comes from, as its config says: shown
+/// by `tresor stores` and `doctor` so the user sees what a config sends
+/// where. Never the credential itself.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CredentialSource {
+    /// The option that gives it (`token`, `secret_id`, `client_secret`), or
+    /// `None` for a credential the store finds by itself.
+    pub option: Option<String>,
+    /// `secret` (a `SEC/…` reference to the local vault), `env` (an
+    /// `ENV/…` reference), `literal` (written in the config), `ambient`
+    /// (found by the store: environment variables, credential files,
+    /// metadata services, a CLI login) or `none`.
+    pub kind: &'static str,
+    /// `SEC/bao/token`, `ENV/BAO_TOKEN`, or what the store reads.
+    pub from: String,
+}
+
+impl CredentialSource {
+    fn of(option: &str, value: &OptionValue) -> Self {
+        Self {
+            option: Some(option.to_string()),
+            kind: match value {
+                OptionValue::Secret(..) => "secret",
+                OptionValue::Env(_) => "env",
+                OptionValue::Text(_) => "literal",
+            },
+            from: match value {
+                OptionValue::Text(_) => "a literal in the config".to_string(),
+                other => other.describe(),
+            },
+        }
+    }
+
+    fn ambient(from: impl Into<String>) -> Self {
+        Self {
+            option: None,
+            kind: "ambient",
+            from: from.into(),
+        }
+    }
+
+    fn none(from: impl Into<String>) -> Self {
+        Self {
+            option: None,
+            kind: "none",
+            from: from.into(),
+        }
+    }
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.option, self.kind) {
+            (Some(o), _) => write!(f, "{o} from {}", self.from),
+            (None, "ambient") => write!(f, "ambient: {}", self.from),
+            (None, _) => f.write_str(&self.from),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Where the store's credentials come from (see [`CredentialSource`]),
+    /// read from the options as written: nothing is resolved.
+    pub fn credentials(&self) -> Vec<CredentialSource> {
+        let given = |keys: &[&str]| -> Vec<CredentialSource> {
+            keys.iter()
+                .filter_map(|k| self.options.get(*k).map(|v| CredentialSource::of(k, v)))
+                .collect()
+        };
+        let flag = |key: &str| matches!(self.options.get(key), Some(OptionValue::Text(t)) if matches!(t.trim(), "true" | "yes" | "1"));
+        match self.kind {
+            StoreKind::Openbao => {
+                let mut out = given(&["token", "role_id", "secret_id"]);
+                if flag("token_from_env") {
+                    out.push(CredentialSource::ambient(
+                        "the environment's BAO_TOKEN, else VAULT_TOKEN (token_from_env = true)",
+                    ));
+                }
+                if out.is_empty() {
+                    out.push(CredentialSource::none(
+                        "none given (the store cannot start)",
+                    ));
+                }
+                out
+            }
+            StoreKind::Aws => {
+                let profile = self.options.get("profile").map_or(
+                    "AWS_PROFILE or default".to_string(),
+                    OptionValue::describe_plain,
+                );
+                vec![CredentialSource::ambient(format!(
+                    "the AWS default chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, \
+                     the shared credentials of profile {profile}, web identity, container or \
+                     instance metadata"
+                ))]
+            }
+            StoreKind::Azure => {
+                let mut out = given(&["client_secret"]);
+                let credential = match self.options.get("credential") {
+                    Some(OptionValue::Text(t)) => t.as_str(),
+                    _ if !out.is_empty() => "client-secret",
+                    _ => "developer-tools",
+                };
+                match credential {
+                    "managed-identity" => out.push(CredentialSource::ambient(
+                        "the Azure managed identity of this machine",
+                    )),
+                    "developer-tools" => out.push(CredentialSource::ambient(
+                        "the Azure CLI / Azure Developer CLI login",
+                    )),
+                    _ => {}
+                }
+                out
+            }
+            StoreKind::Env => vec![CredentialSource::none(
+                "none (reads this process's environment)",
+            )],
+            StoreKind::Keychain => vec![CredentialSource::none(
+                "none (the OS keychain of this user)",
+            )],
+            StoreKind::Vault => vec![CredentialSource::none(
+                "none sent anywhere (a local vault file, unlocked by the unlock chain)",
+            )],
+        }
+    }
+
+    /// Where the store sends requests, credentials and values: its
+    /// `address`, `endpoint` or `vault_url` as written (a reference is
+    /// shown as written), the provider's own service, or `None` for a store
+    /// on this machine.
+    pub fn destination(&self) -> Option<String> {
+        let option = |k: &str| self.options.get(k).map(OptionValue::describe_plain);
+        match self.kind {
+            StoreKind::Openbao => Some(option("address").unwrap_or_else(|| "(no address)".into())),
+            StoreKind::Aws => Some(option("endpoint").unwrap_or_else(|| {
+                format!(
+                    "AWS Secrets Manager ({})",
+                    option("region").map_or("the default chain's region".to_string(), |r| r)
+                )
+            })),
+            StoreKind::Azure => {
+                Some(option("vault_url").unwrap_or_else(|| "(no vault_url)".into()))
+            }
+            StoreKind::Env | StoreKind::Keychain | StoreKind::Vault => None,
         }
     }
 }
@@ -230,12 +393,36 @@ pub struct Config {
 /// Where a config file was looked for and found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Discovery {
-    /// `--config PATH` or `TRESOR_CONFIG`: must exist.
+    /// `--config PATH` or `TRESOR_CONFIG`: must exist. The user's explicit
+    /// choice, so it needs no approval.
     Explicit(PathBuf),
-    /// `./tresor.toml` or the user config file.
-    Found(PathBuf),
+    /// `./tresor.toml`: came with the folder, so it is used only once the
+    /// user approved it ([`crate::trust`]).
+    Project(PathBuf),
+    /// `$XDG_CONFIG_HOME/tresor/config.toml`: the user's own.
+    User(PathBuf),
     /// No config: the user vault alone.
     None,
+}
+
+impl Discovery {
+    /// The file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Discovery::Explicit(p) | Discovery::Project(p) | Discovery::User(p) => Some(p),
+            Discovery::None => None,
+        }
+    }
+
+    /// How it was found: `explicit`, `project`, `user` or `none`.
+    pub fn how(&self) -> &'static str {
+        match self {
+            Discovery::Explicit(_) => "explicit",
+            Discovery::Project(_) => "project",
+            Discovery::User(_) => "user",
+            Discovery::None => "none",
+        }
+    }
 }
 
 /// Finds the config file: `explicit` (`--config`), else `TRESOR_CONFIG`,
@@ -248,42 +435,236 @@ pub fn discover(explicit: Option<&Path>) -> Discovery {
     if let Some(p) = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
         return Discovery::Explicit(PathBuf::from(p));
     }
-    let local = PathBuf::from("tresor.toml");
+    let local = PathBuf::from(PROJECT_FILE);
     if local.is_file() {
-        return Discovery::Found(local);
+        return Discovery::Project(local);
     }
-    let user = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .map(|d| d.join("tresor").join("config.toml"));
-    match user {
-        Some(p) if p.is_file() => Discovery::Found(p),
+    match user_config_path() {
+        Some(p) if p.is_file() => Discovery::User(p),
         _ => Discovery::None,
     }
 }
 
-impl Config {
-    /// Reads and parses a file; every problem is in the error, one per line.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => Error::Validation(format!(
-                "the config file {} does not exist (named by --config or {CONFIG_ENV})",
+/// The project config's name, looked for in the current folder.
+pub const PROJECT_FILE: &str = "tresor.toml";
+/// Largest config file read.
+pub const MAX_CONFIG_LEN: u64 = 1024 * 1024;
+
+/// The user config file: `$XDG_CONFIG_HOME/tresor/config.toml`, else
+/// `~/.config/tresor/config.toml`.
+pub fn user_config_path() -> Option<PathBuf> {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("tresor").join("config.toml"))
+}
+
+/// A config file's bytes, read once from one open descriptor whose owner
+/// and mode were checked on that descriptor (not on the path, which could
+/// be swapped in between), with their SHA-256 and the file's canonical
+/// path. What is approved ([`crate::trust`]) and what is parsed are these
+/// same bytes.
+///
+/// Refused: anything but a regular file, a file owned by another user
+/// (root's files excepted), a file group or others may write, a file larger
+/// than [`MAX_CONFIG_LEN`], text that is not UTF-8.
+#[derive(Clone)]
+pub struct ConfigFile {
+    path: PathBuf,
+    canonical: PathBuf,
+    sha256: [u8; 32],
+    text: String,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The text may hold literal credentials.
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .field("canonical", &self.canonical)
+            .field("sha256", &self.sha256_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigFile {
+    /// Opens `path`, checks the open file, reads it.
+    pub fn read(path: &Path) -> Result<Self> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+
+        let io = |source| Error::Io {
+            store: "config".into(),
+            path: path.to_path_buf(),
+            source,
+        };
+        // O_NONBLOCK: a FIFO planted under the name must not hang the open.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => {
+                    Error::Validation(format!("the config file {} does not exist", path.display()))
+                }
+                _ => io(source),
+            })?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(Error::Validation(format!(
+                "the config file {} is not a regular file",
                 path.display()
-            )),
-            _ => Error::Io {
-                store: "config".into(),
-                path: path.to_path_buf(),
-                source,
-            },
+            )));
+        }
+        if let Some(why) = unsafe_owner_or_mode(&meta) {
+            return Err(Error::Validation(format!(
+                "the config file {} {why}: tresor refuses it, since whoever can change it decides                  which servers receive your tokens and values. {}",
+                path.display(),
+                fix_hint(path, &meta)
+            )));
+        }
+        let mut bytes = Vec::new();
+        (&file)
+            .take(MAX_CONFIG_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_CONFIG_LEN {
+            return Err(Error::Validation(format!(
+                "the config file {} is larger than {MAX_CONFIG_LEN} bytes",
+                path.display()
+            )));
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(digest.as_ref());
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::Validation(format!(
+                "the config file {} is not UTF-8 text",
+                path.display()
+            ))
         })?;
-        Self::parse(&text, Some(path)).map_err(|problems| problems_error(&problems))
+        let canonical = opened_path(&file)
+            .or_else(|| std::fs::canonicalize(path).ok())
+            .ok_or_else(|| {
+                Error::Validation(format!(
+                    "cannot find the absolute path of the config file {}",
+                    path.display()
+                ))
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            canonical,
+            sha256,
+            text,
+        })
     }
 
-    /// The config found by [`discover`], or `None` when there is none.
+    /// The path it was read from, as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The canonical absolute path of the file that was opened.
+    pub fn canonical(&self) -> &Path {
+        &self.canonical
+    }
+
+    /// The SHA-256 of its bytes.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
+    }
+
+    /// The SHA-256 of its bytes, lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Its text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Parses it; every problem is in the error, one per line.
+    pub fn parse(&self) -> Result<Config> {
+        Config::parse(&self.text, Some(&self.path)).map_err(|problems| problems_error(&problems))
+    }
+}
+
+/// Why a file with this metadata must not be trusted as config (or trust
+/// list), or `None`: it must be owned by the current user or by root, and
+/// not writable by group or others.
+pub(crate) fn unsafe_owner_or_mode(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let owner = meta.uid();
+    if owner != me && owner != 0 {
+        return Some(format!(
+            "is owned by uid {owner}, not by you (uid {me}) or root"
+        ));
+    }
+    let mode = meta.mode();
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "is writable by group or others (mode {:04o})",
+            mode & 0o7777
+        ));
+    }
+    None
+}
+
+fn fix_hint(path: &Path, meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let word = crate::trust::shell_word(&path.display().to_string());
+    // SAFETY: as above.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        format!(
+            "Use a config of your own (copy it after reviewing it: `cp {word} ~/my-tresor.toml`)"
+        )
+    } else {
+        format!("Fix it with `chmod go-w {word}`")
+    }
+}
+
+/// The path of the file `file` has open (Linux: `/proc/self/fd`), so the
+/// path recorded is the file that was read, whatever the name pointed at.
+fn opened_path(file: &std::fs::File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    (link.is_absolute() && !link.to_string_lossy().ends_with(" (deleted)")).then_some(link)
+}
+
+impl Config {
+    /// Reads and parses a file (owner and mode checked, see
+    /// [`ConfigFile`]), without asking whether it is trusted: for files the
+    /// user named (`--config`, `TRESOR_CONFIG`) and the user config. Every
+    /// problem is in the error, one per line.
+    pub fn load(path: &Path) -> Result<Self> {
+        ConfigFile::read(path)?.parse()
+    }
+
+    /// The config found by [`discover`], or `None` when there is none. A
+    /// project config (`./tresor.toml`) must be approved in the user's trust
+    /// list ([`crate::trust`]) with exactly the bytes read, or this fails
+    /// (exit 2) before anything is unlocked, resolved or contacted.
     pub fn discover_and_load(explicit: Option<&Path>) -> Result<Option<Self>> {
         match discover(explicit) {
-            Discovery::Explicit(p) | Discovery::Found(p) => Self::load(&p).map(Some),
+            Discovery::Explicit(p) => Self::load(&p)
+                .map_err(|e| match e {
+                    Error::Validation(m) if m.ends_with("does not exist") => {
+                        Error::Validation(format!("{m} (named by --config or {CONFIG_ENV})"))
+                    }
+                    e => e,
+                })
+                .map(Some),
+            Discovery::User(p) => Self::load(&p).map(Some),
+            Discovery::Project(p) => {
+                let file = ConfigFile::read(&p)?;
+                crate::trust::TrustList::open()?.check(&file)?;
+                file.parse().map(Some)
+            }
             Discovery::None => Ok(None),
         }
     }
@@ -401,8 +782,9 @@ pub fn problems_error(problems: &[Problem]) -> Error {
 }
 
 /// Top-level keys other features read (`tresor check`, `run`, validation
-/// rules): accepted here, checked by those features.
-const OTHER_TOP_LEVEL: [&str; 2] = ["secrets", "rules"];
+/// rules; `pkcs11`, the allowed PKCS#11 modules, read from the user's own
+/// config only by `pkcs11_allow`): accepted here, checked by those features.
+const OTHER_TOP_LEVEL: [&str; 3] = ["secrets", "rules", "pkcs11"];
 /// Keys of a `[[stores]]` entry the manager reads; the rest are the store's
 /// own options.
 const STORE_KEYS: [&str; 6] = ["name", "kind", "priority", "read_only", "required", "cache"];
@@ -467,7 +849,7 @@ impl Parser<'_> {
                 k => self.problem(
                     key.span().start,
                     format!(
-                        "unknown top-level key '{k}' (expected profile, stores, profiles, secrets or rules)"
+                        "unknown top-level key '{k}' (expected profile, stores, profiles, secrets, rules or pkcs11)"
                     ),
                 ),
             }

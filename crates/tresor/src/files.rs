@@ -8,11 +8,13 @@
 //! age crate wraps and unwraps the file key and writes and checks the header
 //! and its MAC; the payload (STREAM: ChaCha20-Poly1305 from ring, 1 MiB
 //! batches per worker, written in order) is sealed here, byte for byte as
-//! age writes it. [`Output`] writes a regular file through a
-//! temporary file (0600) in the same folder, renamed into place only once
-//! everything was written, so a failed decryption (truncated file, flipped
-//! bit, wrong key) leaves no partial plaintext behind; non-regular outputs
-//! (`/dev/null`, a pipe) are written directly.
+//! age writes it. [`Output`] writes plaintext to a path through
+//! [`crate::fs::PrivateFile`]: a new 0600 file in the same folder (unnamed
+//! where the filesystem allows), renamed into place only once everything
+//! was written, so a failed or interrupted decryption (truncated file,
+//! flipped bit, wrong key, Ctrl-C) leaves no partial plaintext behind; an
+//! existing FIFO or device at the path is refused. Headers are read in one
+//! bounded pass ([`MAX_HEADER_BYTES`], [`MAX_HEADER_STANZAS`]).
 //!
 //! Errors: a wrong identity or passphrase is [`Error::Auth`] (exit code 3);
 //! a damaged or tampered file (bad header MAC, a chunk failing
@@ -32,7 +34,7 @@
 //! # Ok::<(), tresor::Error>(())
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, Write};
@@ -81,6 +83,12 @@ const MAGIC_V1: &[u8] = b"age-encryption.org/v1\n";
 const NONCE_LEN: usize = 16;
 /// The Bech32 human-readable part of an age X25519 identity.
 const SECRET_KEY_HRP: &str = "age-secret-key-";
+/// Most bytes an age header may take, from its first line through the MAC
+/// line; a longer one is refused before more of it is read.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+/// Most recipient stanzas an age header may hold (age writes one per
+/// recipient; rage adds one random "grease" stanza).
+pub const MAX_HEADER_STANZAS: usize = 4096;
 /// HKDF info of the payload key.
 const PAYLOAD_KEY_LABEL: &[u8] = b"payload";
 
@@ -363,9 +371,11 @@ fn encryption_header(to: &EncryptTo) -> Result<(Vec<u8>, PayloadKey)> {
 }
 
 /// Reads and checks the header and the payload nonce; returns their length,
-/// the payload key and which identity opened it. The age crate parses the header, unwraps the file
-/// key and checks the header's MAC; the identities are wrapped to see the
-/// file key go by.
+/// the payload key and which identity opened it. The header is read in one
+/// bounded pass ([`read_header`]: at most [`MAX_HEADER_BYTES`] and
+/// [`MAX_HEADER_STANZAS`]); the age crate parses it, unwraps the file key
+/// and checks the header's MAC; the identities are wrapped to see the file
+/// key go by.
 fn decryption_header<R: Read>(
     with: &DecryptWith,
     input: &mut BufReader<R>,
@@ -386,14 +396,20 @@ fn decryption_header<R: Read>(
             }
         )));
     }
-    // age's unbuffered parser reads exactly the header and the nonce; the
-    // recorder keeps those bytes (the nonce is the last 16).
-    let mut recorder = Recorder {
-        inner: input,
-        seen: Vec::with_capacity(256),
-    };
-    let decryptor = age::Decryptor::new(&mut recorder).map_err(|e| {
-        if matches!(e, age::DecryptError::UnknownFormat) && head == MAGIC_V1 {
+    // The header is read here in one bounded pass (line by line, up to the
+    // MAC line) and then handed to age's parser whole: age re-parses all it
+    // holds after every line it reads, which costs time quadratic in the
+    // header's length.
+    let header = read_header(input, what)?;
+    let header_end = header.len();
+    let mut header_nonce = header;
+    header_nonce.resize(header_end + NONCE_LEN, 0);
+    input
+        .read_exact(&mut header_nonce[header_end..])
+        .map_err(|e| payload_error(e, what))?;
+    let pulls = Cell::new(0);
+    let decryptor = age_decryptor(&header_nonce, header_end, &pulls).map_err(|e| {
+        if matches!(e, age::DecryptError::UnknownFormat) {
             // A v1 header that does not parse falls back to "unknown version".
             Error::Integrity {
                 store: what.into(),
@@ -448,9 +464,134 @@ fn decryption_header<R: Read>(
         store: what.into(),
         reason: "no identity matches the file's recipients (wrong key?)".into(),
     })?;
-    let key = payload_key(&file_key, &recorder.seen)?;
+    let key = payload_key(&file_key, &header_nonce)?;
     let index = matches!(with, DecryptWith::Identities(_)).then_some(index);
-    Ok((recorder.seen.len() as u64, key, index))
+    Ok((header_nonce.len() as u64, key, index))
+}
+
+/// Reads an age v1 header through its MAC line (`--- …\n`) in one pass,
+/// refusing it once it passes [`MAX_HEADER_BYTES`] or
+/// [`MAX_HEADER_STANZAS`]: nothing after that point is read. Only the
+/// line structure is looked at here; age checks the rest.
+fn read_header<R: BufRead>(input: &mut R, what: &str) -> Result<Vec<u8>> {
+    let mut header = Vec::with_capacity(256);
+    let mut stanzas = 0usize;
+    loop {
+        let start = header.len();
+        // One byte more than allowed, to tell "at the limit" from "over it".
+        let room = (MAX_HEADER_BYTES - start) as u64 + 1;
+        let n = (&mut *input)
+            .take(room)
+            .read_until(b'\n', &mut header)
+            .map_err(|source| io_error("input", Path::new(what), source))?;
+        if header.len() > MAX_HEADER_BYTES {
+            return Err(header_too_large(
+                what,
+                &format!("it is longer than {MAX_HEADER_BYTES} bytes"),
+            ));
+        }
+        if n == 0 || header.last() != Some(&b'\n') {
+            return Err(Error::Integrity {
+                store: what.into(),
+                detail: "the file is truncated inside its age header".into(),
+            });
+        }
+        let line = &header[start..];
+        if start == 0 {
+            if line == MAGIC_V1 {
+                continue;
+            }
+            // Another version ("age-encryption.org/v2").
+            return Err(decrypt_error(age::DecryptError::UnknownFormat, what));
+        }
+        if line.starts_with(b"---") {
+            return Ok(header);
+        }
+        if line.starts_with(b"->") {
+            stanzas += 1;
+            if stanzas > MAX_HEADER_STANZAS {
+                return Err(header_too_large(
+                    what,
+                    &format!("it has more than {MAX_HEADER_STANZAS} recipient stanzas"),
+                ));
+            }
+        }
+    }
+}
+
+fn header_too_large(what: &str, why: &str) -> Error {
+    Error::Integrity {
+        store: what.into(),
+        detail: format!(
+            "the age header is refused: {why} (tresor reads headers of at most \
+             {MAX_HEADER_BYTES} bytes and {MAX_HEADER_STANZAS} stanzas; no age tool writes \
+             larger ones for a normal file, so it is damaged or hostile)"
+        ),
+    }
+}
+
+/// age's decryptor over a header read by [`read_header`] (`bytes[..header_end]`)
+/// followed by the payload nonce; `pulls` counts the times age asked for
+/// more header bytes.
+fn age_decryptor<'a>(
+    bytes: &'a [u8],
+    header_end: usize,
+    pulls: &'a Cell<usize>,
+) -> std::result::Result<age::Decryptor<WholeHeader<'a>>, age::DecryptError> {
+    age::Decryptor::new_buffered(WholeHeader {
+        bytes,
+        header_end,
+        pos: 0,
+        pulls,
+    })
+}
+
+/// The header and nonce in memory, for age's buffered parser. That parser
+/// re-parses all it holds after every `read_until` (quadratic time over a
+/// header of many short lines); this reader answers the first `read_until`
+/// with the whole header, already bounded and line-checked by
+/// [`read_header`], so age parses it once. Reads past the header (the
+/// nonce) behave as usual.
+struct WholeHeader<'a> {
+    bytes: &'a [u8],
+    header_end: usize,
+    pos: usize,
+    pulls: &'a Cell<usize>,
+}
+
+impl Read for WholeHeader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = &self.bytes[self.pos..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl BufRead for WholeHeader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        Ok(&self.bytes[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.bytes.len());
+    }
+
+    fn read_until(&mut self, byte: u8, buf: &mut Vec<u8>) -> io::Result<usize> {
+        self.pulls.set(self.pulls.get() + 1);
+        let rest = &self.bytes[self.pos..];
+        let n = if self.pos < self.header_end {
+            self.header_end - self.pos
+        } else {
+            rest.iter()
+                .position(|&b| b == byte)
+                .map_or(rest.len(), |i| i + 1)
+        };
+        buf.extend_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// HKDF-SHA256(ikm = file key, salt = the payload nonce (the last 16 bytes
@@ -572,24 +713,12 @@ impl age::Identity for SeeFileKey<'_, dyn age::Identity> {
     }
 }
 
-/// Passes reads through, keeping a copy of every byte (the header).
-struct Recorder<'r, R> {
-    inner: &'r mut R,
-    seen: Vec<u8>,
-}
-
-impl<R: Read> Read for Recorder<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.seen.extend_from_slice(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// Where the result goes: stdout, a device or pipe written directly, or a
-/// regular file written through a temporary file and renamed on
-/// [`Output::commit`]. Dropped without `commit`, the temporary file is
-/// removed and an existing file at the path is left as it was.
+/// Where the result goes: stdout, or a path. Plaintext goes to a path only
+/// through [`crate::fs::PrivateFile`] (a new 0600 file renamed into place
+/// on [`Output::commit`], never an existing FIFO, device or folder);
+/// ciphertext may also go into an existing device or pipe (`-o /dev/null`).
+/// Dropped without `commit`, nothing is left at the path and an existing
+/// file there is left as it was.
 pub struct Output {
     kind: OutputKind,
 }
@@ -597,7 +726,7 @@ pub struct Output {
 enum OutputKind {
     Stdout(io::Stdout),
     Direct(File, PathBuf),
-    Atomic(tempfile::NamedTempFile, PathBuf),
+    Private(crate::fs::PrivateFile),
 }
 
 impl Output {
@@ -608,19 +737,27 @@ impl Output {
         }
     }
 
-    /// A path: an existing non-regular file (`/dev/null`, a FIFO) is opened
-    /// for writing; anything else gets a temporary file (0600) in the same
-    /// folder, renamed over the path by [`Output::commit`].
+    /// A path for plaintext (`decrypt -o`): a new private file renamed over
+    /// the path by [`Output::commit`]. An existing FIFO, device, socket or
+    /// folder at the path is refused (exit code 2), and so is a symbolic link
+    /// (neither followed nor replaced).
     pub fn path(path: &Path) -> Result<Self> {
+        Ok(Self {
+            kind: OutputKind::Private(crate::fs::PrivateFile::create(
+                path,
+                crate::fs::Existing::Replace,
+            )?),
+        })
+    }
+
+    /// A path for ciphertext (`encrypt -o`): as [`Output::path`], except
+    /// that an existing device or pipe (`/dev/null`) is written directly:
+    /// what is written there is encrypted.
+    pub fn ciphertext_path(path: &Path) -> Result<Self> {
         if let Ok(meta) = std::fs::metadata(path)
             && !meta.is_file()
+            && !meta.is_dir()
         {
-            if meta.is_dir() {
-                return Err(Error::Validation(format!(
-                    "{}: is a directory",
-                    path.display()
-                )));
-            }
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(path)
@@ -629,27 +766,16 @@ impl Output {
                 kind: OutputKind::Direct(file, path.to_path_buf()),
             });
         }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        // tempfile creates the file 0600.
-        let temp = tempfile::Builder::new()
-            .prefix(".tresor-tmp-")
-            .tempfile_in(dir)
-            .map_err(|source| io_error("output", path, source))?;
-        Ok(Self {
-            kind: OutputKind::Atomic(temp, path.to_path_buf()),
-        })
+        Self::path(path)
     }
 
     /// Whether the output is a regular file (so a summary can be printed on stdout).
     pub fn is_file(&self) -> bool {
-        matches!(self.kind, OutputKind::Atomic(..))
+        matches!(self.kind, OutputKind::Private(..))
     }
 
-    /// Finishes: flushes, and for a regular file syncs and renames the
-    /// temporary file into place.
+    /// Finishes: flushes, and for a private file syncs it, renames it into
+    /// place and syncs its folder.
     pub fn commit(mut self) -> Result<()> {
         match self.kind {
             OutputKind::Stdout(ref mut out) => out
@@ -658,14 +784,7 @@ impl Output {
             OutputKind::Direct(ref mut f, ref path) => {
                 f.flush().map_err(|source| io_error("output", path, source))
             }
-            OutputKind::Atomic(temp, path) => {
-                temp.as_file()
-                    .sync_all()
-                    .map_err(|source| io_error("output", &path, source))?;
-                temp.persist(&path)
-                    .map_err(|e| io_error("output", &path, e.error))?;
-                Ok(())
-            }
+            OutputKind::Private(file) => file.commit(),
         }
     }
 }
@@ -675,7 +794,7 @@ impl Write for Output {
         match &mut self.kind {
             OutputKind::Stdout(out) => out.write(buf),
             OutputKind::Direct(f, _) => f.write(buf),
-            OutputKind::Atomic(t, _) => t.write(buf),
+            OutputKind::Private(f) => f.write(buf),
         }
     }
 
@@ -683,7 +802,7 @@ impl Write for Output {
         match &mut self.kind {
             OutputKind::Stdout(out) => out.flush(),
             OutputKind::Direct(f, _) => f.flush(),
-            OutputKind::Atomic(t, _) => t.flush(),
+            OutputKind::Private(f) => f.flush(),
         }
     }
 }
@@ -837,6 +956,183 @@ mod tests {
         assert_eq!(made.to_string().expose_secret(), text);
         assert_eq!(made.to_public().to_string(), KAT_RECIPIENT);
         assert_eq!(id.to_public().to_string(), KAT_RECIPIENT);
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<'c, R> {
+        inner: R,
+        read: &'c std::sync::atomic::AtomicU64,
+    }
+
+    impl<R: Read> Read for Counting<'_, R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(n)
+        }
+    }
+
+    fn hostile(body: impl Fn(usize) -> Vec<u8>, len: usize) -> Vec<u8> {
+        let mut file = MAGIC_V1.to_vec();
+        let mut i = 0;
+        while file.len() < len {
+            file.extend(body(i));
+            i += 1;
+        }
+        file
+    }
+
+    #[test]
+    fn hostile_headers_are_refused_after_a_bounded_read() {
+        // Before the fix, age's parser re-read the whole header after each
+        // line: 240 KB of empty stanzas took over a minute, 8 MiB hours.
+        let eight_mib = 8 << 20;
+        let cases: Vec<(&str, Vec<u8>, String)> = vec![
+            (
+                "empty stanzas",
+                hostile(|_| b"-> X\n\n".to_vec(), eight_mib),
+                format!("more than {MAX_HEADER_STANZAS} recipient stanzas"),
+            ),
+            (
+                "one long line",
+                hostile(
+                    |i| {
+                        if i == 0 {
+                            b"-> X ".to_vec()
+                        } else {
+                            vec![b'a'; 4096]
+                        }
+                    },
+                    eight_mib,
+                ),
+                format!("longer than {MAX_HEADER_BYTES} bytes"),
+            ),
+            (
+                "stanzas of 63-column body lines",
+                hostile(|_| [&b"-> X\n"[..], &[b'A'; 63], b"\n"].concat(), eight_mib),
+                format!("more than {MAX_HEADER_STANZAS} recipient stanzas"),
+            ),
+            (
+                "one stanza of 64-column body lines",
+                hostile(
+                    |i| {
+                        if i == 0 {
+                            b"-> X\n".to_vec()
+                        } else {
+                            [&[b'B'; 64][..], b"\n"].concat()
+                        }
+                    },
+                    eight_mib,
+                ),
+                format!("longer than {MAX_HEADER_BYTES} bytes"),
+            ),
+        ];
+        let with = DecryptWith::Identities(vec![Box::new(age::x25519::Identity::generate())]);
+        for (name, file, needle) in cases {
+            let read = std::sync::atomic::AtomicU64::new(0);
+            let started = std::time::Instant::now();
+            let e = decrypt(
+                &with,
+                Counting {
+                    inner: &file[..],
+                    read: &read,
+                },
+                Vec::new(),
+                "hostile.age",
+            )
+            .unwrap_err();
+            let took = started.elapsed();
+            assert_eq!(e.exit_code() as u8, 4, "{name}: {e}");
+            let text = e.to_string();
+            assert!(text.contains(&needle), "{name}: {text}");
+            assert!(text.contains("hostile.age"), "{name}: {text}");
+            // The work is bounded by the cap, not by the file: at most the
+            // cap and one read buffer of the 8 MiB are read.
+            let read = read.into_inner();
+            assert!(
+                read <= (MAX_HEADER_BYTES + BUF_LEN) as u64,
+                "{name}: read {read} bytes"
+            );
+            // Generous (a debug build takes milliseconds); the old code took
+            // hours on these inputs.
+            assert!(took < std::time::Duration::from_secs(5), "{name}: {took:?}");
+        }
+    }
+
+    #[test]
+    fn headers_at_the_limit_are_parsed_once() {
+        // The most stanzas allowed, a well-formed MAC line and nonce: age's
+        // parser pulls the header once (and once more for nothing, at the
+        // start) and refuses it for its MAC, quickly.
+        let mut file = MAGIC_V1.to_vec();
+        for _ in 0..MAX_HEADER_STANZAS {
+            file.extend(b"-> X\n\n");
+        }
+        file.extend(b"--- ");
+        file.extend([b'A'; 43]);
+        file.extend(b"\n");
+        let header_end = file.len();
+        file.extend([0u8; NONCE_LEN]);
+        let header = read_header(&mut &file[..], "limit").unwrap();
+        assert_eq!(header.len(), header_end);
+        let pulls = Cell::new(0);
+        let started = std::time::Instant::now();
+        let d = age_decryptor(&file, header_end, &pulls).unwrap();
+        assert!(
+            pulls.get() <= 2,
+            "age pulled the header {} times",
+            pulls.get()
+        );
+        let id = age::x25519::Identity::generate();
+        assert!(
+            d.decrypt(std::iter::once(&id as &dyn age::Identity))
+                .is_err()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // One stanza more is refused before age sees it.
+        let mut over = MAGIC_V1.to_vec();
+        for _ in 0..=MAX_HEADER_STANZAS {
+            over.extend(b"-> X\n\n");
+        }
+        over.extend(&file[header_end - 48..]);
+        let e = decrypt(
+            &DecryptWith::Identities(vec![Box::new(id)]),
+            &over[..],
+            Vec::new(),
+            "over",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("recipient stanzas"), "{e}");
+    }
+
+    #[test]
+    fn many_recipients_still_decrypt_with_one_header_parse() {
+        let ids: Vec<age::x25519::Identity> = (0..300)
+            .map(|_| age::x25519::Identity::generate())
+            .collect();
+        let to = EncryptTo::Recipients(
+            ids.iter()
+                .map(|i| Box::new(i.to_public()) as Box<dyn age::Recipient + Send>)
+                .collect(),
+        );
+        let mut sealed = Vec::new();
+        encrypt(&to, &b"to many"[..], &mut sealed, "t").unwrap();
+        let header_end = read_header(&mut &sealed[..], "t").unwrap().len();
+        let pulls = Cell::new(0);
+        drop(age_decryptor(&sealed, header_end, &pulls).unwrap());
+        assert!(pulls.get() <= 2, "{}", pulls.get());
+        let last = ids.into_iter().last().unwrap();
+        let mut opened = Vec::new();
+        let c = decrypt(
+            &DecryptWith::Identities(vec![Box::new(last)]),
+            &sealed[..],
+            &mut opened,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(opened, b"to many");
+        assert_eq!(c.identity, Some(0));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! This crate is the front door. It finds the vault ([`vault_path`]),
 //! resolves how to unlock it from the environment ([`Unlock`]), reads
-//! `tresor.toml` ([`config`]), puts every configured store behind one API
+//! `tresor.toml` ([`config`]; a project's own only once the user approved
+//! it, see [`trust`]), puts every configured store behind one API
 //! ([`Tresor`]: priority reads, writes to the first writable store, merged
 //! listings, offline copies, `doctor`; see [`manager`]), and re-exports the
 //! types you need.
@@ -22,9 +23,12 @@
 
 pub mod config;
 pub mod files;
+pub mod fs;
 mod locate;
 pub mod manager;
+mod pkcs11_allow;
 pub mod session;
+pub mod trust;
 mod unlock;
 
 pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Written};
@@ -32,6 +36,7 @@ pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Writte
 pub use tresor_stores as stores;
 
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
+pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
 pub use tresor_core::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, ExitCode, Label, Metadata, PutOptions,
     Result, Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,
@@ -40,7 +45,9 @@ pub use tresor_crypto::slot::{
     Credential, KeychainBackend, PasswordParams, Pkcs11Mechanism, Pkcs11Params, RecoveryKey,
     SlotKind, new_key_file_text, new_keychain_key,
 };
-pub use tresor_vault::{AgeUse, KeyInfo, KeyType, Keys, envelope_key};
+pub use tresor_vault::{
+    AgeUse, GCM_BUDGET, GCM_RESERVE_BLOCK, GCM_WARN_AT, KeyInfo, KeyType, Keys, envelope_key,
+};
 pub use tresor_vault::{
     AuditAnchor, AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault,
     MasterRekey, OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,

@@ -19,16 +19,23 @@ pub fn vault_path(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(VAULT_ENV).filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    let data = std::env::var_os("XDG_DATA_HOME")
+    let data = data_dir().map_err(|_| {
+        Error::Validation(
+            "cannot find the vault: set --vault, TRESOR_VAULT, XDG_DATA_HOME or HOME".into(),
+        )
+    })?;
+    Ok(data.join("tresor").join("vault.db"))
+}
+
+/// The user's data folder: `$XDG_DATA_HOME`, else `~/.local/share`.
+pub(crate) fn data_dir() -> Result<PathBuf> {
+    std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .ok_or_else(|| {
-            Error::Validation(
-                "cannot find the vault: set --vault, TRESOR_VAULT, XDG_DATA_HOME or HOME".into(),
-            )
-        })?;
-    Ok(data.join("tresor").join("vault.db"))
+            Error::Validation("cannot find your data folder: set XDG_DATA_HOME or HOME".into())
+        })
 }
 
 /// The lock timeout from `TRESOR_LOCK_TIMEOUT` (seconds, fractions allowed),

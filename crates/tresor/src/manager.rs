@@ -72,7 +72,7 @@ use tresor_core::{
 use tresor_stores::StoreOptions;
 use tresor_vault::{LockedVault, OpenOptions, Vault};
 
-use crate::config::{Config, OptionValue, StoreConfig, StoreKind};
+use crate::config::{Config, CredentialSource, OptionValue, StoreConfig, StoreKind};
 
 /// Names under this prefix are the manager's own (offline copies, doctor
 /// probes): refused for users, hidden from listings.
@@ -191,6 +191,11 @@ pub struct StoreStatus {
     pub available: bool,
     /// Why not, or what it is.
     pub detail: String,
+    /// Where its credentials come from, as the config says (empty for a
+    /// store given in code).
+    pub credentials: Vec<CredentialSource>,
+    /// Where it sends requests (see [`StoreConfig::destination`]).
+    pub sends_to: Option<String>,
 }
 
 /// What `doctor` found about one store.
@@ -220,6 +225,10 @@ pub struct Checkup {
     pub cached_copies: Option<usize>,
     /// Reachable, authenticated and the probe passed or was skipped.
     pub healthy: bool,
+    /// Where its credentials come from, as the config says.
+    pub credentials: Vec<CredentialSource>,
+    /// Where it sends requests.
+    pub sends_to: Option<String>,
 }
 
 /// Every store of a config (or given in code) behind one API. See the
@@ -240,6 +249,8 @@ struct Entry {
     settings: StoreSettings,
     state: State,
     down: Option<(Instant, Error)>,
+    credentials: Vec<CredentialSource>,
+    sends_to: Option<String>,
 }
 
 enum State {
@@ -285,7 +296,9 @@ pub struct Builder {
 
 impl Tresor {
     /// The manager as the environment configures it: the config file found
-    /// by [`config::discover`](crate::config::discover), the profile from
+    /// by [`config::discover`](crate::config::discover) (a project's
+    /// `./tresor.toml` only once the user approved it, see [`crate::trust`];
+    /// otherwise this fails before anything is unlocked or contacted), the profile from
     /// `TRESOR_PROFILE` or the file, the local vault from `TRESOR_VAULT` or
     /// its default path, unlocked by the unlock chain's non-interactive
     /// steps ([`Unlock::from_environment`](crate::Unlock::from_environment),
@@ -300,6 +313,9 @@ impl Tresor {
     /// let dir = tempfile::tempdir()?;
     /// let key_file = dir.path().join("key");
     /// std::fs::write(&key_file, tresor::new_key_file_text())?;
+    /// // A key file must be the user's own, closed to group and others.
+    /// use std::os::unix::fs::PermissionsExt as _;
+    /// std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
     /// let key = Credential::key_material(&std::fs::read(&key_file)?).unwrap();
     /// let vault_path = dir.path().join("vault.db");
     /// drop(Vault::create(&vault_path, &key, &CreateOptions::default())?);
@@ -550,6 +566,8 @@ impl Tresor {
                     settings: e.settings,
                     available,
                     detail,
+                    credentials: e.credentials.clone(),
+                    sends_to: e.sends_to.clone(),
                 }
             })
             .collect()
@@ -970,6 +988,8 @@ impl Tresor {
             detail: String::new(),
             cached_copies: None,
             healthy: false,
+            credentials: self.entries[i].credentials.clone(),
+            sends_to: self.entries[i].sends_to.clone(),
         };
         if self.entries[i].settings.cache {
             c.cached_copies = self
@@ -1145,7 +1165,26 @@ impl Tresor {
                 _ => Ok(State::Local),
             };
         }
-        build_store(c.kind, &options).map(State::Ready)
+        let store = build_store(c.kind, &options)?;
+        // Plain http:// to another machine was allowed by insecure_http:
+        // said on every use, not once.
+        let url_key = match c.kind {
+            StoreKind::Openbao => Some("address"),
+            StoreKind::Aws => Some("endpoint"),
+            _ => None,
+        };
+        if let Some(key) = url_key
+            && let Some(url) = options.get(key)
+        {
+            let insecure = options
+                .bool(tresor_stores::options::INSECURE_HTTP)?
+                .unwrap_or(false);
+            if let Some(warning) = tresor_stores::options::plain_http(&c.name, key, url, insecure)?
+            {
+                self.emit(&warning);
+            }
+        }
+        Ok(State::Ready(store))
     }
 
     /// The text of one option: a literal, an environment variable or a
@@ -1299,8 +1338,8 @@ impl Builder {
         self
     }
 
-    /// The manager. With neither a config nor stores, one store: the user
-    /// vault, named `vault`.
+    /// The manager. With no stores (no config, or a config that declares
+    /// none, and none added), one store: the user vault, named `vault`.
     pub fn build(self) -> Result<Tresor> {
         let local = match (self.local_vault, self.vault_path) {
             (Some(v), _) => Local::Open(Box::new(v)),
@@ -1323,6 +1362,8 @@ impl Builder {
                     },
                     state: State::Config(Box::new(c.clone())),
                     down: None,
+                    credentials: c.credentials(),
+                    sends_to: c.destination(),
                 });
             }
         } else if let Some(p) = &self.profile {
@@ -1341,9 +1382,13 @@ impl Builder {
                 settings,
                 state,
                 down: None,
+                credentials: Vec::new(),
+                sends_to: None,
             });
         }
-        if entries.is_empty() && self.config.is_none() {
+        // A config that declares no stores (say, the user's config.toml
+        // holding only `[pkcs11] modules`) leaves the default: the vault.
+        if entries.is_empty() && self.config.as_ref().is_none_or(|c| c.stores.is_empty()) {
             entries.push(Entry {
                 name: "vault".into(),
                 kind: Some(StoreKind::Vault),
@@ -1354,6 +1399,13 @@ impl Builder {
                 },
                 state: State::Local,
                 down: None,
+                credentials: vec![CredentialSource {
+                    option: None,
+                    kind: "none",
+                    from: "none sent anywhere (the user vault, unlocked by the unlock chain)"
+                        .into(),
+                }],
+                sends_to: None,
             });
         }
         entries.sort_by_key(|e| e.settings.priority);

@@ -6,11 +6,12 @@ use zeroize::Zeroizing;
 
 use tresor_core::{Error, Result};
 use tresor_crypto::slot::{Credential, RecoveryKey};
+use tresor_vault::pkcs11::{ModulePolicy, TokenKey};
 use tresor_vault::{LockedVault, keychain, pkcs11};
 
 /// Environment variable naming a key file.
 pub const KEY_FILE_ENV: &str = "TRESOR_KEY_FILE";
-/// Environment variable holding a key file's text (base64 of ≥ 32 bytes).
+/// Environment variable holding a key file's text (base64 of 32 bytes).
 pub const KEY_ENV: &str = "TRESOR_KEY";
 /// Environment variables holding a password, in the order they are read.
 /// The last two are the names users of the seeds' framework already set.
@@ -76,13 +77,13 @@ impl Unlock {
         Ok(None)
     }
 
-    /// Reads a key file.
+    /// Reads a key file: a regular file owned by the user that neither
+    /// group nor others may read or write (checked on the opened file, so
+    /// a path swapped after a check cannot slip through), holding the base64
+    /// of 32 random bytes ([`Credential::key_material`]). Anything else is an
+    /// [`Error::Validation`] naming the file and the reason.
     pub fn key_file(path: &Path) -> Result<Self> {
-        let text = Zeroizing::new(std::fs::read(path).map_err(|source| Error::Io {
-            store: "key file".into(),
-            path: path.to_path_buf(),
-            source,
-        })?);
+        let text = read_key_file(path)?;
         let credential = Credential::key_material(&text)
             .map_err(|e| Error::Validation(format!("key file {}: {e}", path.display())))?;
         Ok(Self {
@@ -127,14 +128,21 @@ pub fn pkcs11_pin_from_env() -> Option<Zeroizing<String>> {
 }
 
 /// The PKCS#11 step of the unlock chain, after the keychain step and before
-/// the password prompt: each of the vault's PKCS#11 slots opened inside its
-/// token. `pin` is asked once per token (module and label) for its PIN;
-/// `None` skips that token's slots. Returns the credentials of the slots
-/// that opened and the errors of those that did not (each names module and
-/// token; a wrong PIN is an [`Error::Auth`]). A token whose PIN was wrong
-/// is not asked again.
+/// the password prompt: the vault's PKCS#11 slots opened inside their
+/// tokens, in slot order. A slot whose module `policy` does not allow is
+/// unavailable: its module is never loaded and no PIN is asked for it (the
+/// error names the path and how to allow it; see
+/// [`crate::user_module_policy`]). `pin` is asked once per token (module and
+/// label) for its PIN; `None` skips that token's slots. With `first_only`
+/// the step stops at the first slot that opens (the unlock chain); without,
+/// it opens every slot it can (a master rekey rewraps them all). Returns the
+/// credentials of the slots that opened and the errors of those that did
+/// not (each names module and token; a wrong PIN is an [`Error::Auth`]). A
+/// token whose PIN was wrong is not asked again.
 pub fn pkcs11_credentials(
     locked: &LockedVault,
+    policy: &ModulePolicy,
+    first_only: bool,
     mut pin: impl FnMut(&str, &str) -> Result<Option<Zeroizing<String>>>,
 ) -> Result<(Vec<Credential>, Vec<Error>)> {
     let mut found = Vec::new();
@@ -142,7 +150,28 @@ pub fn pkcs11_credentials(
     // PINs by (module, token), None when skipped or refused.
     type Token = (String, String);
     let mut pins: Vec<(Token, Option<Zeroizing<String>>)> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
     for (slot_id, params) in locked.pkcs11_slots()? {
+        // The module first: one the user did not allow is never loaded,
+        // and nobody is asked for a PIN to hand to it.
+        if let Err(e) = policy.check(&params.module) {
+            if !refused.contains(&params.module) {
+                refused.push(params.module.clone());
+                let key = TokenKey {
+                    module: &params.module,
+                    token: &params.token_label,
+                    key_label: &params.key_label,
+                };
+                errors.push(match e {
+                    Error::Unavailable { reason, .. } => Error::Unavailable {
+                        store: key.store_name(),
+                        reason,
+                    },
+                    other => other,
+                });
+            }
+            continue;
+        }
         let token = (params.module.clone(), params.token_label.clone());
         let index = match pins.iter().position(|(t, _)| *t == token) {
             Some(i) => i,
@@ -155,8 +184,13 @@ pub fn pkcs11_credentials(
         let Some(p) = pins[index].1.as_ref() else {
             continue;
         };
-        match pkcs11::load(&locked.id(), slot_id, &params, p) {
-            Ok(credential) => found.push(credential),
+        match pkcs11::load(&locked.id(), slot_id, &params, p, policy) {
+            Ok(credential) => {
+                found.push(credential);
+                if first_only {
+                    break;
+                }
+            }
             Err(e) => {
                 if matches!(e, Error::Auth { .. } | Error::Locked { .. }) {
                     pins[index].1 = None;
@@ -173,6 +207,71 @@ pub fn pkcs11_credentials(
         }
     }
     Ok((found, errors))
+}
+
+/// The most a key file may hold: its text is 44 characters and a newline.
+const KEY_FILE_READ_LIMIT: usize = 64;
+
+/// Reads the key file at `path` into a wiped buffer, refusing anything but
+/// a regular file of the user's that group and others cannot access.
+/// Opened without blocking (a FIFO is refused, not waited on) and checked
+/// with fstat on the opened descriptor.
+fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let io = |source| Error::Io {
+        store: "key file".into(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let refuse = |why: String| Error::Validation(format!("key file {}: {why}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(
+            "not a regular file (a key file is a file of its own, e.g. one `tresor keyslot add \
+             --key-file FILE` made)"
+                .into(),
+        ));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(refuse(format!(
+            "owned by uid {}, not by you (uid {me}): whoever owns it chose its key; use a key \
+             file of your own",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(refuse(format!(
+            "group or others may access it (mode {:04o}); run chmod 600 {}",
+            meta.mode() & 0o7777,
+            path.display()
+        )));
+    }
+    // A fixed buffer, never grown: nothing is left behind by a reallocation.
+    let mut text = Zeroizing::new(vec![0u8; KEY_FILE_READ_LIMIT + 1]);
+    let mut len = 0;
+    loop {
+        match file.read(&mut text[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len > KEY_FILE_READ_LIMIT {
+                    return Err(refuse(tresor_crypto::slot::KEY_FORMAT_ERROR.to_string()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    text.truncate(len);
+    Ok(text)
 }
 
 fn env_secret(var: &str) -> Option<Zeroizing<String>> {
@@ -202,10 +301,13 @@ mod tests {
         Credential::Pkcs11(Box::new(params), Zeroizing::new(vec![7; 32]))
     }
 
-    /// The PKCS#11 step asks once per token, skips a token without a PIN,
-    /// and reports a missing module naming module and token, never the PIN.
+    /// The PKCS#11 step checks each slot's module first: a module the
+    /// policy does not allow is neither loaded nor asked a PIN for (one
+    /// error per module, naming it and how to allow it). It asks once per
+    /// token, skips a token without a PIN, and reports a module that will
+    /// not load naming module and token, never the PIN.
     #[test]
-    fn pkcs11_step_asks_once_per_token_and_names_what_is_missing() {
+    fn pkcs11_step_checks_the_module_then_asks_once_per_token() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v.db");
         let key = Credential::key_material(crate::new_key_file_text().as_bytes()).unwrap();
@@ -216,21 +318,32 @@ mod tests {
         };
         let mut vault = Vault::create(&path, &key, &options).unwrap().vault;
         let params = options.password_params;
-        for token in ["a", "a", "b"] {
+        // A root-owned file that is no module: it passes the policy and
+        // fails to load (the loader refuses it before running anything).
+        let not_a_module = std::fs::canonicalize("/etc/passwd").unwrap();
+        let not_a_module = not_a_module.to_str().unwrap();
+        let untrusted = dir.path().join("untrusted.so");
+        std::fs::write(&untrusted, b"").unwrap();
+        let untrusted = untrusted.to_str().unwrap();
+        for (module, token) in [
+            (not_a_module, "a"),
+            (untrusted, "u"),
+            (not_a_module, "a"),
+            ("/nonexistent/p11.so", "n"),
+            (not_a_module, "b"),
+            (untrusted, "u2"),
+        ] {
             vault
-                .add_slot(
-                    &pkcs11_credential("/nonexistent/p11.so", token),
-                    &params,
-                    None,
-                )
+                .add_slot(&pkcs11_credential(module, token), &params, None)
                 .unwrap();
         }
         drop(vault);
         let locked = LockedVault::open(&path, &OpenOptions::default()).unwrap();
-        assert_eq!(locked.pkcs11_slots().unwrap().len(), 3);
+        assert_eq!(locked.pkcs11_slots().unwrap().len(), 6);
 
         let mut asked = Vec::new();
-        let (found, errors) = pkcs11_credentials(&locked, |module, token| {
+        let policy = ModulePolicy::default();
+        let (found, errors) = pkcs11_credentials(&locked, &policy, true, |module, token| {
             asked.push((module.to_string(), token.to_string()));
             Ok(Some(Zeroizing::new("pin-5150".to_string())))
         })
@@ -239,26 +352,79 @@ mod tests {
         assert_eq!(
             asked,
             [
-                ("/nonexistent/p11.so".to_string(), "a".to_string()),
-                ("/nonexistent/p11.so".to_string(), "b".to_string())
+                (not_a_module.to_string(), "a".to_string()),
+                (not_a_module.to_string(), "b".to_string())
             ]
         );
-        assert_eq!(errors.len(), 3);
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 5, "{texts:#?}");
         for e in &errors {
             assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
-            let text = e.to_string();
-            assert!(text.contains("/nonexistent/p11.so"), "{text}");
-            assert!(!text.contains("pin-5150"), "{text}");
+            assert!(!e.to_string().contains("pin-5150"), "{e}");
         }
-        assert!(errors[2].to_string().contains("'b'"));
+        // In slot order: a (load fails), untrusted (refused once), a, the
+        // missing module, b.
+        assert!(texts[0].contains(not_a_module) && texts[0].contains("'a'"));
+        assert!(
+            texts[1].contains(untrusted)
+                && texts[1].contains("[pkcs11] modules")
+                && texts[1].contains("tresor keyslot add --pkcs11 --module"),
+            "{}",
+            texts[1]
+        );
+        assert!(texts[3].contains("/nonexistent/p11.so") && texts[3].contains("cannot be found"));
+        assert!(texts[4].contains("'b'"));
 
         // No PIN: the token's slots are skipped without an error here (the
-        // CLI reports that the PIN is missing when nothing else unlocks).
-        let (found, errors) = pkcs11_credentials(&locked, |_, _| Ok(None)).unwrap();
-        assert!(found.is_empty() && errors.is_empty());
+        // CLI reports that the PIN is missing when nothing else unlocks);
+        // the refused modules are still reported.
+        let (found, errors) = pkcs11_credentials(&locked, &policy, true, |_, _| Ok(None)).unwrap();
+        assert!(found.is_empty());
+        assert_eq!(errors.len(), 2);
 
         // The key file still unlocks.
         assert!(locked.unlock(&key).is_ok());
+    }
+
+    /// A key file must be a regular file of the user's that group and
+    /// others cannot read; then its text must be the documented format.
+    #[test]
+    fn key_files_are_checked_before_they_are_read() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k");
+        std::fs::write(&file, crate::new_key_file_text().as_bytes()).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Unlock::key_file(&file).is_ok());
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Unlock::key_file(&file).unwrap_err();
+        assert!(matches!(err, Error::Validation(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("mode 0644") && text.contains("chmod 600"),
+            "{text}"
+        );
+
+        // A FIFO is refused at once, not waited on.
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = Unlock::key_file(&fifo).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+
+        // A passphrase, and a file too long to be a key: refused.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for text in [
+            "correct horse battery staple, 40 chars!!\n",
+            &"A".repeat(4096),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = Unlock::key_file(&file).unwrap_err().to_string();
+            assert!(err.contains("TRESOR_PASSWORD"), "{err}");
+            assert!(!err.contains("horse"), "{err}");
+        }
     }
 
     #[test]

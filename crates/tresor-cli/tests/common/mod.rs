@@ -239,6 +239,15 @@ impl Tresor {
         p
     }
 
+    /// Writes a key file inside the temp folder, 0600 as a key file must
+    /// be (tresor refuses one that group or others can read).
+    pub fn write_key(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.write(rel, bytes);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
     /// A runner for `tresor ARGS` in this folder.
     pub fn cmd<S: AsRef<OsStr>>(&self, args: &[S]) -> Run<'_> {
         self.cmd_via(&[], args)

@@ -10,7 +10,7 @@ use tresor_core::{Error, Result};
 use tresor_crypto::slot::{self, Credential, RecoveryKey, SlotKind, SlotParams};
 use tresor_crypto::{Key, RecordAad, RecordKind, VaultKeys, open, seal};
 
-use super::{STORE, Vault, list_slots, now_ms};
+use super::{Owner, STORE, Vault, list_slots, now_ms};
 use crate::audit::HEAD_SEQ;
 use crate::payload::{Header, VersionBody, decode, decode_owned, encode};
 
@@ -290,21 +290,22 @@ impl Vault {
         };
 
         // Secrets: headers, then their versions.
-        type SecretRow = (i64, u32, Vec<u8>);
+        type SecretRow = (i64, u32, Vec<u8>, Vec<u8>);
         let secrets: Vec<SecretRow> = self
             .conn
-            .prepare("SELECT id, header_key, header FROM secrets ORDER BY id")
+            .prepare("SELECT id, header_key, header, uid FROM secrets ORDER BY id")
             .and_then(|mut s| {
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect()
             })
             .map_err(|e| self.db(e))?;
-        for (id, key_id, blob) in secrets {
-            let header: Header = self.open_header_any(id, key_id, &blob)?;
+        for (id, key_id, blob, uid) in secrets {
+            let owner = Owner::from_row(id, &uid, "secret")?;
+            let header: Header = self.open_header_any(owner, key_id, &blob)?;
             let plain = encode(&header, 128 + header.name.len());
             let sealed = seal(
                 self.write_dek(),
-                &aad(RecordKind::SecretHeader, id as u64, 0).bytes(),
+                &owner.aad(RecordKind::SecretHeader, &vid, 0, wk),
                 &plain,
             );
             let bidx = new_keys.unwrap_or(&self.keys).blind_index(&header.name);
@@ -330,7 +331,7 @@ impl Vault {
                 }
             })?;
             for (version, key_id, blob) in versions {
-                let plain = self.open_version(id, version, key_id, &blob, &name)?;
+                let plain = self.open_version(owner, version, key_id, &blob, &name)?;
                 let mut body: VersionBody = decode(&plain, "a version record")?;
                 if let Some(keys) = new_keys {
                     body.fingerprint = keys.fingerprint(body.value);
@@ -341,7 +342,7 @@ impl Vault {
                 );
                 let sealed = seal(
                     self.write_dek(),
-                    &aad(RecordKind::SecretVersion, id as u64, version).bytes(),
+                    &owner.aad(RecordKind::SecretVersion, &vid, version, wk),
                     &plain,
                 );
                 self.conn

@@ -7,7 +7,8 @@ use tresor_core::{SecretName, SecretValue};
 use tresor_crypto::slot::{Credential, PasswordParams};
 use tresor_vault::{CreateOptions, LockedVault, OpenOptions, Vault};
 
-pub const KEY_TEXT: &str = "c2l4dGVlbi1ieXRlLWtleS1tYXRlcmlhbC1mb3ItdGVzdHMhIQ==\n";
+/// A key file's text: the base64 of 32 bytes and a newline.
+pub const KEY_TEXT: &str = "dGhpcnR5LXR3by1ieXRlLWtleS1mb3ItdGVzdHMhISE=\n";
 
 pub fn key() -> Credential {
     Credential::key_material(KEY_TEXT.as_bytes()).unwrap()
