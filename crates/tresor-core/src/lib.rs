@@ -16,6 +16,7 @@ mod error;
 pub mod memory;
 mod metadata;
 mod name;
+pub mod perm;
 mod store;
 mod value;
 mod version;

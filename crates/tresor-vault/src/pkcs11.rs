@@ -165,7 +165,7 @@ impl ModulePolicy {
 /// regular file, and it and every folder above it owned by root and not
 /// writable by group or others. `Err` says which component fails.
 pub fn system_library(path: &std::path::Path) -> std::result::Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
+    use tresor_core::perm::{Closed, Owners, check};
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.file_type().is_file() {
         return Err(format!("{} is not a regular file", path.display()));
@@ -173,25 +173,8 @@ pub fn system_library(path: &std::path::Path) -> std::result::Result<(), String>
     for component in path.ancestors() {
         let meta = std::fs::symlink_metadata(component)
             .map_err(|e| format!("{}: {e}", component.display()))?;
-        if meta.uid() != 0 {
-            return Err(format!(
-                "{} is owned by uid {}, not root",
-                component.display(),
-                meta.uid()
-            ));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(format!(
-                "{} is writable by {} (mode {:04o})",
-                component.display(),
-                if meta.mode() & 0o002 != 0 {
-                    "others"
-                } else {
-                    "its group"
-                },
-                meta.mode() & 0o7777
-            ));
-        }
+        check(&meta, Owners::Root, Closed::ToWriters)
+            .map_err(|why| format!("{} {why}", component.display()))?;
     }
     Ok(())
 }
@@ -200,28 +183,16 @@ pub fn system_library(path: &std::path::Path) -> std::result::Result<(), String>
 /// owned by the user or root, not writable by group or others (else another
 /// account could put its code there).
 fn user_module_fit(path: &std::path::Path) -> std::result::Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
+    use tresor_core::perm::{Closed, Distrust, Owners, check};
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{} is not a regular file", path.display()));
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(format!(
-            "{} is owned by uid {}, neither you nor root",
-            path.display(),
-            meta.uid()
-        ));
+    match check(&meta, Owners::MeOrRoot, Closed::ToWriters) {
+        Ok(()) => Ok(()),
+        Err(why @ Distrust::Owner { .. }) => Err(format!("{} {why}", path.display())),
+        Err(why) => Err(format!("{} {why}; chmod go-w it", path.display())),
     }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{} is writable by group or others (mode {:04o}; chmod go-w it)",
-            path.display(),
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
 }
 
 /// What [`new_slot`] made.
@@ -827,7 +798,7 @@ mod tests {
         // The reason names the component that fails (the temporary folder,
         // or the copy itself when not running as root).
         assert!(
-            text.contains("not root") || text.contains("writable by others"),
+            text.contains("not root") || text.contains("writable by group or others"),
             "{text}"
         );
 

@@ -595,30 +595,16 @@ impl ConfigFile {
 /// list), or `None`: it must be owned by the current user or by root, and
 /// not writable by group or others.
 pub(crate) fn unsafe_owner_or_mode(meta: &std::fs::Metadata) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let owner = meta.uid();
-    if owner != me && owner != 0 {
-        return Some(format!(
-            "is owned by uid {owner}, not by you (uid {me}) or root"
-        ));
-    }
-    let mode = meta.mode();
-    if mode & 0o022 != 0 {
-        return Some(format!(
-            "is writable by group or others (mode {:04o})",
-            mode & 0o7777
-        ));
-    }
-    None
+    use tresor_core::perm::{Closed, Owners, check};
+    check(meta, Owners::MeOrRoot, Closed::ToWriters)
+        .err()
+        .map(|why| why.to_string())
 }
 
 fn fix_hint(path: &Path, meta: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
     let word = crate::trust::shell_word(&path.display().to_string());
-    // SAFETY: as above.
-    let me = unsafe { libc::geteuid() };
+    let me = tresor_core::perm::current_uid();
     if meta.uid() != me && meta.uid() != 0 {
         format!(
             "Use a config of your own (copy it after reviewing it: `cp {word} ~/my-tresor.toml`)"

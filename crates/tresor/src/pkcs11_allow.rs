@@ -162,20 +162,16 @@ fn read_checked(path: &Path) -> std::result::Result<Option<(String, u32)>, ReadE
     if !meta.is_file() {
         return Err(ReadError::Refused("it is not a regular file".into()));
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        return Err(ReadError::Refused(format!(
-            "it is owned by uid {}, not by you (uid {me})",
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(ReadError::Refused(format!(
-            "it is writable by group or others (mode {:04o}; run chmod go-w {})",
-            meta.mode() & 0o7777,
-            path.display()
-        )));
+    use tresor_core::perm::{Closed, Distrust, Owners, check};
+    match check(&meta, Owners::Me, Closed::ToWriters) {
+        Ok(()) => {}
+        Err(why @ Distrust::Owner { .. }) => return Err(ReadError::Refused(format!("it {why}"))),
+        Err(why) => {
+            return Err(ReadError::Refused(format!(
+                "it {why}; run chmod go-w {}",
+                path.display()
+            )));
+        }
     }
     if meta.len() > MAX_CONFIG_LEN {
         return Err(ReadError::Refused(format!(

@@ -218,7 +218,7 @@ const KEY_FILE_READ_LIMIT: usize = 64;
 /// with fstat on the opened descriptor.
 fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     use std::io::Read as _;
-    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    use std::os::unix::fs::OpenOptionsExt as _;
     let io = |source| Error::Io {
         store: "key file".into(),
         path: path.to_path_buf(),
@@ -238,21 +238,17 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
                 .into(),
         ));
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
-        return Err(refuse(format!(
-            "owned by uid {}, not by you (uid {me}): whoever owns it chose its key; use a key \
-             file of your own",
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(refuse(format!(
-            "group or others may access it (mode {:04o}); run chmod 600 {}",
-            meta.mode() & 0o7777,
-            path.display()
-        )));
+    use tresor_core::perm::{Closed, Distrust, Owners, check};
+    match check(&meta, Owners::Me, Closed::ToAll) {
+        Ok(()) => {}
+        Err(why @ Distrust::Owner { .. }) => {
+            return Err(refuse(format!(
+                "{why}: whoever owns it chose its key; use a key file of your own"
+            )));
+        }
+        Err(why) => {
+            return Err(refuse(format!("{why}; run chmod 600 {}", path.display())));
+        }
     }
     // A fixed buffer, never grown: nothing is left behind by a reallocation.
     let mut text = Zeroizing::new(vec![0u8; KEY_FILE_READ_LIMIT + 1]);
