@@ -156,7 +156,17 @@ fn pkcs11_slot_flow() {
         .cmd(&["get", "db/password"])
         .env("TRESOR_PKCS11_PIN", &tk.pin)
         .run();
-    assert_eq!(got.ok().out().trim_end(), "hunter2");
+    let got = got.ok();
+    assert_eq!(got.out().trim_end(), "hunter2");
+    // The note says whose PIN the variable was taken as: token and module.
+    let module_file = std::path::Path::new(&tk.module).file_name().unwrap();
+    assert!(
+        got.err()
+            .contains(&format!("as the PIN of PKCS#11 token '{}'", tk.token))
+            && got.err().contains(&*module_file.to_string_lossy()),
+        "{}",
+        got.err()
+    );
 
     // A wrong PIN: exit 3, the token named, the PIN nowhere.
     let wrong = t

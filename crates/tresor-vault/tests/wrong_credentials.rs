@@ -273,7 +273,10 @@ fn a_truncated_vault_gives_an_integrity_error() {
         4096,
         4096 + 1000,
         bytes.len() - 4096,
-        bytes.len() - 1,
+        // The last byte that is not zero, and all after it: SQLite fills a
+        // short read with zeros, so cutting a last byte that was zero (one
+        // run in 256, where it ends a random MAC) gives back the same file.
+        bytes.iter().rposition(|&b| b != 0).unwrap(),
     ] {
         let path = dir.path().join(format!("cut-{len}.db"));
         fs::write(&path, &bytes[..len]).unwrap();
