@@ -96,14 +96,7 @@ pub fn write_secret_line(line: &[u8]) -> tresor::Result<()> {
         .flush()
         .and_then(|()| out.write_all(line))
         .and_then(|()| out.flush());
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-            store: "output".into(),
-            path: "stdout".into(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    stdout_result(result)
 }
 
 /// A JSON object: `body`'s fields and then `field` holding `secret`
@@ -171,14 +164,7 @@ pub fn write_stdout(bytes: &[u8], newline: bool) -> tresor::Result<()> {
             }
         })
         .and_then(|()| out.flush());
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-            store: "output".into(),
-            path: "stdout".into(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    stdout_result(result)
 }
 
 /// Prints an error on stderr, with a hint where the user can act.
@@ -249,6 +235,19 @@ pub fn time(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A write to stdout's outcome: a closed pipe is no error (the reader has
+/// what it wanted); anything else is an I/O error on stdout.
+fn stdout_result(result: std::io::Result<()>) -> tresor::Result<()> {
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            store: "output".into(),
+            path: "stdout".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

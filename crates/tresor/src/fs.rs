@@ -193,6 +193,17 @@ impl PrivateFile {
     }
 }
 
+impl PrivateFile {
+    /// Sets the new file's permission bits (0600 unless changed): for a
+    /// file that replaces one whose mode is kept.
+    pub fn set_mode(&self, mode: u32) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        self.file
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| io_error(&self.target, e))
+    }
+}
+
 impl Write for PrivateFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)

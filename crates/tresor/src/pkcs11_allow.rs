@@ -129,11 +129,7 @@ fn allow_module_in(config: &Path, module: &str) -> Result<Allowed> {
         });
     }
     list.push(module);
-    write_atomically(&target, doc.to_string().as_bytes(), mode).map_err(|source| Error::Io {
-        store: "config".into(),
-        path: target.clone(),
-        source,
-    })?;
+    write_config(&target, doc.to_string().as_bytes(), mode)?;
     Ok(Allowed {
         config,
         added: true,
@@ -215,10 +211,9 @@ fn read_modules(path: &Path) -> std::result::Result<Vec<PathBuf>, String> {
         .collect()
 }
 
-/// Writes `bytes` to a new file next to `path` (mode `mode`, created
-/// exclusively), syncs it, renames it over `path` and syncs the folder.
-/// Creates the folder (0700) when missing.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+/// Writes the config at `path` (its folder made 0700 if missing) through
+/// the one private-file path, [`crate::fs`], keeping `mode`.
+fn write_config(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -226,33 +221,20 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)?;
-    let mut suffix = [0u8; 6];
-    getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{hex}"));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have narrowed the mode; set it exactly.
-        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        .create(dir)
+        .map_err(|source| Error::Io {
+            store: "config".into(),
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let mut file = crate::fs::PrivateFile::create(path, crate::fs::Existing::Replace)?;
+    file.set_mode(mode)?;
+    file.write_all(bytes).map_err(|source| Error::Io {
+        store: "config".into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    file.commit()
 }
 
 #[cfg(test)]

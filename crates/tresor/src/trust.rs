@@ -39,8 +39,8 @@
 //! ```
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tresor_core::{Error, Result};
@@ -302,18 +302,9 @@ fn update(file: &Path, change: impl FnOnce(&mut Vec<Trusted>) -> bool) -> Result
         text.push_str(&t.path.to_string_lossy());
         text.push('\n');
     }
-    let mut temp = tempfile::Builder::new()
-        .prefix(".trusted-configs.")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(|e| io(dir, e))?;
-    temp.write_all(text.as_bytes())
-        .and_then(|()| temp.as_file().sync_all())
-        .map_err(|e| io(temp.path(), e))?;
-    temp.persist(file).map_err(|e| io(file, e.error))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(dir, e))?;
+    // The one private-file path: a new 0600 file, synced, renamed over the
+    // list, the folder synced.
+    crate::fs::write_private(file, text.as_bytes())?;
     drop(lock);
     Ok(true)
 }
@@ -334,6 +325,7 @@ pub(crate) fn shell_word(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn config(dir: &Path, name: &str, text: &str) -> ConfigFile {
         let p = dir.join(name);
