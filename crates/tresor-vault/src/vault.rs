@@ -295,21 +295,7 @@ impl LockedVault {
     /// session belongs to another vault) the error is `Auth` and the failure
     /// is recorded like a wrong password.
     pub fn unlock_with_master(self, master: MasterKey, source: &str) -> Result<Vault> {
-        let keys = VaultKeys::derive(&master, &self.vault_id);
-        let rows: Vec<(u32, Vec<u8>)> = self
-            .conn
-            .prepare("SELECT id, wrapped FROM data_keys ORDER BY id")
-            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
-            .map_err(|e| db_error(e, &self.path))?;
-        let opens = rows.iter().any(|(id, wrapped)| {
-            open(
-                &keys.wrap,
-                &VaultKeys::data_key_aad(&self.vault_id, *id),
-                wrapped,
-            )
-            .is_ok()
-        });
-        if !opens {
+        if !self.opens_data_keys(&master)? {
             let e = Error::Auth {
                 store: STORE.into(),
                 reason: "the unlock session's key does not open this vault (was it rekeyed?)"
@@ -318,19 +304,36 @@ impl LockedVault {
             self.record_failure(&e, "session", source);
             return Err(e);
         }
-        let mut vault = Vault::from_master(
-            self.conn,
-            self.path,
-            self.vault_id,
-            master,
-            self.options,
-            self.format,
-        )?;
-        vault.fold_failures();
-        Ok(vault)
+        self.open_with(master, None)
     }
 
-    fn into_vault(self, (master, slot_id): (MasterKey, u32)) -> Result<Vault> {
+    /// Whether any of the file's data keys unwraps under `master`.
+    fn opens_data_keys(&self, master: &MasterKey) -> Result<bool> {
+        let keys = VaultKeys::derive(master, &self.vault_id);
+        let rows: Vec<(u32, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT id, wrapped FROM data_keys ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(|e| db_error(e, &self.path))?;
+        Ok(rows.iter().any(|(id, wrapped)| {
+            open(
+                &keys.wrap,
+                &VaultKeys::data_key_aad(&self.vault_id, *id),
+                wrapped,
+            )
+            .is_ok()
+        }))
+    }
+
+    fn into_vault(self, (master, slot_id, wrapped): (MasterKey, u32, Vec<u8>)) -> Result<Vault> {
+        self.open_with(master, Some((slot_id, wrapped)))
+    }
+
+    /// The vault under `master` (opened through `slot`, if by a slot: its
+    /// id and the wrapped master read from it), its failed unlocks folded
+    /// into the chain.
+    fn open_with(self, master: MasterKey, slot: Option<(u32, Vec<u8>)>) -> Result<Vault> {
+        let slot_id = slot.as_ref().map(|(id, _)| *id);
         let mut vault = Vault::from_master(
             self.conn,
             self.path,
@@ -338,8 +341,9 @@ impl LockedVault {
             master,
             self.options,
             self.format,
+            slot,
         )?;
-        vault.unlocked_slot = Some(slot_id);
+        vault.unlocked_slot = slot_id;
         vault.fold_failures();
         Ok(vault)
     }
@@ -375,7 +379,7 @@ impl LockedVault {
 
     /// The master key and slot id `credential` opens, if any; an error when
     /// the vault has no slot of its kind.
-    fn find_master(&self, credential: &Credential) -> Result<Option<(MasterKey, u32)>> {
+    fn find_master(&self, credential: &Credential) -> Result<Option<(MasterKey, u32, Vec<u8>)>> {
         let kind = credential.kind();
         let mut stmt = self
             .conn
@@ -399,7 +403,7 @@ impl LockedVault {
                 .map_err(|e| Error::Validation(format!("key slot {id}: {e}")))?;
             let aad = slot::slot_aad(&self.vault_id, id, kind);
             if let Ok(mk) = slot::unwrap_master(&slot_key, &wrapped, &aad) {
-                return Ok(Some((mk, id)));
+                return Ok(Some((mk, id, wrapped)));
             }
         }
         Ok(None)
@@ -616,6 +620,7 @@ impl Vault {
         master: MasterKey,
         options: OpenOptions,
         format: u64,
+        slot: Option<(u32, Vec<u8>)>,
     ) -> Result<Self> {
         let keys = VaultKeys::derive(&master, &vault_id);
         let mut vault = Vault {
@@ -634,7 +639,27 @@ impl Vault {
             key_missed: Default::default(),
             known_head: Default::default(),
         };
-        vault.load_data_keys()?;
+        if let Err(e) = vault.load_data_keys() {
+            // The slot was read before, the data keys now: a `rekey
+            // --master` another process committed in between (while a
+            // password was stretched, say) rewrapped both. Its slot row then
+            // differs from what was read; an unchanged one means the file
+            // is at fault.
+            if matches!(e, Error::Integrity { .. })
+                && let Some((id, seen)) = &slot
+                && vault.slot_row(*id)?.as_ref() != Some(seen)
+            {
+                return Err(Error::Auth {
+                    store: STORE.into(),
+                    reason: format!(
+                        "the vault was rekeyed by another process while this one unlocked {}; \
+                         run the command again",
+                        vault.path.display()
+                    ),
+                });
+            }
+            return Err(e);
+        }
         vault.settings = vault.load_settings()?;
         if format < FORMAT_VERSION {
             vault.migrate(format)?;
@@ -1888,6 +1913,16 @@ impl Vault {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// The wrapped master of key slot `id` as the file holds it now.
+    fn slot_row(&self, id: u32) -> Result<Option<Vec<u8>>> {
+        self.conn
+            .query_row("SELECT wrapped FROM keyslots WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.db(e))
     }
 
     /// Whether any data key of the file unwraps under this handle's keys.
