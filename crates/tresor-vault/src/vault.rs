@@ -639,7 +639,18 @@ impl Vault {
             key_missed: Default::default(),
             known_head: Default::default(),
         };
-        if let Err(e) = vault.load_data_keys() {
+        // The data keys and the settings (sealed under a data key) from one
+        // snapshot: a `rekey --reencrypt` committed between two reads would
+        // otherwise leave settings under a key this handle never loaded.
+        vault.exec_cached("BEGIN")?;
+        let loaded = vault.load_data_keys().and_then(|()| {
+            vault.settings = vault.load_settings()?;
+            Ok(())
+        });
+        if vault.exec_cached("COMMIT").is_err() {
+            let _ = vault.exec_cached("ROLLBACK");
+        }
+        if let Err(e) = loaded {
             // The slot was read before, the data keys now: a `rekey
             // --master` another process committed in between (while a
             // password was stretched, say) rewrapped both. Its slot row then
@@ -660,7 +671,6 @@ impl Vault {
             }
             return Err(e);
         }
-        vault.settings = vault.load_settings()?;
         if format < FORMAT_VERSION {
             vault.migrate(format)?;
         }
