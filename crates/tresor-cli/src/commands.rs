@@ -148,12 +148,9 @@ pub fn unlock_chain_at(
         return Err(keychain_error().unwrap_or_else(Unlock::missing));
     }
     if !locked.slot_kinds()?.contains(&SlotKind::Password) {
-        return Err(keychain_error().unwrap_or_else(|| Error::Locked {
+        return Err(keychain_error().unwrap_or_else(|| Error::NoCredential {
             store: "vault".into(),
-            hint:
-                "this vault has no password slot; give --key-file, TRESOR_KEY_FILE, TRESOR_KEY or \
-                   TRESOR_RECOVERY_KEY"
-                    .into(),
+            password_slot: false,
         }));
     }
     let pw = input::prompt(&format!("Password for {}: ", path.display()))?;

@@ -16,6 +16,7 @@
 mod audit_cmd;
 mod cli;
 mod commands;
+mod exit;
 mod files_cmd;
 mod input;
 mod keys_cmd;
@@ -100,7 +101,7 @@ fn tresor_main() -> u8 {
             } else {
                 output::error(&e, json);
             }
-            e.exit_code() as u8
+            exit::code(&e) as u8
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::{input, output};
 
 /// The exit code of a command that succeeded but has something to report
 /// (`config check` problems: 2; `doctor` with an unhealthy required store: 6).
-pub static EXIT: AtomicU8 = AtomicU8::new(0);
+pub static EXIT: AtomicU8 = AtomicU8::new(crate::exit::ExitCode::Ok as u8);
 
 /// Runs `command` here when it goes through the manager; otherwise gives it
 /// back for the vault-only code path.
@@ -436,7 +436,7 @@ fn doctor(ctx: &Ctx) -> Result<()> {
                 unhealthy_required.join(", ")
             );
         }
-        EXIT.store(tresor::ExitCode::Unavailable as u8, Ordering::Relaxed);
+        EXIT.store(crate::exit::ExitCode::Unavailable as u8, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -556,7 +556,7 @@ fn config_check(ctx: &Ctx) -> Result<()> {
         }
     }
     if !problems.is_empty() {
-        EXIT.store(tresor::ExitCode::Usage as u8, Ordering::Relaxed);
+        EXIT.store(crate::exit::ExitCode::Usage as u8, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -597,6 +597,6 @@ fn check_untrusted(ctx: &Ctx, file: &ConfigFile) -> Result<()> {
         }
         eprintln!("tresor: {refusal}");
     }
-    EXIT.store(tresor::ExitCode::Usage as u8, Ordering::Relaxed);
+    EXIT.store(crate::exit::ExitCode::Usage as u8, Ordering::Relaxed);
     Ok(())
 }

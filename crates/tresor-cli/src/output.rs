@@ -167,48 +167,33 @@ pub fn write_stdout(bytes: &[u8], newline: bool) -> tresor::Result<()> {
     stdout_result(result)
 }
 
-/// Prints an error on stderr, with a hint where the user can act.
+/// Prints an error on stderr, with a hint where the user can act (the
+/// hints and exit codes are the table in `exit.rs`).
 pub fn error(e: &Error, as_json: bool) {
-    if as_json {
-        let body = serde_json::json!({
-            "error": { "kind": e.kind(), "message": e.to_string(), "exit_code": e.exit_code() as u8 }
-        });
-        eprintln!("{body}");
-        return;
-    }
-    eprintln!("tresor: error: {e}");
-    let hint = match e {
-        Error::Auth { .. } => {
-            Some("check the password or key; any key slot unlocks (tresor keyslot list)")
-        }
-        Error::Integrity { .. } => Some(
-            "the vault may be tampered with or damaged; run `tresor verify` and restore from a backup",
-        ),
-        Error::Conflict { .. } => {
-            Some("another writer changed the secret; read it again and retry")
-        }
-        _ => None,
-    };
-    if let Some(hint) = hint {
-        eprintln!("hint: {hint}");
-    }
+    report(e, as_json, crate::exit::Context::Secrets);
 }
 
 /// Prints an error of `encrypt`/`decrypt` on stderr, with file hints
 /// instead of the vault's.
 pub fn file_error(e: &Error, as_json: bool) {
+    report(e, as_json, crate::exit::Context::Files);
+}
+
+fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
+    let hint = crate::exit::hint(e, context);
     if as_json {
-        return error(e, as_json);
+        let mut error = serde_json::json!({
+            "kind": e.kind(),
+            "message": e.to_string(),
+            "exit_code": crate::exit::code(e) as u8,
+        });
+        if let Some(hint) = &hint {
+            error["hint"] = serde_json::Value::String(hint.clone());
+        }
+        eprintln!("{}", serde_json::json!({ "error": error }));
+        return;
     }
     eprintln!("tresor: error: {e}");
-    let hint = match e {
-        Error::Auth { .. } => Some("check the identity file (-i) or passphrase"),
-        Error::Integrity { .. } => Some(
-            "the age file was modified, truncated or damaged; an -o OUT file is never written \
-                 from it, but discard anything already sent to stdout",
-        ),
-        _ => None,
-    };
     if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }

@@ -1,6 +1,7 @@
 //! The one error type every tresor operation returns.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Shorthand for results with tresor's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -97,49 +98,156 @@ pub enum Error {
         /// The operation.
         operation: &'static str,
     },
-    /// Input broke a rule other than naming: a value too large, bad metadata,
-    /// a format version this build does not know.
+    /// No vault file exists at the path.
+    #[error("no vault at {}", path.display())]
+    NoVault {
+        /// Where the vault was looked for.
+        path: PathBuf,
+    },
+    /// The unlock chain found no credential to try and could not ask for
+    /// one (no terminal, no prompt callback).
+    #[error(
+        "{store} is locked: no credential was found{}",
+        if *password_slot { "" } else { ", and it has no password slot to ask for" }
+    )]
+    NoCredential {
+        /// The store.
+        store: String,
+        /// Whether the vault has a password slot a prompt could open.
+        password_slot: bool,
+    },
+    /// A file is encrypted to a passphrase and none was given.
+    #[error("{what} is encrypted to a passphrase, and none was given")]
+    PassphraseNeeded {
+        /// What needs it.
+        what: String,
+    },
+    /// A project config file is not on the user's trust list, or changed
+    /// since it was approved. Nothing in it was used.
+    #[error(
+        "the project config {} {}, so it is not used: a config decides which servers receive \
+         your credentials",
+        path.display(),
+        if *changed { "changed since you approved it" } else { "is not trusted" }
+    )]
+    Untrusted {
+        /// The config file.
+        path: PathBuf,
+        /// The file was approved once and its bytes changed since.
+        changed: bool,
+    },
+    /// tresor refuses a path: a link, a FIFO, a device, a file owned by
+    /// someone else or open to other users.
+    #[error("{}: {problem}", path.display())]
+    UnsafePath {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A write would replace something that exists; tresor does not
+    /// overwrite it.
+    #[error("{} already exists; it is not overwritten", path.display())]
+    Exists {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Input is larger than tresor accepts.
+    #[error("{what} is too large: the limit is {limit} bytes")]
+    TooLarge {
+        /// What was too large (a value, a header, a file).
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Input could not be read as what it should be: a key file, a
+    /// recovery key, metadata, an import, a header.
+    #[error("{what}: {problem}")]
+    Malformed {
+        /// What was read (names a file or variable, never holds a value).
+        what: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A store or config option is missing, unknown or wrong.
+    #[error("store '{store}': option '{option}': {problem}")]
+    InvalidOption {
+        /// The store (or config section).
+        store: String,
+        /// The option.
+        option: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A file's format version is one this build does not read.
+    #[error("{what} has format {found}, which this build does not read (it reads {supported})")]
+    UnsupportedFormat {
+        /// The file.
+        what: String,
+        /// The version found.
+        found: String,
+        /// What this build reads.
+        supported: String,
+    },
+    /// A master-key rotation found key slots no credential was given for;
+    /// the caller may give them or choose to drop them.
+    #[error("no credential was given for key slot(s) {}", slots.join(", "))]
+    SlotsUnavailable {
+        /// The slots, as `ID (kind)`.
+        slots: Vec<String>,
+    },
+    /// A store was unreachable and its offline copy is older than allowed.
+    #[error(
+        "store '{store}' is unavailable and the offline copy of '{name}' is {} old, more than \
+         the {} allowed",
+        human_age(*age),
+        human_age(*max_age)
+    )]
+    Stale {
+        /// The store.
+        store: String,
+        /// The secret.
+        name: String,
+        /// The copy's age.
+        age: Duration,
+        /// The age allowed.
+        max_age: Duration,
+    },
+    /// A named key is of another type than the operation needs.
+    #[error("named key '{name}' is of type {key_type}; keys of that type {purpose}")]
+    WrongKeyType {
+        /// The key.
+        name: String,
+        /// Its type.
+        key_type: String,
+        /// What keys of that type are for.
+        purpose: &'static str,
+    },
+    /// A PKCS#11 key label names no usable key.
+    #[error("{token}: the key labelled '{label}' {problem}")]
+    KeyLabel {
+        /// The token (and module).
+        token: String,
+        /// The label.
+        label: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A PKCS#11 module is not on the user's list of allowed modules.
+    #[error("the PKCS#11 module {} is not on your list of allowed modules", module.display())]
+    ModuleNotAllowed {
+        /// The module.
+        module: PathBuf,
+    },
+    /// Input broke a rule no other kind covers.
     #[error("{0}")]
     Validation(String),
 }
 
-/// Process exit codes of the `tresor` CLI, one per error family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitCode {
-    /// Success.
-    Ok = 0,
-    /// No such secret, version or label (a soft-deleted secret is not found).
-    NotFound = 1,
-    /// Bad usage or input: arguments, names, values, metadata.
-    Usage = 2,
-    /// Locked, or the wrong password or key.
-    Locked = 3,
-    /// Integrity failure: tampering, corruption, a broken audit chain.
-    Integrity = 4,
-    /// A check-and-set conflict.
-    Conflict = 5,
-    /// The store is unavailable: I/O errors, lock timeouts, servers down.
-    Unavailable = 6,
-}
-
 impl Error {
-    /// The CLI exit code for this error.
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Error::NotFound { .. } => ExitCode::NotFound,
-            Error::InvalidName { .. }
-            | Error::Validation(_)
-            | Error::Unsupported { .. }
-            | Error::ReadOnly { .. } => ExitCode::Usage,
-            Error::Auth { .. } | Error::Locked { .. } => ExitCode::Locked,
-            Error::Integrity { .. } => ExitCode::Integrity,
-            Error::Conflict { .. } => ExitCode::Conflict,
-            Error::Io { .. } | Error::Unavailable { .. } => ExitCode::Unavailable,
-        }
-    }
-
-    /// A short machine-readable kind, used in `--json` errors and audit results.
+    /// A short machine-readable kind, used in `--json` errors and audit
+    /// results. Stable: scripts and stored audit entries rely on it. Exit
+    /// codes and remedy hints are the CLI's (`tresor-cli/src/exit.rs`).
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Auth { .. } => "auth",
@@ -152,8 +260,34 @@ impl Error {
             Error::ReadOnly { .. } => "read_only",
             Error::Unavailable { .. } => "unavailable",
             Error::Unsupported { .. } => "unsupported",
+            Error::NoVault { .. } => "no_vault",
+            Error::NoCredential { .. } => "no_credential",
+            Error::PassphraseNeeded { .. } => "passphrase_needed",
+            Error::Untrusted { .. } => "untrusted_config",
+            Error::UnsafePath { .. } => "unsafe_path",
+            Error::Exists { .. } => "exists",
+            Error::TooLarge { .. } => "too_large",
+            Error::Malformed { .. } => "malformed",
+            Error::InvalidOption { .. } => "invalid_option",
+            Error::UnsupportedFormat { .. } => "unsupported_format",
+            Error::SlotsUnavailable { .. } => "slots_unavailable",
+            Error::Stale { .. } => "stale",
+            Error::WrongKeyType { .. } => "wrong_key_type",
+            Error::KeyLabel { .. } => "key_label",
+            Error::ModuleNotAllowed { .. } => "module_not_allowed",
             Error::Validation(_) => "validation",
         }
+    }
+}
+
+/// A duration as people say it: `45s`, `12m 5s`, `3h 20m`, `2d 4h`.
+pub fn human_age(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
     }
 }
 
@@ -162,38 +296,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_codes_match_the_documented_table() {
+    fn kinds_are_stable_and_messages_name_no_value() {
         let nf = Error::NotFound {
             store: "vault".into(),
             what: "'a'".into(),
         };
-        assert_eq!(nf.exit_code() as u8, 1);
-        assert_eq!(Error::Validation("x".into()).exit_code() as u8, 2);
-        let auth = Error::Auth {
-            store: "vault".into(),
-            reason: "wrong password".into(),
-        };
-        assert_eq!(auth.exit_code() as u8, 3);
-        let integ = Error::Integrity {
-            store: "vault".into(),
-            detail: "x".into(),
-        };
-        assert_eq!(integ.exit_code() as u8, 4);
+        assert_eq!(nf.kind(), "not_found");
+        assert_eq!(Error::Validation("x".into()).kind(), "validation");
         let conflict = Error::Conflict {
             store: "v".into(),
             name: "a".into(),
             expected: 1,
             found: 2,
         };
-        assert_eq!(conflict.exit_code() as u8, 5);
-        let un = Error::Unavailable {
-            store: "v".into(),
-            reason: "x".into(),
-        };
-        assert_eq!(un.exit_code() as u8, 6);
+        assert_eq!(conflict.kind(), "conflict");
         assert_eq!(
             conflict.to_string(),
             "v: conflict on 'a': expected version 1, found 2"
         );
+        let stale = Error::Stale {
+            store: "bao".into(),
+            name: "db/pw".into(),
+            age: Duration::from_secs(7260),
+            max_age: Duration::from_secs(3600),
+        };
+        assert_eq!(
+            stale.to_string(),
+            "store 'bao' is unavailable and the offline copy of 'db/pw' is 2h 1m old, more than \
+             the 1h 0m allowed"
+        );
+    }
+
+    #[test]
+    fn library_messages_name_no_cli_flag_or_command() {
+        let errors = [
+            Error::NoVault { path: "/v".into() },
+            Error::NoCredential {
+                store: "vault".into(),
+                password_slot: false,
+            },
+            Error::PassphraseNeeded {
+                what: "f.age".into(),
+            },
+            Error::Untrusted {
+                path: "/p/tresor.toml".into(),
+                changed: true,
+            },
+            Error::SlotsUnavailable {
+                slots: vec!["2 (keychain)".into()],
+            },
+            Error::ModuleNotAllowed {
+                module: "/m.so".into(),
+            },
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(!text.contains("--") && !text.contains("tresor "), "{text}");
+        }
+    }
+
+    #[test]
+    fn human_age_rounds_down_to_two_units() {
+        assert_eq!(human_age(Duration::from_secs(59)), "59s");
+        assert_eq!(human_age(Duration::from_secs(61)), "1m 1s");
+        assert_eq!(human_age(Duration::from_secs(90_000)), "1d 1h");
     }
 }

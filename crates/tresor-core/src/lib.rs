@@ -21,7 +21,7 @@ mod store;
 mod value;
 mod version;
 
-pub use error::{Error, ExitCode, Result};
+pub use error::{Error, Result, human_age};
 pub use metadata::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, Metadata,
     validate as validate_metadata,

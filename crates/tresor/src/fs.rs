@@ -236,10 +236,9 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
     };
     let kind = meta.file_type();
     if existing == Existing::Refuse {
-        return Err(Error::Validation(format!(
-            "{}: already exists; tresor never overwrites it (remove it or choose another path)",
-            path.display()
-        )));
+        return Err(Error::Exists {
+            path: path.to_path_buf(),
+        });
     }
     if kind.is_file() {
         return Ok(());
@@ -252,12 +251,14 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
         let to = std::fs::read_link(path)
             .map(|t| format!(" (to {})", t.display()))
             .unwrap_or_default();
-        return Err(Error::Validation(format!(
-            "{}: refusing to write there: it is a symbolic link{to}; tresor neither follows nor \
-             replaces links at an output path (give the path it points to, remove the link, or \
-             leave out the output option to print the secret)",
-            path.display()
-        )));
+        return Err(Error::UnsafePath {
+            path: path.to_path_buf(),
+            problem: format!(
+                "refusing to write there: it is a symbolic link{to}; links at an output path \
+                 are neither followed nor replaced (give the path it points to, or remove the \
+                 link)"
+            ),
+        });
     }
     use std::os::unix::fs::FileTypeExt;
     let what = if kind.is_dir() {
@@ -271,12 +272,13 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
     } else {
         "not a regular file"
     };
-    Err(Error::Validation(format!(
-        "{}: refusing to write there: it is {what}; tresor writes secrets only into a \
-         new file it renames into place (remove it or choose another path; to print the \
-         secret, leave out the output option)",
-        path.display()
-    )))
+    Err(Error::UnsafePath {
+        path: path.to_path_buf(),
+        problem: format!(
+            "refusing to write there: it is {what}; secrets are written only into a new file \
+             renamed into place (remove it or choose another path)"
+        ),
+    })
 }
 
 /// Whether unnamed temporary files are turned off (tests of the named
@@ -698,7 +700,10 @@ mod tests {
         }
         for (path, needle) in &cases {
             let e = write_private(path, b"secret").unwrap_err();
-            assert_eq!(e.exit_code() as u8, 2, "{e}");
+            assert!(
+                matches!(e, Error::UnsafePath { .. } | Error::Exists { .. }),
+                "{e}"
+            );
             assert!(e.to_string().contains(needle), "{path:?}: {e}");
         }
         let sub = dir.path().join("sub");

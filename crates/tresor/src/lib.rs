@@ -38,8 +38,8 @@ pub use tresor_stores as stores;
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
 pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
 pub use tresor_core::{
-    Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, ExitCode, Label, Metadata, PutOptions,
-    Result, Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,
+    Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, Label, Metadata, PutOptions, Result,
+    Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,
 };
 pub use tresor_crypto::slot::{
     Credential, KeychainBackend, PasswordParams, Pkcs11Mechanism, Pkcs11Params, RecoveryKey,

@@ -21,7 +21,7 @@ pub fn vault_path(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     let data = data_dir().map_err(|_| {
         Error::Validation(
-            "cannot find the vault: set --vault, TRESOR_VAULT, XDG_DATA_HOME or HOME".into(),
+            "cannot find the vault: name it, or set TRESOR_VAULT, XDG_DATA_HOME or HOME".into(),
         )
     })?;
     Ok(data.join("tresor").join("vault.db"))

@@ -688,7 +688,7 @@ impl Tresor {
             && age > max
         {
             let text = format!(
-                "{why}; the offline copy of '{name}' from store '{store}' is {} old, more than --max-age {}",
+                "{why}; the offline copy of '{name}' from store '{store}' is {} old, more than the {} allowed",
                 human_age(age),
                 human_age(max)
             );
@@ -1651,13 +1651,4 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
 
-/// `42s`, `5m 3s`, `3h 12m`, `2d 4h`.
-pub fn human_age(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
-    }
-}
+pub use tresor_core::human_age;

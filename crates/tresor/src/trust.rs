@@ -128,28 +128,16 @@ impl TrustList {
     /// names the file, says why, and gives the command that approves it.
     pub fn check(&self, config: &ConfigFile) -> Result<()> {
         let path = config.canonical();
-        let command = format!(
-            "tresor config trust {}",
-            shell_word(&path.display().to_string())
-        );
         match self.verdict(config) {
             Verdict::Trusted => Ok(()),
-            Verdict::Changed { approved } => Err(Error::Validation(format!(
-                "the project config {} changed since you trusted it (SHA-256 was {}…, is now {}…), \
-                 so tresor does not use it: a config decides which servers receive your tokens \
-                 and values. Review it (`tresor config check` in its folder shows where it \
-                 sends what, contacting nothing), then approve it again with `{command}`",
-                path.display(),
-                &approved[..approved.len().min(12)],
-                &config.sha256_hex()[..12],
-            ))),
-            Verdict::Unknown => Err(Error::Validation(format!(
-                "the project config {} is not trusted, so tresor does not use it: a config \
-                 decides which servers receive your tokens and values. Review it (`tresor \
-                 config check` in its folder shows where it sends what, contacting nothing), \
-                 then approve it with `{command}` (or name it with --config)",
-                path.display()
-            ))),
+            Verdict::Changed { .. } => Err(Error::Untrusted {
+                path: path.to_path_buf(),
+                changed: true,
+            }),
+            Verdict::Unknown => Err(Error::Untrusted {
+                path: path.to_path_buf(),
+                changed: false,
+            }),
         }
     }
 
@@ -310,7 +298,7 @@ fn update(file: &Path, change: impl FnOnce(&mut Vec<Trusted>) -> bool) -> Result
 }
 
 /// `text` as one shell word: as it is when it is plain, else single-quoted.
-pub(crate) fn shell_word(text: &str) -> String {
+pub fn shell_word(text: &str) -> String {
     let plain = !text.is_empty()
         && text
             .bytes()
@@ -347,7 +335,10 @@ mod tests {
         // Same bytes elsewhere: not approved.
         assert_eq!(l.verdict(&b), Verdict::Unknown);
         let err = l.check(&b).unwrap_err();
-        assert_eq!(err.exit_code() as u8, 2);
+        assert!(
+            matches!(err, Error::Untrusted { changed: false, .. }),
+            "{err}"
+        );
         let msg = err.to_string();
         assert!(
             msg.contains("not trusted") && msg.contains("tresor config trust /"),

@@ -94,13 +94,9 @@ impl Unlock {
 
     /// The error when no credential is available and no terminal can prompt.
     pub fn missing() -> Error {
-        Error::Locked {
+        Error::NoCredential {
             store: "vault".into(),
-            hint: format!(
-                "no terminal to ask for a password; set {KEY_FILE_ENV} (or --key-file), {KEY_ENV}, \
-                 or TRESOR_PASSWORD ({PKCS11_PIN_ENV} for a PKCS#11 slot), add a keychain slot \
-                 (tresor keyslot add --keychain), or start an unlock session (tresor unlock)"
-            ),
+            password_slot: true,
         }
     }
 }
@@ -425,6 +421,12 @@ mod tests {
 
     #[test]
     fn missing_hint_names_the_pin_variable() {
-        assert!(Unlock::missing().to_string().contains(PKCS11_PIN_ENV));
+        assert!(matches!(
+            Unlock::missing(),
+            Error::NoCredential {
+                password_slot: true,
+                ..
+            }
+        ));
     }
 }

@@ -1,0 +1,212 @@
+//! Exit codes and remedy hints: the one table from the library's error
+//! kinds to what the `tresor` command does about them. Library errors say
+//! what went wrong in the library's words; the flags and commands that fix
+//! it are the CLI's, so they live here.
+
+use tresor::Error;
+
+/// Process exit codes, one per error family (documented in `docs/cli.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// No such secret, version or label (a soft-deleted secret is not found).
+    NotFound = 1,
+    /// Bad usage or input: arguments, names, values, metadata, options.
+    Usage = 2,
+    /// Locked, or the wrong password or key.
+    Locked = 3,
+    /// Integrity failure: tampering, corruption, a broken audit chain.
+    Integrity = 4,
+    /// A check-and-set conflict.
+    Conflict = 5,
+    /// The store is unavailable: I/O errors, lock timeouts, servers down.
+    Unavailable = 6,
+}
+
+/// Which command family printed the error: the hints differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Context {
+    /// Vault and store commands.
+    Secrets,
+    /// `encrypt` / `decrypt`.
+    Files,
+}
+
+/// The exit code for an error.
+pub fn code(e: &Error) -> ExitCode {
+    match e {
+        Error::NotFound { .. } => ExitCode::NotFound,
+        Error::Auth { .. }
+        | Error::Locked { .. }
+        | Error::NoCredential { .. }
+        | Error::PassphraseNeeded { .. } => ExitCode::Locked,
+        Error::Integrity { .. } => ExitCode::Integrity,
+        Error::Conflict { .. } => ExitCode::Conflict,
+        Error::Io { .. }
+        | Error::Unavailable { .. }
+        | Error::NoVault { .. }
+        | Error::Stale { .. } => ExitCode::Unavailable,
+        Error::InvalidName { .. }
+        | Error::Validation(_)
+        | Error::Unsupported { .. }
+        | Error::ReadOnly { .. }
+        | Error::Untrusted { .. }
+        | Error::UnsafePath { .. }
+        | Error::Exists { .. }
+        | Error::TooLarge { .. }
+        | Error::Malformed { .. }
+        | Error::InvalidOption { .. }
+        | Error::UnsupportedFormat { .. }
+        | Error::SlotsUnavailable { .. }
+        | Error::WrongKeyType { .. }
+        | Error::KeyLabel { .. }
+        | Error::ModuleNotAllowed { .. } => ExitCode::Usage,
+        // A kind added to the library later: a usage error until it has
+        // its own row.
+        _ => ExitCode::Usage,
+    }
+}
+
+/// What the user can do about an error, naming this CLI's flags and
+/// commands; `None` when there is nothing better than the message.
+pub fn hint(e: &Error, context: Context) -> Option<String> {
+    let text = match (e, context) {
+        (Error::Auth { reason, .. }, Context::Files) if reason.contains("recipients") => {
+            "give the identity file with -i IDENTITY_FILE".into()
+        }
+        (Error::Auth { .. }, Context::Files) => "check the identity file (-i) or passphrase".into(),
+        (Error::Integrity { .. }, Context::Files) => {
+            "the age file was modified, truncated or damaged; an -o OUT file is never written \
+             from it, but discard anything already sent to stdout"
+                .into()
+        }
+        (Error::Auth { .. }, Context::Secrets) => {
+            "check the password or key; any key slot unlocks (tresor keyslot list)".into()
+        }
+        (Error::Integrity { .. }, Context::Secrets) => "the vault may be tampered with or \
+             damaged; run `tresor verify` and restore from a backup"
+            .into(),
+        (Error::Conflict { .. }, _) => {
+            "another writer changed the secret; read it again and retry".into()
+        }
+        (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \
+             --vault or TRESOR_VAULT"
+            .into(),
+        (Error::NoCredential { password_slot, .. }, _) => {
+            if *password_slot {
+                "there is no terminal to ask for a password; set TRESOR_KEY_FILE (or \
+                 --key-file), TRESOR_KEY or TRESOR_PASSWORD (TRESOR_PKCS11_PIN for a PKCS#11 \
+                 slot), add a keychain slot (tresor keyslot add --keychain), or start an \
+                 unlock session (tresor unlock)"
+                    .into()
+            } else {
+                "give --key-file, TRESOR_KEY_FILE, TRESOR_KEY or TRESOR_RECOVERY_KEY".into()
+            }
+        }
+        (Error::PassphraseNeeded { .. }, _) => "give --passphrase or --passphrase-file".into(),
+        (Error::Untrusted { path, .. }, _) => format!(
+            "review it (`tresor config check` in its folder shows where it sends what, \
+             contacting nothing), then approve it with `tresor config trust {}` (or name a \
+             config with --config)",
+            tresor::trust::shell_word(&path.display().to_string())
+        ),
+        (Error::SlotsUnavailable { .. }, _) => {
+            "give their credentials, or pass --drop-unavailable-slots to remove them".into()
+        }
+        (Error::Stale { .. }, _) => {
+            "raise --max-age (or max_age in the config), or reach the store again".into()
+        }
+        (Error::KeyLabel { .. }, _) => {
+            "use another --key-label; tresor then makes a fitting key".into()
+        }
+        (Error::ModuleNotAllowed { module }, _) => format!(
+            "allow it once with `tresor keyslot add --pkcs11 --module {}`",
+            module.display()
+        ),
+        (Error::WrongKeyType { name, key_type, .. }, _) => match key_type.as_str() {
+            "age" => format!("encrypt files with `tresor encrypt --key {name}`"),
+            _ => format!("see `tresor key show {name}`"),
+        },
+        _ => return None,
+    };
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_family_has_its_documented_code() {
+        let cases: [(Error, u8); 7] = [
+            (
+                Error::NotFound {
+                    store: "v".into(),
+                    what: "'a'".into(),
+                },
+                1,
+            ),
+            (Error::Validation("x".into()), 2),
+            (
+                Error::Auth {
+                    store: "v".into(),
+                    reason: "x".into(),
+                },
+                3,
+            ),
+            (
+                Error::Integrity {
+                    store: "v".into(),
+                    detail: "x".into(),
+                },
+                4,
+            ),
+            (
+                Error::Conflict {
+                    store: "v".into(),
+                    name: "a".into(),
+                    expected: 1,
+                    found: 2,
+                },
+                5,
+            ),
+            (
+                Error::Unavailable {
+                    store: "v".into(),
+                    reason: "x".into(),
+                },
+                6,
+            ),
+            (
+                Error::NoVault {
+                    path: "/nowhere".into(),
+                },
+                6,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(code(&e) as u8, want, "{e}");
+        }
+    }
+
+    #[test]
+    fn remedies_name_the_flags_the_library_does_not() {
+        let e = Error::Untrusted {
+            path: "/p/tresor.toml".into(),
+            changed: false,
+        };
+        assert_eq!(code(&e) as u8, 2);
+        let h = hint(&e, Context::Secrets).expect("a hint");
+        assert!(h.contains("tresor config trust /p/tresor.toml"), "{h}");
+        let e = Error::SlotsUnavailable {
+            slots: vec!["2 (keychain)".into()],
+        };
+        assert!(
+            hint(&e, Context::Secrets)
+                .unwrap()
+                .contains("--drop-unavailable-slots")
+        );
+    }
+}
