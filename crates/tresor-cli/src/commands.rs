@@ -46,12 +46,7 @@ impl Ctx {
     }
 
     pub(crate) fn open_options() -> Result<OpenOptions> {
-        // One-shot process: leave the WAL for the next run instead of
-        // checkpointing (two fsyncs) on every exit.
-        Ok(OpenOptions {
-            lock_timeout: tresor::lock_timeout()?,
-            no_checkpoint_on_close: true,
-        })
+        unlock_chain(None).open_options()
     }
 
     /// Opens and unlocks the vault through the unlock chain; `skip_flag`
@@ -60,11 +55,10 @@ impl Ctx {
         self.unlock_chain(skip_flag, true).map(|(vault, _)| vault)
     }
 
-    /// The unlock chain (DESIGN.md "Unlocking"): `--key-file` /
-    /// `TRESOR_KEY_FILE`, `TRESOR_KEY`, `TRESOR_PASSWORD` (and its aliases),
-    /// `TRESOR_RECOVERY_KEY`, a keychain slot, an unlock session (when
-    /// `use_session`), then a prompt on a terminal. Returns the vault and
-    /// how it was unlocked.
+    /// The vault opened through the library's unlock chain
+    /// ([`tresor::Unlock`]) with this CLI's PIN and password prompts, and
+    /// how it was opened; `use_session` off when a session is about to
+    /// be started.
     pub(crate) fn unlock_chain(
         &self,
         skip_flag: bool,
@@ -74,94 +68,44 @@ impl Ctx {
         let flag = if skip_flag {
             None
         } else {
-            self.key_file.as_deref()
+            self.key_file.clone()
         };
-        unlock_chain_at(&path, flag, use_session)
+        let opened = unlock_chain(flag).sessions(use_session).open(&path)?;
+        Ok((opened.vault, opened.how.to_string()))
     }
 }
 
-/// The unlock chain (DESIGN.md "Unlocking") for the vault at `path`:
-/// `flag` (`--key-file`) / `TRESOR_KEY_FILE`, `TRESOR_KEY`, `TRESOR_PASSWORD`
-/// (and its aliases), `TRESOR_RECOVERY_KEY`, a keychain slot, an unlock
-/// session (when `use_session`), a PKCS#11 slot, then a password prompt on
-/// a terminal. Returns the
-/// vault and how it was unlocked.
-pub fn unlock_chain_at(
-    path: &Path,
-    flag: Option<&Path>,
-    use_session: bool,
-) -> Result<(Vault, String)> {
-    let path = path.to_path_buf();
-    let mut locked = LockedVault::open(&path, &Ctx::open_options()?)?;
-    if let Some(unlock) = Unlock::from_environment(flag)? {
-        let vault = locked.unlock_as(&unlock.credential, &unlock.source)?;
-        return Ok((vault, unlock.source));
-    }
-    // Keychain slots: an entry that cannot be read only matters when
-    // nothing else can unlock.
-    let (found, mut errors) = tresor::keychain_credentials(&locked)?;
-    if !found.is_empty() {
-        return Ok((locked.unlock_any(&found)?, "keychain slot".into()));
-    }
-    if use_session {
-        let vault_id = locked.id();
-        if let Some(session) = tresor::session::find(&vault_id) {
-            let source = format!("unlock session ({})", session.info.backend.as_str());
-            match locked.unlock_with_master(session.master, &source) {
-                Ok(vault) => return Ok((vault, source)),
-                Err(Error::Auth { .. }) => {
-                    // The vault was rekeyed since: the session is useless.
-                    tresor::session::discard(&vault_id);
-                    locked = LockedVault::open(&path, &Ctx::open_options()?)?;
-                }
-                Err(e) => return Err(e),
+/// The library's unlock chain as the CLI runs it: `--key-file` first, the
+/// write-ahead log left for the next run (a one-shot process), the PIN of
+/// a PKCS#11 token from TRESOR_PKCS11_PIN (said on stderr) or a prompt
+/// naming token and module (an empty answer skips the token), and a
+/// password prompt on a terminal as the last step.
+pub fn unlock_chain(key_file: Option<PathBuf>) -> Unlock {
+    Unlock::new()
+        .key_file(key_file)
+        .checkpoint_on_close(false)
+        .on_pin(|module, token| {
+            if let Some(pin) = tresor::pkcs11_pin_from_env() {
+                output::note(&format!(
+                    "using {} as the PIN of PKCS#11 token '{token}' (module {module})",
+                    tresor::PKCS11_PIN_ENV
+                ));
+                return Ok(Some(pin));
             }
-        }
-    }
-    // PKCS#11 slots: the token's PIN from TRESOR_PKCS11_PIN or a prompt.
-    let (found, pkcs11_errors, skipped) = pkcs11_credentials(&locked, true)?;
-    if !found.is_empty() {
-        return Ok((locked.unlock_any(&found)?, "PKCS#11 slot".into()));
-    }
-    // A wrong or locked PIN is the answer: no password prompt after it.
-    if let Some(i) = pkcs11_errors
-        .iter()
-        .position(|e| matches!(e, Error::Auth { .. } | Error::Locked { .. }))
-    {
-        return Err(pkcs11_errors.into_iter().nth(i).expect("index found above"));
-    }
-    errors.extend(pkcs11_errors);
-    errors.extend(skipped);
-    let mut keychain_error = || match errors.len() {
-        0 => None,
-        1 => errors.pop(),
-        _ => Some(Error::Unavailable {
-            store: "key slots".into(),
-            reason: errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        }),
-    };
-    if !input::can_prompt() {
-        return Err(keychain_error().unwrap_or_else(Unlock::missing));
-    }
-    if !locked.slot_kinds()?.contains(&SlotKind::Password) {
-        return Err(keychain_error().unwrap_or_else(|| Error::NoCredential {
-            store: "vault".into(),
-            password_slot: false,
-        }));
-    }
-    let pw = input::prompt(&format!("Password for {}: ", path.display()))?;
-    let source = "password prompt".to_string();
-    let vault = locked.unlock_as(&Credential::Password(pw), &source)?;
-    Ok((vault, source))
-}
-
-/// [`unlock_chain_at`] with sessions, for the manager's vault stores.
-pub fn unlock_at(path: &Path, flag: Option<&Path>) -> Result<Vault> {
-    unlock_chain_at(path, flag, true).map(|(vault, _)| vault)
+            if !input::can_prompt() {
+                return Ok(None);
+            }
+            let pin = input::prompt(&format!(
+                "PIN of PKCS#11 token '{token}' (module {module}; empty to skip): "
+            ))?;
+            Ok((!pin.is_empty()).then_some(pin))
+        })
+        .on_prompt(|path| {
+            if !input::can_prompt() {
+                return Ok(None);
+            }
+            input::prompt(&format!("Password for {}: ", path.display())).map(Some)
+        })
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -556,15 +500,15 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     }) {
-        let created = ensure_key_file(&file)?;
+        let created = tresor::unlock::create_key_file(&file)?;
         (
-            Unlock::key_file(&file)?.credential,
+            tresor::Given::key_file(&file)?.into_credential(),
             format!("key file {}", file.display()),
             created.then_some(file),
         )
-    } else if let Some(unlock) = Unlock::from_environment(None)? {
-        let how = unlock.source.clone();
-        (unlock.credential, how, None)
+    } else if let Some(unlock) = tresor::Given::from_environment(None)? {
+        let how = unlock.source_text();
+        (unlock.into_credential(), how, None)
     } else if input::can_prompt() {
         (
             Credential::Password(input::new_password("TRESOR_PASSWORD", "vault password")?),
@@ -788,9 +732,9 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                     None,
                 ),
                 (false, Some(file)) => {
-                    let created = ensure_key_file(file)?;
+                    let created = tresor::unlock::create_key_file(file)?;
                     (
-                        Unlock::key_file(file)?.credential,
+                        tresor::Given::key_file(file)?.into_credential(),
                         created.then(|| file.clone()),
                     )
                 }
@@ -879,52 +823,6 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// The unlock chain's PKCS#11 step: only modules the user allowed (the
-/// `[pkcs11] modules` list of their own config) or root-owned system
-/// libraries are loaded; the PIN of each token from TRESOR_PKCS11_PIN, else
-/// a prompt on a terminal naming token and module (an empty answer skips
-/// the token). Without either, a token's slots are skipped with an error that
-/// says to set TRESOR_PKCS11_PIN (reported only when nothing else unlocks):
-/// the third list, apart from the errors of tokens that were asked. With
-/// `first_only` (the unlock chain) it stops at the first slot that opens.
-fn pkcs11_credentials(
-    locked: &LockedVault,
-    first_only: bool,
-) -> Result<(Vec<Credential>, Vec<Error>, Vec<Error>)> {
-    if locked.pkcs11_slots()?.is_empty() {
-        return Ok((Vec::new(), Vec::new(), Vec::new()));
-    }
-    let policy = tresor::user_module_policy();
-    let env_pin = tresor::pkcs11_pin_from_env();
-    let can_prompt = input::can_prompt();
-    let mut skipped = Vec::new();
-    let (found, errors) =
-        tresor::pkcs11_credentials(locked, &policy, first_only, |module, token| {
-            if let Some(pin) = &env_pin {
-                output::note(&format!(
-                    "using {} as the PIN of PKCS#11 token '{token}' (module {module})",
-                    tresor::PKCS11_PIN_ENV
-                ));
-                return Ok(Some(pin.clone()));
-            }
-            if !can_prompt {
-                skipped.push(Error::Locked {
-                    store: format!("pkcs11 token '{token}' (module {module})"),
-                    hint: format!(
-                        "no terminal to ask for its PIN; set {}",
-                        tresor::PKCS11_PIN_ENV
-                    ),
-                });
-                return Ok(None);
-            }
-            let pin = input::prompt(&format!(
-                "PIN of PKCS#11 token '{token}' (module {module}; empty to skip): "
-            ))?;
-            Ok((!pin.is_empty()).then_some(pin))
-        })?;
-    Ok((found, errors, skipped))
 }
 
 /// The PIN for `keyslot add --pkcs11`: TRESOR_PKCS11_PIN, else a prompt
@@ -1118,7 +1016,7 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
         .clone()
         .or_else(|| std::env::var_os(tresor::KEY_FILE_ENV).map(PathBuf::from))
     {
-        credentials.push(Unlock::key_file(&file)?.credential);
+        credentials.push(tresor::Given::key_file(&file)?.into_credential());
     }
     if let Ok(text) = std::env::var(tresor::KEY_ENV).map(Zeroizing::new) {
         credentials.push(
@@ -1145,8 +1043,8 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     }
     if vault.slots()?.iter().any(|s| s.kind == SlotKind::Pkcs11) {
         let locked = LockedVault::open(vault.path(), &Ctx::open_options()?)?;
-        let (found, errors, skipped) = pkcs11_credentials(&locked, false)?;
-        for e in errors.into_iter().chain(skipped) {
+        let (found, errors) = unlock_chain(None).pkcs11_credentials(&locked)?;
+        for e in errors {
             eprintln!("warning: {e}");
         }
         credentials.extend(found);
@@ -1250,34 +1148,6 @@ fn remove_new_key_file(created: Option<&Path>) {
     if let Some(file) = created {
         let _ = std::fs::remove_file(file);
     }
-}
-
-/// Creates a key file with fresh random key material if `path` does not
-/// exist; returns whether it did.
-fn ensure_key_file(path: &Path) -> Result<bool> {
-    if path.exists() {
-        return Ok(false);
-    }
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| Error::Io {
-                store: "key file".into(),
-                path: dir.to_path_buf(),
-                source,
-            })?;
-    }
-    let text = tresor::new_key_file_text();
-    // Never over a file that appeared meanwhile; the folder is synced, so
-    // the key file survives a power loss as the vault does.
-    tresor::fs::create_private(path, text.as_bytes())?;
-    Ok(true)
 }
 
 /// Writes `bytes` (a secret, a recovery key) to `path` through

@@ -61,11 +61,34 @@ pub fn code(e: &Error) -> ExitCode {
         | Error::UnsupportedFormat { .. }
         | Error::SlotsUnavailable { .. }
         | Error::WrongKeyType { .. }
-        | Error::KeyLabel { .. }
-        | Error::ModuleNotAllowed { .. } => ExitCode::Usage,
+        | Error::KeyLabel { .. } => ExitCode::Usage,
         // A kind added to the library later: a usage error until it has
         // its own row.
         _ => ExitCode::Usage,
+    }
+}
+
+/// The `kind` of a `--json` error: the family scripts have matched on
+/// since before the library's kinds were split (`locked`, `validation`,
+/// `unavailable`, …). The finer kind is the JSON error's `type`.
+pub fn json_kind(e: &Error) -> &'static str {
+    match e {
+        Error::NoCredential { .. } => "locked",
+        Error::PassphraseNeeded { .. } => "auth",
+        Error::NoVault { .. } | Error::Stale { .. } | Error::ModuleNotAllowed { .. } => {
+            "unavailable"
+        }
+        Error::Untrusted { .. }
+        | Error::UnsafePath { .. }
+        | Error::Exists { .. }
+        | Error::TooLarge { .. }
+        | Error::Malformed { .. }
+        | Error::InvalidOption { .. }
+        | Error::UnsupportedFormat { .. }
+        | Error::SlotsUnavailable { .. }
+        | Error::WrongKeyType { .. }
+        | Error::KeyLabel { .. } => "validation",
+        other => other.kind(),
     }
 }
 

@@ -104,7 +104,7 @@ fn open(ctx: &Ctx, config: Option<Config>) -> Result<Tresor> {
     let json = ctx.json;
     let mut b = Tresor::builder()
         .vault_path(ctx.path()?)
-        .vault_opener(move |path| commands::unlock_at(path, key_file.as_deref()))
+        .unlock(commands::unlock_chain(key_file))
         .offline(ctx.offline)
         .max_age(ctx.max_age)
         // Downgrades are never silent: warnings show even with --quiet.
@@ -515,7 +515,10 @@ fn config_check(ctx: &Ctx) -> Result<()> {
     let key_file = ctx.key_file.clone();
     let mut secret = |name: &SecretName, version: Option<u64>| -> Result<Zeroizing<String>> {
         let v = vault.get_or_insert_with(|| {
-            commands::unlock_at(&vault_path, key_file.as_deref()).map_err(|e| e.to_string())
+            commands::unlock_chain(key_file.clone())
+                .open(&vault_path)
+                .map(|u| u.vault)
+                .map_err(|e| e.to_string())
         });
         let v = v.as_mut().map_err(|e| Error::Unavailable {
             store: "local vault".into(),
@@ -582,6 +585,7 @@ fn check_untrusted(ctx: &Ctx, file: &ConfigFile) -> Result<()> {
         output::json(&json!({
             "file": file.path(), "ok": false, "trusted": false, "sha256": file.sha256_hex(),
             "problems": problems, "stores": stores, "message": refusal.to_string(),
+            "hint": crate::exit::hint(&refusal, crate::exit::Context::Secrets),
         }));
     } else {
         for p in &problems {
@@ -596,6 +600,9 @@ fn check_untrusted(ctx: &Ctx, file: &ConfigFile) -> Result<()> {
             ));
         }
         eprintln!("tresor: {refusal}");
+        if let Some(hint) = crate::exit::hint(&refusal, crate::exit::Context::Secrets) {
+            eprintln!("hint: {hint}");
+        }
     }
     EXIT.store(crate::exit::ExitCode::Usage as u8, Ordering::Relaxed);
     Ok(())

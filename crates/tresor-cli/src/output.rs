@@ -183,7 +183,8 @@ fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
     let hint = crate::exit::hint(e, context);
     if as_json {
         let mut error = serde_json::json!({
-            "kind": e.kind(),
+            "kind": crate::exit::json_kind(e),
+            "type": e.kind(),
             "message": e.to_string(),
             "exit_code": crate::exit::code(e) as u8,
         });

@@ -91,11 +91,9 @@ impl PrivateFile {
         let name = path
             .file_name()
             .filter(|n| *n != OsStr::new(".") && *n != OsStr::new(".."))
-            .ok_or_else(|| {
-                Error::Validation(format!(
-                    "{}: not a file path (it names a folder); give a file name",
-                    path.display()
-                ))
+            .ok_or_else(|| Error::UnsafePath {
+                path: path.to_path_buf(),
+                problem: "not a file path (it names a folder); give a file name".into(),
             })?;
         check_target(path, existing)?;
         let dir_path = match path.parent() {
@@ -108,8 +106,9 @@ impl PrivateFile {
             .open(&dir_path)
             .map_err(|e| io_error(&dir_path, e))?;
         remove_leftovers_in(&dir, &dir_path);
-        let name = CString::new(name.as_bytes()).map_err(|_| {
-            Error::Validation(format!("{}: the path holds a NUL byte", path.display()))
+        let name = CString::new(name.as_bytes()).map_err(|_| Error::UnsafePath {
+            path: path.to_path_buf(),
+            problem: "the path holds a NUL byte".into(),
         })?;
         // Absolute, for the signal handler (the working folder may change).
         let dir_path = std::path::absolute(&dir_path).unwrap_or(dir_path);
@@ -180,10 +179,11 @@ impl PrivateFile {
 
     fn commit_error(&self, e: io::Error) -> Error {
         if e.kind() == io::ErrorKind::AlreadyExists {
-            return Error::Validation(format!(
-                "{}: a file appeared there while it was being written; it was left as it is",
-                self.target.display()
-            ));
+            return Error::UnsafePath {
+                path: self.target.clone(),
+                problem: "a file appeared there while it was being written; it was left as it is"
+                    .into(),
+            };
         }
         io_error(&self.target, e)
     }

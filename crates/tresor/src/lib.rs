@@ -2,7 +2,8 @@
 //! programs.
 //!
 //! This crate is the front door. It finds the vault ([`vault_path`]),
-//! resolves how to unlock it from the environment ([`Unlock`]), reads
+//! opens it through the one unlock chain ([`Unlock`]: key files, environment,
+//! keychain, sessions, PKCS#11, a prompt callback), reads
 //! `tresor.toml` ([`config`]; a project's own only once the user approved
 //! it, see [`trust`]), puts every configured store behind one API
 //! ([`Tresor`]: priority reads, writes to the first writable store, merged
@@ -29,7 +30,7 @@ pub mod manager;
 mod pkcs11_allow;
 pub mod session;
 pub mod trust;
-mod unlock;
+pub mod unlock;
 
 pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Written};
 /// The stores beyond the vault (`env`, `openbao`, …) and [`stores::StoreOptions`].
@@ -54,6 +55,6 @@ pub use tresor_vault::{
 };
 pub use tresor_vault::{keychain, pkcs11};
 pub use unlock::{
-    KEY_ENV, KEY_FILE_ENV, PASSWORD_ENVS, PKCS11_PIN_ENV, RECOVERY_KEY_ENV, Unlock,
-    keychain_credentials, pkcs11_credentials, pkcs11_pin_from_env,
+    Given, KEY_ENV, KEY_FILE_ENV, Opened, PASSWORD_ENVS, PKCS11_PIN_ENV, RECOVERY_KEY_ENV, Unlock,
+    Unlocked, keychain_credentials, pkcs11_credentials, pkcs11_pin_from_env,
 };

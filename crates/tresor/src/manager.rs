@@ -70,7 +70,7 @@ use tresor_core::{
     SecretValue, Selector, Store, VersionInfo,
 };
 use tresor_stores::StoreOptions;
-use tresor_vault::{LockedVault, OpenOptions, Vault};
+use tresor_vault::{LockedVault, Vault};
 
 use crate::config::{Config, CredentialSource, OptionValue, StoreConfig, StoreKind};
 
@@ -300,10 +300,10 @@ impl Tresor {
     /// `./tresor.toml` only once the user approved it, see [`crate::trust`];
     /// otherwise this fails before anything is unlocked or contacted), the profile from
     /// `TRESOR_PROFILE` or the file, the local vault from `TRESOR_VAULT` or
-    /// its default path, unlocked by the unlock chain's non-interactive
-    /// steps ([`Unlock::from_environment`](crate::Unlock::from_environment),
-    /// then keychain slots). With no config, the one store is the user vault,
-    /// named `vault`.
+    /// its default path, opened by the unlock chain ([`crate::Unlock`]:
+    /// key files and environment, keychain slots, an unlock session,
+    /// PKCS#11 slots with `TRESOR_PKCS11_PIN`; no prompt). With no config,
+    /// the one store is the user vault, named `vault`.
     ///
     /// ```standalone_crate
     /// use tresor::{CreateOptions, Credential, SecretName, SecretValue, Selector, Tresor, Vault};
@@ -961,7 +961,10 @@ impl Tresor {
             if matches!(&self.local, Local::Open(v) if v.path() == path) {
                 return (true, format!("{} (unlocked)", path.display()));
             }
-            return match LockedVault::open(&path, &open_options()) {
+            let opened = crate::Unlock::new()
+                .open_options()
+                .and_then(|options| LockedVault::open(&path, &options));
+            return match opened {
                 Ok(_) => (true, path.display().to_string()),
                 Err(e) => (false, e.to_string()),
             };
@@ -1273,8 +1276,16 @@ impl Builder {
         self
     }
 
-    /// How vault files are unlocked (default: the unlock chain's
-    /// non-interactive steps).
+    /// How vault files are opened: through this unlock chain (default:
+    /// [`Unlock::new`](crate::Unlock::new), every step without a prompt).
+    /// The CLI gives its chain a PIN and a password prompt.
+    pub fn unlock(mut self, unlock: crate::Unlock) -> Self {
+        self.opener = Some(opener_of(unlock));
+        self
+    }
+
+    /// How vault files are opened, for callers that hold their own vaults
+    /// (tests, embedders); most want [`Builder::unlock`].
     pub fn vault_opener(
         mut self,
         opener: impl FnMut(&Path) -> Result<Vault> + Send + 'static,
@@ -1414,7 +1425,7 @@ impl Builder {
             local,
             opener: self
                 .opener
-                .unwrap_or_else(|| Box::new(unlock_from_environment)),
+                .unwrap_or_else(|| opener_of(crate::Unlock::new())),
             offline: self.offline,
             max_age: self.max_age,
             warn: self
@@ -1589,25 +1600,9 @@ pub fn check_config(config: &Config, secret: &mut SecretLookup<'_>) -> Vec<crate
     problems
 }
 
-/// The default vault opener: `TRESOR_KEY_FILE`, `TRESOR_KEY`,
-/// `TRESOR_PASSWORD`…, `TRESOR_RECOVERY_KEY`, then keychain slots.
-pub fn unlock_from_environment(path: &Path) -> Result<Vault> {
-    let locked = LockedVault::open(path, &open_options())?;
-    if let Some(unlock) = crate::Unlock::from_environment(None)? {
-        return locked.unlock(&unlock.credential);
-    }
-    let (found, mut errors) = crate::keychain_credentials(&locked)?;
-    if !found.is_empty() {
-        return locked.unlock_any(&found);
-    }
-    Err(errors.pop().unwrap_or_else(crate::Unlock::missing))
-}
-
-fn open_options() -> OpenOptions {
-    OpenOptions {
-        lock_timeout: crate::lock_timeout().unwrap_or(Duration::from_secs(30)),
-        no_checkpoint_on_close: false,
-    }
+/// A vault opener that runs `unlock`'s chain.
+fn opener_of(mut unlock: crate::Unlock) -> VaultOpener {
+    Box::new(move |path: &Path| unlock.open(path).map(|u| u.vault))
 }
 
 /// `.tresor/cache/<store>/<name>`, if that fits the name length limit.

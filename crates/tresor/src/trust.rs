@@ -341,7 +341,7 @@ mod tests {
         );
         let msg = err.to_string();
         assert!(
-            msg.contains("not trusted") && msg.contains("tresor config trust /"),
+            msg.contains("not trusted") && msg.contains("b.toml"),
             "{msg}"
         );
         // The list file is private, and one line per file.
@@ -358,7 +358,7 @@ mod tests {
             l.check(&a2)
                 .unwrap_err()
                 .to_string()
-                .contains("changed since you trusted it")
+                .contains("changed since you approved it")
         );
         // Trusting again replaces the old hash.
         assert!(TrustList::trust_at(&list, &a2).unwrap());

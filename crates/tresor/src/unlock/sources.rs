@@ -1,4 +1,5 @@
-//! The unlock chain: which credential to try, from flags and environment.
+//! The unlock chain's sources: credentials given by the caller or the
+//! environment, keychain slots, PKCS#11 tokens; and new key files.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,8 @@ use tresor_core::{Error, Result};
 use tresor_crypto::slot::{Credential, RecoveryKey};
 use tresor_vault::pkcs11::{ModulePolicy, TokenKey};
 use tresor_vault::{LockedVault, keychain, pkcs11};
+
+use super::Opened;
 
 /// Environment variable naming a key file.
 pub const KEY_FILE_ENV: &str = "TRESOR_KEY_FILE";
@@ -26,21 +29,19 @@ pub const RECOVERY_KEY_ENV: &str = "TRESOR_RECOVERY_KEY";
 /// vault's PKCS#11 slots (and of `keyslot add --pkcs11`).
 pub const PKCS11_PIN_ENV: &str = "TRESOR_PKCS11_PIN";
 
-/// Where the credential came from, for messages (never the credential).
+/// A credential the caller or the environment gave, and where it came from.
 #[derive(Debug)]
-pub struct Unlock {
-    /// The credential.
-    pub credential: Credential,
-    /// A description such as `key file /path` or `TRESOR_PASSWORD`.
-    pub source: String,
+pub struct Given {
+    credential: Credential,
+    /// Where it came from (a key file, an environment variable).
+    pub opened: Opened,
 }
 
-impl Unlock {
+impl Given {
     /// The first credential found, in the documented order: `key_file`
-    /// (`--key-file`), `TRESOR_KEY_FILE`, `TRESOR_KEY`, `TRESOR_PASSWORD`
+    /// (the caller's), `TRESOR_KEY_FILE`, `TRESOR_KEY`, `TRESOR_PASSWORD`
     /// (then `KEYSTORE_PASSWORD`, `SECRETS_STORE_PASSWORD`),
-    /// `TRESOR_RECOVERY_KEY`. `None` when none is set: the caller prompts on a
-    /// terminal or reports [`Unlock::missing`].
+    /// `TRESOR_RECOVERY_KEY`. `None` when none is set.
     pub fn from_environment(key_file: Option<&Path>) -> Result<Option<Self>> {
         let key_file = key_file.map(Path::to_path_buf).or_else(|| {
             std::env::var_os(KEY_FILE_ENV)
@@ -51,27 +52,32 @@ impl Unlock {
             return Self::key_file(&path).map(Some);
         }
         if let Some(text) = env_secret(KEY_ENV) {
-            let credential = Credential::key_material(text.as_bytes())
-                .map_err(|e| Error::Validation(format!("{KEY_ENV}: {e}")))?;
+            let credential =
+                Credential::key_material(text.as_bytes()).map_err(|e| Error::Malformed {
+                    what: KEY_ENV.into(),
+                    problem: e.to_string(),
+                })?;
             return Ok(Some(Self {
                 credential,
-                source: KEY_ENV.into(),
+                opened: Opened::Environment(KEY_ENV),
             }));
         }
         for var in PASSWORD_ENVS {
             if let Some(pw) = env_secret(var) {
                 return Ok(Some(Self {
                     credential: Credential::Password(pw),
-                    source: var.into(),
+                    opened: Opened::Environment(var),
                 }));
             }
         }
         if let Some(text) = env_secret(RECOVERY_KEY_ENV) {
-            let key = RecoveryKey::parse(&text)
-                .map_err(|e| Error::Validation(format!("{RECOVERY_KEY_ENV}: {e}")))?;
+            let key = RecoveryKey::parse(&text).map_err(|e| Error::Malformed {
+                what: RECOVERY_KEY_ENV.into(),
+                problem: e.to_string(),
+            })?;
             return Ok(Some(Self {
                 credential: key.credential(),
-                source: RECOVERY_KEY_ENV.into(),
+                opened: Opened::Environment(RECOVERY_KEY_ENV),
             }));
         }
         Ok(None)
@@ -81,24 +87,62 @@ impl Unlock {
     /// group nor others may read or write (checked on the opened file, so
     /// a path swapped after a check cannot slip through), holding the base64
     /// of 32 random bytes ([`Credential::key_material`]). Anything else is an
-    /// [`Error::Validation`] naming the file and the reason.
+    /// error naming the file and the reason ([`Error::UnsafePath`] for the
+    /// file, [`Error::Malformed`] for its text).
     pub fn key_file(path: &Path) -> Result<Self> {
         let text = read_key_file(path)?;
-        let credential = Credential::key_material(&text)
-            .map_err(|e| Error::Validation(format!("key file {}: {e}", path.display())))?;
+        let credential = Credential::key_material(&text).map_err(|e| Error::Malformed {
+            what: format!("key file {}", path.display()),
+            problem: e.to_string(),
+        })?;
         Ok(Self {
             credential,
-            source: format!("key file {}", path.display()),
+            opened: Opened::KeyFile(path.to_path_buf()),
         })
     }
 
-    /// The error when no credential is available and no terminal can prompt.
-    pub fn missing() -> Error {
-        Error::NoCredential {
-            store: "vault".into(),
-            password_slot: true,
-        }
+    /// The credential.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
     }
+
+    /// The credential, taken out.
+    pub fn into_credential(self) -> Credential {
+        self.credential
+    }
+
+    /// Where it came from, as the audit log and messages say it.
+    pub fn source_text(&self) -> String {
+        self.opened.to_string()
+    }
+}
+
+/// Creates a key file with fresh random key material at `path` if nothing
+/// is there (its folder made 0700 if missing); returns whether it did. The
+/// file is made 0600 and never over a file that appeared meanwhile, and
+/// its folder is synced, so the key survives a power loss as the vault does.
+pub fn create_key_file(path: &Path) -> Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| Error::Io {
+                store: "key file".into(),
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    let text = tresor_crypto::slot::new_key_file_text();
+    crate::fs::create_private(path, text.as_bytes())?;
+    Ok(true)
 }
 
 /// The keychain step of the unlock chain, after the environment and before
@@ -220,7 +264,10 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
         path: path.to_path_buf(),
         source,
     };
-    let refuse = |why: String| Error::Validation(format!("key file {}: {why}", path.display()));
+    let refuse = |why: String| Error::UnsafePath {
+        path: path.to_path_buf(),
+        problem: format!("key file: {why}"),
+    };
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -229,8 +276,8 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let meta = file.metadata().map_err(io)?;
     if !meta.file_type().is_file() {
         return Err(refuse(
-            "not a regular file (a key file is a file of its own, e.g. one `tresor keyslot add \
-             --key-file FILE` made)"
+            "not a regular file (a key file is a file of its own, made with the vault or its \
+             key-file slot)"
                 .into(),
         ));
     }
@@ -255,7 +302,10 @@ fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
             Ok(n) => {
                 len += n;
                 if len > KEY_FILE_READ_LIMIT {
-                    return Err(refuse(tresor_crypto::slot::KEY_FORMAT_ERROR.to_string()));
+                    return Err(Error::Malformed {
+                        what: format!("key file {}", path.display()),
+                        problem: tresor_crypto::slot::KEY_FORMAT_ERROR.to_string(),
+                    });
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -387,11 +437,11 @@ mod tests {
         let file = dir.path().join("k");
         std::fs::write(&file, crate::new_key_file_text().as_bytes()).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(Unlock::key_file(&file).is_ok());
+        assert!(Given::key_file(&file).is_ok());
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = Unlock::key_file(&file).unwrap_err();
-        assert!(matches!(err, Error::Validation(_)), "{err:?}");
+        let err = Given::key_file(&file).unwrap_err();
+        assert!(matches!(err, Error::UnsafePath { .. }), "{err:?}");
         let text = err.to_string();
         assert!(
             text.contains("mode 0644") && text.contains("chmod 600"),
@@ -403,7 +453,7 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: a valid C string; mkfifo has no other preconditions.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let err = Unlock::key_file(&fifo).unwrap_err().to_string();
+        let err = Given::key_file(&fifo).unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
 
         // A passphrase, and a file too long to be a key: refused.
@@ -413,20 +463,9 @@ mod tests {
             &"A".repeat(4096),
         ] {
             std::fs::write(&file, text).unwrap();
-            let err = Unlock::key_file(&file).unwrap_err().to_string();
+            let err = Given::key_file(&file).unwrap_err().to_string();
             assert!(err.contains("TRESOR_PASSWORD"), "{err}");
             assert!(!err.contains("horse"), "{err}");
         }
-    }
-
-    #[test]
-    fn missing_hint_names_the_pin_variable() {
-        assert!(matches!(
-            Unlock::missing(),
-            Error::NoCredential {
-                password_slot: true,
-                ..
-            }
-        ));
     }
 }
