@@ -8,8 +8,8 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use tresor::{
-    AuditFilter, CreateOptions, Credential, DeleteMode, Error, Label, LockedVault, OpenOptions,
-    PasswordParams, PutOptions, Result, SecretName, Selector, Settings, SlotKind, Unlock, Vault,
+    AuditFilter, CreateOptions, Credential, Error, Label, LockedVault, OpenOptions, PasswordParams,
+    Result, SecretName, Selector, Settings, SlotKind, Unlock, Vault,
 };
 
 use crate::cli::{AuditCommand, Cli, Command, KdfArgs, KeyslotCommand};
@@ -131,137 +131,6 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match command {
         Command::Init(a) => init(&ctx, a),
-        Command::Set(a) => {
-            let name = SecretName::new(a.name)?;
-            let value = input::value(&a.value, name.as_str())?;
-            let options = PutOptions {
-                expect_version: a.expect_version,
-                reason: a.reason,
-                metadata: parse_pairs(&a.meta)?
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect(),
-                stage: false,
-            };
-            let mut vault = ctx.unlock(false)?;
-            let version = vault.put(&name, &value, &options)?;
-            report_version(&ctx, "set", &name, version);
-            Ok(())
-        }
-        Command::Get(a) => get(&ctx, a),
-        Command::Ls(a) => {
-            let mut vault = ctx.unlock(false)?;
-            let list = vault.list(&a.prefix, a.deleted)?;
-            if ctx.json {
-                output::json(&list);
-            } else {
-                for s in &list {
-                    let mut row = format!(
-                        "{:<40} v{:<4} {}",
-                        s.name,
-                        s.current,
-                        output::time(s.updated_at)
-                    );
-                    if let Some(p) = s.pending {
-                        row.push_str(&format!("  pending v{p}"));
-                    }
-                    if let Some(d) = s.deleted_at {
-                        row.push_str(&format!("  deleted {}", output::time(d)));
-                    }
-                    output::line(&row);
-                }
-            }
-            Ok(())
-        }
-        Command::History(a) => {
-            let name = SecretName::new(a.name)?;
-            let mut vault = ctx.unlock(false)?;
-            let history = vault.history(&name)?;
-            print_history(&ctx, &history);
-            Ok(())
-        }
-        Command::Rotate(a) => {
-            let name = SecretName::new(a.name)?;
-            let value = input::value(&a.value, name.as_str())?;
-            let options = PutOptions {
-                reason: a.reason,
-                stage: a.stage,
-                ..PutOptions::default()
-            };
-            let mut vault = ctx.unlock(false)?;
-            let version = vault.put(&name, &value, &options)?;
-            report_version(
-                &ctx,
-                if a.stage { "staged" } else { "rotated" },
-                &name,
-                version,
-            );
-            Ok(())
-        }
-        Command::Promote(a) => {
-            let name = SecretName::new(a.name)?;
-            let mut vault = ctx.unlock(false)?;
-            let version = vault.promote(&name, a.reason.as_deref())?;
-            report_version(&ctx, "promoted", &name, version);
-            Ok(())
-        }
-        Command::Rollback(a) => {
-            let name = SecretName::new(a.name)?;
-            let mut vault = ctx.unlock(false)?;
-            vault.rollback(&name, a.version, a.reason.as_deref())?;
-            report_version(&ctx, "rolled back", &name, a.version);
-            Ok(())
-        }
-        Command::Rm(a) => {
-            let name = SecretName::new(a.name)?;
-            let mut vault = ctx.unlock(false)?;
-            let mode = if a.purge {
-                DeleteMode::Purge
-            } else {
-                DeleteMode::Soft
-            };
-            vault.delete(&name, mode)?;
-            let what = if a.purge {
-                "purged"
-            } else {
-                "deleted (undo with `tresor undelete`)"
-            };
-            done(
-                &ctx,
-                json!({"name": name, "deleted": true, "purged": a.purge}),
-                &format!("{name}: {what}"),
-            );
-            Ok(())
-        }
-        Command::Undelete(a) => {
-            let name = SecretName::new(a.name)?;
-            let mut vault = ctx.unlock(false)?;
-            vault.undelete(&name)?;
-            done(
-                &ctx,
-                json!({"name": name, "deleted": false}),
-                &format!("{name}: restored"),
-            );
-            Ok(())
-        }
-        Command::Meta(a) => {
-            let name = SecretName::new(a.name)?;
-            let changes = parse_pairs(&a.changes)?;
-            let mut vault = ctx.unlock(false)?;
-            let meta = if changes.is_empty() {
-                vault.metadata(&name)?
-            } else {
-                vault.update_metadata(&name, &changes)?
-            };
-            if ctx.json {
-                output::json(&meta);
-            } else {
-                for (k, v) in &meta {
-                    output::line(&format!("{k}={v}"));
-                }
-            }
-            Ok(())
-        }
         Command::Passwd(a) => passwd(&ctx, a),
         Command::Keyslot(k) => keyslot(&ctx, k),
         Command::Key(k) => {
@@ -336,9 +205,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lock => crate::session_cmd::lock(&ctx),
         Command::Status => crate::session_cmd::status(&ctx),
         Command::Agent => tresor::session::agent::serve_stdin(),
-        Command::Stores | Command::Doctor | Command::Config(_) => {
-            unreachable!("handled by manager_cmd::dispatch")
-        }
+        Command::Stores
+        | Command::Doctor
+        | Command::Config(_)
+        | Command::Get(_)
+        | Command::Set(_)
+        | Command::Ls(_)
+        | Command::History(_)
+        | Command::Rotate(_)
+        | Command::Promote(_)
+        | Command::Rollback(_)
+        | Command::Rm(_)
+        | Command::Undelete(_)
+        | Command::Meta(_) => unreachable!("handled by manager_cmd::dispatch"),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
@@ -588,15 +467,6 @@ fn password_from_env() -> Option<Zeroizing<String>> {
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
         .map(Zeroizing::new)
-}
-
-fn get(ctx: &Ctx, a: crate::cli::GetArgs) -> Result<()> {
-    let name = SecretName::new(a.name.clone())?;
-    let selector = selector_of(&a)?;
-    let mut vault = ctx.unlock(false)?;
-    let secret = vault.get(&name, selector)?;
-    drop(vault);
-    print_secret(ctx, &name, &secret, a.out.as_deref(), None)
 }
 
 /// The version or label `get` asks for.
@@ -1183,14 +1053,6 @@ pub fn print_history(ctx: &Ctx, history: &[tresor::VersionInfo]) {
             output::line(&row);
         }
     }
-}
-
-pub fn report_version(ctx: &Ctx, verb: &str, name: &SecretName, version: u64) {
-    done(
-        ctx,
-        json!({"name": name, "version": version}),
-        &format!("{name}: {verb} version {version}"),
-    );
 }
 
 /// Reports a finished change: JSON on stdout, or a status line on stderr.

@@ -34,6 +34,9 @@ pub enum Context {
     Files,
 }
 
+/// How `tresor::fs` begins the problem of an output path it refuses.
+const REFUSED_OUTPUT: &str = "refusing to write there";
+
 /// The exit code for an error.
 pub fn code(e: &Error) -> ExitCode {
     match e {
@@ -113,6 +116,9 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
             .into(),
         (Error::Conflict { .. }, _) => {
             "another writer changed the secret; read it again and retry".into()
+        }
+        (Error::UnsafePath { problem, .. }, _) if problem.starts_with(REFUSED_OUTPUT) => {
+            "to print the secret instead, leave out the output option".into()
         }
         (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \
              --vault or TRESOR_VAULT"

@@ -1,6 +1,7 @@
-//! Commands through the manager: secret commands when a config (or
-//! `--store`, `--profile`, `--offline`, `--max-age`) is in effect, and
-//! `stores`, `doctor`, `config check|path`.
+//! Commands through the manager: every secret command (get, set, ls,
+//! history, rotate, promote, rollback, rm, undelete, meta; with no config
+//! the manager holds the one vault store), and `stores`, `doctor`,
+//! `config check|path|trust|untrust`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -23,7 +24,8 @@ use crate::{input, output};
 pub static EXIT: AtomicU8 = AtomicU8::new(crate::exit::ExitCode::Ok as u8);
 
 /// Runs `command` here when it goes through the manager; otherwise gives it
-/// back for the vault-only code path.
+/// back for the commands that work on the local vault itself (init, keyslot,
+/// rekey, audit, verify, …).
 pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
     match command {
         Command::Stores => stores(ctx).map(|()| None),
@@ -34,17 +36,10 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
         Command::Config(ConfigCommand::Untrust(a)) => {
             crate::trust_cmd::untrust(ctx, a).map(|()| None)
         }
+        // Every secret command, with or without a config: with none the
+        // manager holds the one vault store.
         c if routed(&c) => {
             let config = Config::discover_and_load(ctx.config.as_deref())?;
-            let flags = ctx.store.is_some()
-                || ctx.profile.is_some()
-                || ctx.offline
-                || ctx.max_age.is_some();
-            // A config without stores (the user's config.toml holding only
-            // `[pkcs11] modules`) changes nothing: the vault alone.
-            if config.as_ref().is_none_or(|c| c.stores.is_empty()) && !flags {
-                return Ok(Some(c));
-            }
             let mut tresor = open(ctx, config)?;
             run(ctx, &mut tresor, c).map(|()| None)
         }
@@ -126,6 +121,12 @@ fn open(ctx: &Ctx, config: Option<Config>) -> Result<Tresor> {
 
 fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
     let store = ctx.store.as_deref();
+    // Human output names the store only when there is a choice of stores;
+    // JSON always does.
+    let out = Out {
+        ctx,
+        stores: t.store_names().len(),
+    };
     match command {
         Command::Get(a) => {
             let name = SecretName::new(a.name.clone())?;
@@ -152,7 +153,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
                     .collect(),
                 stage: false,
             };
-            write(ctx, t, &name, &value, &options, "set")
+            write(&out, t, &name, &value, &options, "set")
         }
         Command::Rotate(a) => {
             let name = SecretName::new(a.name)?;
@@ -163,7 +164,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
                 ..PutOptions::default()
             };
             write(
-                ctx,
+                &out,
                 t,
                 &name,
                 &value,
@@ -180,13 +181,15 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
                     None => t.list(&a.prefix)?,
                 }
             };
-            print_listing(ctx, &listing);
+            print_listing(&out, &listing);
             Ok(())
         }
         Command::History(a) => {
             let name = SecretName::new(a.name)?;
             let (from, history) = t.history(&name, store)?;
-            ctx.status(&format!("{name}: history from store '{from}'"));
+            if out.several() {
+                ctx.status(&format!("{name}: history from store '{from}'"));
+            }
             commands::print_history(ctx, &history);
             Ok(())
         }
@@ -195,7 +198,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             let (from, version) = t.with_vault(&name, store, "promote", |v| {
                 v.promote(&name, a.reason.as_deref())
             })?;
-            changed(ctx, &name, &from, version, "promoted");
+            out.changed(&name, &from, version, "promoted");
             Ok(())
         }
         Command::Rollback(a) => {
@@ -203,7 +206,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             let (from, ()) = t.with_vault(&name, store, "rollback", |v| {
                 v.rollback(&name, a.version, a.reason.as_deref())
             })?;
-            changed(ctx, &name, &from, a.version, "rolled back");
+            out.changed(&name, &from, a.version, "rolled back");
             Ok(())
         }
         Command::Rm(a) => {
@@ -222,7 +225,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             commands::done(
                 ctx,
                 json!({"name": name, "deleted": true, "purged": a.purge, "store": from}),
-                &format!("{name}: {what} in store '{from}'"),
+                &format!("{name}: {what}{}", out.in_store(&from)),
             );
             Ok(())
         }
@@ -232,7 +235,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             commands::done(
                 ctx,
                 json!({"name": name, "deleted": false, "store": from}),
-                &format!("{name}: restored in store '{from}'"),
+                &format!("{name}: restored{}", out.in_store(&from)),
             );
             Ok(())
         }
@@ -259,43 +262,67 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
     }
 }
 
+/// How a secret command reports, knowing how many stores there are.
+struct Out<'a> {
+    ctx: &'a Ctx,
+    stores: usize,
+}
+
+impl Out<'_> {
+    fn several(&self) -> bool {
+        self.stores > 1
+    }
+
+    /// ` in store 'NAME'`, or nothing when there is one store.
+    fn in_store(&self, store: &str) -> String {
+        if self.several() {
+            format!(" in store '{store}'")
+        } else {
+            String::new()
+        }
+    }
+
+    fn changed(&self, name: &SecretName, store: &str, version: u64, verb: &str) {
+        commands::done(
+            self.ctx,
+            json!({"name": name, "version": version, "store": store}),
+            &format!("{name}: {verb} version {version}{}", self.in_store(store)),
+        );
+    }
+}
+
 fn write(
-    ctx: &Ctx,
+    out: &Out<'_>,
     t: &mut Tresor,
     name: &SecretName,
     value: &tresor::SecretValue,
     options: &PutOptions,
     verb: &str,
 ) -> Result<()> {
-    let written = match ctx.store.as_deref() {
+    let written = match out.ctx.store.as_deref() {
         Some(s) => t.set_in(s, name, value, options)?,
         None => t.set(name, value, options)?,
     };
-    changed(ctx, name, &written.store, written.version, verb);
+    out.changed(name, &written.store, written.version, verb);
     Ok(())
 }
 
-fn changed(ctx: &Ctx, name: &SecretName, store: &str, version: u64, verb: &str) {
-    commands::done(
-        ctx,
-        json!({"name": name, "version": version, "store": store}),
-        &format!("{name}: {verb} version {version} in store '{store}'"),
-    );
-}
-
-fn print_listing(ctx: &Ctx, listing: &Listing) {
+fn print_listing(out: &Out<'_>, listing: &Listing) {
+    let ctx = out.ctx;
     if ctx.json {
         output::json(&listing.entries);
     } else {
         for l in &listing.entries {
             let s = &l.info;
             let mut row = format!(
-                "{:<40} v{:<4} {}  {:<12}",
+                "{:<40} v{:<4} {}",
                 s.name,
                 s.current,
                 output::time(s.updated_at),
-                l.store
             );
+            if out.several() {
+                row.push_str(&format!("  {:<12}", l.store));
+            }
             if l.cached {
                 row.push_str("  (offline copy)");
             }

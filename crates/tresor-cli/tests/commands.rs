@@ -187,7 +187,10 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
         .stdin(b"pw-1\n")
         .run();
     o.ok();
-    assert_eq!(o.json(), json!({"name": "app/db", "version": 1}));
+    assert_eq!(
+        o.json(),
+        json!({"name": "app/db", "version": 1, "store": "vault"})
+    );
     assert!(o.stderr.is_empty());
     let o = t.run_in(&["set", "app/db"], b"pw-2");
     o.ok().err_has(&["app/db: set version 2"]);
@@ -208,7 +211,7 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
     );
     assert_eq!(
         t.run(&["--json", "get", "app/db"]).ok().json(),
-        json!({"name": "app/db", "version": 2, "value": "pw-2"})
+        json!({"name": "app/db", "version": 2, "value": "pw-2", "store": "vault"})
     );
 
     // ls (and its alias), with and without a prefix.
@@ -253,7 +256,10 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
         "--reason",
         "rotation",
     ]);
-    assert_eq!(o.ok().json(), json!({"name": "app/db", "version": 3}));
+    assert_eq!(
+        o.ok().json(),
+        json!({"name": "app/db", "version": 3, "store": "vault"})
+    );
     let v3 = t.run(&["get", "app/db"]).ok().stdout.clone();
     assert_eq!(v3.len(), 32);
     assert!(
@@ -271,7 +277,10 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
 
     // rotate --stage: pending until promote.
     let o = t.run_in(&["--json", "rotate", "app/db", "--stage"], b"pw-5");
-    assert_eq!(o.ok().json(), json!({"name": "app/db", "version": 5}));
+    assert_eq!(
+        o.ok().json(),
+        json!({"name": "app/db", "version": 5, "store": "vault"})
+    );
     assert_eq!(t.run(&["get", "app/db"]).ok().stdout, v4);
     assert_eq!(
         t.run(&["get", "app/db", "--label", "pending"]).ok().stdout,
@@ -286,7 +295,10 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
 
     // promote.
     let o = t.run(&["--json", "promote", "app/db", "--reason", "go"]);
-    assert_eq!(o.ok().json(), json!({"name": "app/db", "version": 5}));
+    assert_eq!(
+        o.ok().json(),
+        json!({"name": "app/db", "version": 5, "store": "vault"})
+    );
     assert_eq!(t.run(&["get", "app/db"]).ok().stdout, b"pw-5");
     assert_eq!(
         t.run(&["get", "app/db", "--label", "previous"]).ok().stdout,
@@ -301,7 +313,10 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
 
     // rollback: current moves back, history is kept.
     let o = t.run(&["--json", "rollback", "app/db", "1", "--reason", "bad"]);
-    assert_eq!(o.ok().json(), json!({"name": "app/db", "version": 1}));
+    assert_eq!(
+        o.ok().json(),
+        json!({"name": "app/db", "version": 1, "store": "vault"})
+    );
     assert_eq!(t.run(&["get", "app/db"]).ok().stdout, b"pw-1");
     assert_eq!(
         t.run(&["get", "app/db", "--version", "5"]).ok().stdout,
@@ -323,7 +338,7 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
     let o = t.run(&["--json", "rm", "app/db"]);
     assert_eq!(
         o.ok().json(),
-        json!({"name": "app/db", "deleted": true, "purged": false})
+        json!({"name": "app/db", "deleted": true, "purged": false, "store": "vault"})
     );
     t.run(&["get", "app/db"]).code(1).err_has(&["app/db"]);
     t.run(&["get", "app/db", "--version", "1"]).code(1);
@@ -339,7 +354,10 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
 
     // undelete.
     let o = t.run(&["--json", "undelete", "app/db"]);
-    assert_eq!(o.ok().json(), json!({"name": "app/db", "deleted": false}));
+    assert_eq!(
+        o.ok().json(),
+        json!({"name": "app/db", "deleted": false, "store": "vault"})
+    );
     assert_eq!(t.run(&["get", "app/db"]).ok().stdout, b"pw-2");
     t.run(&["undelete", "app/api"])
         .ok()
@@ -353,7 +371,7 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
     let o = t.run(&["--json", "rm", "app/db", "--purge"]);
     assert_eq!(
         o.ok().json(),
-        json!({"name": "app/db", "deleted": true, "purged": true})
+        json!({"name": "app/db", "deleted": true, "purged": true, "store": "vault"})
     );
     t.run(&["get", "app/db"]).code(1);
     t.run(&["history", "app/db"]).code(1);

@@ -169,7 +169,7 @@ fn an_unapproved_project_config_is_refused_before_anything_is_unlocked_or_contac
     write_config(&t, "tresor.toml", &text);
     t.run(&["get", "some/name"])
         .code(2)
-        .err_has(&["changed since you trusted it", "tresor config trust"]);
+        .err_has(&["changed since you approved it", "tresor config trust"]);
     assert_eq!(
         t.run(&["config", "trust", "--list", "--json"]).ok().json()[0]["state"],
         "changed"

@@ -55,12 +55,12 @@ fn managed() -> Tresor {
 }
 
 #[test]
-fn without_a_config_nothing_changes_and_stores_shows_the_vault() {
+fn without_a_config_the_vault_is_the_one_store_and_stores_shows_it() {
     let t = Tresor::with_key();
     t.run_in(&["set", "a"], b"v").ok();
     assert_eq!(
         t.run(&["get", "a", "--json"]).ok().json()["store"],
-        Value::Null
+        Value::from("vault")
     );
     let stores = t.run(&["stores", "--json"]).ok().json();
     assert_eq!(stores[0]["name"], "vault");

@@ -254,8 +254,8 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
         return Err(Error::UnsafePath {
             path: path.to_path_buf(),
             problem: format!(
-                "refusing to write there: it is a symbolic link{to}; links at an output path \
-                 are neither followed nor replaced (give the path it points to, or remove the \
+                "refusing to write there: it is a symbolic link{to}; tresor neither follows nor \
+                 replaces links at an output path (give the path it points to, or remove the \
                  link)"
             ),
         });

@@ -248,12 +248,13 @@ impl Unlock {
         errors.extend(pkcs11_errors);
         errors.extend(skipped);
         let password_slot = locked.slot_kinds()?.contains(&SlotKind::Password);
-        if password_slot && let Some(prompt) = &mut self.prompt {
-            if let Some(pw) = prompt(path)? {
-                let how = Opened::Prompt;
-                let vault = locked.unlock_as(&Credential::Password(pw), &how.to_string())?;
-                return Ok(Unlocked { vault, how });
-            }
+        if password_slot
+            && let Some(prompt) = &mut self.prompt
+            && let Some(pw) = prompt(path)?
+        {
+            let how = Opened::Prompt;
+            let vault = locked.unlock_as(&Credential::Password(pw), &how.to_string())?;
+            return Ok(Unlocked { vault, how });
         }
         Err(match errors.len() {
             0 => Error::NoCredential {

@@ -74,6 +74,17 @@ use tresor_vault::{LockedVault, Vault};
 
 use crate::config::{Config, CredentialSource, OptionValue, StoreConfig, StoreKind};
 
+mod build;
+mod builder;
+mod cache;
+mod doctor;
+mod listing;
+
+pub use builder::Builder;
+pub use cache::cache_name;
+pub use doctor::{Checkup, StoreStatus};
+pub use listing::{Listed, Listing};
+
 /// Names under this prefix are the manager's own (offline copies, doctor
 /// probes): refused for users, hidden from listings.
 pub const RESERVED_PREFIX: &str = ".tresor/";
@@ -154,83 +165,6 @@ pub struct Written {
     pub version: u64,
 }
 
-/// One name of a merged listing.
-#[derive(Clone, Debug, Serialize)]
-pub struct Listed {
-    /// The entry, from the store that would answer a read.
-    #[serde(flatten)]
-    pub info: SecretInfo,
-    /// That store.
-    pub store: String,
-    /// Lower-priority stores that hold the same name.
-    pub shadowed: Vec<String>,
-    /// Listed from an offline copy.
-    pub cached: bool,
-}
-
-/// A merged listing.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Listing {
-    /// The names, sorted.
-    pub entries: Vec<Listed>,
-    /// Stores that cannot list names, or were skipped, with why.
-    pub not_listed: Vec<(String, String)>,
-}
-
-/// A row of `tresor stores`.
-#[derive(Clone, Debug, Serialize)]
-pub struct StoreStatus {
-    /// The store's name.
-    pub name: String,
-    /// Its kind (`None` for a store given in code).
-    pub kind: Option<StoreKind>,
-    /// Its settings.
-    #[serde(flatten)]
-    pub settings: StoreSettings,
-    /// Whether it can be used now.
-    pub available: bool,
-    /// Why not, or what it is.
-    pub detail: String,
-    /// Where its credentials come from, as the config says (empty for a
-    /// store given in code).
-    pub credentials: Vec<CredentialSource>,
-    /// Where it sends requests (see [`StoreConfig::destination`]).
-    pub sends_to: Option<String>,
-}
-
-/// What `doctor` found about one store.
-#[derive(Clone, Debug, Serialize)]
-pub struct Checkup {
-    /// The store's name.
-    pub name: String,
-    /// Its kind.
-    pub kind: Option<StoreKind>,
-    /// Whether reads fail without it.
-    pub required: bool,
-    /// It answered.
-    pub reachable: bool,
-    /// It accepted our credentials.
-    pub authenticated: bool,
-    /// The write/read/delete probe: `ok`, `skipped` or `failed`.
-    pub probe: &'static str,
-    /// Details of the probe (why skipped or failed).
-    pub probe_detail: String,
-    /// The scratch name was removed again (`None`: nothing was written).
-    pub cleaned_up: Option<bool>,
-    /// Wall time of the whole check.
-    pub latency_ms: f64,
-    /// The store's own summary.
-    pub detail: String,
-    /// Offline copies kept for it (`None`: no cache).
-    pub cached_copies: Option<usize>,
-    /// Reachable, authenticated and the probe passed or was skipped.
-    pub healthy: bool,
-    /// Where its credentials come from, as the config says.
-    pub credentials: Vec<CredentialSource>,
-    /// Where it sends requests.
-    pub sends_to: Option<String>,
-}
-
 /// Every store of a config (or given in code) behind one API. See the
 /// [module docs](self) for the routing rules.
 pub struct Tresor {
@@ -279,19 +213,6 @@ impl std::fmt::Debug for Tresor {
             .field("offline", &self.offline)
             .finish_non_exhaustive()
     }
-}
-
-/// Builds a [`Tresor`]: from a config, or store by store in code.
-pub struct Builder {
-    config: Option<Config>,
-    profile: Option<String>,
-    vault_path: Option<PathBuf>,
-    local_vault: Option<Vault>,
-    opener: Option<VaultOpener>,
-    stores: Vec<(String, StoreSettings, State)>,
-    offline: bool,
-    max_age: Option<Duration>,
-    warn: Option<WarningSink>,
 }
 
 impl Tresor {
@@ -373,8 +294,11 @@ impl Tresor {
     /// Reads `name`: the first store, in priority order, that has it.
     pub fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Found> {
         check_name(name)?;
+        // With one store its own answer is the answer: a destroyed version
+        // or an unreachable server says so, not a bare "not found".
+        let only = self.entries.len() == 1;
         for i in 0..self.entries.len() {
-            if let Some(found) = self.read_one(i, name, selector, false)? {
+            if let Some(found) = self.read_one(i, name, selector, only)? {
                 return Ok(found);
             }
         }
@@ -503,83 +427,6 @@ impl Tresor {
         f(vault).map(|t| (store_name, t))
     }
 
-    /// Soft-deleted names of every vault store (or the one named).
-    pub fn list_deleted(&mut self, prefix: &str, store: Option<&str>) -> Result<Listing> {
-        let mut out = Listing::default();
-        let indices: Vec<usize> = match store {
-            Some(s) => vec![self.index(s)?],
-            None => (0..self.entries.len()).collect(),
-        };
-        for i in indices {
-            let name = self.entries[i].name.clone();
-            match self.vault_at(i, "listing deleted secrets") {
-                Ok(vault) => {
-                    for info in vault.list(prefix, true)? {
-                        if !info.name.as_str().starts_with(RESERVED_PREFIX) {
-                            out.entries.push(Listed {
-                                info,
-                                store: name.clone(),
-                                shadowed: Vec::new(),
-                                cached: false,
-                            });
-                        }
-                    }
-                }
-                Err(e @ Error::Unsupported { .. }) if store.is_none() => {
-                    out.not_listed.push((name, e.to_string()))
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        out.entries
-            .sort_by(|a, b| a.info.name.as_str().cmp(b.info.name.as_str()));
-        Ok(out)
-    }
-
-    /// Names under `prefix` across every store, merged (see the module docs).
-    pub fn list(&mut self, prefix: &str) -> Result<Listing> {
-        let all: Vec<usize> = (0..self.entries.len()).collect();
-        self.list_at(prefix, &all)
-    }
-
-    /// Names under `prefix` in the store named `store`.
-    pub fn list_in(&mut self, store: &str, prefix: &str) -> Result<Listing> {
-        let i = self.index(store)?;
-        let listing = self.list_at(prefix, &[i])?;
-        if let Some((_, why)) = listing.not_listed.first() {
-            return Err(Error::Validation(format!("store '{store}': {why}")));
-        }
-        Ok(listing)
-    }
-
-    /// The stores, with their settings and whether each can be used now.
-    /// Vaults are opened but not unlocked; other stores are asked for their
-    /// health.
-    pub fn status(&mut self) -> Vec<StoreStatus> {
-        (0..self.entries.len())
-            .map(|i| {
-                let (available, detail) = self.availability(i);
-                let e = &self.entries[i];
-                StoreStatus {
-                    name: e.name.clone(),
-                    kind: e.kind,
-                    settings: e.settings,
-                    available,
-                    detail,
-                    credentials: e.credentials.clone(),
-                    sends_to: e.sends_to.clone(),
-                }
-            })
-            .collect()
-    }
-
-    /// Probes every store: reachable, authenticated, and a write / read /
-    /// delete round trip on a scratch name under `.tresor/doctor/` (skipped
-    /// for read-only stores), cleaned up whatever happens.
-    pub fn doctor(&mut self) -> Vec<Checkup> {
-        (0..self.entries.len()).map(|i| self.checkup(i)).collect()
-    }
-
     /// Whether the manager runs offline.
     pub fn offline(&self) -> bool {
         self.offline
@@ -650,122 +497,6 @@ impl Tresor {
         }
     }
 
-    /// The offline copy of `name` kept for store `i`, if there is one young
-    /// enough; warns that it answers.
-    fn cached_read(
-        &mut self,
-        i: usize,
-        name: &SecretName,
-        selector: Selector,
-        why: &str,
-    ) -> Result<Option<Found>> {
-        let store = self.entries[i].name.clone();
-        let Some(copy) = cache_name(&store, name) else {
-            return Ok(None);
-        };
-        let max_age = self.max_age;
-        let vault = self.local_vault()?;
-        let meta = match vault.metadata(&copy) {
-            Ok(m) => m,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let fetched_at: i64 = meta
-            .get(CACHE_FETCHED_AT)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let version: u64 = meta
-            .get(CACHE_VERSION)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        match selector {
-            Selector::Label(tresor_core::Label::Current) => {}
-            Selector::Version(v) if v == version => {}
-            _ => return Ok(None),
-        }
-        let age = Duration::from_millis(now_ms().saturating_sub(fetched_at).max(0) as u64);
-        if let Some(max) = max_age
-            && age > max
-        {
-            let text = format!(
-                "{why}; the offline copy of '{name}' from store '{store}' is {} old, more than the {} allowed",
-                human_age(age),
-                human_age(max)
-            );
-            self.emit(&text);
-            return Ok(None);
-        }
-        let mut secret = vault.get(&copy, Selector::default())?;
-        secret.name = name.clone();
-        secret.version = version;
-        let text = format!(
-            "{why}; '{name}' comes from the offline copy of store '{store}', fetched {} ago",
-            human_age(age)
-        );
-        self.emit(&text);
-        Ok(Some(Found {
-            secret,
-            store,
-            cached: Some(CachedCopy {
-                fetched_at,
-                age_seconds: age.as_secs(),
-            }),
-        }))
-    }
-
-    /// Keeps (or refreshes) the offline copy of a value store `i` gave.
-    /// A failure is a warning: the read itself succeeded.
-    fn keep_copy(&mut self, i: usize, secret: &Secret) {
-        let store = self.entries[i].name.clone();
-        let Some(copy) = cache_name(&store, &secret.name) else {
-            self.emit(&format!(
-                "'{}' is too long to keep an offline copy of (store '{store}')",
-                secret.name
-            ));
-            return;
-        };
-        if let Err(e) = self.write_copy(&store, &copy, secret) {
-            self.emit(&format!(
-                "could not keep an offline copy of '{}' from store '{store}': {e}",
-                secret.name
-            ));
-        }
-    }
-
-    fn write_copy(&mut self, store: &str, copy: &SecretName, secret: &Secret) -> Result<()> {
-        let vault = self.local_vault()?;
-        let now = now_ms().to_string();
-        let version = secret.version.to_string();
-        let same = match vault.metadata(copy) {
-            Ok(meta) if meta.get(CACHE_VERSION) == Some(&version) => {
-                let old = vault.get(copy, Selector::default())?;
-                old.value.expose_secret() == secret.value.expose_secret()
-            }
-            Ok(_) | Err(Error::NotFound { .. }) => false,
-            Err(e) => return Err(e),
-        };
-        if same {
-            vault.update_metadata(copy, &[(CACHE_FETCHED_AT.to_string(), Some(now))])?;
-            return Ok(());
-        }
-        let metadata: Metadata = [
-            (CACHE_SOURCE.to_string(), store.to_string()),
-            (CACHE_VERSION.to_string(), version),
-            (CACHE_FETCHED_AT.to_string(), now),
-        ]
-        .into();
-        vault.put(
-            copy,
-            &secret.value,
-            &PutOptions {
-                reason: Some(format!("offline copy of store '{store}'")),
-                metadata,
-                ..PutOptions::default()
-            },
-        )?;
-        Ok(())
-    }
-
     // ---- writes and routing ----
 
     fn put_at(
@@ -828,6 +559,11 @@ impl Tresor {
         if let Some(s) = store {
             return self.index(s);
         }
+        // One store owns every name: no read (which the vault would audit)
+        // to find out.
+        if self.entries.len() == 1 {
+            return Ok(0);
+        }
         let found = self.get(name, Selector::default())?;
         if found.cached.is_some() {
             return Err(Error::Unavailable {
@@ -866,238 +602,7 @@ impl Tresor {
 
     // ---- listing ----
 
-    fn list_at(&mut self, prefix: &str, indices: &[usize]) -> Result<Listing> {
-        let mut merged: BTreeMap<String, Listed> = BTreeMap::new();
-        let mut not_listed = Vec::new();
-        for &i in indices {
-            let store = self.entries[i].name.clone();
-            let cache = self.entries[i].settings.cache;
-            let from_cache = |this: &mut Self| -> Result<Vec<SecretInfo>> {
-                let vault = this.local_vault()?;
-                let base = format!("{CACHE_PREFIX}{store}/");
-                let infos = vault.list(&format!("{base}{prefix}"), false)?;
-                Ok(infos
-                    .into_iter()
-                    .filter_map(|mut info| {
-                        let rest = info.name.as_str().strip_prefix(&base)?;
-                        info.name = SecretName::new(rest).ok()?;
-                        info.metadata.retain(|k, _| !k.starts_with("tresor."));
-                        Some(info)
-                    })
-                    .collect())
-            };
-            let (infos, cached) = if self.offline && self.is_remote(i) {
-                if !cache {
-                    not_listed.push((store.clone(), "offline, and no offline copies".into()));
-                    continue;
-                }
-                (from_cache(self)?, true)
-            } else {
-                match self.checked(i, |s| s.list(prefix)) {
-                    Ok(infos) => (infos, false),
-                    Err(e @ Error::Unsupported { .. }) => {
-                        not_listed.push((store.clone(), e.to_string()));
-                        continue;
-                    }
-                    Err(e) if is_unavailable(&e) && cache => {
-                        self.emit(&format!("{e}; listing its offline copies instead"));
-                        (from_cache(self)?, true)
-                    }
-                    Err(e) if is_unavailable(&e) && !self.entries[i].settings.required => {
-                        self.warn_once(&store, &format!("{e}; skipped (optional store)"));
-                        not_listed.push((store.clone(), e.to_string()));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            for info in infos {
-                if info.name.as_str().starts_with(RESERVED_PREFIX) {
-                    continue;
-                }
-                match merged.get_mut(info.name.as_str()) {
-                    Some(first) => first.shadowed.push(store.clone()),
-                    None => {
-                        merged.insert(
-                            info.name.as_str().to_string(),
-                            Listed {
-                                info,
-                                store: store.clone(),
-                                shadowed: Vec::new(),
-                                cached,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        Ok(Listing {
-            entries: merged.into_values().collect(),
-            not_listed,
-        })
-    }
-
     // ---- stores, doctor ----
-
-    fn availability(&mut self, i: usize) -> (bool, String) {
-        if self.offline && self.is_remote(i) {
-            return (false, "offline mode".into());
-        }
-        let vault_path = match &self.entries[i].state {
-            State::Local => Some(self.local_path()),
-            State::Config(c) if c.kind == StoreKind::Vault => Some(
-                c.options
-                    .get("path")
-                    .and_then(|v| match v {
-                        OptionValue::Text(p) => Some(PathBuf::from(p)),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| self.local_path()),
-            ),
-            State::Vault(v) => Some(v.path().to_path_buf()),
-            _ => None,
-        };
-        if let Some(path) = vault_path {
-            if matches!(&self.local, Local::Open(v) if v.path() == path) {
-                return (true, format!("{} (unlocked)", path.display()));
-            }
-            let opened = crate::Unlock::new()
-                .open_options()
-                .and_then(|options| LockedVault::open(&path, &options));
-            return match opened {
-                Ok(_) => (true, path.display().to_string()),
-                Err(e) => (false, e.to_string()),
-            };
-        }
-        match self.checked(i, |s| Ok(s.health())) {
-            Ok(h) => (h.reachable && h.authenticated, h.detail),
-            Err(e) => (false, e.to_string()),
-        }
-    }
-
-    fn checkup(&mut self, i: usize) -> Checkup {
-        let start = Instant::now();
-        let name = self.entries[i].name.clone();
-        let mut c = Checkup {
-            name: name.clone(),
-            kind: self.entries[i].kind,
-            required: self.entries[i].settings.required,
-            reachable: false,
-            authenticated: false,
-            probe: "skipped",
-            probe_detail: String::new(),
-            cleaned_up: None,
-            latency_ms: 0.0,
-            detail: String::new(),
-            cached_copies: None,
-            healthy: false,
-            credentials: self.entries[i].credentials.clone(),
-            sends_to: self.entries[i].sends_to.clone(),
-        };
-        if self.entries[i].settings.cache {
-            c.cached_copies = self
-                .local_vault()
-                .and_then(|v| v.list(&format!("{CACHE_PREFIX}{name}/"), false))
-                .map(|l| l.len())
-                .ok();
-        }
-        if self.offline && self.is_remote(i) {
-            c.detail = "offline mode: not contacted".into();
-            c.probe_detail = "offline".into();
-            c.latency_ms = ms(start.elapsed());
-            return c;
-        }
-        // Forget an earlier failure: the doctor always asks.
-        self.entries[i].down = None;
-        let health = self.checked(i, |s| Ok(s.health()));
-        match health {
-            Ok(Health {
-                reachable,
-                authenticated,
-                detail,
-            }) => {
-                c.reachable = reachable;
-                c.authenticated = authenticated;
-                c.detail = detail;
-            }
-            Err(e) => {
-                c.reachable = !is_unavailable(&e);
-                c.detail = e.to_string();
-            }
-        }
-        if c.reachable && c.authenticated {
-            if !self.writable(i) {
-                c.probe_detail = "read-only store: the write probe is skipped".into();
-            } else {
-                self.probe(i, &mut c);
-            }
-        } else {
-            c.probe_detail = "store not usable".into();
-        }
-        c.healthy = c.reachable && c.authenticated && c.probe != "failed";
-        if !c.healthy && c.cached_copies.is_some_and(|n| n > 0) {
-            c.detail.push_str("; reads fall back to its offline copies");
-        }
-        c.latency_ms = ms(start.elapsed());
-        c
-    }
-
-    /// Write, read back, delete a random scratch name; the delete runs
-    /// whenever the write may have happened, whatever else failed.
-    fn probe(&mut self, i: usize, c: &mut Checkup) {
-        let mut random = [0u8; 12];
-        let _ = getrandom::fill(&mut random);
-        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let Ok(scratch) = SecretName::new(format!(".tresor/doctor/{hex}")) else {
-            return;
-        };
-        let mut expected = Zeroizing::new([0u8; 32]);
-        let _ = getrandom::fill(&mut expected[..]);
-        let value = SecretValue::copy_from(&expected[..]);
-        let options = PutOptions {
-            reason: Some("tresor doctor probe".into()),
-            ..PutOptions::default()
-        };
-        let written = self.checked(i, |s| s.put(&scratch, &value, &options));
-        let read = match &written {
-            Ok(_) => self
-                .checked(i, |s| s.get(&scratch, Selector::default()))
-                .and_then(|got| {
-                    if got.value.expose_secret() == &expected[..] {
-                        Ok(())
-                    } else {
-                        Err(Error::Integrity {
-                            store: c.name.clone(),
-                            detail: "the probe read back another value than it wrote".into(),
-                        })
-                    }
-                }),
-            Err(_) => Ok(()),
-        };
-        // A failed write may still have landed (a timeout after the server
-        // acted), and it marked the store down: ask it anyway.
-        self.entries[i].down = None;
-        let cleanup = self.checked(i, |s| s.delete(&scratch, DeleteMode::Purge));
-        c.cleaned_up = Some(match (&written, &cleanup) {
-            (_, Ok(())) => true,
-            // Nothing was written, and there is nothing to remove.
-            (Err(_), Err(Error::NotFound { .. })) => true,
-            _ => false,
-        });
-        let failure = written.err().or(read.err()).or(cleanup
-            .err()
-            .filter(|e| !matches!(e, Error::NotFound { .. })));
-        match failure {
-            None => {
-                c.probe = "ok";
-                c.probe_detail = "write, read back and delete of a scratch secret".into();
-            }
-            Some(e) => {
-                c.probe = "failed";
-                c.probe_detail = e.to_string();
-            }
-        }
-    }
 
     // ---- plumbing ----
 
@@ -1152,79 +657,6 @@ impl Tresor {
         }
     }
 
-    /// Builds the store a config entry describes: references resolved,
-    /// then the kind's `from_options`.
-    fn build(&mut self, c: &StoreConfig) -> Result<State> {
-        let mut options = StoreOptions::new(c.name.clone());
-        for (key, value) in &c.options {
-            let text = self.resolve(&c.name, key, value)?;
-            options.insert(key.clone(), text.as_str());
-        }
-        if c.kind == StoreKind::Vault {
-            let path = options.get("path").map(PathBuf::from);
-            options.finish()?;
-            return match path {
-                Some(p) if p != self.local_path() => Ok(State::Vault(Box::new((self.opener)(&p)?))),
-                _ => Ok(State::Local),
-            };
-        }
-        let store = build_store(c.kind, &options)?;
-        // Plain http:// to another machine was allowed by insecure_http:
-        // said on every use, not once.
-        let url_key = match c.kind {
-            StoreKind::Openbao => Some("address"),
-            StoreKind::Aws => Some("endpoint"),
-            _ => None,
-        };
-        if let Some(key) = url_key
-            && let Some(url) = options.get(key)
-        {
-            let insecure = options
-                .bool(tresor_stores::options::INSECURE_HTTP)?
-                .unwrap_or(false);
-            if let Some(warning) = tresor_stores::options::plain_http(&c.name, key, url, insecure)?
-            {
-                self.emit(&warning);
-            }
-        }
-        Ok(State::Ready(store))
-    }
-
-    /// The text of one option: a literal, an environment variable or a
-    /// secret of the local vault.
-    fn resolve(
-        &mut self,
-        store: &str,
-        key: &str,
-        value: &OptionValue,
-    ) -> Result<Zeroizing<String>> {
-        match value {
-            OptionValue::Text(t) => Ok(Zeroizing::new(t.clone())),
-            OptionValue::Env(var) => std::env::var(var).map(Zeroizing::new).map_err(|_| {
-                Error::Validation(format!(
-                    "store '{store}': option '{key}' refers to ENV/{var}, which is not set"
-                ))
-            }),
-            OptionValue::Secret(name, version) => {
-                let selector = version.map_or(Selector::default(), Selector::Version);
-                let secret = self.local_vault()?.get(name, selector).map_err(|e| match e {
-                    Error::NotFound { .. } => Error::Validation(format!(
-                        "store '{store}': option '{key}' refers to {}, which the local vault does not hold",
-                        value.describe()
-                    )),
-                    e => e,
-                })?;
-                let text = secret.value.as_text().ok_or_else(|| {
-                    Error::Validation(format!(
-                        "store '{store}': option '{key}': {} is not UTF-8 text",
-                        value.describe()
-                    ))
-                })?;
-                Ok(Zeroizing::new(text.to_string()))
-            }
-        }
-    }
-
     /// The local vault (offline copies, `SEC/` references, stores of kind
     /// vault without a path), opened on first use.
     pub fn local_vault(&mut self) -> Result<&mut Vault> {
@@ -1253,186 +685,6 @@ impl Tresor {
 
     fn emit(&mut self, text: &str) {
         (self.warn)(text);
-    }
-}
-
-impl Builder {
-    /// Takes the stores (and default profile) of a config.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = Some(config);
-        self
-    }
-
-    /// Uses this profile of the config (else `TRESOR_PROFILE`, else the
-    /// config's `profile = …`).
-    pub fn profile(mut self, profile: impl Into<String>) -> Self {
-        self.profile = Some(profile.into());
-        self
-    }
-
-    /// The local vault's file (default: [`vault_path`](crate::vault_path)).
-    pub fn vault_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.vault_path = Some(path.into());
-        self
-    }
-
-    /// How vault files are opened: through this unlock chain (default:
-    /// [`Unlock::new`](crate::Unlock::new), every step without a prompt).
-    /// The CLI gives its chain a PIN and a password prompt.
-    pub fn unlock(mut self, unlock: crate::Unlock) -> Self {
-        self.opener = Some(opener_of(unlock));
-        self
-    }
-
-    /// How vault files are opened, for callers that hold their own vaults
-    /// (tests, embedders); most want [`Builder::unlock`].
-    pub fn vault_opener(
-        mut self,
-        opener: impl FnMut(&Path) -> Result<Vault> + Send + 'static,
-    ) -> Self {
-        self.opener = Some(Box::new(opener));
-        self
-    }
-
-    /// Adds an unlocked vault as a store; the first one added is also the
-    /// local vault (offline copies, `SEC/` references).
-    pub fn vault(mut self, name: impl Into<String>, vault: Vault, priority: i64) -> Self {
-        let settings = StoreSettings::new(priority);
-        if self.local_vault.is_none() && self.vault_path.is_none() {
-            self.local_vault = Some(vault);
-            self.stores.push((name.into(), settings, State::Local));
-        } else {
-            self.stores
-                .push((name.into(), settings, State::Vault(Box::new(vault))));
-        }
-        self
-    }
-
-    /// Adds any store at `priority` (writable unless the store says it is
-    /// read-only; optional; no cache).
-    pub fn store(
-        self,
-        name: impl Into<String>,
-        store: impl Store + 'static,
-        priority: i64,
-    ) -> Self {
-        self.store_with(name, store, StoreSettings::new(priority))
-    }
-
-    /// Adds any store with explicit settings.
-    pub fn store_with(
-        mut self,
-        name: impl Into<String>,
-        store: impl Store + 'static,
-        settings: StoreSettings,
-    ) -> Self {
-        self.stores
-            .push((name.into(), settings, State::Ready(Box::new(store))));
-        self
-    }
-
-    /// Offline mode: remote stores are not contacted (see the module docs).
-    pub fn offline(mut self, offline: bool) -> Self {
-        self.offline = offline;
-        self
-    }
-
-    /// The oldest offline copy a read may use.
-    pub fn max_age(mut self, max_age: Option<Duration>) -> Self {
-        self.max_age = max_age;
-        self
-    }
-
-    /// Where warnings go (default: standard error, `tresor: warning: …`).
-    pub fn on_warning(mut self, sink: impl FnMut(&str) + Send + 'static) -> Self {
-        self.warn = Some(Box::new(sink));
-        self
-    }
-
-    /// The manager. With no stores (no config, or a config that declares
-    /// none, and none added), one store: the user vault, named `vault`.
-    pub fn build(self) -> Result<Tresor> {
-        let local = match (self.local_vault, self.vault_path) {
-            (Some(v), _) => Local::Open(Box::new(v)),
-            (None, Some(p)) => Local::Path(p),
-            (None, None) => Local::Path(crate::vault_path(None)?),
-        };
-        let mut entries = Vec::new();
-        if let Some(config) = &self.config {
-            let profile = config.profile_name(self.profile.as_deref());
-            for c in config.stores_for(profile.as_deref())? {
-                entries.push(Entry {
-                    name: c.name.clone(),
-                    kind: Some(c.kind),
-                    settings: StoreSettings {
-                        priority: c.priority,
-                        read_only: c.read_only,
-                        required: c.required,
-                        cache: c.cache,
-                        remote: c.kind.is_remote(),
-                    },
-                    state: State::Config(Box::new(c.clone())),
-                    down: None,
-                    credentials: c.credentials(),
-                    sends_to: c.destination(),
-                });
-            }
-        } else if let Some(p) = &self.profile {
-            return Err(Error::Validation(format!(
-                "profile '{p}' asked for, but there is no config file (tresor.toml)"
-            )));
-        }
-        for (name, settings, state) in self.stores {
-            let kind = matches!(state, State::Local | State::Vault(_)).then_some(StoreKind::Vault);
-            if entries.iter().any(|e: &Entry| e.name == name) {
-                return Err(Error::Validation(format!("two stores are named '{name}'")));
-            }
-            entries.push(Entry {
-                name,
-                kind,
-                settings,
-                state,
-                down: None,
-                credentials: Vec::new(),
-                sends_to: None,
-            });
-        }
-        // A config that declares no stores (say, the user's config.toml
-        // holding only `[pkcs11] modules`) leaves the default: the vault.
-        if entries.is_empty() && self.config.as_ref().is_none_or(|c| c.stores.is_empty()) {
-            entries.push(Entry {
-                name: "vault".into(),
-                kind: Some(StoreKind::Vault),
-                // The only store: nothing works without it.
-                settings: StoreSettings {
-                    required: true,
-                    ..StoreSettings::new(crate::config::DEFAULT_PRIORITY)
-                },
-                state: State::Local,
-                down: None,
-                credentials: vec![CredentialSource {
-                    option: None,
-                    kind: "none",
-                    from: "none sent anywhere (the user vault, unlocked by the unlock chain)"
-                        .into(),
-                }],
-                sends_to: None,
-            });
-        }
-        entries.sort_by_key(|e| e.settings.priority);
-        Ok(Tresor {
-            entries,
-            local,
-            opener: self
-                .opener
-                .unwrap_or_else(|| opener_of(crate::Unlock::new())),
-            offline: self.offline,
-            max_age: self.max_age,
-            warn: self
-                .warn
-                .unwrap_or_else(|| Box::new(|w| eprintln!("tresor: warning: {w}"))),
-            warned: BTreeSet::new(),
-        })
     }
 }
 
@@ -1598,16 +850,6 @@ pub fn check_config(config: &Config, secret: &mut SecretLookup<'_>) -> Vec<crate
         }
     }
     problems
-}
-
-/// A vault opener that runs `unlock`'s chain.
-fn opener_of(mut unlock: crate::Unlock) -> VaultOpener {
-    Box::new(move |path: &Path| unlock.open(path).map(|u| u.vault))
-}
-
-/// `.tresor/cache/<store>/<name>`, if that fits the name length limit.
-pub fn cache_name(store: &str, name: &SecretName) -> Option<SecretName> {
-    SecretName::new(format!("{CACHE_PREFIX}{store}/{name}")).ok()
 }
 
 fn check_name(name: &SecretName) -> Result<()> {
