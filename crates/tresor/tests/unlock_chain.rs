@@ -97,7 +97,10 @@ fn one_chain_for_every_caller() {
     let opened = chain.open(&path).unwrap();
     assert_eq!(opened.how, Opened::Prompt);
     assert_eq!(opened.how.to_string(), "password prompt");
-    assert_eq!(*asked.lock().unwrap(), [path.clone()]);
+    assert_eq!(
+        asked.lock().unwrap().as_slice(),
+        std::slice::from_ref(&path)
+    );
     drop(opened);
 
     // A key file comes first: the prompt is not asked.
