@@ -5,7 +5,8 @@
 
 use tresor::Error;
 
-/// Process exit codes, one per error family (documented in `docs/cli.md`).
+/// Process exit codes, one per error family (listed in `tresor --help`,
+/// `cli::EXIT_CODES`; a test keeps the two in step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ExitCode {
@@ -217,6 +218,23 @@ mod tests {
         ];
         for (e, want) in cases {
             assert_eq!(code(&e) as u8, want, "{e}");
+        }
+    }
+
+    #[test]
+    fn the_help_lists_every_exit_code() {
+        let help = crate::cli::EXIT_CODES;
+        for c in [
+            ExitCode::Ok,
+            ExitCode::NotFound,
+            ExitCode::Usage,
+            ExitCode::Locked,
+            ExitCode::Integrity,
+            ExitCode::Conflict,
+            ExitCode::Unavailable,
+        ] {
+            let row = format!("\n  {}  ", c as u8);
+            assert!(help.contains(&row), "{c:?} is missing from --help");
         }
     }
 

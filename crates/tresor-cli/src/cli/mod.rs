@@ -8,7 +8,7 @@ mod args;
 
 pub use args::*;
 
-const EXIT_CODES: &str = "\
+pub(crate) const EXIT_CODES: &str = "\
 Exit codes:
   0  ok
   1  not found (a soft-deleted secret is not found)

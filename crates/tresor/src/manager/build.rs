@@ -53,25 +53,35 @@ impl Tresor {
     ) -> Result<Zeroizing<String>> {
         match value {
             OptionValue::Text(t) => Ok(Zeroizing::new(t.clone())),
-            OptionValue::Env(var) => std::env::var(var).map(Zeroizing::new).map_err(|_| {
-                Error::Validation(format!(
-                    "store '{store}': option '{key}' refers to ENV/{var}, which is not set"
-                ))
-            }),
+            OptionValue::Env(var) => {
+                std::env::var(var)
+                    .map(Zeroizing::new)
+                    .map_err(|_| Error::InvalidOption {
+                        store: store.into(),
+                        option: key.into(),
+                        problem: format!("refers to ENV/{var}, which is not set"),
+                    })
+            }
             OptionValue::Secret(name, version) => {
                 let selector = version.map_or(Selector::default(), Selector::Version);
-                let secret = self.local_vault()?.get(name, selector).map_err(|e| match e {
-                    Error::NotFound { .. } => Error::Validation(format!(
-                        "store '{store}': option '{key}' refers to {}, which the local vault does not hold",
-                        value.describe()
-                    )),
-                    e => e,
-                })?;
-                let text = secret.value.as_text().ok_or_else(|| {
-                    Error::Validation(format!(
-                        "store '{store}': option '{key}': {} is not UTF-8 text",
-                        value.describe()
-                    ))
+                let secret = self
+                    .local_vault()?
+                    .get(name, selector)
+                    .map_err(|e| match e {
+                        Error::NotFound { .. } => Error::InvalidOption {
+                            store: store.into(),
+                            option: key.into(),
+                            problem: format!(
+                                "refers to {}, which the local vault does not hold",
+                                value.describe()
+                            ),
+                        },
+                        e => e,
+                    })?;
+                let text = secret.value.as_text().ok_or_else(|| Error::InvalidOption {
+                    store: store.into(),
+                    option: key.into(),
+                    problem: format!("{} is not UTF-8 text", value.describe()),
                 })?;
                 Ok(Zeroizing::new(text.to_string()))
             }
