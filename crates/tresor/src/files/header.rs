@@ -25,15 +25,7 @@ pub(super) fn encryption_header(to: &EncryptTo) -> Result<(Vec<u8>, PayloadKey)>
             vec![&passphrase]
         }
     };
-    let seen: Vec<SeeFileKey<'_, dyn age::Recipient>> = list
-        .iter()
-        .enumerate()
-        .map(|(index, inner)| SeeFileKey {
-            inner: *inner,
-            index,
-            file_key: &file_key,
-        })
-        .collect();
+    let seen = SeeFileKey::all(&list, &file_key);
     let encryptor = age::Encryptor::with_recipients(seen.iter().map(|r| r as &dyn age::Recipient))
         .map_err(|e| Error::Validation(format!("cannot encrypt to these recipients: {e}")))?;
     let mut head = Vec::with_capacity(256);
@@ -123,15 +115,7 @@ pub(super) fn decryption_header<R: Read>(
             vec![&scrypt_identity]
         }
     };
-    let seen: Vec<SeeFileKey<'_, dyn age::Identity>> = ids
-        .iter()
-        .enumerate()
-        .map(|(index, inner)| SeeFileKey {
-            inner: *inner,
-            index,
-            file_key: &file_key,
-        })
-        .collect();
+    let seen = SeeFileKey::all(&ids, &file_key);
     // On success the MAC checked out under the file key seen last; the
     // stream reader it returns is not used.
     drop(
@@ -296,7 +280,19 @@ pub(super) struct SeeFileKey<'a, T: ?Sized> {
     file_key: &'a RefCell<Option<(usize, FileKey)>>,
 }
 
-impl<T: ?Sized> SeeFileKey<'_, T> {
+impl<'a, T: ?Sized> SeeFileKey<'a, T> {
+    /// Each of `list`, wrapped, noting into `file_key`.
+    fn all(list: &[&'a T], file_key: &'a RefCell<Option<(usize, FileKey)>>) -> Vec<Self> {
+        list.iter()
+            .enumerate()
+            .map(|(index, inner)| SeeFileKey {
+                inner: *inner,
+                index,
+                file_key,
+            })
+            .collect()
+    }
+
     fn note(&self, file_key: &FileKey) {
         let copy = FileKey::init_with_mut(|k| k.copy_from_slice(file_key.expose_secret()));
         *self.file_key.borrow_mut() = Some((self.index, copy));

@@ -243,22 +243,18 @@ pub fn encrypt_file(
     what: &str,
 ) -> Result<Copied> {
     let (head, key) = encryption_header(to)?;
-    match positional_start(input)? {
-        Some(start) => seal_to(
-            &head,
-            &key,
-            &stream::Positional { file: input, start },
-            &mut output,
-            what,
-        ),
-        None => seal_to(
-            &head,
-            &key,
-            &stream::Sequential::new(input),
-            &mut output,
-            what,
-        ),
-    }
+    let (positional, sequential);
+    let source: &dyn stream::Source = match positional_start(input)? {
+        Some(start) => {
+            positional = stream::Positional { file: input, start };
+            &positional
+        }
+        None => {
+            sequential = stream::Sequential::new(input);
+            &sequential
+        }
+    };
+    seal_to(&head, &key, source, &mut output, what)
 }
 
 /// Decrypts the age file `input` into `output`. Chunks are written as they
@@ -294,27 +290,21 @@ pub fn decrypt_file(
     let start = positional_start(input)?;
     let mut buffered = BufReader::with_capacity(BUF_LEN, input);
     let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
-    match start {
-        Some(start) => open_to(
-            header_len,
-            identity,
-            &key,
-            &stream::Positional {
+    let (positional, sequential);
+    let source: &dyn stream::Source = match start {
+        Some(start) => {
+            positional = stream::Positional {
                 file: input,
                 start: start + header_len,
-            },
-            &mut output,
-            what,
-        ),
-        None => open_to(
-            header_len,
-            identity,
-            &key,
-            &stream::Sequential::new(buffered),
-            &mut output,
-            what,
-        ),
-    }
+            };
+            &positional
+        }
+        None => {
+            sequential = stream::Sequential::new(buffered);
+            &sequential
+        }
+    };
+    open_to(header_len, identity, &key, source, &mut output, what)
 }
 
 /// The payload key, wiped on drop.
