@@ -5,7 +5,7 @@
 
 use super::*;
 
-/// The folder of the agents' sockets (see the module docs); created
+/// The folder of the agents' sockets (see the [session docs](super)); created
 /// 0700 when `create`. Refused unless it is a real folder owned by this
 /// uid with no access for others.
 pub fn dir(create: bool) -> Result<PathBuf> {
