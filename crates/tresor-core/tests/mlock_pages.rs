@@ -8,15 +8,9 @@
 
 use tresor_core::memory;
 
-/// The process's locked memory, in KiB.
-fn vm_lck_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmLck:"))
-        .expect("VmLck in /proc/self/status");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+#[path = "support/vm_lck.rs"]
+mod vm_lck;
+use vm_lck::vm_lck_kib;
 
 #[test]
 fn a_page_stays_locked_while_any_buffer_on_it_lives() {

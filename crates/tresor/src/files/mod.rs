@@ -334,17 +334,7 @@ fn seal_to<S: stream::Source + ?Sized, W: Write + Send>(
     output
         .write_all(head)
         .map_err(|source| io_error("output", Path::new("output"), source))?;
-    let counts = stream::run(
-        stream::Mode::Seal,
-        key,
-        source,
-        output,
-        stream::default_workers(),
-    )
-    .map_err(|e| stream_error(e, what))?;
-    output
-        .flush()
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
+    let counts = payload_to(stream::Mode::Seal, key, source, output, what)?;
     Ok(Copied {
         bytes_in: counts.read,
         bytes_out: head.len() as u64 + counts.written,
@@ -360,20 +350,27 @@ fn open_to<S: stream::Source + ?Sized, W: Write + Send>(
     output: &mut W,
     what: &str,
 ) -> Result<Copied> {
-    let counts = stream::run(
-        stream::Mode::Open,
-        key,
-        source,
-        output,
-        stream::default_workers(),
-    )
-    .map_err(|e| stream_error(e, what))?;
-    output
-        .flush()
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
+    let counts = payload_to(stream::Mode::Open, key, source, output, what)?;
     Ok(Copied {
         bytes_in: header_len + counts.read,
         bytes_out: counts.written,
         identity,
     })
+}
+
+/// Seals or opens the payload from `source` into `output` on every core,
+/// then flushes `output`.
+fn payload_to<S: stream::Source + ?Sized, W: Write + Send>(
+    mode: stream::Mode,
+    key: &PayloadKey,
+    source: &S,
+    output: &mut W,
+    what: &str,
+) -> Result<stream::Counts> {
+    let counts = stream::run(mode, key, source, output, stream::default_workers())
+        .map_err(|e| stream_error(e, what))?;
+    output
+        .flush()
+        .map_err(|source| io_error("output", Path::new("output"), source))?;
+    Ok(counts)
 }
