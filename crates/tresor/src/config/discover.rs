@@ -132,7 +132,8 @@ impl ConfigFile {
         }
         if let Some(why) = unsafe_owner_or_mode(&meta) {
             return Err(Error::Validation(format!(
-                "the config file {} {why}: tresor refuses it, since whoever can change it decides                  which servers receive your tokens and values. {}",
+                "the config file {} {why}: tresor refuses it, since whoever can change it decides \
+                 which servers receive your tokens and values. {}",
                 path.display(),
                 fix_hint(path, &meta)
             )));

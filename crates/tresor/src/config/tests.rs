@@ -172,3 +172,19 @@ fn references_parse() {
         OptionValue::Text("plain".into())
     );
 }
+
+#[test]
+fn a_config_open_to_writers_is_refused_in_one_readable_sentence() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tresor.toml");
+    std::fs::write(&path, "[[stores]]\nname = \"env\"\nkind = \"env\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = ConfigFile::read(&path).unwrap_err().to_string();
+    assert!(err.contains("writable by group or others"), "{err}");
+    assert!(
+        err.contains("decides which servers receive"),
+        "the sentence is broken by a run of spaces: {err}"
+    );
+    assert!(!err.contains("  "), "{err}");
+}
