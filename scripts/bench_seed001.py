@@ -1,8 +1,9 @@
 """Seed 001's encrypted-file credential store, re-implemented for benchmarking.
 
 This is a faithful Python re-implementation of `EncryptedFileStorage` as
-described in shared/seeds/001_*.txt ("Encrypted File Backend (Fallback)"): the
-design tresor's users have today and that tresor replaces.
+described in the project's seed 001, "Encrypted File Backend (Fallback)" (a
+requirements text that is not part of this repository): the design tresor's
+users have today and that tresor replaces.
 
 What it does, exactly as the seed describes it:
   * a Fernet key in `<config_dir>/.encryption_key` (mode 0600), created on

@@ -12,10 +12,19 @@
 //! # Ok::<(), tresor_core::Error>(())
 //! ```
 
+// Unsafe code only where tresor-core calls libc: see the two modules below.
+#![deny(unsafe_code)]
+
 mod error;
+// SAFETY (module): mlock/munlock of buffers the caller keeps alive, setrlimit
+// and prctl on this process, getpwuid_r into local buffers; each call has its
+// own SAFETY comment.
+#[allow(unsafe_code)]
 pub mod memory;
 mod metadata;
 mod name;
+// SAFETY (module): geteuid and getuid, which have no preconditions.
+#[allow(unsafe_code)]
 pub mod perm;
 mod store;
 mod value;

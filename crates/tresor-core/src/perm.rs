@@ -73,6 +73,13 @@ pub fn current_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The current real user id (who started the process; [`current_uid`] is
+/// whose rights it has).
+pub fn real_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
 /// Checks `meta` (of a file the caller has open) against the rule: owned by
 /// one of `owners`, and closed to group and others as `closed` says.
 pub fn check(meta: &Metadata, owners: Owners, closed: Closed) -> Result<(), Distrust> {

@@ -27,6 +27,8 @@
 //! assert!(open(&key, &moved.bytes(), &blob).is_err());
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod aead;
 mod envelope;
 mod keys;

@@ -9,15 +9,9 @@
 use tresor_core::SecretValue;
 use tresor_crypto::Key;
 
-/// The process's locked memory, in KiB.
-fn vm_lck_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmLck:"))
-        .expect("VmLck in /proc/self/status");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+#[path = "../../tresor-core/tests/support/vm_lck.rs"]
+mod vm_lck;
+use vm_lck::vm_lck_kib;
 
 /// RLIMIT_MEMLOCK's soft limit in bytes (u64::MAX when unlimited).
 fn memlock_limit() -> u64 {

@@ -232,8 +232,7 @@ pub fn remove(vault: &Path, _locked: fs::File) -> std::io::Result<()> {
 
 /// The current process's uid and pid.
 pub fn ids() -> (u32, u32) {
-    // SAFETY: getuid cannot fail.
-    (unsafe { libc::getuid() }, std::process::id())
+    (tresor_core::perm::real_uid(), std::process::id())
 }
 
 #[cfg(test)]

@@ -79,10 +79,11 @@ pub struct ConnectOptions {
     pub no_checkpoint_on_close: bool,
 }
 
-/// Opens `path` with tresor's settings (PERF-NOTES.md): WAL is set once at
-/// creation; every connection gets `synchronous=FULL`, `secure_delete=ON`,
-/// `foreign_keys=ON`, the busy timeout, and a stable query planner (QPSG),
-/// without which cached statements are re-prepared on every call.
+/// Opens `path` with tresor's settings (ARCHITECTURE.md, "Start-up, and
+/// why"): WAL is set once at creation; every connection gets
+/// `synchronous=FULL`, `secure_delete=ON`, `foreign_keys=ON`, the busy
+/// timeout, and a stable query planner (QPSG), without which cached
+/// statements are re-prepared on every call.
 pub fn connect(
     path: &Path,
     create: bool,

@@ -102,12 +102,9 @@ impl Cli {
     /// global options and `get`. Anything neither accepts as it stands —
     /// help, `--version`, another command, a mistake — goes through the
     /// full parser, which gives the answer and the error messages users see.
-    pub fn parse_args() -> Result<Self, clap::Error> {
-        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        Self::parse_args_from(args)
-    }
-
-    /// [`Cli::parse_args`] on the given arguments (the program name first).
+    ///
+    /// `args` are the process's arguments, the program name first (main.rs
+    /// takes them from C's `argv`, or from `std::env::args_os`).
     pub fn parse_args_from(args: Vec<std::ffi::OsString>) -> Result<Self, clap::Error> {
         if let Some(cli) = Self::parse_plain_get(&args) {
             return Ok(cli);

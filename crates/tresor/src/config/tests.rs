@@ -1,0 +1,190 @@
+//! Unit tests of config parsing, discovery and file checks.
+
+use super::*;
+
+fn problems(text: &str) -> Vec<(usize, usize, String)> {
+    Config::parse(text, None)
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.line, p.column, p.message))
+        .collect()
+}
+
+#[test]
+fn the_design_sketch_parses() {
+    let text = r#"
+profile = "dev"
+
+[[stores]]
+name = "local"
+kind = "vault"
+priority = 50
+
+[[stores]]
+name = "team"
+kind = "openbao"
+address = "http://127.0.0.1:8200"
+mount = "secret"
+token = "ENV/BAO_TOKEN"
+priority = 100
+read_only = false
+required = false
+cache = true
+
+[[stores]]
+name = "env"
+kind = "env"
+prefix = "MODEL_FORGE_"
+priority = 10
+
+[profiles.dev]
+stores = ["local", "env"]
+
+[profiles.prod]
+stores = ["team"]
+
+[secrets]
+OPENAI_API_KEY = { name = "openai/api_key", required = true, rule = "openai" }
+
+[[rules]]
+pattern = "huggingface/*"
+prefix = "hf_"
+"#;
+    let c = Config::parse(text, None).unwrap();
+    assert_eq!(c.stores.len(), 3);
+    let team = c.store("team").unwrap();
+    assert_eq!(team.kind, StoreKind::Openbao);
+    assert!(team.cache && !team.required && !team.read_only);
+    assert_eq!(team.options["token"], OptionValue::Env("BAO_TOKEN".into()));
+    assert_eq!(team.options["mount"], OptionValue::Text("secret".into()));
+    assert_eq!(c.profile.as_deref(), Some("dev"));
+    let all: Vec<&str> = c
+        .stores_for(None)
+        .unwrap()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(all, ["env", "local", "team"]);
+    let dev: Vec<&str> = c
+        .stores_for(Some("dev"))
+        .unwrap()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(dev, ["env", "local"]);
+    assert!(c.stores_for(Some("nope")).is_err());
+    assert_eq!(c.option_position("team", "token").unwrap().line, 14);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line_and_column() {
+    let text = r#"profile = "staging"
+colour = "blue"
+
+[[stores]]
+name = "a"
+kind = "floppy"
+
+[[stores]]
+name = "a"
+kind = "env"
+priority = -3
+
+[[stores]]
+kind = "vault"
+read_only = "yes"
+
+[[stores]]
+name = "bad name!"
+kind = "env"
+
+[[stores]]
+name = "c"
+kind = "vault"
+cache = true
+token = "SEC/../x"
+nested = { a = 1 }
+
+[profiles.prod]
+stores = ["a", "ghost"]
+"#;
+    let got = problems(text);
+    let want: &[(usize, usize, &str)] = &[
+        (
+            1,
+            11,
+            "profile = \"staging\" names no [profiles.staging] table",
+        ),
+        (2, 1, "unknown top-level key 'colour'"),
+        (6, 8, "unknown kind \"floppy\""),
+        (9, 8, "duplicate store name 'a' (first defined at line 4)"),
+        (11, 12, "priority must be a whole number"),
+        (13, 1, "this store has no name"),
+        (15, 13, "read_only must be true or false, not string"),
+        (18, 8, "store name \"bad name!\" is not valid"),
+        (24, 9, "cache = true is for remote stores"),
+        (25, 9, "option 'token': \"SEC/../x\""),
+        (
+            26,
+            10,
+            "option 'nested' must be a string, number or boolean",
+        ),
+        (
+            29,
+            16,
+            "profile 'prod' names store 'ghost', which is not defined",
+        ),
+    ];
+    for (line, column, text) in want {
+        assert!(
+            got.iter()
+                .any(|(l, c, m)| l == line && c == column && m.contains(text)),
+            "missing {line}:{column} {text:?} in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+}
+
+#[test]
+fn syntax_errors_point_at_the_line() {
+    let got = problems("[[stores]]\nname = \"a\"\nkind = \n");
+    assert_eq!(got[0].0, 3, "{got:?}");
+    assert!(got[0].2.starts_with("TOML syntax"), "{got:?}");
+    let got = problems("[[stores]]\nname = \"a\"\nname = \"b\"\nkind = \"env\"\n");
+    assert_eq!(got[0].0, 3, "{got:?}");
+}
+
+#[test]
+fn references_parse() {
+    assert_eq!(
+        OptionValue::parse("ENV/BAO_TOKEN").unwrap(),
+        OptionValue::Env("BAO_TOKEN".into())
+    );
+    assert_eq!(
+        OptionValue::parse("SEC/bao/token#2").unwrap(),
+        OptionValue::Secret(SecretName::new("bao/token").unwrap(), Some(2))
+    );
+    assert!(OptionValue::parse("ENV/").is_err());
+    assert!(OptionValue::parse("SEC/a#0").is_err());
+    assert_eq!(
+        OptionValue::parse("plain").unwrap(),
+        OptionValue::Text("plain".into())
+    );
+}
+
+#[test]
+fn a_config_open_to_writers_is_refused_in_one_readable_sentence() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tresor.toml");
+    std::fs::write(&path, "[[stores]]\nname = \"env\"\nkind = \"env\"\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = ConfigFile::read(&path).unwrap_err().to_string();
+    assert!(err.contains("writable by group or others"), "{err}");
+    assert!(
+        err.contains("decides which servers receive"),
+        "the sentence is broken by a run of spaces: {err}"
+    );
+    assert!(!err.contains("  "), "{err}");
+}
