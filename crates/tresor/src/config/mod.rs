@@ -418,7 +418,7 @@ impl Config {
             Discovery::Explicit(p) => Self::load(&p)
                 .map_err(|e| match e {
                     Error::Validation(m) if m.ends_with("does not exist") => {
-                        Error::Validation(format!("{m} (named by --config or {CONFIG_ENV})"))
+                        Error::Validation(format!("{m} (named explicitly or by {CONFIG_ENV})"))
                     }
                     e => e,
                 })

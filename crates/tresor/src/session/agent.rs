@@ -227,8 +227,8 @@ pub fn serve_stdin() -> Result<()> {
     use std::io::IsTerminal;
     if std::io::stdin().is_terminal() {
         return Err(Error::Validation(
-            "tresor agent is started by `tresor unlock`, which hands it the key; \
-             run `tresor unlock --agent` instead"
+            "the agent is not run by hand: the process that starts an agent session \
+             hands it the key on stdin"
                 .into(),
         ));
     }
@@ -236,17 +236,18 @@ pub fn serve_stdin() -> Result<()> {
     std::io::stdin()
         .take((RECORD_LEN + MAX_INFO) as u64)
         .read_to_end(&mut input)
-        .map_err(|e| Error::Validation(format!("tresor agent: reading stdin: {e}")))?;
+        .map_err(|e| Error::Validation(format!("agent: reading stdin: {e}")))?;
     if input.len() < RECORD_LEN || &input[..17] != MAGIC {
         return Err(Error::Validation(
-            "tresor agent is started by `tresor unlock --agent`, which hands it the key on stdin"
+            "the agent is not run by hand: the process that starts an agent session hands it \
+             the key on stdin"
                 .into(),
         ));
     }
     let vault_id: [u8; 16] = input[17..33].try_into().expect("16 bytes");
     let master = parse_record(&input[..RECORD_LEN], &vault_id).expect("checked above");
     let mut info: SessionInfo = serde_json::from_slice(&input[RECORD_LEN..])
-        .map_err(|e| Error::Validation(format!("tresor agent: bad description: {e}")))?;
+        .map_err(|e| Error::Validation(format!("agent: bad description: {e}")))?;
     drop(input);
     info.pid = Some(std::process::id());
     let dir = dir(true)?;
