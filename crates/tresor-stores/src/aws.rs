@@ -902,11 +902,13 @@ impl Store for Aws {
         Capabilities {
             read_only: false,
             versions: true,
-            labels: true,
+            read_labels: true,
+            staging: true,
+            move_labels: true,
             metadata: true,
             list: true,
             check_and_set: true,
-            undelete: true,
+            soft_delete: true,
         }
     }
 

@@ -988,11 +988,15 @@ impl Store for AzureKeyVault {
         Capabilities {
             read_only: false,
             versions: true,
-            labels: true,
+            // current and previous follow the versions; no pending.
+            read_labels: true,
+            staging: false,
+            move_labels: false,
             metadata: true,
             list: true,
+            // Key Vault has no conditional writes.
             check_and_set: false,
-            undelete: true,
+            soft_delete: true,
         }
     }
 

@@ -1081,11 +1081,15 @@ impl Store for OpenBao {
         Capabilities {
             read_only: false,
             versions: true,
-            labels: true,
+            // current and previous, derived from the versions; no pending.
+            read_labels: true,
+            // KV v2 has no labels to stage or move.
+            staging: false,
+            move_labels: false,
             metadata: true,
             list: true,
             check_and_set: true,
-            undelete: true,
+            soft_delete: true,
         }
     }
 

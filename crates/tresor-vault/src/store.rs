@@ -16,11 +16,13 @@ impl Store for Vault {
         Capabilities {
             read_only: false,
             versions: true,
-            labels: true,
+            read_labels: true,
+            staging: true,
+            move_labels: true,
             metadata: true,
             list: true,
             check_and_set: true,
-            undelete: true,
+            soft_delete: true,
         }
     }
 
