@@ -1,0 +1,227 @@
+//! Requests to the server: retries, AppRole renewal, status to error.
+
+use super::*;
+
+impl OpenBao {
+    // --- HTTP -------------------------------------------------------------
+
+    /// Sends one request, with retries; any HTTP status is a `Reply`. With
+    /// AppRole auth, a 403 (an expired token, most often) logs in again and
+    /// sends the request once more.
+    pub(super) fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+        retry: Retry,
+        with_token: bool,
+    ) -> Result<Reply> {
+        let reply = self.send_retrying(method, path, query, body, retry, with_token)?;
+        if let (
+            403,
+            true,
+            Auth::AppRole {
+                role_id,
+                secret_id,
+                mount,
+            },
+        ) = (reply.status, with_token, &self.auth)
+            && let Ok(token) = self.approle_login(role_id, secret_id, mount)
+        {
+            *self.token() = token;
+            return self.send_retrying(method, path, query, body, retry, with_token);
+        }
+        Ok(reply)
+    }
+
+    pub(super) fn send_retrying(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+        retry: Retry,
+        with_token: bool,
+    ) -> Result<Reply> {
+        let url = format!("{}{path}", self.address);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.send_once(method, &url, query, body, with_token);
+            let again = match &outcome {
+                Ok(reply) => match retry {
+                    Retry::Idempotent => reply.status == 429 || reply.status >= 500,
+                    Retry::Unsafe => reply.status == 429 || reply.status == 503,
+                },
+                Err(e) => transient(e, retry),
+            };
+            if !again || attempt >= ATTEMPTS {
+                return outcome.map_err(|e| Error::Unavailable {
+                    store: self.name.clone(),
+                    reason: format!(
+                        "{} {path}: {} (after {attempt} attempt{})",
+                        method_name(method),
+                        describe(&e),
+                        if attempt == 1 { "" } else { "s" }
+                    ),
+                });
+            }
+            std::thread::sleep(backoff(attempt));
+        }
+    }
+
+    pub(super) fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+        with_token: bool,
+    ) -> std::result::Result<Reply, ureq::Error> {
+        macro_rules! prepare {
+            ($request:expr) => {{
+                let mut request = $request;
+                for (k, v) in query {
+                    request = request.query(*k, *v);
+                }
+                if with_token {
+                    request = request.header("X-Vault-Token", self.token().expose_secret());
+                }
+                if let Some(ns) = &self.namespace {
+                    request = request.header("X-Vault-Namespace", ns.as_str());
+                }
+                request
+            }};
+        }
+        let mut response = match method {
+            Method::Get => prepare!(self.agent.get(url)).call()?,
+            Method::Delete => prepare!(self.agent.delete(url)).call()?,
+            Method::Post => prepare!(self.agent.post(url))
+                .header("Content-Type", "application/json")
+                .send(body.unwrap_or(b"{}"))?,
+        };
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()?;
+        Ok(Reply {
+            status,
+            body: Zeroizing::new(body),
+        })
+    }
+
+    pub(super) fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
+        let retry = if method == Method::Get {
+            Retry::Idempotent
+        } else {
+            Retry::Unsafe
+        };
+        self.send(method, path, &[], body, retry, true)
+    }
+
+    pub(super) fn data_path(&self, name: &str) -> String {
+        format!("/v1/{}/data/{name}", self.mount)
+    }
+
+    pub(super) fn metadata_path(&self, name: &str) -> String {
+        format!("/v1/{}/metadata/{name}", self.mount)
+    }
+
+    /// The error for an unexpected answer about `what` (e.g. `'a/b'`).
+    pub(super) fn http_error(&self, reply: &Reply, what: &str) -> Error {
+        let errors = reply.errors();
+        let detail = format!("HTTP {}{}", reply.status, colon(&errors));
+        match reply.status {
+            401 | 403 => Error::Auth {
+                store: self.name.clone(),
+                reason: format!("{what}: permission denied ({detail})"),
+            },
+            404 => self.not_found(what.to_string()),
+            429 | 500..=599 => Error::Unavailable {
+                store: self.name.clone(),
+                reason: format!("{what}: {detail}"),
+            },
+            _ => Error::Validation(format!("{}: {what}: {detail}", self.name)),
+        }
+    }
+
+    pub(super) fn not_found(&self, what: String) -> Error {
+        Error::NotFound {
+            store: self.name.clone(),
+            what,
+        }
+    }
+}
+
+/// Vault's `errors` array, each message shortened, joined with "; ".
+pub(super) fn error_messages(json: &Value) -> String {
+    json["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|m| {
+                    let m = m.trim();
+                    if m.chars().count() > 200 {
+                        format!("{}…", m.chars().take(200).collect::<String>())
+                    } else {
+                        m.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn colon(s: &str) -> String {
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
+}
+
+pub(super) fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Delete => "DELETE",
+    }
+}
+
+/// Whether a transport error is worth another attempt.
+pub(super) fn transient(e: &ureq::Error, retry: Retry) -> bool {
+    match e {
+        ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => true,
+            ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::UnexpectedEof => retry == Retry::Idempotent,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// A transport error in words (ureq's messages hold no bodies).
+pub(super) fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::Io(io) => format!("{io}"),
+        other => other.to_string(),
+    }
+}
+
+/// The pause before attempt `attempt + 1`: 100 ms, 200 ms, … plus up to 50 %.
+pub(super) fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, RandomState};
+    let base = BACKOFF * 2u32.pow(attempt.saturating_sub(1).min(6));
+    let jitter = RandomState::new().hash_one(attempt) % 1000;
+    base + base * u32::try_from(jitter).unwrap_or(0) / 2000
+}
