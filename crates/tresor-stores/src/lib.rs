@@ -53,5 +53,7 @@ pub mod keychain;
 #[cfg(feature = "openbao")]
 pub mod openbao;
 pub mod options;
+#[cfg(any(feature = "openbao", feature = "aws", feature = "azure"))]
+mod remote;
 
 pub use options::StoreOptions;

@@ -43,9 +43,10 @@ pub struct OpenBaoOptions {
     pub namespace: Option<String>,
     /// A PEM file whose certificates are the only trusted roots.
     pub ca_file: Option<PathBuf>,
-    /// Connect timeout (default 5 s).
+    /// The longest one attempt may take to connect (default 5 s).
     pub connect_timeout: Duration,
-    /// Timeout for sending a request and reading its answer (default 5 s).
+    /// The longest one request may take, every attempt and the pauses
+    /// between them included (default 10 s).
     pub timeout: Duration,
     /// Allow plain `http://` to a host that is not this machine (default
     /// false: `http://` only to `localhost`, `127.0.0.0/8` or `::1`). See
@@ -66,8 +67,8 @@ impl OpenBaoOptions {
     /// `token`, or `role_id` + `secret_id` (+ `approle_mount`, default
     /// `approle`) for AppRole, or `token_from_env = true` for the token in
     /// `BAO_TOKEN`, else `VAULT_TOKEN` (exactly one of the three),
-    /// `namespace`, `ca_file`, `timeout` and `connect_timeout` (durations
-    /// such as `2s`, default 5 s), `insecure_http` (default false). The
+    /// `namespace`, `ca_file`, `timeout` (each request, retries included,
+    /// default 10 s) and `connect_timeout` (each connection, default 5 s), `insecure_http` (default false). The
     /// environment's token is never taken unless asked for: a `tresor.toml`
     /// from elsewhere must not send it to a server of its choosing. An
     /// `http://` address must be this machine unless `insecure_http = true`.
@@ -155,17 +156,15 @@ impl OpenBaoOptions {
         }
         out.namespace = options.get("namespace").map(str::to_string);
         out.ca_file = options.get("ca_file").map(PathBuf::from);
-        if let Some(t) = options.duration("timeout")? {
-            out.timeout = t;
-        }
-        if let Some(t) = options.duration("connect_timeout")? {
-            out.connect_timeout = t;
-        }
+        let limits = Limits::from_options(options)?;
+        out.timeout = limits.timeout;
+        out.connect_timeout = limits.connect_timeout;
         options.finish()?;
         Ok(out)
     }
 
-    /// Options with defaults: mount `secret`, 5 s timeouts, no namespace.
+    /// Options with defaults: mount `secret`, the remote stores' time limits
+    /// (10 s per request, 5 s per connection), no namespace.
     pub fn new(address: impl Into<String>, auth: Auth) -> Self {
         Self {
             name: DEFAULT_NAME.to_string(),
@@ -174,8 +173,8 @@ impl OpenBaoOptions {
             auth,
             namespace: None,
             ca_file: None,
-            connect_timeout: Duration::from_secs(5),
-            timeout: Duration::from_secs(5),
+            connect_timeout: Limits::default().connect_timeout,
+            timeout: Limits::default().timeout,
             insecure_http: false,
         }
     }

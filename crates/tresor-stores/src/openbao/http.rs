@@ -14,7 +14,7 @@ impl OpenBao {
         path: &str,
         query: &[(&str, &str)],
         body: Option<&[u8]>,
-        retry: Retry,
+        retry: Idempotence,
         with_token: bool,
     ) -> Result<Reply> {
         let reply = self.send_retrying(method, path, query, body, retry, with_token)?;
@@ -41,33 +41,35 @@ impl OpenBao {
         path: &str,
         query: &[(&str, &str)],
         body: Option<&[u8]>,
-        retry: Retry,
+        retry: Idempotence,
         with_token: bool,
     ) -> Result<Reply> {
         let url = format!("{}{path}", self.address);
+        let deadline = Deadline::after(self.timeout);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.send_once(method, &url, query, body, with_token);
+            let outcome = self.send_once(method, &url, query, body, with_token, &deadline);
             let again = match &outcome {
-                Ok(reply) => match retry {
-                    Retry::Idempotent => reply.status == 429 || reply.status >= 500,
-                    Retry::Unsafe => reply.status == 429 || reply.status == 503,
-                },
+                Ok(reply) => retry_status(reply.status, retry),
                 Err(e) => transient(e, retry),
             };
-            if !again || attempt >= ATTEMPTS {
-                return outcome.map_err(|e| Error::Unavailable {
-                    store: self.name.clone(),
-                    reason: format!(
-                        "{} {path}: {} (after {attempt} attempt{})",
-                        method_name(method),
-                        describe(&e),
-                        if attempt == 1 { "" } else { "s" }
-                    ),
-                });
+            match again.then(|| next_pause(attempt, &deadline)).flatten() {
+                Some(pause) => std::thread::sleep(pause),
+                None => {
+                    return outcome.map_err(|e| {
+                        remote::unreachable(
+                            &self.name,
+                            &format!("{} {path}", method_name(method)),
+                            &format!(
+                                "{} (after {attempt} attempt{})",
+                                describe(&e),
+                                if attempt == 1 { "" } else { "s" }
+                            ),
+                        )
+                    });
+                }
             }
-            std::thread::sleep(backoff(attempt));
         }
     }
 
@@ -78,10 +80,14 @@ impl OpenBao {
         query: &[(&str, &str)],
         body: Option<&[u8]>,
         with_token: bool,
+        deadline: &Deadline,
     ) -> std::result::Result<Reply, ureq::Error> {
         macro_rules! prepare {
             ($request:expr) => {{
-                let mut request = $request;
+                let mut request = $request
+                    .config()
+                    .timeout_global(Some(deadline.remaining()))
+                    .build();
                 for (k, v) in query {
                     request = request.query(*k, *v);
                 }
@@ -115,9 +121,9 @@ impl OpenBao {
 
     pub(super) fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
         let retry = if method == Method::Get {
-            Retry::Idempotent
+            Idempotence::Idempotent
         } else {
-            Retry::Unsafe
+            Idempotence::Unsafe
         };
         self.send(method, path, &[], body, retry, true)
     }
@@ -132,20 +138,8 @@ impl OpenBao {
 
     /// The error for an unexpected answer about `what` (e.g. `'a/b'`).
     pub(super) fn http_error(&self, reply: &Reply, what: &str) -> Error {
-        let errors = reply.errors();
-        let detail = format!("HTTP {}{}", reply.status, colon(&errors));
-        match reply.status {
-            401 | 403 => Error::Auth {
-                store: self.name.clone(),
-                reason: format!("{what}: permission denied ({detail})"),
-            },
-            404 => self.not_found(what.to_string()),
-            429 | 500..=599 => Error::Unavailable {
-                store: self.name.clone(),
-                reason: format!("{what}: {detail}"),
-            },
-            _ => Error::Validation(format!("{}: {what}: {detail}", self.name)),
-        }
+        let detail = format!("HTTP {}{}", reply.status, colon(&reply.errors()));
+        remote::status_error(&self.name, what, reply.status, &detail)
     }
 
     pub(super) fn not_found(&self, what: String) -> Error {
@@ -163,26 +157,11 @@ pub(super) fn error_messages(json: &Value) -> String {
         .map(|a| {
             a.iter()
                 .filter_map(Value::as_str)
-                .map(|m| {
-                    let m = m.trim();
-                    if m.chars().count() > 200 {
-                        format!("{}…", m.chars().take(200).collect::<String>())
-                    } else {
-                        m.to_string()
-                    }
-                })
+                .map(remote::shorten)
                 .collect::<Vec<_>>()
                 .join("; ")
         })
         .unwrap_or_default()
-}
-
-pub(super) fn colon(s: &str) -> String {
-    if s.is_empty() {
-        String::new()
-    } else {
-        format!(": {s}")
-    }
 }
 
 pub(super) fn method_name(m: Method) -> &'static str {
@@ -194,17 +173,10 @@ pub(super) fn method_name(m: Method) -> &'static str {
 }
 
 /// Whether a transport error is worth another attempt.
-pub(super) fn transient(e: &ureq::Error, retry: Retry) -> bool {
+pub(super) fn transient(e: &ureq::Error, retry: Idempotence) -> bool {
     match e {
         ureq::Error::ConnectionFailed => true,
-        ureq::Error::Io(io) => match io.kind() {
-            ErrorKind::ConnectionRefused => true,
-            ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::BrokenPipe
-            | ErrorKind::UnexpectedEof => retry == Retry::Idempotent,
-            _ => false,
-        },
+        ureq::Error::Io(io) => retry_io(io.kind(), retry),
         _ => false,
     }
 }
@@ -216,12 +188,4 @@ pub(super) fn describe(e: &ureq::Error) -> String {
         ureq::Error::Io(io) => format!("{io}"),
         other => other.to_string(),
     }
-}
-
-/// The pause before attempt `attempt + 1`: 100 ms, 200 ms, … plus up to 50 %.
-pub(super) fn backoff(attempt: u32) -> Duration {
-    use std::hash::{BuildHasher, RandomState};
-    let base = BACKOFF * 2u32.pow(attempt.saturating_sub(1).min(6));
-    let jitter = RandomState::new().hash_one(attempt) % 1000;
-    base + base * u32::try_from(jitter).unwrap_or(0) / 2000
 }

@@ -32,7 +32,14 @@ impl OpenBao {
         };
         let v = version.map(|v| v.to_string());
         let query: Vec<(&str, &str)> = v.iter().map(|v| ("version", v.as_str())).collect();
-        let reply = self.send(Method::Get, &path, &query, None, Retry::Idempotent, true)?;
+        let reply = self.send(
+            Method::Get,
+            &path,
+            &query,
+            None,
+            Idempotence::Idempotent,
+            true,
+        )?;
         match reply.status {
             200 => {}
             404 => {
@@ -100,7 +107,7 @@ impl OpenBao {
             &path,
             &[("list", "true")],
             None,
-            Retry::Idempotent,
+            Idempotence::Idempotent,
             true,
         )?;
         match reply.status {

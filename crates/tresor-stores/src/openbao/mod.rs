@@ -47,17 +47,18 @@
 //! address must be this machine (`localhost`, `127.0.0.0/8`, `::1`) unless
 //! `insecure_http = true` (the manager then warns on every use). Optional namespace
 //! (`X-Vault-Namespace`). TLS uses the bundled Mozilla roots (ureq's
-//! default), or only the certificates of a PEM CA file. Connect and read
-//! timeouts default to 5 s. Up to 3 attempts with jittered exponential
-//! backoff: reads retry on 429, 5xx and connection failures; writes retry
-//! only where the server surely did nothing (connection refused, 429, 503).
+//! default), or only the certificates of a PEM CA file. `timeout` bounds
+//! each request, every attempt and pause included (default 10 s), and
+//! `connect_timeout` each connection (default 5 s), as for every remote store
+//! (see `remote`). Up to 3 attempts with jittered exponential backoff: reads
+//! retry on 408, 429, 5xx and broken connections; writes retry only where the
+//! server surely did nothing (connection refused, 429, 503).
 //! A server that cannot be reached is [`Error::Unavailable`]. Errors name the
 //! store, the secret, the HTTP status and Vault's error messages; request
 //! bodies (which hold values) never go into an error, a log or a `Debug`.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -73,12 +74,11 @@ use tresor_core::{
 };
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::remote::retry::{Deadline, Idempotence, next_pause, retry_io, retry_status};
+use crate::remote::{self, Limits, colon};
+
 /// The store's name in messages unless [`OpenBaoOptions::name`] gives another.
 const DEFAULT_NAME: &str = "openbao";
-/// Attempts per request (the first one included).
-const ATTEMPTS: u32 = 3;
-/// First backoff; doubled per retry, with up to 50 % jitter.
-const BACKOFF: Duration = Duration::from_millis(100);
 /// Largest response body read (a value of 1 MiB as base64 in JSON fits).
 const MAX_RESPONSE: u64 = 8 * 1024 * 1024;
 
@@ -118,6 +118,8 @@ pub struct OpenBao {
     /// The token sent; an AppRole login replaces it when it expires.
     token: Mutex<SecretString>,
     agent: ureq::Agent,
+    /// The bound on one request, attempts and pauses included.
+    timeout: Duration,
 }
 
 impl fmt::Debug for OpenBao {
@@ -137,15 +139,6 @@ enum Method {
     Get,
     Post,
     Delete,
-}
-
-/// Whether a failed request may be sent again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Retry {
-    /// Reads and other idempotent calls: 429, 5xx, connection failures.
-    Idempotent,
-    /// Writes: only where the server surely did nothing.
-    Unsafe,
 }
 
 /// An HTTP answer of any status; the body is wiped on drop.
@@ -176,14 +169,17 @@ impl OpenBao {
         let address = options.address.trim_end_matches('/').to_string();
         crate::options::plain_http(&name, "address", &address, options.insecure_http)?;
         let mount = valid_path(&name, "mount", &options.mount)?;
+        let limits = Limits {
+            timeout: options.timeout,
+            connect_timeout: options.connect_timeout,
+        };
+        limits.check(&name)?;
+        // Each attempt's whole-request limit is what is left of `timeout`
+        // (set per request); the connection has its own.
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(options.connect_timeout))
-            .timeout_send_request(Some(options.timeout))
-            .timeout_send_body(Some(options.timeout))
-            .timeout_recv_response(Some(options.timeout))
-            .timeout_recv_body(Some(options.timeout));
+            .timeout_connect(Some(limits.connect()));
         if let Some(ca) = &options.ca_file {
             let pem = std::fs::read(ca).map_err(|source| Error::Io {
                 store: name.clone(),
@@ -217,6 +213,7 @@ impl OpenBao {
             auth: options.auth.clone(),
             token: Mutex::new(SecretString::from(String::new())),
             agent,
+            timeout: limits.timeout,
         };
         let token = match &options.auth {
             Auth::Token(token) => token.clone(),
@@ -261,7 +258,14 @@ impl OpenBao {
         write_json_str(&mut body, secret_id.expose_secret());
         body.push(b'}');
         let path = format!("/v1/auth/{mount}/login");
-        let reply = self.send(Method::Post, &path, &[], Some(&body), Retry::Unsafe, false)?;
+        let reply = self.send(
+            Method::Post,
+            &path,
+            &[],
+            Some(&body),
+            Idempotence::Unsafe,
+            false,
+        )?;
         if reply.status != 200 {
             return Err(Error::Auth {
                 store: self.name.clone(),

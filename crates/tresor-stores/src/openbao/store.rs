@@ -148,7 +148,7 @@ impl Store for OpenBao {
             "/v1/sys/health",
             &[],
             None,
-            Retry::Idempotent,
+            Idempotence::Idempotent,
             false,
         ) {
             Ok(r) => r,
