@@ -24,13 +24,10 @@ impl Aws {
         every_version: bool,
     ) -> Result<Option<State>> {
         let id = self.id(name);
-        let described = self
-            .runtime
-            .block_on(self.client.describe_secret().secret_id(&id).send());
+        let described = self.call(self.client.describe_secret().secret_id(&id).send(), false);
         let out = match described {
             Ok(out) => out,
-            Err(e) => {
-                let f = self.failure(e, false);
+            Err(f) => {
                 return match f.code() {
                     Some(NOT_FOUND) => Ok(None),
                     _ => Err(self.error(f, &format!("'{name}'"))),
@@ -64,7 +61,7 @@ impl Aws {
         let mut listed = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self.runtime.block_on(
+            let page = self.call(
                 self.client
                     .list_secret_version_ids()
                     .secret_id(&id)
@@ -72,9 +69,9 @@ impl Aws {
                     .max_results(PAGE)
                     .set_next_token(token.take())
                     .send(),
+                false,
             );
-            let page =
-                page.map_err(|e| self.error(self.failure(e, false), &format!("'{name}'")))?;
+            let page = page.map_err(|f| self.error(f, &format!("'{name}'")))?;
             for v in page.versions() {
                 if let Some(vid) = v.version_id() {
                     listed.push((
@@ -99,17 +96,15 @@ impl Aws {
         version_id: Option<&str>,
         stage: Option<&str>,
     ) -> Result<(String, SecretValue), Failure> {
-        let out = self
-            .runtime
-            .block_on(
-                self.client
-                    .get_secret_value()
-                    .secret_id(self.id(name))
-                    .set_version_id(version_id.map(str::to_string))
-                    .set_version_stage(stage.map(str::to_string))
-                    .send(),
-            )
-            .map_err(|e| self.failure(e, false))?;
+        let out = self.call(
+            self.client
+                .get_secret_value()
+                .secret_id(self.id(name))
+                .set_version_id(version_id.map(str::to_string))
+                .set_version_stage(stage.map(str::to_string))
+                .send(),
+            false,
+        )?;
         let mut out = out;
         let id = out.version_id().unwrap_or_default().to_string();
         let value = if let Some(text) = out.secret_string.take() {
@@ -153,10 +148,7 @@ impl Aws {
             Ok(text) => call.secret_string(text),
             Err(_) => call.secret_binary(Blob::new(value.expose_secret())),
         };
-        self.runtime
-            .block_on(call.send())
-            .map(drop)
-            .map_err(|e| self.failure(e, true))
+        self.call(call.send(), true).map(drop)
     }
 
     /// Writes version `number`; the stages the answer shows it holds.
@@ -177,22 +169,20 @@ impl Aws {
             Ok(text) => call.secret_string(text),
             Err(_) => call.secret_binary(Blob::new(value.expose_secret())),
         };
-        self.runtime
-            .block_on(call.send())
+        self.call(call.send(), true)
             .map(|out| out.version_stages().to_vec())
-            .map_err(|e| self.failure(e, true))
     }
 
     pub(super) fn tag(&self, name: &SecretName, tags: Vec<Tag>) -> Result<()> {
-        self.runtime
-            .block_on(
-                self.client
-                    .tag_resource()
-                    .secret_id(self.id(name))
-                    .set_tags(Some(tags))
-                    .send(),
-            )
-            .map(drop)
-            .map_err(|e| self.error(self.failure(e, false), &format!("tags of '{name}'")))
+        self.call(
+            self.client
+                .tag_resource()
+                .secret_id(self.id(name))
+                .set_tags(Some(tags))
+                .send(),
+            false,
+        )
+        .map(drop)
+        .map_err(|f| self.error(f, &format!("tags of '{name}'")))
     }
 }

@@ -15,9 +15,10 @@ pub struct AwsOptions {
     pub profile: Option<String>,
     /// Prepended to every secret name (e.g. `team/`).
     pub prefix: String,
-    /// Connect timeout per attempt (default 5 s).
+    /// The longest one connection may take to open (default 5 s).
     pub connect_timeout: Duration,
-    /// Read timeout per attempt (default 5 s).
+    /// The longest one call may take, every attempt and the pauses between
+    /// them included (default 10 s).
     pub timeout: Duration,
     /// Attempts per call, the first included (default 3).
     pub max_attempts: u32,
@@ -36,8 +37,8 @@ impl Default for AwsOptions {
             endpoint: None,
             profile: None,
             prefix: String::new(),
-            connect_timeout: Duration::from_secs(5),
-            timeout: Duration::from_secs(5),
+            connect_timeout: Limits::default().connect_timeout,
+            timeout: Limits::default().timeout,
             max_attempts: 3,
             recovery_window_days: 30,
             insecure_http: false,

@@ -1,9 +1,27 @@
 //! What a failed call may show, and the tresor error it becomes.
 
 use super::*;
+use crate::remote::runtime::InsideRuntime;
 
 impl Aws {
     // --- errors ---------------------------------------------------------------
+
+    /// Runs one SDK call on the store's runtime (refused from inside another
+    /// runtime); a failure says what went wrong without any value.
+    pub(super) fn call<T, E>(
+        &self,
+        future: impl std::future::Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        carries_value: bool,
+    ) -> std::result::Result<T, Failure>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match self.runtime.block_on(future) {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(self.failure(e, carries_value)),
+            Err(inside) => Err(Failure::InsideRuntime(inside)),
+        }
+    }
 
     /// What went wrong with a call, without any value: a service error's code
     /// (and its message unless the call carried a value), or a transport error.
@@ -21,7 +39,7 @@ impl Aws {
                     message: if carries_value {
                         String::new()
                     } else {
-                        shorten(err.message().unwrap_or_default())
+                        remote::shorten(err.message().unwrap_or_default())
                     },
                 }
             }
@@ -31,7 +49,7 @@ impl Aws {
                     "timed out".to_string()
                 } else {
                     match dispatch.as_connector_error() {
-                        Some(c) => error_chain(c),
+                        Some(c) => remote::error_chain(c),
                         None => "the request could not be sent".to_string(),
                     }
                 };
@@ -56,13 +74,14 @@ impl Aws {
                     self.region, self.attempts
                 ),
             },
-            Failure::Request => Error::Validation(format!("{store}: {what}: invalid request")),
+            Failure::InsideRuntime(inside) => inside.error(&store, what),
+            Failure::Request => remote::refused(&store, what, "invalid request"),
             Failure::Service {
                 status,
                 code,
                 message,
             } => {
-                let detail = format!("{code}{}", colon(&message));
+                let detail = format!("{code}{}", remote::colon(&message));
                 match code.as_str() {
                     NOT_FOUND => Error::NotFound {
                         store,
@@ -75,24 +94,21 @@ impl Aws {
                     | "MissingAuthenticationToken"
                     | "ExpiredTokenException"
                     | "InvalidClientTokenId"
-                    | "DecryptionFailure" => Error::Auth {
-                        store,
-                        reason: format!("{what}: permission denied ({detail})"),
-                    },
+                    | "DecryptionFailure" => remote::status_error(&store, what, 403, &detail),
                     "ThrottlingException"
                     | "TooManyRequestsException"
                     | "InternalServiceError"
                     | "InternalFailure"
                     | "ServiceUnavailable"
-                    | "ServiceUnavailableException" => Error::Unavailable {
-                        store,
-                        reason: format!("{what}: {detail}"),
-                    },
-                    _ if status == 429 || status >= 500 => Error::Unavailable {
-                        store,
-                        reason: format!("{what}: HTTP {status}: {detail}"),
-                    },
-                    _ => Error::Validation(format!("{store}: {what}: {detail}")),
+                    | "ServiceUnavailableException" => remote::unreachable(&store, what, &detail),
+                    // Secrets Manager answers 400 for most errors: only the
+                    // status of one with another code says more.
+                    _ => remote::status_error(
+                        &store,
+                        what,
+                        status,
+                        &format!("HTTP {status}: {detail}"),
+                    ),
                 }
             }
         }
@@ -117,11 +133,7 @@ impl Aws {
 
     pub(super) fn check_value(&self, name: &SecretName, value: &SecretValue) -> Result<()> {
         if value.len() > MAX_VALUE_LEN {
-            return Err(Error::Validation(format!(
-                "{}: the value for '{name}' is {} bytes; Secrets Manager takes at most {MAX_VALUE_LEN}",
-                self.name,
-                value.len()
-            )));
+            return Err(remote::too_large(&self.name, name, MAX_VALUE_LEN));
         }
         Ok(())
     }
@@ -135,11 +147,13 @@ impl Aws {
                     || value.len() > MAX_TAG_VALUE
                     || key.to_ascii_lowercase().starts_with("aws:")
                 {
-                    return Err(Error::Validation(format!(
-                        "{}: metadata key {key:?}: Secrets Manager tags take keys of at most \
-                         {MAX_TAG_KEY} bytes not starting with aws:, values of at most {MAX_TAG_VALUE}",
-                        self.name
-                    )));
+                    return Err(Error::Malformed {
+                        what: format!("{}: metadata key {key:?}", self.name),
+                        problem: format!(
+                            "Secrets Manager tags take keys of at most {MAX_TAG_KEY} bytes not \
+                             starting with aws:, values of at most {MAX_TAG_VALUE}"
+                        ),
+                    });
                 }
                 Ok(Tag::builder().key(key).value(value).build())
             })
@@ -160,6 +174,8 @@ pub(super) enum Failure {
     Transport(String),
     /// The SDK refused to build the request.
     Request,
+    /// The caller is a task of another tokio runtime.
+    InsideRuntime(InsideRuntime),
 }
 
 pub(super) const NOT_FOUND: &str = "ResourceNotFoundException";
@@ -176,37 +192,5 @@ impl Failure {
 
     pub(super) fn mentions_deletion(&self) -> bool {
         matches!(self, Failure::Service { message, .. } if message.contains("deleted") || message.contains("deletion"))
-    }
-}
-
-/// An error and its sources in words, each said once (transport errors
-/// hold no request or response bodies).
-pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    shorten(&parts.join(": "))
-}
-
-pub(super) fn shorten(message: &str) -> String {
-    let message = message.trim();
-    if message.chars().count() > 200 {
-        format!("{}…", message.chars().take(200).collect::<String>())
-    } else {
-        message.to_string()
-    }
-}
-
-pub(super) fn colon(s: &str) -> String {
-    if s.is_empty() {
-        String::new()
-    } else {
-        format!(": {s}")
     }
 }

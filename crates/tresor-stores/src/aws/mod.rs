@@ -64,12 +64,13 @@
 //! Credentials, and the region unless given, come from the default AWS chain
 //! (environment, shared config and credentials files, web identity, container
 //! and instance metadata). `endpoint` overrides the service URL (e.g. a local
-//! moto server). Each attempt has a connect timeout and a read timeout
-//! (default 5 s each); up to `max_attempts` attempts (default 3) with
-//! jittered exponential backoff retry throttling (429), 5xx answers, timeouts
-//! and broken connections; the whole call is bounded by
-//! `max_attempts × (connect + read timeout) + 2 s`, so a dead endpoint is
-//! [`Error::Unavailable`], never a hang.
+//! moto server). The time limits are those of every remote store: `timeout`
+//! bounds each call, every attempt and the pauses between them included
+//! (default 10 s), `connect_timeout` each connection (default 5 s); a dead
+//! endpoint is [`Error::Unavailable`], never a hang. Up to `max_attempts`
+//! attempts (default 3) with the SDK's jittered exponential backoff (from
+//! 100 ms, at most 2 s) retry throttling (429), 5xx answers, timeouts and
+//! broken connections.
 //!
 //! Errors name the store, the secret, Secrets Manager's error code and, for
 //! calls that carry no value, its message. The SDK redacts `SecretString`
@@ -77,8 +78,10 @@
 //! values straight into [`SecretValue`]; the SDK's transient HTTP and JSON
 //! buffers are not wiped (no HTTP client stack offers that).
 //!
-//! The store blocks the calling thread; from async code, call it through
-//! `spawn_blocking` (a tokio runtime cannot be entered from inside another).
+//! The store blocks the calling thread on its own tokio runtime; called from
+//! inside another async runtime's task it refuses with
+//! [`Error::Unavailable`] (use `spawn_blocking`) instead of blocking that
+//! runtime.
 //!
 //! # Options (`tresor.toml`)
 //!
@@ -89,14 +92,16 @@
 //! | `insecure_http` | allow an `http://` endpoint on another machine (the manager warns on every use) | `false` |
 //! | `profile` | shared-config profile for credentials and region | `AWS_PROFILE` / `default` |
 //! | `prefix` | prepended to every secret name | none |
-//! | `connect_timeout` | per attempt | `5s` |
-//! | `timeout` | read timeout per attempt | `5s` |
+//! | `connect_timeout` | each connection | `5s` |
+//! | `timeout` | each call, every attempt and pause included | `10s` |
 //! | `max_attempts` | attempts per call, first included (1 to 10) | `3` |
 //! | `recovery_window_days` | soft delete's recovery window (7 to 30) | `30` |
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::remote::runtime::Runtime;
+use crate::remote::{self, Limits, retry};
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -167,7 +172,7 @@ pub struct Aws {
     /// How many attempts of what length, for messages.
     attempts: String,
     client: Client,
-    runtime: tokio::runtime::Runtime,
+    runtime: Runtime,
 }
 
 impl fmt::Debug for Aws {
@@ -214,27 +219,23 @@ impl Aws {
                 options.prefix
             )));
         }
-        if options.connect_timeout.is_zero() || options.timeout.is_zero() {
-            return Err(invalid("timeouts must be more than zero".to_string()));
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Unavailable {
-                store: name.clone(),
-                reason: format!("cannot start the I/O runtime: {e}"),
-            })?;
-        let attempt = options.connect_timeout + options.timeout;
+        let limits = Limits {
+            timeout: options.timeout,
+            connect_timeout: options.connect_timeout,
+        };
+        limits.check(&name)?;
+        let runtime = Runtime::new(&name)?;
+        // `timeout` bounds the whole call, retries included.
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.timeout)
-            .operation_attempt_timeout(attempt)
-            .operation_timeout(attempt * options.max_attempts + Duration::from_secs(2))
+            .connect_timeout(limits.connect())
+            .read_timeout(limits.timeout)
+            .operation_attempt_timeout(limits.timeout)
+            .operation_timeout(limits.timeout)
             .build();
         let retries = RetryConfig::standard()
             .with_max_attempts(options.max_attempts)
-            .with_initial_backoff(Duration::from_millis(100))
-            .with_max_backoff(Duration::from_secs(2));
+            .with_initial_backoff(retry::FIRST_BACKOFF)
+            .with_max_backoff(retry::MAX_BACKOFF);
         // The SDK's hyper/rustls client on ring (see the workspace's Cargo.toml).
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -257,7 +258,9 @@ impl Aws {
         if let Some(credentials) = credentials {
             loader = loader.credentials_provider(credentials);
         }
-        let config = runtime.block_on(loader.load());
+        let config = runtime
+            .block_on(loader.load())
+            .map_err(|inside| inside.error(&name, "setting up"))?;
         let region = config.region().map(ToString::to_string).ok_or_else(|| {
             invalid(
                 "no region: set the store's `region` option, AWS_REGION, or a profile's region"
@@ -271,11 +274,11 @@ impl Aws {
             endpoint: options.endpoint,
             recovery_window_days: options.recovery_window_days,
             attempts: format!(
-                "up to {} attempt{} of {} ms connect + {} ms read",
+                "up to {} attempt{} within {} ms, {} ms to connect",
                 options.max_attempts,
                 if options.max_attempts == 1 { "" } else { "s" },
-                options.connect_timeout.as_millis(),
-                options.timeout.as_millis()
+                limits.timeout.as_millis(),
+                limits.connect().as_millis()
             ),
             client: Client::new(&config),
             runtime,
@@ -302,16 +305,15 @@ impl Aws {
     /// ```
     pub fn from_options(options: &StoreOptions) -> Result<Self> {
         let defaults = AwsOptions::default();
+        let limits = Limits::from_options(options)?;
         let typed = AwsOptions {
             name: options.store().to_string(),
             region: options.get("region").map(str::to_string),
             endpoint: options.get("endpoint").map(str::to_string),
             profile: options.get("profile").map(str::to_string),
             prefix: options.get("prefix").unwrap_or_default().to_string(),
-            connect_timeout: options
-                .duration("connect_timeout")?
-                .unwrap_or(defaults.connect_timeout),
-            timeout: options.duration("timeout")?.unwrap_or(defaults.timeout),
+            connect_timeout: limits.connect_timeout,
+            timeout: limits.timeout,
             max_attempts: options
                 .parse("max_attempts", "a whole number from 1 to 10")?
                 .unwrap_or(defaults.max_attempts),
@@ -346,7 +348,11 @@ impl Aws {
     }
 
     /// Runs `future` on the store's runtime (with [`Aws::client`]).
+    ///
+    /// # Panics
+    ///
+    /// Called from inside another tokio runtime, as tokio's `block_on` does.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+        self.runtime.runtime().block_on(future)
     }
 }

@@ -160,17 +160,14 @@ impl Store for Aws {
                 call.force_delete_without_recovery(true)
             }
         };
-        match self.runtime.block_on(call.send()) {
+        match self.call(call.send(), false) {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let f = self.failure(e, false);
-                match f.code() {
-                    Some(INVALID_REQUEST) if f.mentions_deletion() => {
-                        Err(self.not_found(format!("{what} (already deleted)")))
-                    }
-                    _ => Err(self.error(f, &format!("delete of {what}"))),
+            Err(f) => match f.code() {
+                Some(INVALID_REQUEST) if f.mentions_deletion() => {
+                    Err(self.not_found(format!("{what} (already deleted)")))
                 }
-            }
+                _ => Err(self.error(f, &format!("delete of {what}"))),
+            },
         }
     }
 
@@ -187,7 +184,7 @@ impl Store for Aws {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self.runtime.block_on(
+            let page = self.call(
                 self.client
                     .list_secrets()
                     .include_planned_deletion(false)
@@ -195,10 +192,9 @@ impl Store for Aws {
                     .set_filters(filter.clone().map(|f| vec![f]))
                     .set_next_token(token.take())
                     .send(),
+                false,
             );
-            let page = page.map_err(|e| {
-                self.error(self.failure(e, false), &format!("listing of '{prefix}'"))
-            })?;
+            let page = page.map_err(|f| self.error(f, &format!("listing of '{prefix}'")))?;
             for entry in page.secret_list() {
                 let Some(aws_name) = entry.name() else {
                     continue;
@@ -271,10 +267,12 @@ impl Store for Aws {
     }
 
     fn undelete(&mut self, name: &SecretName) -> Result<()> {
-        self.runtime
-            .block_on(self.client.restore_secret().secret_id(self.id(name)).send())
-            .map(drop)
-            .map_err(|e| self.error(self.failure(e, false), &format!("'{name}'")))
+        self.call(
+            self.client.restore_secret().secret_id(self.id(name)).send(),
+            false,
+        )
+        .map(drop)
+        .map_err(|f| self.error(f, &format!("'{name}'")))
     }
 
     fn set_label(&mut self, name: &SecretName, label: Label, version: u64) -> Result<()> {
@@ -299,29 +297,22 @@ impl Store for Aws {
         if holder.as_deref() == Some(target.id.as_str()) {
             return Ok(());
         }
-        self.runtime
-            .block_on(
-                self.client
-                    .update_secret_version_stage()
-                    .secret_id(self.id(name))
-                    .version_stage(stage)
-                    .move_to_version_id(&target.id)
-                    .set_remove_from_version_id(holder)
-                    .send(),
-            )
-            .map(drop)
-            .map_err(|e| {
-                self.error(
-                    self.failure(e, false),
-                    &format!("moving label {label} of '{name}'"),
-                )
-            })
+        self.call(
+            self.client
+                .update_secret_version_stage()
+                .secret_id(self.id(name))
+                .version_stage(stage)
+                .move_to_version_id(&target.id)
+                .set_remove_from_version_id(holder)
+                .send(),
+            false,
+        )
+        .map(drop)
+        .map_err(|f| self.error(f, &format!("moving label {label} of '{name}'")))
     }
 
     fn health(&mut self) -> Health {
-        let probe = self
-            .runtime
-            .block_on(self.client.list_secrets().max_results(1).send());
+        let probe = self.call(self.client.list_secrets().max_results(1).send(), false);
         let place = format!(
             "Secrets Manager in {} at {}",
             self.region,
@@ -333,7 +324,7 @@ impl Store for Aws {
                 authenticated: true,
                 detail: format!("{place}; credentials accepted"),
             },
-            Err(e) => match self.error(self.failure(e, false), "probe") {
+            Err(f) => match self.error(f, "probe") {
                 Error::Unavailable { reason, .. } => Health {
                     reachable: false,
                     authenticated: false,

@@ -124,7 +124,9 @@ fn from_options_reads_every_key_and_rejects_the_rest() {
     assert!(
         store
             .attempts
-            .contains("4 attempts of 500 ms connect + 2000 ms read")
+            .contains("4 attempts within 2000 ms, 500 ms to connect"),
+        "{}",
+        store.attempts
     );
     let o = StoreOptions::new("team")
         .with("region", "eu-west-1")
@@ -206,7 +208,7 @@ impl Fake {
             AwsOptions {
                 region: Some("us-east-1".to_string()),
                 endpoint: Some(self.url.clone()),
-                timeout: Duration::from_millis(500),
+                timeout: Duration::from_secs(2),
                 connect_timeout: Duration::from_millis(500),
                 ..AwsOptions::default()
             },
@@ -424,7 +426,27 @@ fn a_silent_server_is_unavailable_within_the_bound() {
         .unwrap_err();
     assert_eq!(e.kind(), "unavailable", "{e}");
     assert!(e.to_string().contains("timed out"), "{e}");
-    // 3 attempts of 1 s at most, plus backoff: bounded at 5 s.
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    // `timeout` (2 s) bounds every attempt and pause together.
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
     drop(listener);
+}
+
+/// Called from a task of another tokio runtime, the store refuses instead of
+/// panicking in (or blocking) that runtime; before, tokio panicked.
+#[test]
+fn a_call_from_inside_a_runtime_is_refused() {
+    let f = fake(Box::new(|_, _| (200, "{}".to_string())));
+    let mut store = f.store();
+    let outer = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let e = outer.block_on(async { store.get(&name("a/b"), Selector::default()) });
+    let e = e.unwrap_err();
+    assert_eq!(e.kind(), "unavailable", "{e}");
+    assert!(e.to_string().contains("spawn_blocking"), "{e}");
+    assert!(f.seen().is_empty(), "nothing was sent: {:?}", f.seen());
+    // And it still works from a plain thread, and drops inside a runtime.
+    let h = store.health();
+    assert!(h.reachable, "{}", h.detail);
+    outer.block_on(async move { drop(store) });
 }

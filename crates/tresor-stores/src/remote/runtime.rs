@@ -53,11 +53,13 @@ impl Runtime {
     }
 
     /// Enters the runtime (for constructors that spawn tasks).
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
     pub(crate) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
         self.runtime().enter()
     }
 
     /// The runtime itself, unguarded (a caller's own `block_on`).
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     pub(crate) fn runtime(&self) -> &tokio::runtime::Runtime {
         self.0.as_ref().expect("the runtime lives until drop")
     }
