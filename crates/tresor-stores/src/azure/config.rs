@@ -57,26 +57,32 @@ pub struct AzureOptions {
     pub vault_url: String,
     /// How to authenticate.
     pub credential: AzureCredential,
-    /// Time allowed for one request to Key Vault, retries included
-    /// (default 10 s).
+    /// Time allowed for one request to Key Vault, every attempt and the
+    /// pauses between them included (default 10 s).
     pub timeout: Duration,
+    /// Time allowed to open one connection (default 5 s; never more than
+    /// `timeout`).
+    pub connect_timeout: Duration,
     /// Retries after a failed attempt (429, 5xx, connection failures;
     /// default 3).
     pub retries: u32,
     /// The HTTP client the SDK sends through (default: reqwest over rustls
     /// with Mozilla's roots, built by [`AzureKeyVault::connect`], connect
-    /// timeout = `timeout`, no redirects). Tests give an in-process fake.
+    /// timeout = `connect_timeout`, no redirects). Tests give an in-process
+    /// fake.
     pub transport: Option<Arc<dyn HttpClient>>,
 }
 
 impl AzureOptions {
-    /// Options with defaults: 10 s timeout, 3 retries, the SDK's HTTP client.
+    /// Options with defaults: the remote stores' time limits (10 s per
+    /// request, 5 s per connection), 3 retries, the SDK's HTTP client.
     pub fn new(vault_url: impl Into<String>, credential: AzureCredential) -> Self {
         Self {
             name: DEFAULT_NAME.to_string(),
             vault_url: vault_url.into(),
             credential,
-            timeout: Duration::from_secs(10),
+            timeout: Limits::default().timeout,
+            connect_timeout: Limits::default().connect_timeout,
             retries: 3,
             transport: None,
         }
@@ -108,40 +114,37 @@ impl AzureKeyVault {
     /// assert!(!vault.capabilities().check_and_set); // Key Vault has no conditional writes
     ///
     /// let plain = AzureOptions::new("http://team.vault.azure.net", AzureCredential::DeveloperTools);
-    /// assert_eq!(AzureKeyVault::connect(plain).unwrap_err().kind(), "validation");
+    /// assert_eq!(AzureKeyVault::connect(plain).unwrap_err().kind(), "invalid_option");
     /// # Ok::<(), tresor_core::Error>(())
     /// ```
     pub fn connect(options: AzureOptions) -> Result<Self> {
         let name = options.name.clone();
         let vault_url = options.vault_url.trim_end_matches('/').to_string();
         if !vault_url.starts_with("https://") {
-            return Err(Error::Validation(format!(
-                "{name}: vault_url {vault_url:?} must start with https://"
-            )));
-        }
-        if options.timeout.is_zero() {
-            return Err(Error::Validation(format!(
-                "{name}: the timeout must be longer than 0"
-            )));
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Unavailable {
+            return Err(Error::InvalidOption {
                 store: name.clone(),
-                reason: format!("cannot start the async runtime: {e}"),
-            })?;
-        let timeout = time_duration(options.timeout);
+                option: "vault_url".to_string(),
+                problem: format!("{vault_url:?} must start with https://"),
+            });
+        }
+        let limits = Limits {
+            timeout: options.timeout,
+            connect_timeout: options.connect_timeout,
+        };
+        limits.check(&name)?;
+        let runtime = Runtime::new(&name)?;
+        let timeout = time_duration(limits.timeout);
         let transport = match options.transport.clone() {
             Some(t) => t,
-            None => http_client(&name, options.timeout)?,
+            None => http_client(&name, limits.connect())?,
         };
+        // The SDK retries; `run` bounds the whole request by `timeout`.
         let client_options = ClientOptions {
             retry: RetryOptions::exponential(ExponentialRetryOptions {
-                initial_delay: azure_core::time::Duration::milliseconds(200),
+                initial_delay: time_duration(retry::FIRST_BACKOFF),
                 max_retries: options.retries,
                 max_total_elapsed: timeout,
-                max_delay: timeout.min(azure_core::time::Duration::seconds(30)),
+                max_delay: timeout.min(time_duration(retry::MAX_BACKOFF)),
             }),
             transport: Some(Transport::new(transport.clone())),
             ..ClientOptions::default()
@@ -161,10 +164,10 @@ impl AzureKeyVault {
                     ..SecretClientOptions::default()
                 }),
             )
-            .map_err(|_| {
-                Error::Validation(format!(
-                    "{name}: vault_url {vault_url:?} is not a valid URL"
-                ))
+            .map_err(|_| Error::InvalidOption {
+                store: name.clone(),
+                option: "vault_url".to_string(),
+                problem: format!("{vault_url:?} is not a valid URL"),
             })?
         };
         Ok(Self {
@@ -172,7 +175,7 @@ impl AzureKeyVault {
             vault_url,
             timeout: options.timeout,
             client,
-            runtime: Some(runtime),
+            runtime,
         })
     }
 
@@ -183,7 +186,8 @@ impl AzureKeyVault {
     /// | `vault_url` | required, `https://NAME.vault.azure.net` |
     /// | `credential` | `client-secret`, `managed-identity` or `developer-tools`; default `client-secret` when `client_secret` is given, else `developer-tools` |
     /// | `tenant_id`, `client_id`, `client_secret` | the service principal (`client_secret` usually an `ENV/` or `SEC/` reference); `client_id` alone picks a user-assigned managed identity |
-    /// | `timeout` | per request, retries included, e.g. `10s` (default) |
+    /// | `timeout` | each request, every attempt and pause included (default `10s`) |
+    /// | `connect_timeout` | each connection (default `5s`) |
     /// | `retries` | retries after a failed attempt (default 3, at most 10) |
     ///
     /// ```
@@ -212,23 +216,23 @@ impl AzureKeyVault {
             .get("client_secret")
             .map(|s| SecretString::from(s.to_string()));
         let kind = opts.get("credential").map(str::to_string);
-        let timeout = opts.duration("timeout")?;
+        let limits = Limits::from_options(opts)?;
         let retries = opts.parse::<u32>("retries", "a whole number of retries")?;
         opts.finish()?;
-        let needs = |what: &str| {
-            Error::Validation(format!(
-                "store '{store}': the option '{what}' is required for credential = \"client-secret\""
-            ))
+        let needs = |what: &str| Error::InvalidOption {
+            store: store.to_string(),
+            option: what.to_string(),
+            problem: "is required for credential = \"client-secret\"".to_string(),
         };
         let kind = kind.as_deref().unwrap_or(if client_secret.is_some() {
             "client-secret"
         } else {
             "developer-tools"
         });
-        let unused = |what: &str| {
-            Error::Validation(format!(
-                "store '{store}': the option '{what}' has no use with credential = \"{kind}\""
-            ))
+        let unused = |what: &str| Error::InvalidOption {
+            store: store.to_string(),
+            option: what.to_string(),
+            problem: format!("has no use with credential = \"{kind}\""),
         };
         if kind != "client-secret" {
             if client_secret.is_some() {
@@ -250,22 +254,25 @@ impl AzureKeyVault {
             "managed-identity" => AzureCredential::ManagedIdentity { client_id },
             "developer-tools" => AzureCredential::DeveloperTools,
             _ => {
-                return Err(Error::Validation(format!(
-                    "store '{store}': the option 'credential' must be client-secret, \
-                     managed-identity or developer-tools"
-                )));
+                return Err(Error::InvalidOption {
+                    store: store.to_string(),
+                    option: "credential".to_string(),
+                    problem: "must be client-secret, managed-identity or developer-tools"
+                        .to_string(),
+                });
             }
         };
         let mut options = AzureOptions::new(vault_url, credential);
         options.name = store.to_string();
-        if let Some(timeout) = timeout {
-            options.timeout = timeout;
-        }
+        options.timeout = limits.timeout;
+        options.connect_timeout = limits.connect_timeout;
         if let Some(retries) = retries {
             if retries > 10 {
-                return Err(Error::Validation(format!(
-                    "store '{store}': the option 'retries' must be at most 10"
-                )));
+                return Err(Error::InvalidOption {
+                    store: store.to_string(),
+                    option: "retries".to_string(),
+                    problem: "must be at most 10".to_string(),
+                });
             }
             options.retries = retries;
         }
@@ -313,11 +320,10 @@ pub(super) fn make_credential(
         transport: Some(Transport::new(transport.clone())),
         ..ClientOptions::default()
     };
-    let invalid = |what: &str, e: azure_core::Error| {
-        Error::Validation(format!(
-            "store '{store}': {what}: {}",
-            short(&e.to_string(), 200)
-        ))
+    let invalid = |what: &str, e: azure_core::Error| Error::InvalidOption {
+        store: store.to_string(),
+        option: "credential".to_string(),
+        problem: format!("{what}: {}", remote::shorten(&e.to_string())),
     };
     Ok(match credential {
         AzureCredential::ClientSecret {

@@ -116,6 +116,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::remote::runtime::{InsideRuntime, Runtime};
+use crate::remote::{self, Limits, retry};
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::{
@@ -192,18 +194,7 @@ pub struct AzureKeyVault {
     vault_url: String,
     timeout: Duration,
     client: SecretClient,
-    /// Always `Some` until dropped.
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for AzureKeyVault {
-    /// Shuts the runtime down without blocking, so the store may be dropped
-    /// anywhere, a task of another runtime included.
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+    runtime: Runtime,
 }
 
 impl fmt::Debug for AzureKeyVault {
@@ -283,19 +274,20 @@ impl Versions {
 impl AzureKeyVault {
     // --- running the SDK ---------------------------------------------------
 
-    /// Runs one SDK call on the store's runtime, bounded by the timeout.
+    /// Runs one SDK call on the store's runtime, bounded by the timeout
+    /// (refused from inside another runtime).
     fn run<T>(
         &self,
         future: impl Future<Output = azure_core::Result<T>>,
     ) -> std::result::Result<T, Failure> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Failure::InsideRuntime);
-        }
-        let runtime = self.runtime.as_ref().expect("the runtime lives until drop");
-        match runtime.block_on(async { tokio::time::timeout(self.timeout, future).await }) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(Failure::Sdk(e)),
-            Err(_) => Err(Failure::TimedOut),
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(self.timeout, future).await })
+        {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(Failure::Sdk(e)),
+            Ok(Err(_)) => Err(Failure::TimedOut),
+            Err(inside) => Err(Failure::InsideRuntime(inside)),
         }
     }
 
@@ -312,15 +304,7 @@ impl AzureKeyVault {
                     ),
                 };
             }
-            Failure::InsideRuntime => {
-                return Error::Unavailable {
-                    store,
-                    reason: format!(
-                        "{what}: called from inside an async runtime; call the store \
-                         from a blocking thread (e.g. tokio's spawn_blocking)"
-                    ),
-                };
-            }
+            Failure::InsideRuntime(inside) => return inside.error(&store, what),
             Failure::Sdk(e) => e,
         };
         match e.kind() {
@@ -332,36 +316,25 @@ impl AzureKeyVault {
                     "HTTP {status}{}",
                     error_code
                         .as_deref()
-                        .map(|c| format!(" {}", short(c, 64)))
+                        .map(|c| format!(" {}", remote::shorten_to(c, 64)))
                         .unwrap_or_default()
                 );
-                match status {
-                    401 | 403 => Error::Auth {
-                        store,
-                        reason: format!("{what}: access denied ({detail})"),
-                    },
-                    404 => Error::NotFound {
-                        store,
-                        what: what.to_string(),
-                    },
-                    408 | 429 | 500..=599 => Error::Unavailable {
-                        store,
-                        reason: format!("{what}: {detail}"),
-                    },
-                    _ => Error::Validation(format!("{store}: {what}: refused ({detail})")),
-                }
+                remote::status_error(&store, what, status, &detail)
             }
             ErrorKind::Io | ErrorKind::Connection => Error::Unavailable {
                 store,
                 reason: format!(
                     "{what}: cannot reach {}: {}",
                     self.vault_url,
-                    short(&causes(&e), 300)
+                    remote::shorten_to(&causes(&e), 300)
                 ),
             },
             ErrorKind::Credential => Error::Auth {
                 store,
-                reason: format!("{what}: no token: {}", short(&e.to_string(), 300)),
+                reason: format!(
+                    "{what}: no token: {}",
+                    remote::shorten_to(&e.to_string(), 300)
+                ),
             },
             // Decoding errors may quote the body they failed on: never shown.
             ErrorKind::DataConversion => Error::Integrity {
@@ -371,7 +344,7 @@ impl AzureKeyVault {
             // The SDK's own checks, such as a 401 challenge for another domain.
             _ => Error::Auth {
                 store,
-                reason: format!("{what}: {}", short(&e.to_string(), 300)),
+                reason: format!("{what}: {}", remote::shorten_to(&e.to_string(), 300)),
             },
         }
     }
@@ -385,11 +358,11 @@ impl AzureKeyVault {
 
     fn kv_name(&self, name: &SecretName) -> Result<String> {
         key_vault_name(name).map_err(|length| {
-            Error::Validation(format!(
-                "{}: '{name}' maps to a Key Vault name of {length} characters; \
-                 Key Vault allows at most {MAX_KEY_VAULT_NAME}",
-                self.name
-            ))
+            let _ = length;
+            Error::TooLarge {
+                what: format!("{}: the Key Vault name of '{name}'", self.name),
+                limit: MAX_KEY_VAULT_NAME as u64,
+            }
         })
     }
 }
@@ -399,7 +372,7 @@ enum Failure {
     Sdk(azure_core::Error),
     TimedOut,
     /// The caller is a task of another runtime: blocking it could deadlock.
-    InsideRuntime,
+    InsideRuntime(InsideRuntime),
 }
 
 fn status_of(e: &azure_core::Error) -> Option<u16> {
@@ -417,13 +390,4 @@ fn causes(e: &azure_core::Error) -> String {
         source = s.source();
     }
     last
-}
-
-/// At most `max` characters of `s`, with an ellipsis when cut.
-fn short(s: &str, max: usize) -> String {
-    if s.chars().count() > max {
-        format!("{}…", s.chars().take(max).collect::<String>())
-    } else {
-        s.to_string()
-    }
 }

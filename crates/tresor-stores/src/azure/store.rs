@@ -59,11 +59,7 @@ impl Store for AzureKeyVault {
         let kv = self.kv_name(name)?;
         let bytes = value.expose_secret();
         if bytes.len() > DEFAULT_MAX_VALUE_LEN {
-            return Err(Error::Validation(format!(
-                "{}: the value for '{name}' is {} bytes; at most {DEFAULT_MAX_VALUE_LEN} are allowed",
-                self.name,
-                bytes.len()
-            )));
+            return Err(remote::too_large(&self.name, name, DEFAULT_MAX_VALUE_LEN));
         }
         validate_metadata(&options.metadata)?;
         let (text, content_type) = match std::str::from_utf8(bytes) {
@@ -71,16 +67,18 @@ impl Store for AzureKeyVault {
             Err(_) => (Zeroizing::new(BASE64.encode(bytes)), BINARY_CONTENT_TYPE),
         };
         if text.len() > MAX_KEY_VAULT_VALUE {
-            return Err(Error::Validation(format!(
-                "{}: the value for '{name}' takes {} characters{}; Key Vault holds at most {MAX_KEY_VAULT_VALUE}",
-                self.name,
-                text.len(),
-                if content_type == BINARY_CONTENT_TYPE {
-                    " as base64"
-                } else {
-                    ""
-                }
-            )));
+            return Err(Error::TooLarge {
+                what: format!(
+                    "{}: the value for '{name}'{}",
+                    self.name,
+                    if content_type == BINARY_CONTENT_TYPE {
+                        " as base64"
+                    } else {
+                        ""
+                    }
+                ),
+                limit: MAX_KEY_VAULT_VALUE as u64,
+            });
         }
         let versions = self.versions(name, &kv)?;
         let number = versions.as_ref().map_or(0, Versions::latest) + 1;
@@ -292,7 +290,7 @@ impl Store for AzureKeyVault {
             },
             Err(f) => {
                 let e = self.fail("health probe", f);
-                let reachable = matches!(e, Error::Auth { .. } | Error::Validation(_));
+                let reachable = !matches!(e, Error::Unavailable { .. });
                 Health {
                     reachable,
                     authenticated: false,
@@ -306,26 +304,35 @@ impl Store for AzureKeyVault {
 /// Checks metadata against Key Vault's tag limits.
 pub(super) fn check_tags(store: &str, tags: &Metadata) -> Result<()> {
     if tags.contains_key(VERSION_TAG) {
-        return Err(Error::Validation(format!(
-            "{store}: the metadata key '{VERSION_TAG}' is tresor's own in Key Vault"
-        )));
+        return Err(Error::Malformed {
+            what: format!("{store}: the metadata key '{VERSION_TAG}'"),
+            problem: "is tresor's own in Key Vault".to_string(),
+        });
     }
     if tags.len() > MAX_TAGS - 1 {
-        return Err(Error::Validation(format!(
-            "{store}: Key Vault keeps at most {} metadata entries per secret; this write would make {}",
-            MAX_TAGS - 1,
-            tags.len()
-        )));
+        return Err(Error::Malformed {
+            what: format!("{store}: metadata"),
+            problem: format!(
+                "Key Vault keeps at most {} metadata entries per secret; this write would make {}",
+                MAX_TAGS - 1,
+                tags.len()
+            ),
+        });
     }
     if let Some((k, _)) = tags
         .iter()
         .find(|(k, v)| k.chars().count() > MAX_TAG_NAME || v.chars().count() > MAX_TAG_VALUE)
     {
-        return Err(Error::Validation(format!(
-            "{store}: the metadata entry '{}' is too long for Key Vault \
-             (keys up to {MAX_TAG_NAME}, values up to {MAX_TAG_VALUE} characters)",
-            short(k, 64)
-        )));
+        return Err(Error::Malformed {
+            what: format!(
+                "{store}: the metadata entry '{}'",
+                remote::shorten_to(k, 64)
+            ),
+            problem: format!(
+                "is too long for Key Vault (keys up to {MAX_TAG_NAME}, values up to \
+                 {MAX_TAG_VALUE} characters)"
+            ),
+        });
     }
     Ok(())
 }

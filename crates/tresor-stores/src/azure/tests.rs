@@ -160,7 +160,7 @@ fn options_are_checked() {
     let cred = || AzureCredential::DeveloperTools;
     let e =
         AzureKeyVault::connect(AzureOptions::new("http://v.vault.azure.net", cred())).unwrap_err();
-    assert_eq!(e.kind(), "validation", "{e}");
+    assert_eq!(e.kind(), "invalid_option", "{e}");
     let store =
         AzureKeyVault::connect(AzureOptions::new("https://v.vault.azure.net/", cred())).unwrap();
     assert_eq!(store.vault_url(), "https://v.vault.azure.net");
