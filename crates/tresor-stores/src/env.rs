@@ -103,7 +103,7 @@ impl Env {
     /// `openai/api_key` reads `MODEL_FORGE_OPENAI_API_KEY`.
     ///
     /// The prefix may hold only `A-Z a-z 0-9 _`; anything else is a
-    /// [`Error::Validation`].
+    /// [`Error::InvalidOption`] (of the option `prefix`).
     pub fn with_prefix(prefix: impl Into<String>) -> Result<Self> {
         Self::new().prefixed(prefix.into())
     }
@@ -196,10 +196,11 @@ impl Env {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
-            return Err(Error::Validation(format!(
-                "{}: the prefix {prefix:?} may hold only A-Z a-z 0-9 _",
-                self.name
-            )));
+            return Err(Error::InvalidOption {
+                store: self.name.clone(),
+                option: "prefix".to_string(),
+                problem: format!("{prefix:?} may hold only A-Z a-z 0-9 _"),
+            });
         }
         self.prefix = prefix;
         Ok(self)
@@ -241,10 +242,10 @@ impl Env {
         // faithful byte form.
         match value.into_string() {
             Ok(text) => Ok(SecretValue::from(text)),
-            Err(_) => Err(Error::Validation(format!(
-                "{}: the value of {variable} is not valid Unicode",
-                self.name
-            ))),
+            Err(_) => Err(Error::Malformed {
+                what: format!("{}: the value of {variable}", self.name),
+                problem: "is not valid Unicode".to_string(),
+            }),
         }
     }
 
@@ -503,7 +504,7 @@ mod tests {
     fn bad_prefixes_are_rejected() {
         for bad in ["A=B", "A B", "A\0", "Ä_"] {
             let err = Env::with_prefix(bad).unwrap_err();
-            assert_eq!(err.kind(), "validation", "{bad:?}");
+            assert_eq!(err.kind(), "invalid_option", "{bad:?}");
         }
         assert!(Env::with_prefix("").is_ok());
     }

@@ -169,10 +169,11 @@ impl Keychain {
     /// is read or written.
     pub fn open(options: KeychainOptions) -> Result<Self> {
         if options.service.is_empty() || options.service.chars().any(char::is_control) {
-            return Err(Error::Validation(format!(
-                "{}: the keychain service name must be non-empty text",
-                options.name
-            )));
+            return Err(Error::InvalidOption {
+                store: options.name.clone(),
+                option: "service".to_string(),
+                problem: "must be non-empty text".to_string(),
+            });
         }
         let backend = match options.backend {
             Backend::Auto => default_backend(),
@@ -261,12 +262,14 @@ impl Keychain {
                 "{store}: {what}: not supported by the {} keychain: {detail}",
                 self.backend.as_str()
             )),
-            KeyringError::TooLong(attribute, limit) => Error::Validation(format!(
-                "{store}: {what}: the {attribute} is longer than the keychain's limit of {limit}"
-            )),
-            KeyringError::Invalid(attribute, reason) => {
-                Error::Validation(format!("{store}: {what}: invalid {attribute}: {reason}"))
-            }
+            KeyringError::TooLong(attribute, limit) => Error::TooLarge {
+                what: format!("{store}: {what}: the {attribute}"),
+                limit: u64::from(limit),
+            },
+            KeyringError::Invalid(attribute, reason) => Error::Malformed {
+                what: format!("{store}: {what}: the {attribute}"),
+                problem: reason,
+            },
             KeyringError::BadEncoding(mut bytes) | KeyringError::BadDataFormat(mut bytes, _) => {
                 zeroize::Zeroize::zeroize(&mut bytes);
                 Error::Integrity {
@@ -344,12 +347,14 @@ impl Store for Keychain {
         }
         let limit = self.max_value_len();
         if value.len() > limit {
-            return Err(Error::Validation(format!(
-                "{}: the value for '{name}' is {} bytes; the {} keychain takes at most {limit}",
-                self.name,
-                value.len(),
-                self.backend.as_str()
-            )));
+            return Err(Error::TooLarge {
+                what: format!(
+                    "{}: the value for '{name}' (in the {} keychain)",
+                    self.name,
+                    self.backend.as_str()
+                ),
+                limit: limit as u64,
+            });
         }
         self.entry(name.as_str())?
             .set_secret(value.expose_secret())
@@ -553,7 +558,10 @@ mod tests {
         let e = Keychain::from_options(&o).unwrap_err().to_string();
         assert!(e.contains("servce"), "{e}");
         let o = StoreOptions::new("kc").with("service", "");
-        assert_eq!(Keychain::from_options(&o).unwrap_err().kind(), "validation");
+        assert_eq!(
+            Keychain::from_options(&o).unwrap_err().kind(),
+            "invalid_option"
+        );
     }
 
     #[test]
@@ -590,6 +598,6 @@ mod tests {
         );
         let big = SecretValue::copy_from(&vec![0; KEYUTILS_MAX_VALUE_LEN + 1]);
         let e = store.put(&n, &big, &PutOptions::default()).unwrap_err();
-        assert_eq!(e.kind(), "validation", "{e}");
+        assert_eq!(e.kind(), "too_large", "{e}");
     }
 }

@@ -92,14 +92,11 @@ impl StoreOptions {
         Some(value.as_str())
     }
 
-    /// The option `key`, or a validation error naming the store and the key.
+    /// The option `key`, or an [`Error::InvalidOption`] naming the store
+    /// and the key.
     pub fn require(&self, key: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| {
-            Error::Validation(format!(
-                "store '{}': the option '{key}' is required",
-                self.store
-            ))
-        })
+        self.get(key)
+            .ok_or_else(|| invalid_option(&self.store, key, "is required"))
     }
 
     /// The option `key` parsed with `FromStr`; the error names the store, the
@@ -149,24 +146,28 @@ impl StoreOptions {
         if unknown.is_empty() {
             Ok(())
         } else {
-            Err(Error::Validation(format!(
-                "store '{}': unknown option{} {}",
-                self.store,
-                if unknown.len() == 1 { "" } else { "s" },
-                unknown
-                    .iter()
-                    .map(|k| format!("'{k}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
+            let others: Vec<String> = unknown[1..].iter().map(|k| format!("'{k}'")).collect();
+            let problem = if others.is_empty() {
+                "unknown option".to_string()
+            } else {
+                format!("unknown option (so are {})", others.join(", "))
+            };
+            Err(invalid_option(&self.store, unknown[0], &problem))
         }
     }
 
     fn invalid(&self, key: &str, what: &str) -> Error {
-        Error::Validation(format!(
-            "store '{}': the option '{key}' must be {what}",
-            self.store
-        ))
+        invalid_option(&self.store, key, &format!("must be {what}"))
+    }
+}
+
+/// The [`Error::InvalidOption`] for `option` of `store`: `problem` says what
+/// is wrong, never the value.
+pub fn invalid_option(store: &str, option: &str, problem: &str) -> Error {
+    Error::InvalidOption {
+        store: store.to_string(),
+        option: option.to_string(),
+        problem: problem.to_string(),
     }
 }
 
@@ -204,9 +205,11 @@ pub fn plain_http(
         return Ok(None);
     }
     let Some(rest) = lower.strip_prefix("http://") else {
-        return Err(Error::Validation(format!(
-            "store '{store}': the option '{key}' must start with https:// (or http:// for this machine)"
-        )));
+        return Err(invalid_option(
+            store,
+            key,
+            "must start with https:// (or http:// for this machine)",
+        ));
     };
     match url_host(rest) {
         Some(host) if is_loopback_host(&host) => Ok(None),
@@ -214,14 +217,20 @@ pub fn plain_http(
             "store '{store}': {key} {url:?} is plain http:// to {host}, not this machine \
              (insecure_http = true): its token and every value cross the network unencrypted"
         ))),
-        Some(host) => Err(Error::Validation(format!(
-            "store '{store}': {key} {url:?} is plain http:// to {host}, which is not this machine: \
-             its token and values would cross the network unencrypted. Use https://, or add \
-             insecure_http = true to the store if you accept that"
-        ))),
-        None => Err(Error::Validation(format!(
-            "store '{store}': the option '{key}' has no host name tresor can read"
-        ))),
+        Some(host) => Err(invalid_option(
+            store,
+            key,
+            &format!(
+                "{url:?} is plain http:// to {host}, which is not this machine: its token and \
+                 values would cross the network unencrypted. Use https://, or add \
+                 insecure_http = true to the store if you accept that"
+            ),
+        )),
+        None => Err(invalid_option(
+            store,
+            key,
+            "has no host name tresor can read",
+        )),
     }
 }
 

@@ -230,7 +230,7 @@ fn text_is_secret_string_and_bytes_are_secret_binary() {
             &PutOptions::default(),
         )
         .unwrap_err();
-    assert_eq!(too_big.kind(), "validation", "{too_big}");
+    assert_eq!(too_big.kind(), "too_large", "{too_big}");
 }
 
 #[test]

@@ -201,23 +201,28 @@ impl Aws {
         credentials: Option<aws_sdk_secretsmanager::config::Credentials>,
     ) -> Result<Self> {
         let name = options.name.clone();
-        let invalid = |what: String| Error::Validation(format!("{name}: {what}"));
+        let invalid =
+            |option: &str, problem: String| crate::options::invalid_option(&name, option, &problem);
         if let Some(endpoint) = &options.endpoint {
             crate::options::plain_http(&name, "endpoint", endpoint, options.insecure_http)?;
         }
         if !(1..=10).contains(&options.max_attempts) {
-            return Err(invalid("max_attempts must be 1 to 10".to_string()));
+            return Err(invalid("max_attempts", "must be 1 to 10".to_string()));
         }
         if !(7..=30).contains(&options.recovery_window_days) {
             return Err(invalid(
-                "recovery_window_days must be 7 to 30 (Secrets Manager's range)".to_string(),
+                "recovery_window_days",
+                "must be 7 to 30 (Secrets Manager's range)".to_string(),
             ));
         }
         if !options.prefix.is_empty() && !valid_aws_name(&options.prefix) {
-            return Err(invalid(format!(
-                "prefix {:?} may hold only A-Z a-z 0-9 / _ + = . @ -",
-                options.prefix
-            )));
+            return Err(invalid(
+                "prefix",
+                format!(
+                    "{:?} may hold only A-Z a-z 0-9 / _ + = . @ -",
+                    options.prefix
+                ),
+            ));
         }
         let limits = Limits {
             timeout: options.timeout,
@@ -263,8 +268,8 @@ impl Aws {
             .map_err(|inside| inside.error(&name, "setting up"))?;
         let region = config.region().map(ToString::to_string).ok_or_else(|| {
             invalid(
-                "no region: set the store's `region` option, AWS_REGION, or a profile's region"
-                    .to_string(),
+                "region",
+                "no region: set it, AWS_REGION, or a profile's region".to_string(),
             )
         })?;
         Ok(Self {

@@ -60,7 +60,7 @@ fn options_are_checked_before_any_call() {
             endpoint: Some("127.0.0.1:5000".into()),
             ..base()
         }),
-        "validation"
+        "invalid_option"
     );
     // Plain http:// to another machine needs insecure_http.
     assert_eq!(
@@ -68,7 +68,7 @@ fn options_are_checked_before_any_call() {
             endpoint: Some("http://sm.example:5000".into()),
             ..base()
         }),
-        "validation"
+        "invalid_option"
     );
     Aws::connect(AwsOptions {
         endpoint: Some("http://sm.example:5000".into()),
@@ -81,21 +81,21 @@ fn options_are_checked_before_any_call() {
             max_attempts: 0,
             ..base()
         }),
-        "validation"
+        "invalid_option"
     );
     assert_eq!(
         bad(AwsOptions {
             recovery_window_days: 3,
             ..base()
         }),
-        "validation"
+        "invalid_option"
     );
     assert_eq!(
         bad(AwsOptions {
             prefix: "team space/".into(),
             ..base()
         }),
-        "validation"
+        "invalid_option"
     );
     let store = Aws::connect(AwsOptions {
         prefix: "team/".into(),

@@ -1,6 +1,7 @@
 //! The store's options: where the server is and how to authenticate.
 
 use super::*;
+use crate::options::invalid_option;
 
 /// How the store authenticates.
 #[derive(Clone)]
@@ -101,16 +102,20 @@ impl OpenBaoOptions {
             .unwrap_or(false);
         crate::options::plain_http(store, "address", &address, insecure_http)?;
         if from_env && (token.is_some() || role_id.is_some() || secret_id.is_some()) {
-            return Err(Error::Validation(format!(
-                "store '{store}': token_from_env = true takes the token from the environment: \
-                 give no 'token', 'role_id' or 'secret_id' with it"
-            )));
+            return Err(invalid_option(
+                store,
+                TOKEN_FROM_ENV,
+                "token_from_env = true takes the token from the environment: give no 'token', \
+                 'role_id' or 'secret_id' with it",
+            ));
         }
         let auth = match (token, role_id, secret_id) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(Error::Validation(format!(
-                    "store '{store}': give the option 'token' or the options 'role_id' and 'secret_id', not both"
-                )));
+                return Err(invalid_option(
+                    store,
+                    "token",
+                    "give the option 'token' or the options 'role_id' and 'secret_id', not both",
+                ));
             }
             (Some(t), None, None) => Auth::Token(SecretString::from(t.to_string())),
             (None, Some(role), Some(secret)) => Auth::AppRole {
@@ -119,34 +124,41 @@ impl OpenBaoOptions {
                 mount: approle_mount.unwrap_or("approle").to_string(),
             },
             (None, Some(_), None) | (None, None, Some(_)) => {
-                return Err(Error::Validation(format!(
-                    "store '{store}': AppRole needs both options 'role_id' and 'secret_id'"
-                )));
+                return Err(invalid_option(
+                    store,
+                    "role_id",
+                    "AppRole needs both options 'role_id' and 'secret_id'",
+                ));
             }
             (None, None, None) if from_env => {
                 let token = TOKEN_ENVS
                     .iter()
                     .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))
                     .ok_or_else(|| {
-                        Error::Validation(format!(
-                            "store '{store}': token_from_env = true, but neither BAO_TOKEN nor \
-                             VAULT_TOKEN is set"
-                        ))
+                        invalid_option(
+                            store,
+                            TOKEN_FROM_ENV,
+                            "token_from_env = true, but neither BAO_TOKEN nor VAULT_TOKEN is set",
+                        )
                     })?;
                 Auth::Token(SecretString::from(token))
             }
             (None, None, None) => {
-                return Err(Error::Validation(format!(
-                    "store '{store}': say where the token comes from: the option 'token' \
-                     (e.g. token = \"ENV/BAO_TOKEN\" or \"SEC/bao/token\"), 'role_id' and \
-                     'secret_id', or token_from_env = true (BAO_TOKEN, else VAULT_TOKEN)"
-                )));
+                return Err(invalid_option(
+                    store,
+                    "token",
+                    "say where the token comes from: the option 'token' (e.g. token = \
+                     \"ENV/BAO_TOKEN\" or \"SEC/bao/token\"), 'role_id' and 'secret_id', or \
+                     token_from_env = true (BAO_TOKEN, else VAULT_TOKEN)",
+                ));
             }
         };
         if approle_mount.is_some() && !matches!(auth, Auth::AppRole { .. }) {
-            return Err(Error::Validation(format!(
-                "store '{store}': the option 'approle_mount' needs 'role_id' and 'secret_id'"
-            )));
+            return Err(invalid_option(
+                store,
+                "approle_mount",
+                "needs 'role_id' and 'secret_id'",
+            ));
         }
         let mut out = Self::new(address, auth);
         out.name = store.to_string();

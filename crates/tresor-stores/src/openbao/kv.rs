@@ -289,9 +289,34 @@ pub(super) fn decode_value(
             };
         }
     }
-    let text = serde_json::to_vec(&Value::Object(data.clone())).unwrap_or_default();
+    // The map's JSON text, written once into a buffer of its exact size (no
+    // clone of the map, no growing buffer leaving copies behind), then the
+    // map's strings wiped.
+    let mut size = ByteCount(0);
+    let text = match serde_json::to_writer(&mut size, &data) {
+        Ok(()) => {
+            let mut text = Vec::with_capacity(size.0);
+            serde_json::to_writer(&mut text, &data).expect("writing to a Vec cannot fail");
+            text
+        }
+        Err(_) => Vec::new(),
+    };
     wipe(data);
     Ok(SecretValue::from(text))
+}
+
+/// A writer that only counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Wipes the strings of a JSON tree (best effort).
@@ -342,8 +367,9 @@ pub(super) fn is_cas_error(errors: &str) -> bool {
     errors.contains("check-and-set")
 }
 
-/// Checks a mount path: `/`-separated segments of `A-Z a-z 0-9 . _ -`.
-pub(super) fn valid_path(store: &str, what: &str, path: &str) -> Result<String> {
+/// Checks a mount path (the option `option`): `/`-separated segments of
+/// `A-Z a-z 0-9 . _ -`.
+pub(super) fn valid_path(store: &str, option: &str, path: &str) -> Result<String> {
     let path = path.trim_matches('/');
     let ok = !path.is_empty()
         && path.split('/').all(|seg| {
@@ -357,9 +383,11 @@ pub(super) fn valid_path(store: &str, what: &str, path: &str) -> Result<String> 
     if ok {
         Ok(path.to_string())
     } else {
-        Err(Error::Validation(format!(
-            "{store}: the {what} {path:?} must be /-separated segments of A-Z a-z 0-9 . _ -"
-        )))
+        Err(crate::options::invalid_option(
+            store,
+            option,
+            &format!("{path:?} must be /-separated segments of A-Z a-z 0-9 . _ -"),
+        ))
     }
 }
 

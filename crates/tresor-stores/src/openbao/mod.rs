@@ -193,10 +193,11 @@ impl OpenBao {
                 })
                 .collect();
             if certs.is_empty() {
-                return Err(Error::Validation(format!(
-                    "{name}: no certificate in the CA file {}",
-                    ca.display()
-                )));
+                return Err(crate::options::invalid_option(
+                    &name,
+                    "ca_file",
+                    &format!("no certificate in {}", ca.display()),
+                ));
             }
             config = config.tls_config(
                 ureq::tls::TlsConfig::builder()
@@ -250,7 +251,7 @@ impl OpenBao {
         secret_id: &SecretString,
         mount: &str,
     ) -> Result<SecretString> {
-        let mount = valid_path(&self.name, "AppRole mount", mount)?;
+        let mount = valid_path(&self.name, "approle_mount", mount)?;
         let mut body = Zeroizing::new(Vec::with_capacity(128 + secret_id.expose_secret().len()));
         body.extend_from_slice(b"{\"role_id\":");
         write_json_str(&mut body, role_id);

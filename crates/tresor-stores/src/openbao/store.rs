@@ -50,11 +50,7 @@ impl Store for OpenBao {
             return Err(self.unsupported("staging a pending version"));
         }
         if value.len() > DEFAULT_MAX_VALUE_LEN {
-            return Err(Error::Validation(format!(
-                "{}: the value for '{name}' is {} bytes; at most {DEFAULT_MAX_VALUE_LEN} are allowed",
-                self.name,
-                value.len()
-            )));
+            return Err(remote::too_large(&self.name, name, DEFAULT_MAX_VALUE_LEN));
         }
         validate_metadata(&options.metadata)?;
         let body = encode_put(value, options.expect_version);

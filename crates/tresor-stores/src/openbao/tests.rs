@@ -62,7 +62,10 @@ fn from_options_reads_every_key_and_rejects_the_rest() {
         "http://10.1.2.3:8200",
         Auth::Token(SecretString::from("t".to_string())),
     );
-    assert_eq!(OpenBao::connect(plain).unwrap_err().kind(), "validation");
+    assert_eq!(
+        OpenBao::connect(plain).unwrap_err().kind(),
+        "invalid_option"
+    );
     let e = err(base()
         .with("token", "tok-value")
         .with("timeout", "soon-secret"));
@@ -195,13 +198,13 @@ fn errors_join_vault_messages() {
 fn options_are_checked() {
     let auth = || Auth::Token(SecretString::from("t".to_string()));
     let bad_addr = OpenBao::connect(OpenBaoOptions::new("127.0.0.1:8200", auth()));
-    assert_eq!(bad_addr.unwrap_err().kind(), "validation");
+    assert_eq!(bad_addr.unwrap_err().kind(), "invalid_option");
     for mount in ["", "a//b", "../x", "a b"] {
         let mut o = OpenBaoOptions::new("http://127.0.0.1:1", auth());
         o.mount = mount.to_string();
         assert_eq!(
             OpenBao::connect(o).unwrap_err().kind(),
-            "validation",
+            "invalid_option",
             "{mount:?}"
         );
     }
