@@ -121,6 +121,25 @@ pub struct KeychainOptions {
     pub service: String,
 }
 
+impl KeychainOptions {
+    /// The options a `tresor.toml` entry gives (`backend`, `service`),
+    /// without opening the keychain; unknown keys are an error.
+    pub fn from_options(options: &StoreOptions) -> Result<Self> {
+        let typed = KeychainOptions {
+            name: options.store().to_string(),
+            backend: options
+                .parse("backend", "auto, secret-service, keyutils or native")?
+                .unwrap_or_default(),
+            service: options
+                .get("service")
+                .unwrap_or(DEFAULT_SERVICE)
+                .to_string(),
+        };
+        options.finish()?;
+        Ok(typed)
+    }
+}
+
 impl Default for KeychainOptions {
     fn default() -> Self {
         Self {
@@ -209,18 +228,7 @@ impl Keychain {
     /// # Ok::<(), tresor_core::Error>(())
     /// ```
     pub fn from_options(options: &StoreOptions) -> Result<Self> {
-        let typed = KeychainOptions {
-            name: options.store().to_string(),
-            backend: options
-                .parse("backend", "auto, secret-service, keyutils or native")?
-                .unwrap_or_default(),
-            service: options
-                .get("service")
-                .unwrap_or(DEFAULT_SERVICE)
-                .to_string(),
-        };
-        options.finish()?;
-        Self::open(typed)
+        Self::open(KeychainOptions::from_options(options)?)
     }
 
     /// The backend in use (never [`Backend::Auto`]).

@@ -131,6 +131,7 @@ pub(crate) fn refused(store: &str, what: &str, detail: &str) -> Error {
 }
 
 /// The service could not be reached or did not answer in time.
+#[cfg_attr(not(any(feature = "openbao", feature = "aws")), allow(dead_code))]
 pub(crate) fn unreachable(store: &str, what: &str, detail: &str) -> Error {
     Error::Unavailable {
         store: store.to_string(),
@@ -163,6 +164,7 @@ pub(crate) fn shorten_to(message: &str, max: usize) -> String {
 }
 
 /// `": s"`, or nothing when `s` is empty.
+#[cfg_attr(not(any(feature = "openbao", feature = "aws")), allow(dead_code))]
 pub(crate) fn colon(s: &str) -> String {
     if s.is_empty() {
         String::new()
@@ -173,6 +175,7 @@ pub(crate) fn colon(s: &str) -> String {
 
 /// An error and its sources in words, each said once, shortened
 /// (transport errors hold no request or response bodies).
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
