@@ -122,8 +122,9 @@ impl StoreOptions {
         }
     }
 
-    /// A duration option: a number with a unit `ms`, `s`, `m` or `h`
-    /// (`500ms`, `5s`, `2m`); a bare number is seconds.
+    /// A duration option, in tresor's one duration syntax
+    /// ([`parse_duration`]: `500ms`, `5s`, `2m`, `1h30m`; a bare number is
+    /// seconds).
     pub fn duration(&self, key: &str) -> Result<Option<Duration>> {
         match self.get(key) {
             None => Ok(None),
@@ -281,23 +282,9 @@ fn url_host(after_scheme: &str) -> Option<String> {
     valid.then(|| host.to_string())
 }
 
-/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
-}
+/// `500ms`, `5s`, `2m`, `1h30m`, `7d`, or a bare number of seconds: the one
+/// duration syntax of tresor, [`tresor_core::parse_duration`].
+pub use tresor_core::parse_duration;
 
 #[cfg(test)]
 mod tests {
