@@ -373,6 +373,11 @@ fn service_errors_map_to_tresor_errors() {
     assert_eq!(e.kind(), "not_found", "{e}");
     let h = store.health();
     assert!(h.reachable && !h.authenticated, "{}", h.detail);
+    assert!(
+        h.detail.contains("permission denied (ExpiredTokenException"),
+        "{}",
+        h.detail
+    );
 }
 
 #[test]

@@ -152,7 +152,11 @@ fn a_refused_credential_is_an_auth_error() {
     let e = s.get(&name("a/b"), Selector::default()).unwrap_err();
     assert_eq!(e.kind(), "auth", "{e}");
     let health = s.health();
-    assert!(!health.authenticated, "{health:?}");
+    // Reachable, not authenticated, and the detail says why.
+    assert!(
+        health.reachable && !health.authenticated && health.detail.contains("no token"),
+        "{health:?}"
+    );
 }
 
 #[test]
