@@ -374,7 +374,8 @@ fn service_errors_map_to_tresor_errors() {
     let h = store.health();
     assert!(h.reachable && !h.authenticated, "{}", h.detail);
     assert!(
-        h.detail.contains("permission denied (ExpiredTokenException"),
+        h.detail
+            .contains("permission denied (ExpiredTokenException"),
         "{}",
         h.detail
     );
