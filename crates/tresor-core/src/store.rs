@@ -37,6 +37,23 @@ pub struct Capabilities {
     pub soft_delete: bool,
 }
 
+impl Capabilities {
+    /// Everything, writable: what a store that does all of it claims; others
+    /// name what they lack, e.g. `Capabilities { staging: false,
+    /// ..Capabilities::ALL }`.
+    pub const ALL: Capabilities = Capabilities {
+        read_only: false,
+        versions: true,
+        read_labels: true,
+        staging: true,
+        move_labels: true,
+        metadata: true,
+        list: true,
+        check_and_set: true,
+        soft_delete: true,
+    };
+}
+
 /// A value read from a store, with the version it came from.
 #[derive(Debug)]
 pub struct Secret {
@@ -88,6 +105,22 @@ pub struct SecretInfo {
     pub deleted_at: Option<i64>,
     /// Its metadata.
     pub metadata: Metadata,
+}
+
+impl SecretInfo {
+    /// The entry of a live secret with one version and no times or metadata
+    /// (stores without versions: the environment, a keychain).
+    pub fn single(name: SecretName) -> Self {
+        Self {
+            name,
+            current: 1,
+            latest: 1,
+            pending: None,
+            updated_at: 0,
+            deleted_at: None,
+            metadata: Metadata::new(),
+        }
+    }
 }
 
 /// The state of a store, as `health` finds it.

@@ -51,8 +51,8 @@ use std::ffi::OsString;
 use std::fmt;
 
 use tresor_core::{
-    Capabilities, DeleteMode, Error, Health, Label, Metadata, PutOptions, Result, Secret,
-    SecretInfo, SecretName, SecretValue, Selector, Store,
+    Capabilities, DeleteMode, Error, Health, Label, PutOptions, Result, Secret, SecretInfo,
+    SecretName, SecretValue, Selector, Store,
 };
 
 /// The store's name in messages unless [`Env::named`] gives another.
@@ -334,16 +334,8 @@ impl Store for Env {
             .iter()
             .filter_map(|variable| self.name_for(variable))
             .filter(|name| name.starts_with(prefix))
-            .map(|name| SecretInfo {
-                name,
-                current: 1,
-                latest: 1,
-                pending: None,
-                // The environment keeps no times.
-                updated_at: 0,
-                deleted_at: None,
-                metadata: Metadata::new(),
-            })
+            // The environment keeps no times.
+            .map(SecretInfo::single)
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

@@ -13,17 +13,7 @@ impl Store for Vault {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            read_only: false,
-            versions: true,
-            read_labels: true,
-            staging: true,
-            move_labels: true,
-            metadata: true,
-            list: true,
-            check_and_set: true,
-            soft_delete: true,
-        }
+        Capabilities::ALL
     }
 
     fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {

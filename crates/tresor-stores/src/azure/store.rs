@@ -8,18 +8,13 @@ impl Store for AzureKeyVault {
     }
 
     fn capabilities(&self) -> Capabilities {
+        // current and previous follow the versions (no pending, nothing to
+        // move); Key Vault has no conditional writes.
         Capabilities {
-            read_only: false,
-            versions: true,
-            // current and previous follow the versions; no pending.
-            read_labels: true,
             staging: false,
             move_labels: false,
-            metadata: true,
-            list: true,
-            // Key Vault has no conditional writes.
             check_and_set: false,
-            soft_delete: true,
+            ..Capabilities::ALL
         }
     }
 
@@ -205,29 +200,12 @@ impl Store for AzureKeyVault {
         let versions = self
             .versions(name, &kv)?
             .ok_or_else(|| self.not_found(format!("'{name}'")))?;
-        let (current, previous) = (versions.current(), versions.previous());
+        let labels = (versions.current(), versions.previous());
         Ok(versions
             .0
             .iter()
             .zip(1u64..)
-            .map(|(v, number)| {
-                let mut labels = Vec::new();
-                if Some(number) == current {
-                    labels.push(Label::Current);
-                }
-                if Some(number) == previous {
-                    labels.push(Label::Previous);
-                }
-                VersionInfo {
-                    version: number,
-                    created_at: v.created,
-                    actor: String::new(),
-                    reason: None,
-                    labels,
-                    destroyed_at: None,
-                    len: 0,
-                }
-            })
+            .map(|(v, number)| remote::derived_version(number, v.created, None, labels))
             .collect())
     }
 

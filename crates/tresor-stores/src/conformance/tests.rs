@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tresor_core::{Capabilities, DeleteMode, Health, Label, Metadata, Secret, SecretInfo};
+use tresor_core::{Capabilities, DeleteMode, Health, Label, Secret, SecretInfo};
 
 use super::*;
 
@@ -97,15 +97,7 @@ impl Store for Memory {
             .map
             .keys()
             .filter(|n| ignore || n.starts_with(prefix))
-            .map(|n| SecretInfo {
-                name: n.clone(),
-                current: 1,
-                latest: 1,
-                pending: None,
-                updated_at: 0,
-                deleted_at: None,
-                metadata: Metadata::new(),
-            })
+            .map(|n| SecretInfo::single(n.clone()))
             .collect())
     }
 

@@ -47,8 +47,8 @@ use std::sync::Arc;
 
 use keyring_core::{CredentialStore, Entry, Error as KeyringError};
 use tresor_core::{
-    Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, Health, Label, Metadata, PutOptions,
-    Result, Secret, SecretInfo, SecretName, SecretValue, Selector, Store,
+    Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, Health, Label, PutOptions, Result,
+    Secret, SecretInfo, SecretName, SecretValue, Selector, Store,
 };
 
 use crate::StoreOptions;
@@ -395,15 +395,7 @@ impl Store for Keychain {
                 if service != self.service || !account.starts_with(prefix) {
                     return None;
                 }
-                Some(SecretInfo {
-                    name: SecretName::new(account).ok()?,
-                    current: 1,
-                    latest: 1,
-                    pending: None,
-                    updated_at: 0,
-                    deleted_at: None,
-                    metadata: Metadata::new(),
-                })
+                Some(SecretInfo::single(SecretName::new(account).ok()?))
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -119,6 +119,18 @@ impl OpenBao {
         })
     }
 
+    /// A GET with the token, retried as a read.
+    pub(super) fn get_path(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply> {
+        self.send(
+            Method::Get,
+            path,
+            query,
+            None,
+            Idempotence::Idempotent,
+            true,
+        )
+    }
+
     pub(super) fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
         let retry = if method == Method::Get {
             Idempotence::Idempotent

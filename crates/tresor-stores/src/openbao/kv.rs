@@ -32,14 +32,7 @@ impl OpenBao {
         };
         let v = version.map(|v| v.to_string());
         let query: Vec<(&str, &str)> = v.iter().map(|v| ("version", v.as_str())).collect();
-        let reply = self.send(
-            Method::Get,
-            &path,
-            &query,
-            None,
-            Idempotence::Idempotent,
-            true,
-        )?;
+        let reply = self.get_path(&path, &query)?;
         match reply.status {
             200 => {}
             404 => {
@@ -102,14 +95,7 @@ impl OpenBao {
 
     pub(super) fn walk(&self, folder: &str, prefix: &str, out: &mut Vec<SecretInfo>) -> Result<()> {
         let path = self.metadata_path(folder);
-        let reply = self.send(
-            Method::Get,
-            &path,
-            &[("list", "true")],
-            None,
-            Idempotence::Idempotent,
-            true,
-        )?;
+        let reply = self.get_path(&path, &[("list", "true")])?;
         match reply.status {
             200 => {}
             404 => return Ok(()),
@@ -244,26 +230,12 @@ impl KvMetadata {
     }
 
     pub(super) fn history(&self) -> Vec<VersionInfo> {
-        let (current, previous) = (self.current(), self.previous());
+        let labels = (self.current(), self.previous());
         self.versions
             .iter()
             .map(|(&number, v)| {
-                let mut labels = Vec::new();
-                if Some(number) == current {
-                    labels.push(Label::Current);
-                }
-                if Some(number) == previous {
-                    labels.push(Label::Previous);
-                }
-                VersionInfo {
-                    version: number,
-                    created_at: v.created_at,
-                    actor: String::new(),
-                    reason: None,
-                    labels,
-                    destroyed_at: v.destroyed.then_some(v.deleted_at.unwrap_or(0)),
-                    len: 0,
-                }
+                let destroyed_at = v.destroyed.then_some(v.deleted_at.unwrap_or(0));
+                remote::derived_version(number, v.created_at, destroyed_at, labels)
             })
             .collect()
     }

@@ -8,18 +8,12 @@ impl Store for OpenBao {
     }
 
     fn capabilities(&self) -> Capabilities {
+        // current and previous are derived from the versions: KV v2 has no
+        // labels to stage or move.
         Capabilities {
-            read_only: false,
-            versions: true,
-            // current and previous, derived from the versions; no pending.
-            read_labels: true,
-            // KV v2 has no labels to stage or move.
             staging: false,
             move_labels: false,
-            metadata: true,
-            list: true,
-            check_and_set: true,
-            soft_delete: true,
+            ..Capabilities::ALL
         }
     }
 

@@ -147,6 +147,33 @@ pub(crate) fn too_large(store: &str, name: &tresor_core::SecretName, limit: usiz
     }
 }
 
+/// A version's entry in `history` for the stores whose `current` and
+/// `previous` are derived from the versions (OpenBao, Azure): no actor, no
+/// reason, no length (unknown without reading the value).
+#[cfg_attr(not(any(feature = "openbao", feature = "azure")), allow(dead_code))]
+pub(crate) fn derived_version(
+    number: u64,
+    created_at: i64,
+    destroyed_at: Option<i64>,
+    (current, previous): (Option<u64>, Option<u64>),
+) -> tresor_core::VersionInfo {
+    use tresor_core::Label;
+    let labels = [(current, Label::Current), (previous, Label::Previous)]
+        .into_iter()
+        .filter(|(at, _)| *at == Some(number))
+        .map(|(_, label)| label)
+        .collect();
+    tresor_core::VersionInfo {
+        version: number,
+        created_at,
+        actor: String::new(),
+        reason: None,
+        labels,
+        destroyed_at,
+        len: 0,
+    }
+}
+
 /// At most [`MAX_MESSAGE`] characters of `message`, trimmed, with an
 /// ellipsis when cut (service messages can be long; they hold no values).
 pub(crate) fn shorten(message: &str) -> String {
