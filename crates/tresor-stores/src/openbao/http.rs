@@ -8,16 +8,8 @@ impl OpenBao {
     /// Sends one request, with retries; any HTTP status is a `Reply`. With
     /// AppRole auth, a 403 (an expired token, most often) logs in again and
     /// sends the request once more.
-    pub(super) fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&[u8]>,
-        retry: Idempotence,
-        with_token: bool,
-    ) -> Result<Reply> {
-        let reply = self.send_retrying(method, path, query, body, retry, with_token)?;
+    pub(super) fn send(&self, request: Request<'_>) -> Result<Reply> {
+        let reply = self.send_retrying(request)?;
         if let (
             403,
             true,
@@ -26,30 +18,28 @@ impl OpenBao {
                 secret_id,
                 mount,
             },
-        ) = (reply.status, with_token, &self.auth)
+        ) = (reply.status, request.with_token, &self.auth)
             && let Ok(token) = self.approle_login(role_id, secret_id, mount)
         {
             *self.token() = token;
-            return self.send_retrying(method, path, query, body, retry, with_token);
+            return self.send_retrying(request);
         }
         Ok(reply)
     }
 
-    pub(super) fn send_retrying(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&[u8]>,
-        retry: Idempotence,
-        with_token: bool,
-    ) -> Result<Reply> {
+    pub(super) fn send_retrying(&self, request: Request<'_>) -> Result<Reply> {
+        let Request {
+            method,
+            path,
+            retry,
+            ..
+        } = request;
         let url = format!("{}{path}", self.address);
         let deadline = Deadline::after(self.timeout);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.send_once(method, &url, query, body, with_token, &deadline);
+            let outcome = self.send_once(&request, &url, &deadline);
             let again = match &outcome {
                 Ok(reply) => retry_status(reply.status, retry),
                 Err(e) => transient(e, retry),
@@ -75,13 +65,17 @@ impl OpenBao {
 
     pub(super) fn send_once(
         &self,
-        method: Method,
+        request: &Request<'_>,
         url: &str,
-        query: &[(&str, &str)],
-        body: Option<&[u8]>,
-        with_token: bool,
         deadline: &Deadline,
     ) -> std::result::Result<Reply, ureq::Error> {
+        let Request {
+            method,
+            query,
+            body,
+            with_token,
+            ..
+        } = *request;
         macro_rules! prepare {
             ($request:expr) => {{
                 let mut request = $request
@@ -121,23 +115,18 @@ impl OpenBao {
 
     /// A GET with the token, retried as a read.
     pub(super) fn get_path(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply> {
-        self.send(
-            Method::Get,
-            path,
+        self.send(Request {
             query,
-            None,
-            Idempotence::Idempotent,
-            true,
-        )
+            ..Request::new(Method::Get, path)
+        })
     }
 
+    /// A request with the token: reads retried as reads, writes as writes.
     pub(super) fn call(&self, method: Method, path: &str, body: Option<&[u8]>) -> Result<Reply> {
-        let retry = if method == Method::Get {
-            Idempotence::Idempotent
-        } else {
-            Idempotence::Unsafe
-        };
-        self.send(method, path, &[], body, retry, true)
+        self.send(Request {
+            body,
+            ..Request::new(method, path)
+        })
     }
 
     pub(super) fn data_path(&self, name: &str) -> String {

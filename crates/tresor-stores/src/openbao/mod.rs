@@ -141,6 +141,37 @@ enum Method {
     Delete,
 }
 
+/// One request to the server, as [`OpenBao::send`] takes it.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    method: Method,
+    path: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    body: Option<&'a [u8]>,
+    retry: Idempotence,
+    /// Whether the token goes with it (not for a login or the health probe).
+    with_token: bool,
+}
+
+impl<'a> Request<'a> {
+    /// `method` on `path` with the token, no query, no body; GET retried as
+    /// a read, anything else as a write.
+    fn new(method: Method, path: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            query: &[],
+            body: None,
+            retry: if method == Method::Get {
+                Idempotence::Idempotent
+            } else {
+                Idempotence::Unsafe
+            },
+            with_token: true,
+        }
+    }
+}
+
 /// An HTTP answer of any status; the body is wiped on drop.
 struct Reply {
     status: u16,
@@ -259,14 +290,11 @@ impl OpenBao {
         write_json_str(&mut body, secret_id.expose_secret());
         body.push(b'}');
         let path = format!("/v1/auth/{mount}/login");
-        let reply = self.send(
-            Method::Post,
-            &path,
-            &[],
-            Some(&body),
-            Idempotence::Unsafe,
-            false,
-        )?;
+        let reply = self.send(Request {
+            body: Some(&body),
+            with_token: false,
+            ..Request::new(Method::Post, &path)
+        })?;
         if reply.status != 200 {
             return Err(Error::Auth {
                 store: self.name.clone(),

@@ -133,14 +133,10 @@ impl Store for OpenBao {
     }
 
     fn health(&mut self) -> Health {
-        let reply = match self.send(
-            Method::Get,
-            "/v1/sys/health",
-            &[],
-            None,
-            Idempotence::Idempotent,
-            false,
-        ) {
+        let reply = match self.send(Request {
+            with_token: false,
+            ..Request::new(Method::Get, "/v1/sys/health")
+        }) {
             Ok(r) => r,
             Err(e) => {
                 return Health {
