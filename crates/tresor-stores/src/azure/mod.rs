@@ -86,7 +86,7 @@
 //!
 //! Requests go out through reqwest over rustls (the ring provider, as for the
 //! OpenBao store) trusting the bundled Mozilla roots, with no redirects and a
-//! connect timeout equal to the timeout; `AzureOptions::transport` replaces
+//! connect timeout of `connect_timeout` (default 5 s); `AzureOptions::transport` replaces
 //! it. The SDK runs on a current-thread tokio runtime owned by the store, so the
 //! [`Store`] calls stay synchronous; calling them from inside another async
 //! runtime's task is refused with [`Error::Unavailable`] (use
@@ -95,11 +95,13 @@
 //! identity, or the developer tools (Azure CLI, Azure Developer CLI). The
 //! first request goes out without a token and learns the tenant and
 //! audience from Key Vault's 401 challenge, whose resource must match the
-//! vault's domain. Every request, retries included, must finish within the
-//! timeout (default 10 s), or the operation is [`Error::Unavailable`]; the
+//! vault's domain. Every request, retries included, must finish within
+//! `timeout` (default 10 s; the same meaning for every remote store), or the
+//! operation is [`Error::Unavailable`]; the
 //! SDK retries 408, 429, 500, 502, 503, 504 and connection failures up to
-//! `retries` times (default 3) with exponential backoff plus up to 255 ms of
-//! jitter, honouring `Retry-After`. The SDK retries writes too: a SetSecret
+//! `retries` times (default 3) with exponential backoff from 100 ms (at most
+//! 2 s, the remote stores' figures) plus the SDK's jitter, honouring
+//! `Retry-After`. The SDK retries writes too: a SetSecret
 //! that reached the vault but whose answer was lost can leave one extra
 //! version holding the same value. Errors name the store, the secret, the
 //! HTTP status and Key Vault's error code; they never hold a value, a
