@@ -235,7 +235,7 @@ pub fn plain_http(
     }
 }
 
-/// Whether `host` (as [`url_host`] gives it) is this machine: `localhost`,
+/// Whether `host` (as `url_host` gives it) is this machine: `localhost`,
 /// an address in `127.0.0.0/8`, or `::1` (also as `::ffff:127.x.y.z`).
 pub fn is_loopback_host(host: &str) -> bool {
     if host == "localhost" {
