@@ -28,45 +28,22 @@ pub struct UnlockArgs {
     pub keyring: bool,
 }
 
-/// `90`, `90s`, `15m`, `8h`, `2d`, and sums such as `1h30m`.
+/// `90`, `90s`, `15m`, `8h`, `2d`, and sums such as `1h30m`: tresor's one
+/// duration syntax ([`tresor::stores::options::parse_duration`]), from one second to
+/// 366 days.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let bad = || {
+    let total = tresor::stores::options::parse_duration(text).ok_or_else(|| {
         format!(
             "{text:?} is not a duration: use a number with s, m, h or d, such as 90s, 15m or 1h30m"
         )
-    };
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        number.clear();
-    }
-    if !number.is_empty() {
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        total = total.checked_add(n).ok_or_else(bad)?;
-    }
-    if total == 0 {
+    })?;
+    if total < Duration::from_secs(1) {
         return Err(format!("{text:?}: a session must last at least one second"));
     }
-    if total > 366 * 86_400 {
+    if total > Duration::from_secs(366 * 86_400) {
         return Err(format!("{text:?}: at most 366 days"));
     }
-    Ok(Duration::from_secs(total))
+    Ok(total)
 }
 
 fn short(d: Duration) -> String {
@@ -214,7 +191,9 @@ mod tests {
         assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
-        for bad in ["", "0s", "m", "15x", "-5m", "1.5h", "999d"] {
+        // One syntax with config durations: fractions are fine.
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        for bad in ["", "0s", "0.5s", "m", "15x", "-5m", "999d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

@@ -15,6 +15,7 @@
 // Unsafe code only where tresor-core calls libc: see the two modules below.
 #![deny(unsafe_code)]
 
+mod duration;
 mod error;
 // SAFETY (module): mlock/munlock of buffers the caller keeps alive, setrlimit
 // and prctl on this process, getpwuid_r into local buffers; each call has its
@@ -30,6 +31,7 @@ mod store;
 mod value;
 mod version;
 
+pub use duration::parse_duration;
 pub use error::{Error, Result, human_age};
 pub use metadata::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, Metadata,

@@ -4,24 +4,54 @@ use serde::Serialize;
 
 use crate::{Error, Label, Metadata, Result, SecretName, SecretValue, Selector, VersionInfo};
 
-/// What a store can do. Operations outside these return
-/// [`Error::Unsupported`].
+/// What a store can do, one flag per operation a caller may rely on.
+/// Operations outside these return [`Error::Unsupported`] (writes to a
+/// read-only store [`Error::ReadOnly`]). The shared conformance suite checks
+/// each flag a store claims by using it, and each one it does not claim by
+/// its refusal. Serialized with these field names (`tresor stores --json`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
     /// The store refuses writes.
     pub read_only: bool,
-    /// The store keeps numbered versions.
+    /// The store keeps numbered versions: a write makes a new one, older
+    /// ones stay readable by number, `history` lists them.
     pub versions: bool,
-    /// The store keeps `current` / `previous` / `pending` labels.
-    pub labels: bool,
-    /// The store keeps a metadata map per secret.
+    /// Reads by label work beyond `current`: `previous` names the version
+    /// before `current` (and `pending`, where [`Capabilities::staging`]
+    /// holds, the staged one).
+    pub read_labels: bool,
+    /// [`PutOptions::stage`] writes a version as `pending` and leaves
+    /// `current` where it was.
+    pub staging: bool,
+    /// [`Store::set_label`] moves `current` to another version (promote,
+    /// rollback).
+    pub move_labels: bool,
+    /// The store keeps a metadata map per secret ([`PutOptions::metadata`]
+    /// merges into it, [`Store::list`] shows it).
     pub metadata: bool,
-    /// The store can list names.
+    /// The store can list names ([`Store::list`]).
     pub list: bool,
-    /// Writes can name the version they expect.
+    /// Writes can name the version they expect ([`PutOptions::expect_version`]).
     pub check_and_set: bool,
-    /// Deleted secrets can be restored.
-    pub undelete: bool,
+    /// [`DeleteMode::Soft`] hides a secret and [`Store::undelete`] restores it.
+    pub soft_delete: bool,
+}
+
+impl Capabilities {
+    /// Everything, writable: what a store that does all of it claims; others
+    /// name what they lack, e.g. `Capabilities { staging: false,
+    /// ..Capabilities::ALL }`.
+    pub const ALL: Capabilities = Capabilities {
+        read_only: false,
+        versions: true,
+        read_labels: true,
+        staging: true,
+        move_labels: true,
+        metadata: true,
+        list: true,
+        check_and_set: true,
+        soft_delete: true,
+    };
 }
 
 /// A value read from a store, with the version it came from.
@@ -77,6 +107,22 @@ pub struct SecretInfo {
     pub metadata: Metadata,
 }
 
+impl SecretInfo {
+    /// The entry of a live secret with one version and no times or metadata
+    /// (stores without versions: the environment, a keychain).
+    pub fn single(name: SecretName) -> Self {
+        Self {
+            name,
+            current: 1,
+            latest: 1,
+            pending: None,
+            updated_at: 0,
+            deleted_at: None,
+            metadata: Metadata::new(),
+        }
+    }
+}
+
 /// The state of a store, as `health` finds it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Health {
@@ -127,7 +173,7 @@ pub trait Store: Send {
     /// Points a label at a version.
     fn set_label(&mut self, name: &SecretName, label: Label, version: u64) -> Result<()> {
         let _ = (name, label, version);
-        Err(self.unsupported("labels"))
+        Err(self.unsupported("moving labels"))
     }
 
     /// Probes the store.

@@ -51,8 +51,8 @@ use std::ffi::OsString;
 use std::fmt;
 
 use tresor_core::{
-    Capabilities, DeleteMode, Error, Health, Label, Metadata, PutOptions, Result, Secret,
-    SecretInfo, SecretName, SecretValue, Selector, Store,
+    Capabilities, DeleteMode, Error, Health, Label, PutOptions, Result, Secret, SecretInfo,
+    SecretName, SecretValue, Selector, Store,
 };
 
 /// The store's name in messages unless [`Env::named`] gives another.
@@ -103,7 +103,7 @@ impl Env {
     /// `openai/api_key` reads `MODEL_FORGE_OPENAI_API_KEY`.
     ///
     /// The prefix may hold only `A-Z a-z 0-9 _`; anything else is a
-    /// [`Error::Validation`].
+    /// [`Error::InvalidOption`] (of the option `prefix`).
     pub fn with_prefix(prefix: impl Into<String>) -> Result<Self> {
         Self::new().prefixed(prefix.into())
     }
@@ -196,10 +196,11 @@ impl Env {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
-            return Err(Error::Validation(format!(
-                "{}: the prefix {prefix:?} may hold only A-Z a-z 0-9 _",
-                self.name
-            )));
+            return Err(Error::InvalidOption {
+                store: self.name.clone(),
+                option: "prefix".to_string(),
+                problem: format!("{prefix:?} may hold only A-Z a-z 0-9 _"),
+            });
         }
         self.prefix = prefix;
         Ok(self)
@@ -241,10 +242,10 @@ impl Env {
         // faithful byte form.
         match value.into_string() {
             Ok(text) => Ok(SecretValue::from(text)),
-            Err(_) => Err(Error::Validation(format!(
-                "{}: the value of {variable} is not valid Unicode",
-                self.name
-            ))),
+            Err(_) => Err(Error::Malformed {
+                what: format!("{}: the value of {variable}", self.name),
+                problem: "is not valid Unicode".to_string(),
+            }),
         }
     }
 
@@ -333,16 +334,8 @@ impl Store for Env {
             .iter()
             .filter_map(|variable| self.name_for(variable))
             .filter(|name| name.starts_with(prefix))
-            .map(|name| SecretInfo {
-                name,
-                current: 1,
-                latest: 1,
-                pending: None,
-                // The environment keeps no times.
-                updated_at: 0,
-                deleted_at: None,
-                metadata: Metadata::new(),
-            })
+            // The environment keeps no times.
+            .map(SecretInfo::single)
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -503,7 +496,7 @@ mod tests {
     fn bad_prefixes_are_rejected() {
         for bad in ["A=B", "A B", "A\0", "Ä_"] {
             let err = Env::with_prefix(bad).unwrap_err();
-            assert_eq!(err.kind(), "validation", "{bad:?}");
+            assert_eq!(err.kind(), "invalid_option", "{bad:?}");
         }
         assert!(Env::with_prefix("").is_ok());
     }

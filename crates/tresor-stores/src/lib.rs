@@ -10,6 +10,7 @@
 //! | `keychain` | `keychain` | the OS keychain through keyring-core |
 //! | `conformance` | `conformance` | the suite every store passes (for tests) |
 //! | (always) | `options` | [`StoreOptions`]: a store's `tresor.toml` options |
+//! | (always) | `registry` | every store kind: built from its options, behind its feature |
 //!
 //! ```
 //! # #[cfg(feature = "env")] {
@@ -53,5 +54,8 @@ pub mod keychain;
 #[cfg(feature = "openbao")]
 pub mod openbao;
 pub mod options;
+pub mod registry;
+#[cfg(any(feature = "openbao", feature = "aws", feature = "azure"))]
+mod remote;
 
 pub use options::StoreOptions;

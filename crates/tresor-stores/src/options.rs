@@ -92,14 +92,11 @@ impl StoreOptions {
         Some(value.as_str())
     }
 
-    /// The option `key`, or a validation error naming the store and the key.
+    /// The option `key`, or an [`Error::InvalidOption`] naming the store
+    /// and the key.
     pub fn require(&self, key: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| {
-            Error::Validation(format!(
-                "store '{}': the option '{key}' is required",
-                self.store
-            ))
-        })
+        self.get(key)
+            .ok_or_else(|| invalid_option(&self.store, key, "is required"))
     }
 
     /// The option `key` parsed with `FromStr`; the error names the store, the
@@ -125,8 +122,9 @@ impl StoreOptions {
         }
     }
 
-    /// A duration option: a number with a unit `ms`, `s`, `m` or `h`
-    /// (`500ms`, `5s`, `2m`); a bare number is seconds.
+    /// A duration option, in tresor's one duration syntax
+    /// ([`parse_duration`]: `500ms`, `5s`, `2m`, `1h30m`; a bare number is
+    /// seconds).
     pub fn duration(&self, key: &str) -> Result<Option<Duration>> {
         match self.get(key) {
             None => Ok(None),
@@ -149,24 +147,28 @@ impl StoreOptions {
         if unknown.is_empty() {
             Ok(())
         } else {
-            Err(Error::Validation(format!(
-                "store '{}': unknown option{} {}",
-                self.store,
-                if unknown.len() == 1 { "" } else { "s" },
-                unknown
-                    .iter()
-                    .map(|k| format!("'{k}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))
+            let others: Vec<String> = unknown[1..].iter().map(|k| format!("'{k}'")).collect();
+            let problem = if others.is_empty() {
+                "unknown option".to_string()
+            } else {
+                format!("unknown option (so are {})", others.join(", "))
+            };
+            Err(invalid_option(&self.store, unknown[0], &problem))
         }
     }
 
     fn invalid(&self, key: &str, what: &str) -> Error {
-        Error::Validation(format!(
-            "store '{}': the option '{key}' must be {what}",
-            self.store
-        ))
+        invalid_option(&self.store, key, &format!("must be {what}"))
+    }
+}
+
+/// The [`Error::InvalidOption`] for `option` of `store`: `problem` says what
+/// is wrong, never the value.
+pub fn invalid_option(store: &str, option: &str, problem: &str) -> Error {
+    Error::InvalidOption {
+        store: store.to_string(),
+        option: option.to_string(),
+        problem: problem.to_string(),
     }
 }
 
@@ -204,9 +206,11 @@ pub fn plain_http(
         return Ok(None);
     }
     let Some(rest) = lower.strip_prefix("http://") else {
-        return Err(Error::Validation(format!(
-            "store '{store}': the option '{key}' must start with https:// (or http:// for this machine)"
-        )));
+        return Err(invalid_option(
+            store,
+            key,
+            "must start with https:// (or http:// for this machine)",
+        ));
     };
     match url_host(rest) {
         Some(host) if is_loopback_host(&host) => Ok(None),
@@ -214,18 +218,24 @@ pub fn plain_http(
             "store '{store}': {key} {url:?} is plain http:// to {host}, not this machine \
              (insecure_http = true): its token and every value cross the network unencrypted"
         ))),
-        Some(host) => Err(Error::Validation(format!(
-            "store '{store}': {key} {url:?} is plain http:// to {host}, which is not this machine: \
-             its token and values would cross the network unencrypted. Use https://, or add \
-             insecure_http = true to the store if you accept that"
-        ))),
-        None => Err(Error::Validation(format!(
-            "store '{store}': the option '{key}' has no host name tresor can read"
-        ))),
+        Some(host) => Err(invalid_option(
+            store,
+            key,
+            &format!(
+                "{url:?} is plain http:// to {host}, which is not this machine: its token and \
+                 values would cross the network unencrypted. Use https://, or add \
+                 insecure_http = true to the store if you accept that"
+            ),
+        )),
+        None => Err(invalid_option(
+            store,
+            key,
+            "has no host name tresor can read",
+        )),
     }
 }
 
-/// Whether `host` (as [`url_host`] gives it) is this machine: `localhost`,
+/// Whether `host` (as `url_host` gives it) is this machine: `localhost`,
 /// an address in `127.0.0.0/8`, or `::1` (also as `::ffff:127.x.y.z`).
 pub fn is_loopback_host(host: &str) -> bool {
     if host == "localhost" {
@@ -272,23 +282,9 @@ fn url_host(after_scheme: &str) -> Option<String> {
     valid.then(|| host.to_string())
 }
 
-/// `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        _ => return None,
-    };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
-}
+/// `500ms`, `5s`, `2m`, `1h30m`, `7d`, or a bare number of seconds: the one
+/// duration syntax of tresor, [`tresor_core::parse_duration`].
+pub use tresor_core::parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -230,7 +230,7 @@ fn text_is_secret_string_and_bytes_are_secret_binary() {
             &PutOptions::default(),
         )
         .unwrap_err();
-    assert_eq!(too_big.kind(), "validation", "{too_big}");
+    assert_eq!(too_big.kind(), "too_large", "{too_big}");
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn metadata_is_tags() {
     assert_eq!(info.metadata.len(), 2, "{:?}", info.metadata);
     for (k, v) in [("aws:reserved", "x"), ("long", &"v".repeat(257)[..])] {
         let e = store.put(&n, &value(b"c"), &with(k, v)).unwrap_err();
-        assert_eq!(e.kind(), "validation", "{e}");
+        assert_eq!(e.kind(), "malformed", "{e}");
     }
     assert_eq!(
         store

@@ -231,7 +231,7 @@ fn keyutils_cannot_list_and_nothing_soft_deletes() {
                     .put(&n, &big, &PutOptions::default())
                     .unwrap_err()
                     .kind(),
-                "validation"
+                "too_large"
             );
         }
         store.delete(&n, DeleteMode::Purge).unwrap();

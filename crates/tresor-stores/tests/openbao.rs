@@ -182,6 +182,11 @@ fn a_wrong_token_is_an_auth_error() {
         "{}",
         health.detail
     );
+    assert!(
+        health.detail.contains("token refused: HTTP 403"),
+        "{}",
+        health.detail
+    );
 }
 
 #[test]

@@ -13,15 +13,7 @@ impl Store for Vault {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            read_only: false,
-            versions: true,
-            labels: true,
-            metadata: true,
-            list: true,
-            check_and_set: true,
-            undelete: true,
-        }
+        Capabilities::ALL
     }
 
     fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {

@@ -38,17 +38,13 @@ pub(crate) fn data_dir() -> Result<PathBuf> {
         })
 }
 
-/// The lock timeout from `TRESOR_LOCK_TIMEOUT` (seconds, fractions allowed),
-/// default 30 s.
+/// The lock timeout from `TRESOR_LOCK_TIMEOUT` (seconds, fractions allowed,
+/// or any duration in tresor's one syntax such as `2m`), default 30 s.
 pub fn lock_timeout() -> Result<Duration> {
     match std::env::var(LOCK_TIMEOUT_ENV) {
         Err(_) => Ok(Duration::from_secs(30)),
-        Ok(s) => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 86_400.0)
-            .map(Duration::from_secs_f64)
+        Ok(s) => tresor_core::parse_duration(&s)
+            .filter(|d| *d <= Duration::from_secs(86_400))
             .ok_or_else(|| {
                 Error::Validation(format!(
                     "{LOCK_TIMEOUT_ENV} must be a number of seconds (0 to 86400), not {s:?}"

@@ -70,16 +70,7 @@ pub fn parse_age(text: &str) -> Result<Duration> {
             "--max-age takes an age such as 90s, 30m, 12h or 7d, not {text:?}"
         ))
     };
-    match text.trim().strip_suffix('d') {
-        Some(days) => days
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .and_then(|d| d.checked_mul(86_400))
-            .map(Duration::from_secs)
-            .ok_or_else(bad),
-        None => tresor::stores::options::parse_duration(text).ok_or_else(bad),
-    }
+    tresor::stores::options::parse_duration(text).ok_or_else(bad)
 }
 
 fn routed(c: &Command) -> bool {

@@ -152,7 +152,11 @@ fn a_refused_credential_is_an_auth_error() {
     let e = s.get(&name("a/b"), Selector::default()).unwrap_err();
     assert_eq!(e.kind(), "auth", "{e}");
     let health = s.health();
-    assert!(!health.authenticated, "{health:?}");
+    // Reachable, not authenticated, and the detail says why.
+    assert!(
+        health.reachable && !health.authenticated && health.detail.contains("no token"),
+        "{health:?}"
+    );
 }
 
 #[test]
@@ -193,7 +197,7 @@ fn names_map_to_key_vault_names_and_back() {
     let e = s
         .put(&too_long, &value(b"x"), &PutOptions::default())
         .unwrap_err();
-    assert_eq!(e.kind(), "validation", "{e}");
+    assert_eq!(e.kind(), "too_large", "{e}");
     assert!(e.to_string().contains("127"), "{e}");
 }
 
@@ -238,7 +242,7 @@ fn binary_values_are_base64_under_their_content_type() {
             &PutOptions::default(),
         )
         .unwrap_err();
-    assert_eq!(e.kind(), "validation", "{e}");
+    assert_eq!(e.kind(), "too_large", "{e}");
     assert_eq!(fake.seen().len(), sent);
 }
 
@@ -360,7 +364,7 @@ fn metadata_is_the_current_versions_tags() {
     let e = s
         .put(&n, &value(b"3"), &with(&[(VERSION_TAG, "99")]))
         .unwrap_err();
-    assert_eq!(e.kind(), "validation", "{e}");
+    assert_eq!(e.kind(), "malformed", "{e}");
     let many: Vec<(String, String)> = (0..13).map(|i| (format!("k{i}"), "v".into())).collect();
     let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let e = s.put(&n, &value(b"3"), &with(&refs)).unwrap_err();

@@ -688,105 +688,17 @@ impl Tresor {
     }
 }
 
-/// The store of kind `kind` from its options: one arm per kind, each
-/// behind its cargo feature. (`vault` is built by the manager itself.)
+/// The store of kind `kind` from its options; the kinds and their cargo
+/// features live in [`tresor_stores::registry`]. (`vault` is built by the
+/// manager itself.)
 pub fn build_store(kind: StoreKind, options: &StoreOptions) -> Result<Box<dyn Store>> {
-    match kind {
-        StoreKind::Env => {
-            #[cfg(feature = "env")]
-            return Ok(Box::new(tresor_stores::env::Env::from_options(options)?));
-            #[cfg(not(feature = "env"))]
-            return Err(not_in_build(kind, options));
-        }
-        StoreKind::Openbao => {
-            #[cfg(feature = "openbao")]
-            return Ok(Box::new(tresor_stores::openbao::OpenBao::from_options(
-                options,
-            )?));
-            #[cfg(not(feature = "openbao"))]
-            return Err(not_in_build(kind, options));
-        }
-        StoreKind::Keychain => {
-            #[cfg(feature = "keychain-store")]
-            return Ok(Box::new(tresor_stores::keychain::Keychain::from_options(
-                options,
-            )?));
-            #[cfg(not(feature = "keychain-store"))]
-            return Err(not_in_build(kind, options));
-        }
-        StoreKind::Aws => {
-            #[cfg(feature = "aws")]
-            return Ok(Box::new(tresor_stores::aws::Aws::from_options(options)?));
-            #[cfg(not(feature = "aws"))]
-            return Err(not_in_build(kind, options));
-        }
-        StoreKind::Azure => {
-            #[cfg(feature = "azure")]
-            return Ok(Box::new(tresor_stores::azure::AzureKeyVault::from_options(
-                options,
-            )?));
-            #[cfg(not(feature = "azure"))]
-            return Err(not_in_build(kind, options));
-        }
-        StoreKind::Vault => Err(Error::Validation(format!(
-            "store '{}': vault stores are opened by the manager",
-            options.store()
-        ))),
-    }
+    tresor_stores::registry::build(kind.as_str(), options)
 }
 
 /// Checks a store's options as [`build_store`] would read them, without
-/// contacting anything. (`vault`: the option `path` only.)
+/// contacting anything (see [`tresor_stores::registry::check_options`]).
 pub fn check_store_options(kind: StoreKind, options: &StoreOptions) -> Result<()> {
-    match kind {
-        StoreKind::Vault => {
-            options.get("path");
-            options.finish()
-        }
-        StoreKind::Env => build_store(kind, options).map(drop),
-        StoreKind::Openbao => {
-            #[cfg(feature = "openbao")]
-            return tresor_stores::openbao::OpenBaoOptions::from_options(options).map(drop);
-            #[cfg(not(feature = "openbao"))]
-            return Err(not_in_build(kind, options));
-        }
-        // Opening a keychain probes the OS (D-Bus, keyutils): check the
-        // options only, as the store reads them.
-        StoreKind::Keychain => {
-            #[cfg(feature = "keychain-store")]
-            return check_keychain_options(options);
-            #[cfg(not(feature = "keychain-store"))]
-            return Err(not_in_build(kind, options));
-        }
-        // Their from_options builds a client without contacting the service.
-        StoreKind::Aws | StoreKind::Azure => build_store(kind, options).map(drop),
-    }
-}
-
-/// The keychain store's options, read as `Keychain::from_options` reads
-/// them, without opening the keychain.
-#[cfg(feature = "keychain-store")]
-fn check_keychain_options(options: &StoreOptions) -> Result<()> {
-    options.parse::<tresor_stores::keychain::Backend>(
-        "backend",
-        "auto, secret-service, keyutils or native",
-    )?;
-    options.get("service");
-    options.finish()
-}
-
-#[cfg(not(all(
-    feature = "env",
-    feature = "openbao",
-    feature = "aws",
-    feature = "azure",
-    feature = "keychain-store"
-)))]
-fn not_in_build(kind: StoreKind, options: &StoreOptions) -> Error {
-    Error::Validation(format!(
-        "store '{}': this build of tresor has no {kind} store",
-        options.store()
-    ))
+    tresor_stores::registry::check_options(kind.as_str(), options)
 }
 
 /// Checks what parsing cannot: each store's references resolve (`ENV/`

@@ -47,8 +47,8 @@ use std::sync::Arc;
 
 use keyring_core::{CredentialStore, Entry, Error as KeyringError};
 use tresor_core::{
-    Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, Health, Label, Metadata, PutOptions,
-    Result, Secret, SecretInfo, SecretName, SecretValue, Selector, Store,
+    Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, Health, Label, PutOptions, Result,
+    Secret, SecretInfo, SecretName, SecretValue, Selector, Store,
 };
 
 use crate::StoreOptions;
@@ -121,6 +121,25 @@ pub struct KeychainOptions {
     pub service: String,
 }
 
+impl KeychainOptions {
+    /// The options a `tresor.toml` entry gives (`backend`, `service`),
+    /// without opening the keychain; unknown keys are an error.
+    pub fn from_options(options: &StoreOptions) -> Result<Self> {
+        let typed = KeychainOptions {
+            name: options.store().to_string(),
+            backend: options
+                .parse("backend", "auto, secret-service, keyutils or native")?
+                .unwrap_or_default(),
+            service: options
+                .get("service")
+                .unwrap_or(DEFAULT_SERVICE)
+                .to_string(),
+        };
+        options.finish()?;
+        Ok(typed)
+    }
+}
+
 impl Default for KeychainOptions {
     fn default() -> Self {
         Self {
@@ -169,10 +188,11 @@ impl Keychain {
     /// is read or written.
     pub fn open(options: KeychainOptions) -> Result<Self> {
         if options.service.is_empty() || options.service.chars().any(char::is_control) {
-            return Err(Error::Validation(format!(
-                "{}: the keychain service name must be non-empty text",
-                options.name
-            )));
+            return Err(Error::InvalidOption {
+                store: options.name.clone(),
+                option: "service".to_string(),
+                problem: "must be non-empty text".to_string(),
+            });
         }
         let backend = match options.backend {
             Backend::Auto => default_backend(),
@@ -208,18 +228,7 @@ impl Keychain {
     /// # Ok::<(), tresor_core::Error>(())
     /// ```
     pub fn from_options(options: &StoreOptions) -> Result<Self> {
-        let typed = KeychainOptions {
-            name: options.store().to_string(),
-            backend: options
-                .parse("backend", "auto, secret-service, keyutils or native")?
-                .unwrap_or_default(),
-            service: options
-                .get("service")
-                .unwrap_or(DEFAULT_SERVICE)
-                .to_string(),
-        };
-        options.finish()?;
-        Self::open(typed)
+        Self::open(KeychainOptions::from_options(options)?)
     }
 
     /// The backend in use (never [`Backend::Auto`]).
@@ -261,12 +270,14 @@ impl Keychain {
                 "{store}: {what}: not supported by the {} keychain: {detail}",
                 self.backend.as_str()
             )),
-            KeyringError::TooLong(attribute, limit) => Error::Validation(format!(
-                "{store}: {what}: the {attribute} is longer than the keychain's limit of {limit}"
-            )),
-            KeyringError::Invalid(attribute, reason) => {
-                Error::Validation(format!("{store}: {what}: invalid {attribute}: {reason}"))
-            }
+            KeyringError::TooLong(attribute, limit) => Error::TooLarge {
+                what: format!("{store}: {what}: the {attribute}"),
+                limit: u64::from(limit),
+            },
+            KeyringError::Invalid(attribute, reason) => Error::Malformed {
+                what: format!("{store}: {what}: the {attribute}"),
+                problem: reason,
+            },
             KeyringError::BadEncoding(mut bytes) | KeyringError::BadDataFormat(mut bytes, _) => {
                 zeroize::Zeroize::zeroize(&mut bytes);
                 Error::Integrity {
@@ -344,12 +355,14 @@ impl Store for Keychain {
         }
         let limit = self.max_value_len();
         if value.len() > limit {
-            return Err(Error::Validation(format!(
-                "{}: the value for '{name}' is {} bytes; the {} keychain takes at most {limit}",
-                self.name,
-                value.len(),
-                self.backend.as_str()
-            )));
+            return Err(Error::TooLarge {
+                what: format!(
+                    "{}: the value for '{name}' (in the {} keychain)",
+                    self.name,
+                    self.backend.as_str()
+                ),
+                limit: limit as u64,
+            });
         }
         self.entry(name.as_str())?
             .set_secret(value.expose_secret())
@@ -382,15 +395,7 @@ impl Store for Keychain {
                 if service != self.service || !account.starts_with(prefix) {
                     return None;
                 }
-                Some(SecretInfo {
-                    name: SecretName::new(account).ok()?,
-                    current: 1,
-                    latest: 1,
-                    pending: None,
-                    updated_at: 0,
-                    deleted_at: None,
-                    metadata: Metadata::new(),
-                })
+                Some(SecretInfo::single(SecretName::new(account).ok()?))
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -487,109 +492,4 @@ mod imp {
 }
 
 #[cfg(test)]
-mod tests {
-    //! The store's logic over keyring-core's mock store, which needs no
-    //! keychain; tests/keychain.rs runs the same suite on the real ones.
-
-    use super::*;
-    use crate::conformance::{self, Fixture, seed_by_put};
-
-    impl Keychain {
-        fn over(store: Arc<CredentialStore>, service: &str) -> Self {
-            Self {
-                name: "keychain-mock".to_string(),
-                service: service.to_string(),
-                backend: Backend::Keyutils,
-                store,
-            }
-        }
-    }
-
-    struct MockFixture(Option<Arc<CredentialStore>>);
-
-    impl Fixture for MockFixture {
-        fn store(&mut self, seed: &[(SecretName, SecretValue)]) -> Box<dyn Store> {
-            let backing: Arc<CredentialStore> = keyring_core::mock::Store::new().unwrap();
-            let mut store = Keychain::over(backing.clone(), DEFAULT_SERVICE);
-            seed_by_put(&mut store, seed);
-            self.0 = Some(backing);
-            Box::new(store)
-        }
-
-        fn second_handle(&mut self) -> Option<Box<dyn Store>> {
-            Some(Box::new(Keychain::over(self.0.clone()?, DEFAULT_SERVICE)))
-        }
-    }
-
-    #[test]
-    fn the_conformance_suite_passes_over_the_mock() {
-        conformance::run_all(&mut MockFixture(None));
-    }
-
-    #[test]
-    fn backends_parse_and_print() {
-        for b in [
-            Backend::Auto,
-            Backend::Native,
-            Backend::Keyutils,
-            Backend::SecretService,
-        ] {
-            assert_eq!(b.as_str().parse::<Backend>(), Ok(b));
-        }
-        assert!("gnome".parse::<Backend>().is_err());
-    }
-
-    #[test]
-    fn from_options_rejects_bad_backends_and_unknown_keys() {
-        let o = StoreOptions::new("kc").with("backend", "kwallet-secret");
-        let e = Keychain::from_options(&o).unwrap_err().to_string();
-        assert!(
-            e.contains("backend") && !e.contains("kwallet-secret"),
-            "{e}"
-        );
-        let o = StoreOptions::new("kc")
-            .with("backend", "keyutils")
-            .with("servce", "x");
-        let e = Keychain::from_options(&o).unwrap_err().to_string();
-        assert!(e.contains("servce"), "{e}");
-        let o = StoreOptions::new("kc").with("service", "");
-        assert_eq!(Keychain::from_options(&o).unwrap_err().kind(), "validation");
-    }
-
-    #[test]
-    fn errors_that_carry_secret_bytes_never_show_them() {
-        let backing: Arc<CredentialStore> = keyring_core::mock::Store::new().unwrap();
-        let mut store = Keychain::over(backing.clone(), "svc");
-        let n = SecretName::new("a/b").unwrap();
-        store
-            .put(&n, &SecretValue::copy_from(b"x"), &PutOptions::default())
-            .unwrap();
-        let canary = b"tresor-keychain-canary".to_vec();
-        for injected in [
-            KeyringError::BadEncoding(canary.clone()),
-            KeyringError::BadDataFormat(canary.clone(), "bad".into()),
-        ] {
-            let entry = Entry::new_in_store(&backing, "svc", "a/b").unwrap();
-            let cred: &keyring_core::mock::Cred = entry.as_any().downcast_ref().unwrap();
-            cred.set_error(injected);
-            let e = store.get(&n, Selector::default()).unwrap_err();
-            assert_eq!(e.kind(), "integrity");
-            let shown = format!("{e} {e:?}");
-            assert!(!shown.contains("tresor-keychain-canary"), "{shown}");
-            assert!(
-                !shown.contains("116, 114, 101"),
-                "bytes as numbers: {shown}"
-            );
-        }
-        let entry = Entry::new_in_store(&backing, "svc", "a/b").unwrap();
-        let cred: &keyring_core::mock::Cred = entry.as_any().downcast_ref().unwrap();
-        cred.set_error(KeyringError::NoStorageAccess("locked".into()));
-        assert_eq!(
-            store.get(&n, Selector::default()).unwrap_err().kind(),
-            "locked"
-        );
-        let big = SecretValue::copy_from(&vec![0; KEYUTILS_MAX_VALUE_LEN + 1]);
-        let e = store.put(&n, &big, &PutOptions::default()).unwrap_err();
-        assert_eq!(e.kind(), "validation", "{e}");
-    }
-}
+mod tests;
