@@ -12,6 +12,7 @@
 //! # Ok::<(), tresor_core::Error>(())
 //! ```
 
+mod audit_op;
 mod error;
 pub mod memory;
 mod metadata;
@@ -21,6 +22,7 @@ mod store;
 mod value;
 mod version;
 
+pub use audit_op::Operation;
 pub use error::{Error, Result, human_age};
 pub use metadata::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY, MAX_METADATA_VALUE, Metadata,

@@ -27,7 +27,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use tresor_core::{Error, Result, SecretName, SecretValue};
+use tresor_core::{Error, Operation, Result, SecretName, SecretValue};
 use tresor_crypto::{
     BOUND_AAD_LEN, Envelope, EnvelopeError, Key, KeyType, NAMED_KEY_INDEX_PREFIX, RecordKind,
     VaultKeys, open, seal, seal_envelope,
@@ -181,11 +181,11 @@ pub enum AgeUse {
 impl AgeUse {
     /// The audit operation: `key decrypt file`, `key encrypt file` or
     /// `key recipient`.
-    pub fn operation(self) -> &'static str {
+    pub fn operation(self) -> Operation {
         match self {
-            AgeUse::Decrypt => "key decrypt file",
-            AgeUse::Encrypt => "key encrypt file",
-            AgeUse::Recipient => "key recipient",
+            AgeUse::Decrypt => Operation::KeyDecryptFile,
+            AgeUse::Encrypt => Operation::KeyEncryptFile,
+            AgeUse::Recipient => Operation::KeyRecipient,
         }
     }
 }
@@ -195,7 +195,7 @@ type Opened = (Zeroizing<Vec<u8>>, u32);
 
 /// One group of audited uses.
 struct Use {
-    op: &'static str,
+    op: Operation,
     name: Option<SecretName>,
     versions: Vec<u64>,
     result: &'static str,
@@ -214,7 +214,7 @@ impl Keys<'_> {
         let reason = format!("type {key_type}");
         let info = self
             .vault
-            .write("key create", Some(name), Some(&reason), |v| {
+            .write(Operation::KeyCreate, Some(name), Some(&reason), |v| {
                 let bidx = blind_index(v.vault_keys(), name.as_str());
                 let now = now_ms();
                 let (owner, header) = match find(v, name, &bidx)? {
@@ -281,7 +281,7 @@ impl Keys<'_> {
             out.push(info_of(v, owner, &name, &header)?);
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        self.record("key list", None, &[], "ok")?;
+        self.record(Operation::KeyList, None, &[], "ok")?;
         Ok(out)
     }
 
@@ -295,7 +295,7 @@ impl Keys<'_> {
     /// Adds a fresh random version; new envelopes use it. Returns its number.
     pub fn rotate(&mut self, name: &SecretName) -> Result<u32> {
         self.before_change()?;
-        let version = self.vault.write("key rotate", Some(name), None, |v| {
+        let version = self.vault.write(Operation::KeyRotate, Some(name), None, |v| {
             let (owner, mut header, bidx) = live(v, name)?;
             header.latest = next_version(name, header.latest)?;
             store_header(v, owner, &header, &bidx)?;
@@ -314,7 +314,7 @@ impl Keys<'_> {
         let reason = format!("min_decryption_version {min_decryption_version}");
         let info = self
             .vault
-            .write("key config", Some(name), Some(&reason), |v| {
+            .write(Operation::KeyConfig, Some(name), Some(&reason), |v| {
                 let (owner, mut header, bidx) = live(v, name)?;
                 if min_decryption_version == 0 || min_decryption_version > header.latest {
                     return Err(Error::Validation(format!(
@@ -338,7 +338,7 @@ impl Keys<'_> {
     /// envelope made with it can be opened again, by anyone.
     pub fn delete(&mut self, name: &SecretName) -> Result<()> {
         self.before_change()?;
-        self.vault.write("key delete", Some(name), None, |v| {
+        self.vault.write(Operation::KeyDelete, Some(name), None, |v| {
             let (owner, mut header, bidx) = live(v, name)?;
             v.conn()
                 .prepare_cached("DELETE FROM named_key_versions WHERE key_id_ref = ?1")
@@ -363,7 +363,7 @@ impl Keys<'_> {
             Ok((_, version)) => (Some(u64::from(*version)), "ok"),
             Err(e) => (None, e.kind()),
         };
-        self.record("key encrypt", Some(name), version.as_slice(), outcome)?;
+        self.record(Operation::KeyEncrypt, Some(name), version.as_slice(), outcome)?;
         result.map(|(envelope, _)| envelope)
     }
 
@@ -382,7 +382,7 @@ impl Keys<'_> {
             Ok((_, version)) => (Some(u64::from(*version)), "ok"),
             Err(e) => (None, e.kind()),
         };
-        self.record("key decrypt", name.as_ref(), version.as_slice(), outcome)?;
+        self.record(Operation::KeyDecrypt, name.as_ref(), version.as_slice(), outcome)?;
         let (mut plain, _) = result?;
         Ok(SecretValue::from(std::mem::take(&mut *plain)))
     }
@@ -406,7 +406,7 @@ impl Keys<'_> {
             Err(e) => ([0, 0], e.kind()),
         };
         let versions = if result.is_ok() { &versions[..] } else { &[] };
-        self.record("key rewrap", name.as_ref(), versions, outcome)?;
+        self.record(Operation::KeyRewrap, name.as_ref(), versions, outcome)?;
         result.map(|(envelope, _, _)| envelope)
     }
 
@@ -459,7 +459,7 @@ impl Keys<'_> {
                     n => format!("{n} calls"),
                 };
                 let body = v.audit_body(
-                    u.op,
+                    u.op.clone(),
                     u.name.as_ref(),
                     u.versions.clone(),
                     u.result,
@@ -729,7 +729,7 @@ impl Keys<'_> {
     /// has passed.
     fn record(
         &mut self,
-        op: &'static str,
+        op: Operation,
         name: Option<&SecretName>,
         versions: &[u64],
         result: &'static str,
@@ -1469,7 +1469,7 @@ mod tests {
         let log = v.audit_log(&crate::AuditFilter::default()).unwrap();
         let ops: Vec<(&str, &[u64], &str)> = log
             .iter()
-            .filter(|e| e.operation.contains("file") || e.operation == "key recipient")
+            .filter(|e| e.operation.as_str().contains("file") || e.operation == "key recipient")
             .map(|e| (e.operation.as_str(), &e.versions[..], e.result.as_str()))
             .collect();
         assert_eq!(
@@ -1561,10 +1561,10 @@ mod tests {
         let log = v.audit_log(&crate::AuditFilter::default()).unwrap();
         let ops: Vec<(String, Vec<u64>, String, Option<String>)> = log
             .iter()
-            .filter(|e| e.operation.starts_with("key "))
+            .filter(|e| e.operation.as_str().starts_with("key "))
             .map(|e| {
                 (
-                    e.operation.clone(),
+                    e.operation.to_string(),
                     e.versions.clone(),
                     e.result.clone(),
                     e.reason.clone(),

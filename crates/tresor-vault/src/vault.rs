@@ -9,7 +9,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 
 use tresor_core::{
-    DeleteMode, Error, Label, Metadata, PutOptions, Result, Secret, SecretInfo, SecretName,
+    DeleteMode, Error, Label, Metadata, Operation, PutOptions, Result, Secret, SecretInfo, SecretName,
     SecretValue, Selector, VersionInfo, memory, validate_metadata,
 };
 use tresor_crypto::slot::{
@@ -595,7 +595,7 @@ impl Vault {
             None
         };
         vault.store_settings()?;
-        let body = vault.audit_body("init", None, vec![], "ok", None);
+        let body = vault.audit_body(Operation::Init, None, vec![], "ok", None);
         audit::start(
             &vault.conn,
             &vault.keys,
@@ -716,7 +716,7 @@ impl Vault {
             for f in &folded.failures {
                 let body = AuditBody {
                     actor: f.user.clone(),
-                    operation: "unlock_failed".into(),
+                    operation: Operation::UnlockFailed.as_str().into(),
                     store: STORE.into(),
                     name: None,
                     versions: vec![],
@@ -757,7 +757,7 @@ impl Vault {
                     "auth"
                 };
                 let body = v.audit_body(
-                    "unlock_failures_garbled",
+                    Operation::UnlockFailuresGarbled,
                     None,
                     vec![],
                     result,
@@ -786,7 +786,7 @@ impl Vault {
         if settings.max_versions == 0 {
             return Err(Error::Validation("max_versions must be at least 1".into()));
         }
-        self.write("settings", None, None, |v| {
+        self.write(Operation::Settings, None, None, |v| {
             v.settings = settings;
             v.store_settings()?;
             Ok(((), vec![]))
@@ -808,7 +808,7 @@ impl Vault {
             if let Err(e @ Error::Integrity { .. }) = &result {
                 // A record that does not decrypt is always recorded, reads
                 // audited or not (best effort: the error is the answer).
-                let _ = self.audit_write("get", Some(name), vec![], e.kind(), None, false);
+                let _ = self.audit_write(Operation::Get, Some(name), vec![], e.kind(), None, false);
             }
             return result;
         }
@@ -821,7 +821,7 @@ impl Vault {
                 Ok(s) => (vec![s.version], "ok"),
                 Err(e) => (vec![], e.kind()),
             };
-            let body = v.audit_body("get", Some(name), versions, outcome, None);
+            let body = v.audit_body(Operation::Get, Some(name), versions, outcome, None);
             v.append_audit(&body)?;
             Ok(result)
         });
@@ -915,7 +915,7 @@ impl Vault {
         let out = self.fresh(|v| v.list_unaudited(prefix, deleted))?;
         if self.settings.audit_reads {
             self.audit_write(
-                "list",
+                Operation::List,
                 None,
                 vec![],
                 "ok",
@@ -958,7 +958,7 @@ impl Vault {
         // The header and its versions from one snapshot, under current keys.
         let out = self.snapshot(|v| v.history_unaudited(name))?;
         if self.settings.audit_reads {
-            self.audit_write("history", Some(name), vec![], "ok", None, true)?;
+            self.audit_write(Operation::History, Some(name), vec![], "ok", None, true)?;
         }
         Ok(out)
     }
@@ -1030,7 +1030,7 @@ impl Vault {
         self.check_value(name, value)?;
         validate_metadata(&options.metadata)?;
         let reason = options.reason.clone();
-        self.write("set", Some(name), reason.as_deref(), |v| {
+        self.write(Operation::Set, Some(name), reason.as_deref(), |v| {
             let version = v.put_in_tx(name, value, options)?;
             Ok((version, vec![version]))
         })
@@ -1056,7 +1056,7 @@ impl Vault {
             for (i, (name, value)) in items.iter().enumerate() {
                 let version = v.put_in_tx(name, value, &options)?;
                 let body = v.audit_body(
-                    "import",
+                    Operation::Import,
                     Some(name),
                     vec![version],
                     "ok",
@@ -1074,9 +1074,9 @@ impl Vault {
     /// Soft-deletes (hides) or purges (destroys every version of) a secret.
     pub fn delete(&mut self, name: &SecretName, mode: DeleteMode) -> Result<()> {
         let op = if mode == DeleteMode::Purge {
-            "purge"
+            Operation::Purge
         } else {
-            "delete"
+            Operation::Delete
         };
         self.write(op, Some(name), None, |v| {
             let bidx = v.keys.blind_index(name.as_str());
@@ -1112,7 +1112,7 @@ impl Vault {
 
     /// Restores a soft-deleted secret.
     pub fn undelete(&mut self, name: &SecretName) -> Result<()> {
-        self.write("undelete", Some(name), None, |v| {
+        self.write(Operation::Undelete, Some(name), None, |v| {
             let bidx = v.keys.blind_index(name.as_str());
             let (owner, mut header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
             if header.deleted_at.is_none() {
@@ -1132,7 +1132,7 @@ impl Vault {
         version: u64,
         reason: Option<&str>,
     ) -> Result<()> {
-        self.write("rollback", Some(name), reason, |v| {
+        self.write(Operation::Rollback, Some(name), reason, |v| {
             let (owner, mut header, bidx) = v.live(name)?;
             v.require_live_version(owner.id, name, version)?;
             if header.current != Some(version) {
@@ -1147,7 +1147,7 @@ impl Vault {
 
     /// Makes the `pending` version current; returns its number.
     pub fn promote(&mut self, name: &SecretName, reason: Option<&str>) -> Result<u64> {
-        self.write("promote", Some(name), reason, |v| {
+        self.write(Operation::Promote, Some(name), reason, |v| {
             let (owner, mut header, bidx) = v.live(name)?;
             let pending = header
                 .pending
@@ -1168,7 +1168,7 @@ impl Vault {
         name: &SecretName,
         changes: &[(String, Option<String>)],
     ) -> Result<Metadata> {
-        self.write("meta", Some(name), None, |v| {
+        self.write(Operation::Meta, Some(name), None, |v| {
             let (owner, mut header, bidx) = v.live(name)?;
             for (key, value) in changes {
                 match value {
@@ -1211,7 +1211,7 @@ impl Vault {
         before_insert: impl FnOnce(u32) -> Result<()>,
     ) -> Result<u32> {
         let params = slot_params_for(credential, password_params);
-        self.write("keyslot add", None, Some(credential.kind().as_str()), |v| {
+        self.write(Operation::KeyslotAdd, None, Some(credential.kind().as_str()), |v| {
             let id = v.next_slot_id()?;
             before_insert(id)?;
             let id = v.insert_slot(&params, credential, label)?;
@@ -1222,7 +1222,7 @@ impl Vault {
     /// Removes slot `id`; refuses to remove the last slot that is not a
     /// recovery slot, so the vault always opens in day-to-day use.
     pub fn remove_slot(&mut self, id: u32) -> Result<()> {
-        self.write("keyslot remove", None, None, |v| {
+        self.write(Operation::KeyslotRemove, None, None, |v| {
             let slots = list_slots(&v.conn, &v.path)?;
             let Some(target) = slots.iter().find(|s| s.id == id) else {
                 return Err(Error::NotFound {
@@ -1256,7 +1256,7 @@ impl Vault {
         credential: &Credential,
         params: &slot::PasswordParams,
     ) -> Result<()> {
-        self.write("passwd", None, None, |v| {
+        self.write(Operation::Passwd, None, None, |v| {
             let slots = list_slots(&v.conn, &v.path)?;
             let Some(target) = slots.iter().find(|s| s.id == id) else {
                 return Err(Error::NotFound {
@@ -2090,7 +2090,7 @@ impl Vault {
 
     pub(crate) fn audit_body(
         &self,
-        operation: &str,
+        operation: Operation,
         name: Option<&SecretName>,
         versions: Vec<u64>,
         result: &str,
@@ -2098,7 +2098,7 @@ impl Vault {
     ) -> AuditBody {
         AuditBody {
             actor: self.actor.clone(),
-            operation: operation.into(),
+            operation: operation.as_str().into(),
             store: STORE.into(),
             name: name.map(|n| n.to_string()),
             versions,
@@ -2125,7 +2125,7 @@ impl Vault {
     /// power loss before the next checkpoint can drop them.
     fn audit_write(
         &mut self,
-        op: &str,
+        op: Operation,
         name: Option<&SecretName>,
         versions: Vec<u64>,
         outcome: &str,
@@ -2148,14 +2148,14 @@ impl Vault {
     /// should see later (conflicts, missing secrets), records the attempt.
     pub(crate) fn write<T>(
         &mut self,
-        op: &str,
+        op: Operation,
         name: Option<&SecretName>,
         reason: Option<&str>,
         f: impl FnOnce(&mut Self) -> Result<(T, Vec<u64>)>,
     ) -> Result<T> {
         let result = self.transaction(|v| {
             let (out, versions) = f(v)?;
-            let body = v.audit_body(op, name, versions, "ok", reason.map(str::to_string));
+            let body = v.audit_body(op.clone(), name, versions, "ok", reason.map(str::to_string));
             v.append_audit(&body)?;
             Ok(out)
         });

@@ -373,7 +373,7 @@ fn audit_entries_name_every_operation() {
         .audit_log(&filter)
         .unwrap()
         .into_iter()
-        .map(|e| (e.operation, e.result))
+        .map(|e| (e.operation.to_string(), e.result))
         .collect();
     let expect = [
         ("key create", "ok"),
@@ -398,7 +398,7 @@ fn audit_entries_name_every_operation() {
         .audit_log(&writes)
         .unwrap()
         .into_iter()
-        .map(|e| e.operation)
+        .map(|e| e.operation.to_string())
         .collect();
     assert_eq!(
         ops,

@@ -295,7 +295,7 @@ fn a_format_1_vault_migrates_on_unlock_and_keeps_everything() {
         let got = format!(
             "{} {} {} {}",
             entry.seq,
-            entry.operation.replace(' ', "_"),
+            entry.operation.as_str().replace(' ', "_"),
             entry.name.as_deref().unwrap_or("-"),
             entry.result
         );

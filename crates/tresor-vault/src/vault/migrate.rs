@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use rusqlite::{OptionalExtension, params};
 
-use tresor_core::{Error, Result};
+use tresor_core::{Error, Operation, Result};
 use tresor_crypto::{RecordAad, RecordKind, open, seal};
 
 use super::{Owner, STORE, Vault};
@@ -76,7 +76,7 @@ impl Vault {
             )
             .map_err(|e| self.db(e))?;
         let body = self.audit_body(
-            "migrate",
+            Operation::Migrate,
             None,
             vec![records],
             "ok",

@@ -6,7 +6,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use tresor_core::{Error, Result};
+use tresor_core::{Error, Operation, Result};
 use tresor_crypto::slot::{self, Credential, RecoveryKey, SlotKind, SlotParams};
 use tresor_crypto::{Key, RecordAad, RecordKind, VaultKeys, open, seal};
 
@@ -45,7 +45,7 @@ impl Vault {
     /// their keys, which remain readable; the previous keys are marked
     /// retired (never used for writing again).
     pub fn rekey(&mut self) -> Result<RekeyReport> {
-        self.write("rekey", None, None, |v| {
+        self.write(Operation::Rekey, None, None, |v| {
             let id = v.add_data_key()?;
             Ok((
                 RekeyReport {
@@ -68,7 +68,7 @@ impl Vault {
             let mut report = v.reseal_all(None)?;
             report.data_key = id;
             report.retired_data_keys = v.destroy_old_data_keys(id)?;
-            let body = v.audit_body("rekey --reencrypt", None, vec![u64::from(id)], "ok", None);
+            let body = v.audit_body(Operation::RekeyReencrypt, None, vec![u64::from(id)], "ok", None);
             v.append_audit(&body)?;
             Ok(report)
         });
@@ -217,7 +217,7 @@ impl Vault {
                 v.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
             }
             report.master = true;
-            let body = v.audit_body("rekey --master", None, vec![u64::from(id)], "ok", None);
+            let body = v.audit_body(Operation::RekeyMaster, None, vec![u64::from(id)], "ok", None);
             v.append_audit(&body)?;
             Ok(report)
         });
