@@ -155,7 +155,7 @@ pub fn unlock_chain_at(
     }
     let pw = input::prompt(&format!("Password for {}: ", path.display()))?;
     let source = "password prompt".to_string();
-    let vault = locked.unlock_as(&Credential::Password(pw), &source)?;
+    let vault = locked.unlock_as(&Credential::password(pw), &source)?;
     Ok((vault, source))
 }
 
@@ -434,7 +434,7 @@ fn init_keychain(
     let vault_id = created.vault.id();
     let slot = created.vault.unlocked_slot().unwrap_or(1);
     let account = tresor::keychain::account(&vault_id, slot);
-    let recovery = created.recovery.as_ref().map(|r| r.display());
+    let recovery = created.recovery.as_ref().map(|r| r.expose_display());
     if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
         write_private(out, output::with_newline(text).as_bytes())?;
     }
@@ -550,7 +550,7 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
         } else {
             input::new_password("TRESOR_PASSWORD", "vault password")?
         };
-        (Credential::Password(pw), "password".to_string(), None)
+        (Credential::password(pw), "password".to_string(), None)
     } else if let Some(file) = ctx.key_file.clone().or_else(|| {
         std::env::var_os(tresor::KEY_FILE_ENV)
             .filter(|v| !v.is_empty())
@@ -567,7 +567,7 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
         (unlock.credential, how, None)
     } else if input::can_prompt() {
         (
-            Credential::Password(input::new_password("TRESOR_PASSWORD", "vault password")?),
+            Credential::password(input::new_password("TRESOR_PASSWORD", "vault password")?),
             "password".to_string(),
             None,
         )
@@ -595,7 +595,7 @@ fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     };
     let created = Vault::create(&path, &credential, &options)
         .inspect_err(|_| remove_new_key_file(key_file_created.as_deref()))?;
-    let recovery = created.recovery.as_ref().map(|r| r.display());
+    let recovery = created.recovery.as_ref().map(|r| r.expose_display());
     if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
         write_private(out, output::with_newline(text).as_bytes())?;
     }
@@ -711,14 +711,14 @@ pub fn print_secret(
             #[serde(skip_serializing_if = "Option::is_none")]
             cached_age_seconds: Option<u64>,
         }
-        let encoded: Zeroizing<String> = Zeroizing::new(match secret.value.as_text() {
+        let encoded: Zeroizing<String> = Zeroizing::new(match secret.value.expose_text() {
             Some(_) => String::new(),
             None => base64::engine::general_purpose::STANDARD.encode(bytes),
         });
         let body = GetJson {
             name: name.as_str(),
             version: secret.version,
-            value: secret.value.as_text(),
+            value: secret.value.expose_text(),
             value_base64: (!encoded.is_empty()).then_some(encoded.as_str()),
             store: origin.as_ref().map(|o| o.store),
             cached_age_seconds: origin.as_ref().and_then(|o| o.cached_age_seconds),
@@ -763,7 +763,7 @@ fn passwd(ctx: &Ctx, a: crate::cli::PasswdArgs) -> Result<()> {
             },
         };
     let pw = input::new_password("TRESOR_NEW_PASSWORD", "password")?;
-    vault.change_slot(id, &Credential::Password(pw), &params)?;
+    vault.change_slot(id, &Credential::password(pw), &params)?;
     done(
         ctx,
         json!({"slot": id, "changed": true}),
@@ -784,7 +784,7 @@ fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             }
             let (credential, created) = match (a.password, &ctx.key_file) {
                 (true, _) => (
-                    Credential::Password(input::new_password("TRESOR_NEW_PASSWORD", "password")?),
+                    Credential::password(input::new_password("TRESOR_NEW_PASSWORD", "password")?),
                     None,
                 ),
                 (false, Some(file)) => {
@@ -1011,10 +1011,11 @@ fn add_pkcs11_slot(
         .add_slot(&made.credential, params, a.label.as_deref())
         .inspect_err(|_| undo())?;
     drop(pin);
-    let serial = match &made.credential {
-        Credential::Pkcs11(p, _) => p.token_serial.clone(),
-        _ => String::new(),
-    };
+    let serial = made
+        .credential
+        .pkcs11_params()
+        .map(|p| p.token_serial.clone())
+        .unwrap_or_default();
     let module_allowed = match (&allowed, trust) {
         (Some(a), _) => json!({"by": "config", "config": a.config, "added": a.added}),
         (None, Some(tresor::pkcs11::ModuleTrust::Listed)) => json!({"by": "config",
@@ -1127,12 +1128,12 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
         );
     }
     if let Some(pw) = password_from_env() {
-        credentials.push(Credential::Password(pw));
+        credentials.push(Credential::password(pw));
     }
     if let Ok(text) = std::env::var(tresor::RECOVERY_KEY_ENV).map(Zeroizing::new) {
         credentials.push(
             tresor::RecoveryKey::parse(&text)
-                .map_err(Error::Validation)?
+                .map_err(Error::from)?
                 .credential(),
         );
     }
@@ -1156,7 +1157,7 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
         && !credentials.iter().any(|c| c.kind() == SlotKind::Password)
         && input::can_prompt()
     {
-        credentials.push(Credential::Password(input::prompt(
+        credentials.push(Credential::password(input::prompt(
             "Password of the password slot: ",
         )?));
     }
@@ -1166,7 +1167,7 @@ fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     if tresor::session::end(&vault.id()).is_ok_and(|ended| !ended.is_empty()) {
         ctx.status("the vault's unlock session was ended; `tresor unlock` starts a new one");
     }
-    let recovery = out.recovery.as_ref().map(|r| r.display());
+    let recovery = out.recovery.as_ref().map(|r| r.expose_display());
     if ctx.json {
         return output::secret_json(&output::WithSecret {
             body: json!({"report": out.report}),
@@ -1228,7 +1229,7 @@ fn kdf_params(k: &KdfArgs) -> Result<PasswordParams> {
         .kdf_memory
         .checked_mul(1024)
         .ok_or_else(|| Error::Validation("--kdf-memory is too large".into()))?;
-    PasswordParams::new(m, k.kdf_passes, k.kdf_lanes).map_err(Error::Validation)
+    PasswordParams::new(m, k.kdf_passes, k.kdf_lanes).map_err(Error::from)
 }
 
 /// `KEY=VALUE` pairs; `KEY=` gives `None` (remove).

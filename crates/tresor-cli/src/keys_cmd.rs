@@ -256,7 +256,7 @@ pub fn run(
                 // The plaintext is serialised from borrowed, wiped memory
                 // straight into a wiped buffer (never into a json! value).
                 let encoded;
-                let (field, secret) = match plain.as_text() {
+                let (field, secret) = match plain.expose_text() {
                     Some(text) => ("plaintext", text),
                     None => {
                         encoded = output::base64_secret(bytes);

@@ -1100,7 +1100,7 @@ fn store_version(
     created_at: i64,
 ) -> Result<()> {
     let body = KeyVersionBody {
-        material: material.expose(),
+        material: material.expose_secret(),
         created_at,
     };
     let plain = encode(&body, 48);
@@ -1437,7 +1437,7 @@ mod tests {
                 let versions: Vec<u32> = lent.iter().map(|(v, _)| *v).collect();
                 let distinct = lent
                     .iter()
-                    .map(|(_, k)| *k.expose())
+                    .map(|(_, k)| *k.expose_secret())
                     .collect::<std::collections::HashSet<_>>()
                     .len();
                 Ok(((versions, distinct), lent.first().map(|(v, _)| *v)))

@@ -197,7 +197,7 @@ fn user_module_fit(path: &std::path::Path) -> std::result::Result<(), String> {
 
 /// What [`new_slot`] made.
 pub struct NewSlot {
-    /// The credential a new slot is added with ([`Credential::Pkcs11`]:
+    /// The credential a new slot is added with ([`Credential::pkcs11`]:
     /// the parameters to store and the 32 bytes).
     pub credential: Credential,
     /// Whether the token had no key with that label and one was generated.
@@ -581,7 +581,7 @@ mod imp {
             wrapped,
         };
         Ok(NewSlot {
-            credential: Credential::Pkcs11(Box::new(params), bytes),
+            credential: Credential::pkcs11(params, bytes),
             key_created: created,
         })
     }
@@ -633,7 +633,7 @@ mod imp {
                 ),
             });
         }
-        Ok(Credential::Pkcs11(Box::new(params.clone()), bytes))
+        Ok(Credential::pkcs11(params.clone(), bytes))
     }
 
     pub fn key_exists(key: TokenKey<'_>, pin: &str, policy: &ModulePolicy) -> Result<bool> {

@@ -560,7 +560,7 @@ impl Vault {
         let wrapped = seal(
             &keys.wrap,
             &VaultKeys::data_key_aad(&vault_id, 1),
-            dek.expose(),
+            dek.expose_secret(),
         );
         conn.execute(
             "INSERT INTO data_keys(id, wrapped, created_at) VALUES (1, ?1, ?2)",
@@ -2071,7 +2071,7 @@ impl Vault {
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let slot_key = credential
             .slot_key(params, &self.vault_id)
-            .map_err(Error::Validation)?;
+            .map_err(Error::from)?;
         let aad = slot::slot_aad(&self.vault_id, id, params.kind());
         let wrapped = slot::wrap_master(&slot_key, &self.master, &aad);
         Ok((encode(params, 64).to_vec(), wrapped))
@@ -2263,13 +2263,7 @@ impl std::fmt::Debug for Vault {
 // ------------------------------------------------------------------ helpers
 
 fn slot_params_for(credential: &Credential, password: &slot::PasswordParams) -> SlotParams {
-    match credential {
-        Credential::Password(_) => SlotParams::Password(password.resalted()),
-        Credential::KeyMaterial(_) => SlotParams::KeyFile,
-        Credential::Recovery(_) => SlotParams::Recovery,
-        Credential::Keychain(backend, _) => SlotParams::Keychain { backend: *backend },
-        Credential::Pkcs11(params, _) => SlotParams::Pkcs11((**params).clone()),
-    }
+    credential.slot_params(password)
 }
 
 fn list_slots(conn: &Connection, path: &Path) -> Result<Vec<SlotInfo>> {

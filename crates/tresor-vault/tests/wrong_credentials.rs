@@ -20,7 +20,7 @@ const PASSWORD: &str = "correct horse battery staple";
 const CHILD_ENV: &str = "TRESOR_TEST_READ_ONLY_CHILD";
 
 fn password(p: &str) -> Credential {
-    Credential::Password(Zeroizing::new(p.into()))
+    Credential::password(Zeroizing::new(p.into()))
 }
 
 /// The vault file and its WAL, by content; a missing WAL is `None`.

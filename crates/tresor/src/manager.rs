@@ -1211,7 +1211,7 @@ impl Tresor {
                     )),
                     e => e,
                 })?;
-                let text = secret.value.as_text().ok_or_else(|| {
+                let text = secret.value.expose_text().ok_or_else(|| {
                     Error::Validation(format!(
                         "store '{store}': option '{key}': {} is not UTF-8 text",
                         value.describe()

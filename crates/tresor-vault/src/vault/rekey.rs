@@ -147,7 +147,7 @@ impl Vault {
             .any(|s| s.kind == SlotKind::Recovery && unavailable.contains(&s.id));
         let recovery = (new_recovery && dropped_recovery).then(RecoveryKey::generate);
 
-        let old_master = Key::from_slice(self.master.expose()).expect("32 bytes");
+        let old_master = Key::from_slice(self.master.expose_secret()).expect("32 bytes");
         let new_master = Key::random();
         let new_keys = VaultKeys::derive(&new_master, &self.vault_id);
         let result = self.transaction(|v| {
@@ -178,7 +178,7 @@ impl Vault {
             let wrapped = seal(
                 &new_keys.wrap,
                 &VaultKeys::data_key_aad(&v.vault_id, id),
-                new_dek.expose(),
+                new_dek.expose_secret(),
             );
             v.conn
                 .execute(
@@ -193,7 +193,7 @@ impl Vault {
                 };
                 let slot_key = credentials[*i]
                     .slot_key(&params, &v.vault_id)
-                    .map_err(Error::Validation)?;
+                    .map_err(Error::from)?;
                 let aad = slot::slot_aad(&v.vault_id, *slot_id, params.kind());
                 let wrapped = slot::wrap_master(&slot_key, &new_master, &aad);
                 v.conn
@@ -211,7 +211,7 @@ impl Vault {
                 report.slots_dropped.push(*slot_id);
             }
             // From here on, everything is under the new master key.
-            v.master = Key::from_slice(new_master.expose()).expect("32 bytes");
+            v.master = Key::from_slice(new_master.expose_secret()).expect("32 bytes");
             v.keys = VaultKeys::derive(&v.master, &v.vault_id);
             if let Some(key) = &recovery {
                 v.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
@@ -239,7 +239,7 @@ impl Vault {
         let wrapped = seal(
             &self.keys.wrap,
             &VaultKeys::data_key_aad(&self.vault_id, id),
-            key.expose(),
+            key.expose_secret(),
         );
         self.conn
             .execute(
