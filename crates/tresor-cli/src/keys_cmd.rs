@@ -329,7 +329,10 @@ fn row(k: &KeyInfo) -> String {
 /// budget on stderr (even with --quiet: they ask for action).
 fn warn_budget(keys: &mut tresor::Keys<'_>) {
     for warning in keys.take_budget_warnings() {
-        eprintln!("warning: {warning}");
+        eprintln!(
+            "warning: {warning} (`tresor key rotate {}`)",
+            warning.name
+        );
     }
 }
 

@@ -455,12 +455,10 @@ fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
 
 impl AuditAnchor {
     /// Parses the text form (surrounding whitespace ignored).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "not an audit anchor: expected `{ANCHOR_PREFIX}<vault id>:<seq>:<mac>:<tag>` \
-                 as `tresor audit anchor` prints it"
-            )
+    pub fn parse(text: &str) -> tresor_core::Result<Self> {
+        let bad = || tresor_core::Error::Malformed {
+            what: "audit anchor".into(),
+            problem: format!("expected `{ANCHOR_PREFIX}<vault id>:<seq>:<mac>:<tag>`"),
         };
         let rest = text.trim().strip_prefix(ANCHOR_PREFIX).ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split(':').collect();

@@ -70,6 +70,34 @@ pub const GCM_WARN_AT: u64 = 1 << 31;
 /// forfeits at most the unused rest of a block, counted as used.
 pub const GCM_RESERVE_BLOCK: u64 = 65_536;
 
+/// A version of an AES-256-GCM named key near its encryption budget
+/// ([`GCM_WARN_AT`]). Its text says what is wrong; rotating the key is the
+/// remedy, which a caller names in its own terms (the CLI: `tresor key
+/// rotate NAME`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BudgetWarning {
+    /// The key.
+    pub name: SecretName,
+    /// The version near its budget.
+    pub version: u32,
+    /// Envelopes sealed, or reserved, so far.
+    pub sealed: u64,
+    /// The budget.
+    pub limit: u64,
+}
+
+impl std::fmt::Display for BudgetWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "named key '{}' version {} has sealed up to {} of the {} envelopes an AES-256-GCM \
+             key (random 96-bit nonces) may seal; rotate it soon, and for high volume use a key \
+             of type xchacha20-poly1305",
+            self.name, self.version, self.sealed, self.limit
+        )
+    }
+}
+
 /// A named key as listed: never its material.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyInfo {
@@ -220,8 +248,8 @@ impl Keys<'_> {
                 let (owner, header) = match find(v, name, &bidx)? {
                     Some((_, h)) if h.deleted_at.is_none() => {
                         return Err(Error::Validation(format!(
-                            "named key '{name}' already exists (version {}); \
-                             `tresor key rotate {name}` adds a version",
+                            "named key '{name}' already exists (version {}); rotating it \
+                             adds a version",
                             h.latest
                         )));
                     }
@@ -590,10 +618,12 @@ impl Keys<'_> {
         })?;
         let cache = &mut self.vault.named_keys;
         if block.end > budget.warn_at {
-            cache.warnings.push(format!(
-                "named key '{name}' version {version} has sealed up to {} of the {} envelopes                  an AES-256-GCM key (random 96-bit nonces) may seal; rotate it soon with                  `tresor key rotate {name}`, and for high volume use a key of type                  xchacha20-poly1305",
-                block.end, budget.limit
-            ));
+            cache.warnings.push(BudgetWarning {
+                name: name.clone(),
+                version,
+                sealed: block.end,
+                limit: budget.limit,
+            });
         }
         cache.reserved.insert((owner.uid, version), block);
         Ok(())
@@ -603,7 +633,7 @@ impl Keys<'_> {
     /// ([`GCM_WARN_AT`] of [`GCM_BUDGET`] envelopes) given since the last
     /// call: one each time a block of encryptions is reserved past the
     /// mark. Show them to the user (the CLI prints them on stderr).
-    pub fn take_budget_warnings(&mut self) -> Vec<String> {
+    pub fn take_budget_warnings(&mut self) -> Vec<BudgetWarning> {
         std::mem::take(&mut self.vault.named_keys.warnings)
     }
 
@@ -613,11 +643,11 @@ impl Keys<'_> {
         self.prepare()?;
         let state = self.cached(name)?;
         if state.key_type != KeyType::AgeX25519 {
-            return Err(Error::Validation(format!(
-                "named key '{name}' is of type {}; encrypting or decrypting files needs an \
-                 age key (`tresor key create NAME --type age`)",
-                state.key_type
-            )));
+            return Err(Error::WrongKeyType {
+                name: name.to_string(),
+                key_type: state.key_type.to_string(),
+                purpose: "do not encrypt or decrypt files: that needs an age key",
+            });
         }
         let (owner, latest, min) = (state.owner, state.latest, state.min_decrypt);
         let wanted = match purpose {
@@ -677,8 +707,8 @@ impl Keys<'_> {
             }
             return Err(Error::Validation(format!(
                 "the envelope uses version {version} of named key '{name}', below its minimum \
-                 decryption version {min}; `tresor key config {name} --min-decryption-version \
-                 {version}` would allow it again"
+                 decryption version {min}; lowering the minimum to {version} would allow it \
+                 again"
             )));
         }
         let (key_type, key) = self.material(name, version)?;
@@ -808,7 +838,7 @@ pub(crate) struct Cache {
     /// process's commit does not forfeit a block.
     reserved: HashMap<([u8; tresor_crypto::RECORD_UID_LEN], u32), Block>,
     /// Near-budget warnings not yet taken ([`Keys::take_budget_warnings`]).
-    warnings: Vec<String>,
+    warnings: Vec<BudgetWarning>,
     /// The AES-256-GCM budget (lowered only by tests).
     budget: Budget,
 }
@@ -945,21 +975,19 @@ fn destroyed(name: &SecretName, version: u32) -> Error {
 }
 
 fn over_budget(name: &SecretName, version: u32, limit: u64) -> Error {
-    Error::Validation(format!(
-        "named key '{name}' version {version} has sealed the {limit} envelopes an AES-256-GCM \
-         key version may seal (random 96-bit nonces: beyond that a repeated nonce becomes \
-         likely enough to expose the key); run `tresor key rotate {name}` to seal under a fresh \
-         version (older envelopes keep opening), and for high volume use a key of type \
-         xchacha20-poly1305 (`tresor key create NAME --type xchacha20-poly1305`), whose \
-         192-bit nonces need no count"
-    ))
+    Error::KeyBudgetSpent {
+        name: name.to_string(),
+        version,
+        limit,
+    }
 }
 
 fn no_envelopes(name: &SecretName, key_type: KeyType) -> Error {
-    Error::Validation(format!(
-        "named key '{name}' is of type {key_type}: it encrypts files (`tresor encrypt --key \
-         {name} FILE`, `tresor decrypt --key {name} FILE`), not envelopes"
-    ))
+    Error::WrongKeyType {
+        name: name.to_string(),
+        key_type: key_type.to_string(),
+        purpose: "encrypt files, not envelopes",
+    }
 }
 
 fn envelope_error(e: EnvelopeError) -> Error {
@@ -968,7 +996,16 @@ fn envelope_error(e: EnvelopeError) -> Error {
             store: STORE.into(),
             detail: format!("{e}: it was altered or cut short"),
         },
-        _ => Error::Validation(e.to_string()),
+        EnvelopeError::UnsupportedFormat(found) => Error::UnsupportedFormat {
+            what: "the envelope".into(),
+            found,
+            supported: "v1".into(),
+        },
+        EnvelopeError::NoEnvelopes(_) => Error::Validation(e.to_string()),
+        _ => Error::Malformed {
+            what: "the envelope".into(),
+            problem: e.to_string(),
+        },
     }
 }
 
@@ -1448,15 +1485,18 @@ mod tests {
         assert_eq!(lent(&mut keys, AgeUse::Encrypt), (vec![3], 1));
         assert_eq!(lent(&mut keys, AgeUse::Recipient), (vec![3], 1));
         // Envelopes are refused both ways, and other keys are refused for files.
-        assert!(matches!(keys.encrypt(&n, b"x"), Err(Error::Validation(_))));
+        assert!(matches!(
+            keys.encrypt(&n, b"x"),
+            Err(Error::WrongKeyType { .. })
+        ));
         assert!(matches!(
             keys.decrypt("tresor:v1:app/age:3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-            Err(Error::Validation(_))
+            Err(Error::WrongKeyType { .. })
         ));
         let aes = name("app/aes");
         keys.create(&aes, KeyType::Aes256Gcm).unwrap();
         let r = keys.age_use(&aes, AgeUse::Encrypt, |_| Ok(((), None)));
-        assert!(matches!(r, Err(Error::Validation(_))));
+        assert!(matches!(r, Err(Error::WrongKeyType { .. })));
         // A failure inside the use is returned and audited as such.
         let r: Result<()> = keys.age_use(&n, AgeUse::Decrypt, |_| {
             Err(Error::Auth {
@@ -1478,7 +1518,7 @@ mod tests {
                 ("key decrypt file", &[3u64][..], "ok"),
                 ("key encrypt file", &[3][..], "ok"),
                 ("key recipient", &[3][..], "ok"),
-                ("key encrypt file", &[][..], "validation"),
+                ("key encrypt file", &[][..], "wrong_key_type"),
                 ("key decrypt file", &[][..], "auth"),
             ]
         );
@@ -1651,16 +1691,13 @@ mod tests {
         assert_eq!(sealed(&path, 1), 8);
         let warnings = keys.take_budget_warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0].contains("tresor key rotate app/k"),
-            "{}",
-            warnings[0]
-        );
-        assert!(
-            warnings[0].contains("xchacha20-poly1305"),
-            "{}",
-            warnings[0]
-        );
+        let w = &warnings[0];
+        assert_eq!((w.name.as_str(), w.version, w.sealed), ("app/k", 1, 8));
+        let text = w.to_string();
+        assert!(text.contains("rotate it soon"), "{text}");
+        assert!(text.contains("xchacha20-poly1305"), "{text}");
+        // The remedy command is the caller's to name.
+        assert!(!text.contains("tresor ") && !text.contains("--"), "{text}");
         assert!(keys.take_budget_warnings().is_empty(), "taken once");
         for _ in 6..=10 {
             keys.encrypt(&n, b"x").unwrap();
@@ -1668,10 +1705,13 @@ mod tests {
         assert_eq!(sealed(&path, 1), 10, "the last block is cut at the limit");
         // The 11th encryption is refused, and says what to do.
         let e = keys.encrypt(&n, b"x").unwrap_err();
-        assert!(matches!(e, Error::Validation(_)), "{e}");
+        assert!(
+            matches!(&e, Error::KeyBudgetSpent { name, version: 1, limit: 10 } if name == "app/k"),
+            "{e:?}"
+        );
         let msg = e.to_string();
-        assert!(msg.contains("tresor key rotate app/k"), "{msg}");
         assert!(msg.contains("xchacha20-poly1305"), "{msg}");
+        assert!(!msg.contains("tresor ") && !msg.contains("--"), "{msg}");
         assert!(keys.rewrap(&first).is_err());
         assert_eq!(sealed(&path, 1), 10);
         assert_eq!(keys.info(&n).unwrap().encryptions, Some(10));
@@ -1687,7 +1727,7 @@ mod tests {
         let log = v.audit_log(&crate::AuditFilter::default()).unwrap();
         assert!(
             log.iter()
-                .any(|e| e.operation == "key encrypt" && e.result == "validation")
+                .any(|e| e.operation == "key encrypt" && e.result == "key_budget_spent")
         );
         // XChaCha20-Poly1305 keys are not counted.
         let x = name("app/x");

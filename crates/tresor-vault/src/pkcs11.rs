@@ -444,11 +444,11 @@ mod imp {
         match find_keys(session, key)?[..] {
             [] => Ok(None),
             [one] => Ok(Some(one)),
-            _ => Err(Error::Validation(format!(
-                "{}: several secret keys are labelled '{}'; tresor needs one",
-                key.store_name(),
-                key.key_label
-            ))),
+            _ => Err(Error::KeyLabel {
+                token: key.store_name(),
+                label: key.key_label.to_string(),
+                problem: "is not one key: several secret keys carry that label".into(),
+            }),
         }
     }
 
@@ -495,11 +495,11 @@ mod imp {
             }
         }
         let refuse = |why: &str| {
-            Err(Error::Validation(format!(
-                "{}: the key labelled '{}' {why}; use another --key-label (tresor then makes a fitting key)",
-                key.store_name(),
-                key.key_label
-            )))
+            Err(Error::KeyLabel {
+                token: key.store_name(),
+                label: key.key_label.to_string(),
+                problem: why.to_string(),
+            })
         };
         if !aes || len != 32 {
             return refuse("is not an AES-256 key");

@@ -1236,8 +1236,8 @@ impl Vault {
                 .count();
             if target.kind != SlotKind::Recovery && others == 0 {
                 return Err(Error::Validation(format!(
-                    "key slot {id} is the vault's last password or key-file slot (or keychain or pkcs11 slot); add another \
-                     (tresor keyslot add) before removing it"
+                    "key slot {id} is the vault's last password or key-file slot (or keychain or \
+                     pkcs11 slot); add another slot before removing it"
                 )));
             }
             v.conn
@@ -1324,16 +1324,21 @@ impl Vault {
             if v.keys.audit_head_tag(anchor.seq, &anchor.mac) != anchor.tag {
                 return Err(v.integrity(format!(
                     "the anchor was not made under this vault's current audit key: either {} was \
-                     rolled back to a copy from before a `rekey --master`, or the anchor predates \
-                     a `rekey --master` (which re-MACs the chain; take a new anchor after each)",
+                     rolled back to a copy from before a master-key rekey, or the anchor predates \
+                     a master-key rekey (which re-MACs the chain; take a new anchor after each)",
                     v.path.display()
                 )));
             }
             if let Some((at, op)) = chain.resealed_at.filter(|(at, _)| *at > anchor.seq) {
+                let rekey = if op == Operation::RekeyMaster {
+                    "master-key"
+                } else {
+                    "re-encrypting"
+                };
                 return Err(v.integrity(format!(
-                    "the anchor's entry {} cannot be checked: `{op}` (entry {at}) re-sealed the \
-                     audit chain after it, recomputing every MAC; take a new anchor after each \
-                     `rekey --reencrypt` or `rekey --master`",
+                    "the anchor's entry {} cannot be checked: a {rekey} rekey (audit entry {at}, \
+                     `{op}`) re-sealed the audit chain after it, recomputing every MAC; take a \
+                     new anchor after each rekey that re-encrypts or changes the master key",
                     anchor.seq
                 )));
             }
@@ -2079,11 +2084,13 @@ impl Vault {
 
     fn check_value(&self, name: &SecretName, value: &SecretValue) -> Result<()> {
         if value.len() as u64 > self.settings.max_value_len {
-            return Err(Error::Validation(format!(
-                "'{name}': the value is {} bytes; this vault accepts at most {} (setting max_value_len)",
-                value.len(),
-                self.settings.max_value_len
-            )));
+            return Err(Error::TooLarge {
+                what: format!(
+                    "the value of '{name}' ({} bytes; setting max_value_len)",
+                    value.len()
+                ),
+                limit: self.settings.max_value_len,
+            });
         }
         Ok(())
     }
@@ -2340,10 +2347,11 @@ fn read_meta(conn: &Connection, path: &Path) -> Result<([u8; 16], u64)> {
     }
     let format = format.ok_or_else(not_a_vault)?;
     if format > FORMAT_VERSION {
-        return Err(Error::Validation(format!(
-            "{} has vault format {format}, newer than this tresor's format {FORMAT_VERSION}; upgrade tresor",
-            path.display()
-        )));
+        return Err(Error::UnsupportedFormat {
+            what: path.display().to_string(),
+            found: format.to_string(),
+            supported: format!("format {FORMAT_VERSION} and older"),
+        });
     }
     if format < 1 {
         return Err(not_a_vault());
@@ -2363,12 +2371,8 @@ fn check_vault_path(path: &Path) -> Result<()> {
             detail: format!("{} is empty: not a tresor vault", path.display()),
         }),
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Unavailable {
-            store: STORE.into(),
-            reason: format!(
-                "no vault at {}; create one with `tresor init`",
-                path.display()
-            ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoVault {
+            path: path.to_path_buf(),
         }),
         Err(source) => Err(Error::Io {
             store: STORE.into(),
@@ -2400,10 +2404,9 @@ fn create_private_file(path: &Path) -> Result<()> {
         .open(path)
     {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Validation(format!(
-            "{} already exists; tresor will not overwrite it",
-            path.display()
-        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Exists {
+            path: path.to_path_buf(),
+        }),
         Err(source) => Err(Error::Io {
             store: STORE.into(),
             path: path.to_path_buf(),

@@ -238,7 +238,7 @@ fn value_limit_is_enforced() {
     let err = v
         .put(&name("big"), &value(&too_big), &PutOptions::default())
         .unwrap_err();
-    assert!(matches!(err, Error::Validation(_)));
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
     assert_eq!(v.history(&name("big")).unwrap().len(), 1);
 }
 

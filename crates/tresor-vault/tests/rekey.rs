@@ -156,7 +156,7 @@ fn master_rekey_rewraps_slots_and_changes_every_derived_key() {
 
     // Without the password slot's credential, nothing happens.
     let err = v.rekey_master(&[&key()], false, false).err().unwrap();
-    assert!(matches!(err, Error::Validation(_)), "{err}");
+    assert!(matches!(err, Error::SlotsUnavailable { .. }), "{err}");
     assert!(err.to_string().contains("3 (password)"), "{err}");
     assert!(err.to_string().contains("2 (recovery)"), "{err}");
     check_all(&mut v);

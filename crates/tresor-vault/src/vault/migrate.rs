@@ -27,10 +27,11 @@ impl Vault {
     /// nothing to do.
     pub(super) fn migrate(&mut self, from: u64) -> Result<()> {
         if from != 1 {
-            return Err(self.integrity(format!(
-                "{} has vault format {from}, which no tresor ever wrote",
-                self.path.display()
-            )));
+            return Err(Error::UnsupportedFormat {
+                what: self.path.display().to_string(),
+                found: from.to_string(),
+                supported: "format 1, the only one to migrate from".into(),
+            });
         }
         // A format-2 file whose meta says 1 (an edited meta row) must not be
         // "migrated" a second time: refuse it untouched.
@@ -209,11 +210,12 @@ impl Vault {
             }
         }
         let target = copy.to_str().ok_or_else(|| {
-            Error::Validation(format!(
-                "{}: the vault's path is not UTF-8; SQLite cannot write the copy before the \
-                 format migration",
-                copy.display()
-            ))
+            Error::UnsafePath {
+                path: copy.clone(),
+                problem: "the vault's path is not UTF-8; SQLite cannot write the copy before \
+                          the format migration"
+                    .into(),
+            }
         })?;
         if let Err(e) = self.conn.execute("VACUUM INTO ?1", [target]) {
             let _ = fs::remove_file(&copy);

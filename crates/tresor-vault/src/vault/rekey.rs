@@ -127,11 +127,7 @@ impl Vault {
                 .filter(|s| unavailable.contains(&s.id))
                 .map(|s| format!("{} ({})", s.id, s.kind.as_str()))
                 .collect();
-            return Err(Error::Validation(format!(
-                "no credential was given for key slot(s) {}; give them, or pass \
-                 --drop-unavailable-slots to remove them",
-                list.join(", ")
-            )));
+            return Err(Error::SlotsUnavailable { slots: list });
         }
         if opened
             .iter()
