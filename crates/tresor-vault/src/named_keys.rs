@@ -323,13 +323,15 @@ impl Keys<'_> {
     /// Adds a fresh random version; new envelopes use it. Returns its number.
     pub fn rotate(&mut self, name: &SecretName) -> Result<u32> {
         self.before_change()?;
-        let version = self.vault.write(Operation::KeyRotate, Some(name), None, |v| {
-            let (owner, mut header, bidx) = live(v, name)?;
-            header.latest = next_version(name, header.latest)?;
-            store_header(v, owner, &header, &bidx)?;
-            store_version(v, owner, header.latest, &Key::random(), now_ms())?;
-            Ok((header.latest, vec![u64::from(header.latest)]))
-        })?;
+        let version = self
+            .vault
+            .write(Operation::KeyRotate, Some(name), None, |v| {
+                let (owner, mut header, bidx) = live(v, name)?;
+                header.latest = next_version(name, header.latest)?;
+                store_header(v, owner, &header, &bidx)?;
+                store_version(v, owner, header.latest, &Key::random(), now_ms())?;
+                Ok((header.latest, vec![u64::from(header.latest)]))
+            })?;
         self.forget(name);
         Ok(version)
     }
@@ -366,16 +368,17 @@ impl Keys<'_> {
     /// envelope made with it can be opened again, by anyone.
     pub fn delete(&mut self, name: &SecretName) -> Result<()> {
         self.before_change()?;
-        self.vault.write(Operation::KeyDelete, Some(name), None, |v| {
-            let (owner, mut header, bidx) = live(v, name)?;
-            v.conn()
-                .prepare_cached("DELETE FROM named_key_versions WHERE key_id_ref = ?1")
-                .and_then(|mut s| s.execute([owner.id]))
-                .map_err(|e| v.db(e))?;
-            header.deleted_at = Some(now_ms());
-            store_header(v, owner, &header, &bidx)?;
-            Ok(((), vec![]))
-        })?;
+        self.vault
+            .write(Operation::KeyDelete, Some(name), None, |v| {
+                let (owner, mut header, bidx) = live(v, name)?;
+                v.conn()
+                    .prepare_cached("DELETE FROM named_key_versions WHERE key_id_ref = ?1")
+                    .and_then(|mut s| s.execute([owner.id]))
+                    .map_err(|e| v.db(e))?;
+                header.deleted_at = Some(now_ms());
+                store_header(v, owner, &header, &bidx)?;
+                Ok(((), vec![]))
+            })?;
         self.forget(name);
         // Freed pages are zeroed (secure_delete); truncating the WAL removes
         // the old sealed material from it too.
@@ -391,7 +394,12 @@ impl Keys<'_> {
             Ok((_, version)) => (Some(u64::from(*version)), "ok"),
             Err(e) => (None, e.kind()),
         };
-        self.record(Operation::KeyEncrypt, Some(name), version.as_slice(), outcome)?;
+        self.record(
+            Operation::KeyEncrypt,
+            Some(name),
+            version.as_slice(),
+            outcome,
+        )?;
         result.map(|(envelope, _)| envelope)
     }
 
@@ -410,7 +418,12 @@ impl Keys<'_> {
             Ok((_, version)) => (Some(u64::from(*version)), "ok"),
             Err(e) => (None, e.kind()),
         };
-        self.record(Operation::KeyDecrypt, name.as_ref(), version.as_slice(), outcome)?;
+        self.record(
+            Operation::KeyDecrypt,
+            name.as_ref(),
+            version.as_slice(),
+            outcome,
+        )?;
         let (mut plain, _) = result?;
         Ok(SecretValue::from(std::mem::take(&mut *plain)))
     }

@@ -32,7 +32,9 @@ fn failed(vault: &mut Vault) -> Vec<AuditEntry> {
         .audit_log(&AuditFilter::default())
         .unwrap()
         .into_iter()
-        .filter(|e| e.operation.as_str().starts_with("unlock_failure") || e.operation == "unlock_failed")
+        .filter(|e| {
+            e.operation.as_str().starts_with("unlock_failure") || e.operation == "unlock_failed"
+        })
         .collect()
 }
 

@@ -354,7 +354,11 @@ fn a_newer_format_version_is_refused_naming_both_versions() {
     let msg = e.to_string();
     assert!(msg.contains(&format!("format {newer}")), "{msg}");
     assert!(msg.contains(&format!("format {FORMAT_VERSION}")), "{msg}");
-    assert!(matches!(e, Error::UnsupportedFormat { .. }), "{}: {msg}", e.kind());
+    assert!(
+        matches!(e, Error::UnsupportedFormat { .. }),
+        "{}: {msg}",
+        e.kind()
+    );
     assert_same(&before, &snapshot(&path), "refused newer format");
 }
 

@@ -209,13 +209,11 @@ impl Vault {
                 Err(e) => return Err(io(e)),
             }
         }
-        let target = copy.to_str().ok_or_else(|| {
-            Error::UnsafePath {
-                path: copy.clone(),
-                problem: "the vault's path is not UTF-8; SQLite cannot write the copy before \
+        let target = copy.to_str().ok_or_else(|| Error::UnsafePath {
+            path: copy.clone(),
+            problem: "the vault's path is not UTF-8; SQLite cannot write the copy before \
                           the format migration"
-                    .into(),
-            }
+                .into(),
         })?;
         if let Err(e) = self.conn.execute("VACUUM INTO ?1", [target]) {
             let _ = fs::remove_file(&copy);

@@ -68,7 +68,13 @@ impl Vault {
             let mut report = v.reseal_all(None)?;
             report.data_key = id;
             report.retired_data_keys = v.destroy_old_data_keys(id)?;
-            let body = v.audit_body(Operation::RekeyReencrypt, None, vec![u64::from(id)], "ok", None);
+            let body = v.audit_body(
+                Operation::RekeyReencrypt,
+                None,
+                vec![u64::from(id)],
+                "ok",
+                None,
+            );
             v.append_audit(&body)?;
             Ok(report)
         });
@@ -213,7 +219,13 @@ impl Vault {
                 v.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
             }
             report.master = true;
-            let body = v.audit_body(Operation::RekeyMaster, None, vec![u64::from(id)], "ok", None);
+            let body = v.audit_body(
+                Operation::RekeyMaster,
+                None,
+                vec![u64::from(id)],
+                "ok",
+                None,
+            );
             v.append_audit(&body)?;
             Ok(report)
         });
