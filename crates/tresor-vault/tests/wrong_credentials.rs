@@ -207,12 +207,18 @@ fn assert_typed(result: tresor_core::Result<Vault>, path: &Path, what: &str) -> 
     assert!(
         matches!(
             e,
-            Error::Io { .. } | Error::Unavailable { .. } | Error::Integrity { .. }
+            Error::Io { .. }
+                | Error::Unavailable { .. }
+                | Error::NoVault { .. }
+                | Error::Integrity { .. }
         ),
-        "{what}: expected Io, Unavailable or Integrity, got {} ({e})",
+        "{what}: expected Io, Unavailable, NoVault or Integrity, got {} ({e})",
         e.kind()
     );
-    if matches!(e, Error::Io { .. } | Error::Unavailable { .. }) {
+    if matches!(
+        e,
+        Error::Io { .. } | Error::Unavailable { .. } | Error::NoVault { .. }
+    ) {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
             e.to_string().contains(&file),
@@ -242,7 +248,7 @@ fn a_missing_vault_is_unavailable_and_not_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
     let e = assert_typed(open_unlock_read(&path), &path, "a missing file");
-    assert!(matches!(e, Error::Unavailable { .. }), "{e}");
+    assert!(matches!(e, Error::NoVault { .. }), "{e}");
     assert!(!path.exists(), "opening created the file");
     assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
 }
