@@ -126,7 +126,14 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
             "allow it once with `tresor keyslot add --pkcs11 --module {}`",
             module.display()
         ),
-        (Error::WrongKeyType { name, key_type, purpose }, _) => match key_type.as_str() {
+        (
+            Error::WrongKeyType {
+                name,
+                key_type,
+                purpose,
+            },
+            _,
+        ) => match key_type.as_str() {
             "age" => format!("encrypt files with `tresor encrypt --key {name}`"),
             _ if purpose.contains("files") => {
                 "files need an age key: `tresor key create NAME --type age`".into()

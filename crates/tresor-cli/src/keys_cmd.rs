@@ -329,10 +329,7 @@ fn row(k: &KeyInfo) -> String {
 /// budget on stderr (even with --quiet: they ask for action).
 fn warn_budget(keys: &mut tresor::Keys<'_>) {
     for warning in keys.take_budget_warnings() {
-        eprintln!(
-            "warning: {warning} (`tresor key rotate {}`)",
-            warning.name
-        );
+        eprintln!("warning: {warning} (`tresor key rotate {}`)", warning.name);
     }
 }
 

@@ -24,21 +24,29 @@ fn writes_only_leaves_out_reads_and_every_named_key_use() {
     // Changes.
     t.run_in(&["set", "app/db"], b"s3cret-value\n").ok();
     t.run(&["key", "create", "app/env"]).ok();
-    t.run(&["key", "create", "app/files", "--type", "age"])
-        .ok();
+    t.run(&["key", "create", "app/files", "--type", "age"]).ok();
     t.run(&["key", "rotate", "app/files"]).ok();
     // Reads and uses: a secret read, envelope uses, and age-key uses.
     t.run(&["get", "app/db"]).ok();
     t.run(&["ls"]).ok();
-    let env = t.run_in(&["key", "encrypt", "app/env"], b"payload").ok().out();
+    let env = t
+        .run_in(&["key", "encrypt", "app/env"], b"payload")
+        .ok()
+        .out();
     t.run_in(&["key", "decrypt"], env.as_bytes()).ok();
     t.run(&["key", "recipient", "app/files"]).ok();
     let plain = t.write("plain", b"file contents");
     let sealed = t.path("plain.age");
-    t.run(&["encrypt", "--key", "app/files", "-o", &p(&sealed), &p(&plain)])
-        .ok();
-    t.run(&["decrypt", "--key", "app/files", &p(&sealed)])
-        .ok();
+    t.run(&[
+        "encrypt",
+        "--key",
+        "app/files",
+        "-o",
+        &p(&sealed),
+        &p(&plain),
+    ])
+    .ok();
+    t.run(&["decrypt", "--key", "app/files", &p(&sealed)]).ok();
     // A failed unlock, folded into the log by the next unlock.
     t.cmd(&["get", "app/db"])
         .env_remove("TRESOR_KEY_FILE")
@@ -84,6 +92,9 @@ fn writes_only_leaves_out_reads_and_every_named_key_use() {
 
     // The human form filters the same way.
     let text = t.run(&["audit", "log", "--writes-only"]).ok().out();
-    assert!(!text.contains("key recipient") && !text.contains(" file "), "{text}");
+    assert!(
+        !text.contains("key recipient") && !text.contains(" file "),
+        "{text}"
+    );
     assert!(text.contains("key rotate"), "{text}");
 }

@@ -28,8 +28,8 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::error::CryptoError;
 use crate::aead::{DecryptError, TAG_LEN};
+use crate::error::CryptoError;
 use crate::keys::{Key, random_bytes};
 
 /// What every envelope of this format starts with.
@@ -137,12 +137,13 @@ impl KeyType {
     ) -> Result<(), DecryptError> {
         let tag = tag.try_into().map_err(|_| DecryptError)?;
         match self {
-            KeyType::Aes256Gcm => Aes256Gcm::new(key.expose_secret().into()).decrypt_inout_detached(
-                &nonce.try_into().map_err(|_| DecryptError)?,
-                aad,
-                body.into(),
-                &tag,
-            ),
+            KeyType::Aes256Gcm => Aes256Gcm::new(key.expose_secret().into())
+                .decrypt_inout_detached(
+                    &nonce.try_into().map_err(|_| DecryptError)?,
+                    aad,
+                    body.into(),
+                    &tag,
+                ),
             KeyType::XChaCha20Poly1305 => XChaCha20Poly1305::new(key.expose_secret().into())
                 .decrypt_inout_detached(
                     &nonce.try_into().map_err(|_| DecryptError)?,

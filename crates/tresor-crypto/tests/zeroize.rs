@@ -257,7 +257,7 @@ fn recovery_key_is_wiped_on_drop() {
         let m = credential
             .expose_bytes()
             .expect("a recovery key gives a recovery credential");
-        bytes.copy_from_slice(&m);
+        bytes.copy_from_slice(m);
         drop(credential);
         let mut grouped = [0u8; 64];
         grouped.copy_from_slice(generated.expose_display().as_bytes());
@@ -382,9 +382,11 @@ fn key_file_text_is_wiped_on_drop() {
     copy.copy_from_slice(text.as_bytes());
     assert_eq!(copy[44], b'\n');
     let credential = Credential::key_material(&copy).unwrap();
-    let m = credential.expose_bytes().expect("a key file gives key material");
+    let m = credential
+        .expose_bytes()
+        .expect("a key file gives key material");
     let mut material = [0u8; 32];
-    material.copy_from_slice(&m);
+    material.copy_from_slice(m);
     drop(credential);
     let armed = arm(&serial, &[&copy[..44], &material]);
     let cred = Credential::key_material(text.as_bytes()).unwrap();

@@ -95,7 +95,7 @@ pub fn store(vault_id: &[u8; 16], slot_id: u32, credential: &Credential) -> Resu
     else {
         return Err(Error::Validation("not a keychain credential".into()));
     };
-    let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&bytes[..]));
+    let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(bytes));
     imp::set(backend, &account(vault_id, slot_id), &text)
         .map_err(|e| error(backend, "could not store the slot key", e))
 }

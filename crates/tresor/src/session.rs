@@ -827,7 +827,10 @@ mod tests {
         let id = [7u8; 16];
         let r = record(&id, &master);
         assert_eq!(r.len(), RECORD_LEN);
-        assert_eq!(parse_record(&r, &id).unwrap().expose_secret(), master.expose_secret());
+        assert_eq!(
+            parse_record(&r, &id).unwrap().expose_secret(),
+            master.expose_secret()
+        );
         assert!(parse_record(&r, &[8u8; 16]).is_none());
         assert!(parse_record(&r[..RECORD_LEN - 1], &id).is_none());
     }

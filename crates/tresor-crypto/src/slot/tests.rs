@@ -109,7 +109,10 @@ fn keychain_slot_key_is_hkdf_with_its_own_info() {
     };
     assert_eq!(params.kind(), SlotKind::Keychain);
     let key = cred.slot_key(&params, &vid).unwrap();
-    assert_eq!(key.expose_secret(), hkdf(&bytes, &vid, KEYCHAIN_INFO).expose_secret());
+    assert_eq!(
+        key.expose_secret(),
+        hkdf(&bytes, &vid, KEYCHAIN_INFO).expose_secret()
+    );
     let as_key_file = Credential(Inner::KeyMaterial(Zeroizing::new(bytes)));
     let other = as_key_file.slot_key(&SlotParams::KeyFile, &vid).unwrap();
     assert_ne!(key.expose_secret(), other.expose_secret());
@@ -143,8 +146,7 @@ fn pkcs11_slot_key_matches_known_answer() {
     assert_eq!(format!("{cred:?}"), "Credential::Pkcs11([redacted])");
     let key = cred.slot_key(&params, &[0x33; 16]).unwrap();
     assert_eq!(hex(key.expose_secret()), KAT_PKCS11);
-    let keychain =
-        Credential::keychain(KeychainBackend::Keyutils, Zeroizing::new(vec![0x22; 32]));
+    let keychain = Credential::keychain(KeychainBackend::Keyutils, Zeroizing::new(vec![0x22; 32]));
     let other = keychain
         .slot_key(
             &SlotParams::Keychain {

@@ -38,13 +38,12 @@ fn unavailable(key: &TokenKey<'_>, reason: impl Into<String>) -> Error {
 /// Unavailable. cryptoki's errors carry return codes, never the PIN.
 fn ck(key: &TokenKey<'_>, what: &str, e: CkError) -> Error {
     match &e {
-        CkError::Pkcs11(
-            RvError::PinIncorrect | RvError::PinLenRange | RvError::PinInvalid,
-            _,
-        ) => Error::Auth {
-            store: key.store_name(),
-            reason: "wrong PIN (TRESOR_PKCS11_PIN or the prompt)".into(),
-        },
+        CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange | RvError::PinInvalid, _) => {
+            Error::Auth {
+                store: key.store_name(),
+                reason: "wrong PIN (TRESOR_PKCS11_PIN or the prompt)".into(),
+            }
+        }
         CkError::Pkcs11(RvError::PinLocked, _) => Error::Locked {
             store: key.store_name(),
             hint: "the token's user PIN is locked after too many wrong PINs; \
@@ -249,36 +248,35 @@ pub fn new_slot(
     pin: &str,
     policy: &ModulePolicy,
 ) -> Result<NewSlot> {
-    let ((wrapped, key_id, created, bytes), serial) =
-        with_session(&key, pin, true, policy, |s| {
-            let (handle, key_id, created) = match one_key(s, &key)? {
-                Some(handle) => (handle, check_key(s, &key, handle)?, false),
-                None => {
-                    let (handle, id) = generate_key(s, &key)?;
-                    (handle, id, true)
-                }
-            };
-            let mut bytes = Zeroizing::new(vec![0u8; 32]);
-            tresor_crypto::random_bytes(&mut bytes);
-            let mut iv = [0u8; GCM_IV_LEN];
-            tresor_crypto::random_bytes(&mut iv);
-            let aad = pkcs11_wrap_aad(vault_id);
-            let mut iv_param = iv;
-            let params = GcmParams::new(&mut iv_param, &aad, (GCM_TAG_LEN as u64 * 8).into())
-                .map_err(|e| ck(&key, "AES-GCM parameters", e))?;
-            let sealed = s
-                .encrypt(&Mechanism::AesGcm(params), handle, &bytes)
-                .map_err(|e| ck(&key, "encrypting the slot key", e))?;
-            if sealed.len() != 32 + GCM_TAG_LEN {
-                return Err(unavailable(
-                    &key,
-                    "the module's AES-GCM output has an unexpected length",
-                ));
+    let ((wrapped, key_id, created, bytes), serial) = with_session(&key, pin, true, policy, |s| {
+        let (handle, key_id, created) = match one_key(s, &key)? {
+            Some(handle) => (handle, check_key(s, &key, handle)?, false),
+            None => {
+                let (handle, id) = generate_key(s, &key)?;
+                (handle, id, true)
             }
-            let mut wrapped = iv.to_vec();
-            wrapped.extend_from_slice(&sealed);
-            Ok((wrapped, key_id, created, bytes))
-        })?;
+        };
+        let mut bytes = Zeroizing::new(vec![0u8; 32]);
+        tresor_crypto::random_bytes(&mut bytes);
+        let mut iv = [0u8; GCM_IV_LEN];
+        tresor_crypto::random_bytes(&mut iv);
+        let aad = pkcs11_wrap_aad(vault_id);
+        let mut iv_param = iv;
+        let params = GcmParams::new(&mut iv_param, &aad, (GCM_TAG_LEN as u64 * 8).into())
+            .map_err(|e| ck(&key, "AES-GCM parameters", e))?;
+        let sealed = s
+            .encrypt(&Mechanism::AesGcm(params), handle, &bytes)
+            .map_err(|e| ck(&key, "encrypting the slot key", e))?;
+        if sealed.len() != 32 + GCM_TAG_LEN {
+            return Err(unavailable(
+                &key,
+                "the module's AES-GCM output has an unexpected length",
+            ));
+        }
+        let mut wrapped = iv.to_vec();
+        wrapped.extend_from_slice(&sealed);
+        Ok((wrapped, key_id, created, bytes))
+    })?;
     let params = Pkcs11Params {
         module: key.module.to_string(),
         token_label: key.token.to_string(),
@@ -336,9 +334,7 @@ pub fn unwrap(
     if bytes.len() != 32 {
         return Err(Error::Integrity {
             store: "vault".into(),
-            detail: format!(
-                "key slot {slot_id}: the token unwrapped a key of the wrong length"
-            ),
+            detail: format!("key slot {slot_id}: the token unwrapped a key of the wrong length"),
         });
     }
     Ok(Credential::pkcs11(params.clone(), bytes))
