@@ -68,14 +68,7 @@ impl Vault {
             let mut report = v.reseal_all(None)?;
             report.data_key = id;
             report.retired_data_keys = v.destroy_old_data_keys(id)?;
-            let body = v.audit_body(
-                Operation::RekeyReencrypt,
-                None,
-                vec![u64::from(id)],
-                "ok",
-                None,
-            );
-            v.append_audit(&body)?;
+            v.append_ok(Operation::RekeyReencrypt, vec![u64::from(id)])?;
             Ok(report)
         });
         self.reload_after_rotation(result, None)
@@ -219,14 +212,7 @@ impl Vault {
                 v.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
             }
             report.master = true;
-            let body = v.audit_body(
-                Operation::RekeyMaster,
-                None,
-                vec![u64::from(id)],
-                "ok",
-                None,
-            );
-            v.append_audit(&body)?;
+            v.append_ok(Operation::RekeyMaster, vec![u64::from(id)])?;
             Ok(report)
         });
         let report = self.reload_after_rotation(result, Some(old_master))?;

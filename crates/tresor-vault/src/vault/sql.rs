@@ -36,6 +36,11 @@ impl Vault {
         }
     }
 
+    /// Appends a successful entry about no secret (`versions` only).
+    pub(crate) fn append_ok(&self, op: Operation, versions: Vec<u64>) -> Result<()> {
+        self.append_audit(&self.audit_body(op, None, versions, "ok", None))
+    }
+
     pub(crate) fn append_audit(&self, body: &AuditBody) -> Result<()> {
         audit::append(
             &self.conn,
