@@ -56,20 +56,7 @@ impl Keys<'_> {
                 "SELECT id, header_key, header, latest, min_decrypt, deleted_at, uid
                  FROM named_keys WHERE deleted_at IS NULL",
             )
-            .and_then(|mut s| {
-                s.query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                })?
-                .collect()
-            })
+            .and_then(|mut s| s.query_map([], |r| r.try_into())?.collect())
             .map_err(|e| v.db(e))?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, key_id, blob, latest, min_decrypt, deleted_at, uid) in rows {

@@ -160,20 +160,7 @@ pub(super) fn find(
             "SELECT id, header_key, header, latest, min_decrypt, deleted_at, uid
              FROM named_keys WHERE bidx = ?1",
         )
-        .and_then(|mut s| {
-            s.query_row([&bidx[..]], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
-            })
-            .optional()
-        })
+        .and_then(|mut s| s.query_row([&bidx[..]], |r| r.try_into()).optional())
         .map_err(|e| v.db(e))?;
     let Some((id, key_id, blob, latest, min_decrypt, deleted_at, uid)) = row else {
         return Ok(None);

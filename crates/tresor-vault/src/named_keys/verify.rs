@@ -17,21 +17,7 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
             "SELECT id, bidx, header_key, header, latest, min_decrypt, deleted_at, uid
              FROM named_keys",
         )
-        .and_then(|mut s| {
-            s.query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            })?
-            .collect()
-        })
+        .and_then(|mut s| s.query_map([], |r| r.try_into())?.collect())
         .map_err(|e| v.db(e))?;
     // Every version must belong to a key (this also reads the table's pages
     // when there is no key at all).
