@@ -74,8 +74,9 @@ pub fn verify(ctx: &Ctx, a: AuditVerifyArgs, mut vault: Vault) -> Result<()> {
         );
         return Ok(());
     };
-    let anchor =
-        AuditAnchor::parse(&text).map_err(|e| Error::Validation(format!("--anchor: {e}")))?;
+    let anchor = AuditAnchor::parse(&text).map_err(|e| {
+        Error::Validation(format!("--anchor: {e}, as `tresor audit anchor` prints it"))
+    })?;
     let n = vault.audit_verify_anchor(&anchor)?;
     done(
         ctx,

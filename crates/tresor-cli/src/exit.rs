@@ -65,6 +65,7 @@ pub fn code(e: &Error) -> ExitCode {
         | Error::UnsupportedFormat { .. }
         | Error::SlotsUnavailable { .. }
         | Error::WrongKeyType { .. }
+        | Error::KeyBudgetSpent { .. }
         | Error::KeyLabel { .. } => ExitCode::Usage,
         // A kind added to the library later: a usage error until it has
         // its own row.
@@ -79,9 +80,7 @@ pub fn json_kind(e: &Error) -> &'static str {
     match e {
         Error::NoCredential { .. } => "locked",
         Error::PassphraseNeeded { .. } => "auth",
-        Error::NoVault { .. } | Error::Stale { .. } | Error::ModuleNotAllowed { .. } => {
-            "unavailable"
-        }
+        Error::NoVault { .. } | Error::Stale { .. } => "unavailable",
         Error::Untrusted { .. }
         | Error::UnsafePath { .. }
         | Error::Exists { .. }
@@ -91,6 +90,7 @@ pub fn json_kind(e: &Error) -> &'static str {
         | Error::UnsupportedFormat { .. }
         | Error::SlotsUnavailable { .. }
         | Error::WrongKeyType { .. }
+        | Error::KeyBudgetSpent { .. }
         | Error::KeyLabel { .. } => "validation",
         other => other.kind(),
     }
@@ -151,14 +151,24 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
         (Error::KeyLabel { .. }, _) => {
             "use another --key-label; tresor then makes a fitting key".into()
         }
-        (Error::ModuleNotAllowed { module }, _) => format!(
-            "allow it once with `tresor keyslot add --pkcs11 --module {}`",
-            module.display()
-        ),
-        (Error::WrongKeyType { name, key_type, .. }, _) => match key_type.as_str() {
+        (
+            Error::WrongKeyType {
+                name,
+                key_type,
+                purpose,
+            },
+            _,
+        ) => match key_type.as_str() {
             "age" => format!("encrypt files with `tresor encrypt --key {name}`"),
+            _ if purpose.contains("files") => {
+                "files need an age key: `tresor key create NAME --type age`".into()
+            }
             _ => format!("see `tresor key show {name}`"),
         },
+        (Error::KeyBudgetSpent { name, .. }, _) => format!(
+            "run `tresor key rotate {name}` to seal under a fresh version; for high volume \
+             make a key with `tresor key create NAME --type xchacha20-poly1305`"
+        ),
         _ => return None,
     };
     Some(text)

@@ -256,7 +256,7 @@ pub fn run(
                 // The plaintext is serialised from borrowed, wiped memory
                 // straight into a wiped buffer (never into a json! value).
                 let encoded;
-                let (field, secret) = match plain.as_text() {
+                let (field, secret) = match plain.expose_text() {
                     Some(text) => ("plaintext", text),
                     None => {
                         encoded = output::base64_secret(bytes);
@@ -329,7 +329,7 @@ fn row(k: &KeyInfo) -> String {
 /// budget on stderr (even with --quiet: they ask for action).
 fn warn_budget(keys: &mut tresor::Keys<'_>) {
     for warning in keys.take_budget_warnings() {
-        eprintln!("warning: {warning}");
+        eprintln!("warning: {warning} (`tresor key rotate {}`)", warning.name);
     }
 }
 

@@ -1207,7 +1207,7 @@ fn exit_6_unavailable_missing_directory_and_lock_timeout() {
         .run()
         .code(6)
         .err_json();
-    assert_eq!(e["error"]["kind"], "unavailable");
+    assert_eq!(e["error"]["kind"], "no_vault");
     assert!(!missing.exists(), "a read created the vault");
     // The vault path is a directory.
     let dir = t.path("a-directory");

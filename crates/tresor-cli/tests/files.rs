@@ -600,7 +600,7 @@ fn age_keys_in_the_vault() {
     has("key encrypt file", serde_json::json!([2]), "ok");
     has("key decrypt file", serde_json::json!([2]), "ok");
     has("key decrypt file", serde_json::json!([]), "auth");
-    has("key encrypt", serde_json::json!([]), "validation");
+    has("key encrypt", serde_json::json!([]), "wrong_key_type");
 
     // Deleted: nothing opens any more.
     t.run(&["key", "delete", "app/files", "--yes-destroy-data"])

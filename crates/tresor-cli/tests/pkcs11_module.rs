@@ -70,7 +70,7 @@ fn add_pkcs11_slot(t: &Tresor) {
         mechanism: tresor::Pkcs11Mechanism::AesGcm,
         wrapped: vec![0; 60],
     };
-    let credential = tresor::Credential::Pkcs11(Box::new(params), Zeroizing::new(vec![7; 32]));
+    let credential = tresor::Credential::pkcs11(params, Zeroizing::new(vec![7; 32]));
     let kdf = tresor::PasswordParams::new(8 * 1024, 1, 1).unwrap();
     vault.add_slot(&credential, &kdf, Some("hsm")).unwrap();
 }

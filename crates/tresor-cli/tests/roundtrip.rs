@@ -296,6 +296,6 @@ fn a_smaller_max_value_len_setting_is_enforced() {
     t.run_in(&["set", "small/x"], b"1234").ok();
     t.run_in(&["set", "small/x"], b"12345")
         .code(2)
-        .err_has(&["small/x", "at most 4"]);
+        .err_has(&["small/x", "the limit is 4 bytes"]);
     assert_eq!(t.run(&["get", "small/x"]).ok().stdout, b"1234");
 }

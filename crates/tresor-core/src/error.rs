@@ -223,6 +223,23 @@ pub enum Error {
         /// What keys of that type are for.
         purpose: &'static str,
     },
+    /// A version of an AES-256-GCM named key has sealed as many envelopes
+    /// as random 96-bit nonces allow.
+    #[error(
+        "named key '{name}' version {version} has sealed the {limit} envelopes an AES-256-GCM \
+         key version may seal (random 96-bit nonces: beyond that a repeated nonce becomes \
+         likely enough to expose the key); a new version seals anew (older envelopes keep \
+         opening), and for high volume a key of type xchacha20-poly1305, whose 192-bit \
+         nonces need no count, suits"
+    )]
+    KeyBudgetSpent {
+        /// The key.
+        name: String,
+        /// The spent version.
+        version: u32,
+        /// The budget.
+        limit: u64,
+    },
     /// A PKCS#11 key label names no usable key.
     #[error("{token}: the key labelled '{label}' {problem}")]
     KeyLabel {
@@ -232,12 +249,6 @@ pub enum Error {
         label: String,
         /// What is wrong.
         problem: String,
-    },
-    /// A PKCS#11 module is not on the user's list of allowed modules.
-    #[error("the PKCS#11 module {} is not on your list of allowed modules", module.display())]
-    ModuleNotAllowed {
-        /// The module.
-        module: PathBuf,
     },
     /// Input broke a rule no other kind covers.
     #[error("{0}")]
@@ -273,8 +284,8 @@ impl Error {
             Error::SlotsUnavailable { .. } => "slots_unavailable",
             Error::Stale { .. } => "stale",
             Error::WrongKeyType { .. } => "wrong_key_type",
+            Error::KeyBudgetSpent { .. } => "key_budget_spent",
             Error::KeyLabel { .. } => "key_label",
-            Error::ModuleNotAllowed { .. } => "module_not_allowed",
             Error::Validation(_) => "validation",
         }
     }
@@ -345,8 +356,10 @@ mod tests {
             Error::SlotsUnavailable {
                 slots: vec!["2 (keychain)".into()],
             },
-            Error::ModuleNotAllowed {
-                module: "/m.so".into(),
+            Error::KeyBudgetSpent {
+                name: "app/k".into(),
+                version: 1,
+                limit: 1 << 32,
             },
         ];
         for e in errors {

@@ -15,6 +15,7 @@
 // Unsafe code only where tresor-core calls libc: see the two modules below.
 #![deny(unsafe_code)]
 
+mod audit_op;
 mod duration;
 mod error;
 // SAFETY (module): mlock/munlock of buffers the caller keeps alive, setrlimit
@@ -31,6 +32,7 @@ mod store;
 mod value;
 mod version;
 
+pub use audit_op::Operation;
 pub use duration::parse_duration;
 pub use error::{Error, Result, human_age};
 pub use metadata::{

@@ -43,7 +43,7 @@ impl SecretValue {
     }
 
     /// The value as UTF-8 text, if it is text.
-    pub fn as_text(&self) -> Option<&str> {
+    pub fn expose_text(&self) -> Option<&str> {
         std::str::from_utf8(self.expose_secret()).ok()
     }
 }
@@ -116,7 +116,7 @@ mod tests {
     fn debug_and_display_redact() {
         let v = SecretValue::from("hunter2".to_string());
         assert_eq!(format!("{v:?} {v}"), "[redacted] [redacted]");
-        assert_eq!(v.as_text(), Some("hunter2"));
+        assert_eq!(v.expose_text(), Some("hunter2"));
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn from_string_is_wiped_on_drop() {
         let text = String::from_utf8(marker_vec(len)).unwrap();
         let value = SecretValue::from(text);
         check(&value, len);
-        assert!(value.as_text().is_some());
+        assert!(value.expose_text().is_some());
         drop(value);
         assert_no_leak(armed.disarm(), &format!("From<String> of {len} bytes"));
     }

@@ -26,7 +26,7 @@ pub fn seal(key: &Key, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let (nonce, rest) = out.split_at_mut(NONCE_LEN);
     let (body, tag_out) = rest.split_at_mut(plaintext.len());
     body.copy_from_slice(plaintext);
-    let cipher = XChaCha20Poly1305::new(key.expose().into());
+    let cipher = XChaCha20Poly1305::new(key.expose_secret().into());
     let nonce = XNonce::try_from(&nonce[..]).expect("nonce slice has the nonce length");
     let tag = cipher
         .encrypt_inout_detached(&nonce, aad, body.into())
@@ -43,7 +43,7 @@ pub fn open(key: &Key, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, De
     let (nonce, rest) = blob.split_at(NONCE_LEN);
     let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
     let mut plain = Zeroizing::new(body.to_vec());
-    let cipher = XChaCha20Poly1305::new(key.expose().into());
+    let cipher = XChaCha20Poly1305::new(key.expose_secret().into());
     let nonce = XNonce::try_from(nonce).map_err(|_| DecryptError)?;
     let tag = chacha20poly1305::Tag::try_from(tag).map_err(|_| DecryptError)?;
     cipher

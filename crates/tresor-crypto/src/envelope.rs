@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::aead::{DecryptError, TAG_LEN};
+use crate::error::CryptoError;
 use crate::keys::{Key, random_bytes};
 
 /// What every envelope of this format starts with.
@@ -114,10 +115,10 @@ impl KeyType {
         // Envelopes are far below either cipher's length limit (2^36 bytes
         // for GCM), and the nonce slice always has the type's length.
         let tag = match self {
-            KeyType::Aes256Gcm => Aes256Gcm::new(key.expose().into())
+            KeyType::Aes256Gcm => Aes256Gcm::new(key.expose_secret().into())
                 .encrypt_inout_detached(&nonce.try_into().expect("nonce length"), aad, body.into())
                 .expect("within the AES-GCM length limit"),
-            KeyType::XChaCha20Poly1305 => XChaCha20Poly1305::new(key.expose().into())
+            KeyType::XChaCha20Poly1305 => XChaCha20Poly1305::new(key.expose_secret().into())
                 .encrypt_inout_detached(&nonce.try_into().expect("nonce length"), aad, body.into())
                 .expect("within the XChaCha20-Poly1305 length limit"),
             KeyType::AgeX25519 => return None,
@@ -136,13 +137,14 @@ impl KeyType {
     ) -> Result<(), DecryptError> {
         let tag = tag.try_into().map_err(|_| DecryptError)?;
         match self {
-            KeyType::Aes256Gcm => Aes256Gcm::new(key.expose().into()).decrypt_inout_detached(
-                &nonce.try_into().map_err(|_| DecryptError)?,
-                aad,
-                body.into(),
-                &tag,
-            ),
-            KeyType::XChaCha20Poly1305 => XChaCha20Poly1305::new(key.expose().into())
+            KeyType::Aes256Gcm => Aes256Gcm::new(key.expose_secret().into())
+                .decrypt_inout_detached(
+                    &nonce.try_into().map_err(|_| DecryptError)?,
+                    aad,
+                    body.into(),
+                    &tag,
+                ),
+            KeyType::XChaCha20Poly1305 => XChaCha20Poly1305::new(key.expose_secret().into())
                 .decrypt_inout_detached(
                     &nonce.try_into().map_err(|_| DecryptError)?,
                     aad,
@@ -162,18 +164,14 @@ impl fmt::Display for KeyType {
 }
 
 impl FromStr for KeyType {
-    type Err = String;
+    type Err = CryptoError;
 
     /// Parses `aes256-gcm`, `xchacha20-poly1305` or `age`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, CryptoError> {
         KeyType::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown key type {s:?}: use aes256-gcm (the default), xchacha20-poly1305 or age"
-                )
-            })
+            .ok_or_else(|| CryptoError::UnknownKeyType(s.to_string()))
     }
 }
 
@@ -419,7 +417,7 @@ mod tests {
             assert_eq!(t.to_string(), t.as_str());
         }
         assert_eq!(KeyType::default(), KeyType::Aes256Gcm);
-        let err = "rsa".parse::<KeyType>().unwrap_err();
+        let err = "rsa".parse::<KeyType>().unwrap_err().to_string();
         assert!(
             err.contains("aes256-gcm") && err.contains("xchacha20-poly1305") && err.contains("age"),
             "{err}"

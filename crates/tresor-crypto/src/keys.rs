@@ -53,7 +53,7 @@ impl Key {
     }
 
     /// The key bytes.
-    pub fn expose(&self) -> &[u8; KEY_LEN] {
+    pub fn expose_secret(&self) -> &[u8; KEY_LEN] {
         &self.bytes
     }
 
@@ -181,10 +181,10 @@ mod tests {
         let mk = Key::from_slice(&(0u8..32).collect::<Vec<_>>()).unwrap();
         let vault_id: [u8; 16] = std::array::from_fn(|i| 0xa0 + i as u8);
         let keys = VaultKeys::derive(&mk, &vault_id);
-        assert_eq!(hex(keys.index.expose()), KAT_INDEX);
-        assert_eq!(hex(keys.audit.expose()), KAT_AUDIT);
-        assert_eq!(hex(keys.wrap.expose()), KAT_WRAP);
-        assert_eq!(hex(keys.fingerprint.expose()), KAT_FINGERPRINT);
+        assert_eq!(hex(keys.index.expose_secret()), KAT_INDEX);
+        assert_eq!(hex(keys.audit.expose_secret()), KAT_AUDIT);
+        assert_eq!(hex(keys.wrap.expose_secret()), KAT_WRAP);
+        assert_eq!(hex(keys.fingerprint.expose_secret()), KAT_FINGERPRINT);
         assert_eq!(hex(&keys.blind_index("openai/api_key")), KAT_BIDX);
         assert_eq!(
             hex(&keys.audit_mac(&[0; 32], 1, 1_700_000_000_000, b"body")),
@@ -206,10 +206,10 @@ mod tests {
     fn keys_are_distinct_and_redacted() {
         let mk = Key::random();
         let keys = VaultKeys::derive(&mk, &[1; 16]);
-        assert_ne!(keys.index.expose(), keys.audit.expose());
-        assert_ne!(keys.wrap.expose(), keys.fingerprint.expose());
+        assert_ne!(keys.index.expose_secret(), keys.audit.expose_secret());
+        assert_ne!(keys.wrap.expose_secret(), keys.fingerprint.expose_secret());
         assert_eq!(format!("{mk:?}"), "Key([redacted])");
         let other = VaultKeys::derive(&mk, &[2; 16]);
-        assert_ne!(keys.index.expose(), other.index.expose());
+        assert_ne!(keys.index.expose_secret(), other.index.expose_secret());
     }
 }

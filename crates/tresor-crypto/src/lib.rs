@@ -31,6 +31,7 @@
 
 mod aead;
 mod envelope;
+mod error;
 mod keys;
 pub mod slot;
 
@@ -42,6 +43,7 @@ pub use envelope::{
     ENVELOPE_AAD, ENVELOPE_PREFIX, Envelope, EnvelopeError, KeyType, NAMED_KEY_INDEX_PREFIX,
     envelope_aad, seal_envelope,
 };
+pub use error::CryptoError;
 pub use keys::{
     AUDIT_INFO, DATA_KEY_AAD, FINGERPRINT_INFO, INDEX_INFO, KEY_LEN, Key, MasterKey, VaultKeys,
     WRAP_INFO, random_bytes,

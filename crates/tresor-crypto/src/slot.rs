@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::aead::{DecryptError, open, seal};
+use crate::error::CryptoError;
 use crate::keys::{KEY_LEN, Key, MasterKey, hkdf, random_bytes};
 
 /// Prefix of a key slot's associated data.
@@ -91,15 +92,12 @@ impl PasswordParams {
     }
 
     /// Chosen costs with a fresh salt. Refuses costs below 8 MiB or 1 pass.
-    pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Self, String> {
+    pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Self, CryptoError> {
         if m_kib < 8 * 1024 {
-            return Err(format!(
-                "Argon2id memory must be at least 8 MiB (got {} KiB)",
-                m_kib
-            ));
+            return Err(CryptoError::KdfMemory(m_kib));
         }
         if t == 0 || p == 0 || p > 64 {
-            return Err("Argon2id needs at least 1 pass and 1 to 64 lanes".into());
+            return Err(CryptoError::KdfCosts);
         }
         let mut salt = [0u8; 16];
         random_bytes(&mut salt);
@@ -221,8 +219,11 @@ impl SlotParams {
     }
 }
 
-/// A credential that may open a slot.
-pub enum Credential {
+/// A credential that may open a slot. Its secret is reachable only through
+/// the `expose_*` accessors.
+pub struct Credential(Inner);
+
+enum Inner {
     /// A password.
     Password(Zeroizing<String>),
     /// Key material from a key file or `TRESOR_KEY`.
@@ -238,25 +239,87 @@ pub enum Credential {
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Credential::Password(_) => "Credential::Password([redacted])",
-            Credential::KeyMaterial(_) => "Credential::KeyMaterial([redacted])",
-            Credential::Recovery(_) => "Credential::Recovery([redacted])",
-            Credential::Keychain(..) => "Credential::Keychain([redacted])",
-            Credential::Pkcs11(..) => "Credential::Pkcs11([redacted])",
+        f.write_str(match self.0 {
+            Inner::Password(_) => "Credential::password([redacted])",
+            Inner::KeyMaterial(_) => "Credential::KeyMaterial([redacted])",
+            Inner::Recovery(_) => "Credential::Recovery([redacted])",
+            Inner::Keychain(..) => "Credential::Keychain([redacted])",
+            Inner::Pkcs11(..) => "Credential::Pkcs11([redacted])",
         })
     }
 }
 
 impl Credential {
+    /// A password, for a password slot.
+    pub fn password(password: Zeroizing<String>) -> Self {
+        Self(Inner::Password(password))
+    }
+
+    /// The 32 bytes of a keychain entry (read, or made for a new slot).
+    pub fn keychain(backend: KeychainBackend, bytes: Zeroizing<Vec<u8>>) -> Self {
+        Self(Inner::Keychain(backend, bytes))
+    }
+
+    /// The 32 bytes a PKCS#11 token unwrapped (or made, for a new slot), with
+    /// the parameters a new slot stores.
+    pub fn pkcs11(params: Pkcs11Params, bytes: Zeroizing<Vec<u8>>) -> Self {
+        Self(Inner::Pkcs11(Box::new(params), bytes))
+    }
+
     /// The slot kind this credential opens.
     pub fn kind(&self) -> SlotKind {
-        match self {
-            Credential::Password(_) => SlotKind::Password,
-            Credential::KeyMaterial(_) => SlotKind::KeyFile,
-            Credential::Recovery(_) => SlotKind::Recovery,
-            Credential::Keychain(..) => SlotKind::Keychain,
-            Credential::Pkcs11(..) => SlotKind::Pkcs11,
+        match self.0 {
+            Inner::Password(_) => SlotKind::Password,
+            Inner::KeyMaterial(_) => SlotKind::KeyFile,
+            Inner::Recovery(_) => SlotKind::Recovery,
+            Inner::Keychain(..) => SlotKind::Keychain,
+            Inner::Pkcs11(..) => SlotKind::Pkcs11,
+        }
+    }
+
+    /// The keychain backend of a keychain credential.
+    pub fn keychain_backend(&self) -> Option<KeychainBackend> {
+        match self.0 {
+            Inner::Keychain(backend, _) => Some(backend),
+            _ => None,
+        }
+    }
+
+    /// The token parameters of a PKCS#11 credential (nothing secret).
+    pub fn pkcs11_params(&self) -> Option<&Pkcs11Params> {
+        match &self.0 {
+            Inner::Pkcs11(params, _) => Some(params),
+            _ => None,
+        }
+    }
+
+    /// The password of a password credential.
+    pub fn expose_password(&self) -> Option<&str> {
+        match &self.0 {
+            Inner::Password(pw) => Some(pw),
+            _ => None,
+        }
+    }
+
+    /// The raw bytes of every kind but a password: key material, a recovery
+    /// key's bytes, a keychain entry's, a token's.
+    pub fn expose_bytes(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Inner::Password(_) => None,
+            Inner::KeyMaterial(m) | Inner::Recovery(m) => Some(m),
+            Inner::Keychain(_, m) | Inner::Pkcs11(_, m) => Some(m),
+        }
+    }
+
+    /// The parameters a new slot for this credential stores; a password
+    /// slot gets `password`'s costs with a fresh salt.
+    pub fn slot_params(&self, password: &PasswordParams) -> SlotParams {
+        match &self.0 {
+            Inner::Password(_) => SlotParams::Password(password.resalted()),
+            Inner::KeyMaterial(_) => SlotParams::KeyFile,
+            Inner::Recovery(_) => SlotParams::Recovery,
+            Inner::Keychain(backend, _) => SlotParams::Keychain { backend: *backend },
+            Inner::Pkcs11(params, _) => SlotParams::Pkcs11((**params).clone()),
         }
     }
 
@@ -266,7 +329,7 @@ impl Credential {
     /// [`new_key_file_text`] writes it. Anything else is refused: in
     /// particular a password, which belongs in a password slot where Argon2id
     /// stretches it. The error never contains the text.
-    pub fn key_material(text: &[u8]) -> Result<Self, String> {
+    pub fn key_material(text: &[u8]) -> Result<Self, CryptoError> {
         let body = match text {
             [rest @ .., b'\r', b'\n'] | [rest @ .., b'\n'] => rest,
             _ => text,
@@ -280,27 +343,25 @@ impl Credential {
                 && len == KEY_FILE_BYTES
             {
                 decoded.truncate(KEY_FILE_BYTES);
-                return Ok(Credential::KeyMaterial(decoded));
+                return Ok(Self(Inner::KeyMaterial(decoded)));
             }
         }
-        Err(KEY_FORMAT_ERROR.into())
+        Err(CryptoError::NotAKey)
     }
 
     /// The slot key this credential gives under `params`.
-    pub fn slot_key(&self, params: &SlotParams, vault_id: &[u8; 16]) -> Result<Key, String> {
-        match (self, params) {
-            (Credential::Password(pw), SlotParams::Password(p)) => {
-                argon2id(pw.as_bytes(), p).map_err(|e| format!("Argon2id: {e}"))
+    pub fn slot_key(&self, params: &SlotParams, vault_id: &[u8; 16]) -> Result<Key, CryptoError> {
+        match (&self.0, params) {
+            (Inner::Password(pw), SlotParams::Password(p)) => {
+                argon2id(pw.as_bytes(), p).map_err(CryptoError::Kdf)
             }
-            (Credential::KeyMaterial(m), SlotParams::KeyFile) => {
-                Ok(hkdf(m, vault_id, KEY_FILE_INFO))
-            }
-            (Credential::Recovery(m), SlotParams::Recovery) => Ok(hkdf(m, vault_id, RECOVERY_INFO)),
-            (Credential::Keychain(_, m), SlotParams::Keychain { .. }) => {
+            (Inner::KeyMaterial(m), SlotParams::KeyFile) => Ok(hkdf(m, vault_id, KEY_FILE_INFO)),
+            (Inner::Recovery(m), SlotParams::Recovery) => Ok(hkdf(m, vault_id, RECOVERY_INFO)),
+            (Inner::Keychain(_, m), SlotParams::Keychain { .. }) => {
                 Ok(hkdf(m, vault_id, KEYCHAIN_INFO))
             }
-            (Credential::Pkcs11(_, m), SlotParams::Pkcs11(_)) => Ok(hkdf(m, vault_id, PKCS11_INFO)),
-            _ => Err("credential does not fit this slot".into()),
+            (Inner::Pkcs11(_, m), SlotParams::Pkcs11(_)) => Ok(hkdf(m, vault_id, PKCS11_INFO)),
+            _ => Err(CryptoError::SlotMismatch),
         }
     }
 }
@@ -330,7 +391,7 @@ pub fn slot_aad(vault_id: &[u8; 16], id: u32, kind: SlotKind) -> Vec<u8> {
 
 /// Wraps the master key under a slot key.
 pub fn wrap_master(slot_key: &Key, master: &MasterKey, aad: &[u8]) -> Vec<u8> {
-    seal(slot_key, aad, master.expose())
+    seal(slot_key, aad, master.expose_secret())
 }
 
 /// Unwraps the master key from a slot.
@@ -355,7 +416,7 @@ impl RecoveryKey {
     }
 
     /// The key as text: base32 in groups of four, e.g. `ABCD-EFGH-…`.
-    pub fn display(&self) -> Zeroizing<String> {
+    pub fn expose_display(&self) -> Zeroizing<String> {
         let mut plain = data_encoding::BASE32_NOPAD.encode(&self.0);
         let grouped: String = plain
             .as_bytes()
@@ -368,7 +429,7 @@ impl RecoveryKey {
     }
 
     /// Parses a recovery key as typed: case, dashes and spaces do not matter.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CryptoError> {
         // Sized up front so it never reallocates (leaving a copy behind);
         // the cleaned text is never longer than the text.
         let mut cleaned = Zeroizing::new(String::with_capacity(text.len()));
@@ -384,13 +445,13 @@ impl RecoveryKey {
             Ok(KEY_LEN) if base32.decode_mut(cleaned.as_bytes(), &mut bytes) == Ok(KEY_LEN) => {
                 Ok(Self(bytes))
             }
-            _ => Err("not a recovery key: expected 52 base32 characters in groups of four".into()),
+            _ => Err(CryptoError::NotARecoveryKey),
         }
     }
 
     /// The credential this key gives.
     pub fn credential(&self) -> Credential {
-        Credential::Recovery(self.0.clone())
+        Credential(Inner::Recovery(self.0.clone()))
     }
 }
 
@@ -398,7 +459,7 @@ impl RecoveryKey {
 pub fn new_keychain_key(backend: KeychainBackend) -> Credential {
     let mut bytes = Zeroizing::new(vec![0u8; KEY_LEN]);
     random_bytes(&mut bytes);
-    Credential::Keychain(backend, bytes)
+    Credential::keychain(backend, bytes)
 }
 
 /// Associated data of the AES-GCM encryption a PKCS#11 token does of a
@@ -421,171 +482,4 @@ pub fn new_key_file_text() -> Zeroizing<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    #[test]
-    fn password_slot_round_trip_and_wrong_password() {
-        let params = SlotParams::Password(PasswordParams::new(8 * 1024, 1, 1).unwrap());
-        let vid = [3; 16];
-        let mk = Key::random();
-        let good = Credential::Password(Zeroizing::new("correct horse".into()));
-        let aad = slot_aad(&vid, 1, SlotKind::Password);
-        let wrapped = wrap_master(&good.slot_key(&params, &vid).unwrap(), &mk, &aad);
-        let back = unwrap_master(&good.slot_key(&params, &vid).unwrap(), &wrapped, &aad).unwrap();
-        assert_eq!(back.expose(), mk.expose());
-        let bad = Credential::Password(Zeroizing::new("wrong".into()));
-        assert!(unwrap_master(&bad.slot_key(&params, &vid).unwrap(), &wrapped, &aad).is_err());
-        // The slot is bound to its id and kind.
-        let other = slot_aad(&vid, 2, SlotKind::Password);
-        assert!(unwrap_master(&good.slot_key(&params, &vid).unwrap(), &wrapped, &other).is_err());
-    }
-
-    /// Exactly the format tresor writes: base64 of 32 bytes, with or
-    /// without one newline. Passwords, raw bytes, other lengths, whitespace
-    /// around the text and non-canonical base64 are refused.
-    #[test]
-    fn key_material_accepts_exactly_base64_of_32_bytes() {
-        let text = new_key_file_text();
-        assert_eq!(text.len(), KEY_FILE_TEXT_LEN + 1);
-        let material = |t: &[u8]| match Credential::key_material(t) {
-            Ok(Credential::KeyMaterial(m)) => Ok(m.to_vec()),
-            Ok(_) => panic!("key_material gives key material"),
-            Err(e) => Err(e),
-        };
-        let m = material(text.as_bytes()).unwrap();
-        assert_eq!(m.len(), 32);
-        let bare = text.trim_end();
-        assert_eq!(material(bare.as_bytes()).unwrap(), m);
-        assert_eq!(material(format!("{bare}\r\n").as_bytes()).unwrap(), m);
-
-        let engine = base64::engine::general_purpose::STANDARD;
-        let refused: Vec<Vec<u8>> = vec![
-            b"correct horse battery staple, 40 chars!!".to_vec(),
-            vec![9u8; 40],
-            vec![9u8; 32],
-            b"short".to_vec(),
-            engine.encode([7u8; 48]).into_bytes(),
-            engine.encode([7u8; 31]).into_bytes(),
-            format!(" {bare}").into_bytes(),
-            format!("{bare}\n\n").into_bytes(),
-            format!("{bare} ").into_bytes(),
-            bare.trim_end_matches('=').as_bytes().to_vec(),
-            // The last character carries unused bits: only one spelling is canonical.
-            // (a canonical last character has its two low bits clear).
-            format!("{}B=", &bare[..42]).into_bytes(),
-            Vec::new(),
-        ];
-        for t in refused {
-            let e = material(&t).unwrap_err();
-            assert!(
-                e.contains("TRESOR_PASSWORD") && e.contains("Argon2id"),
-                "{e}"
-            );
-            assert!(e.contains("base64 of 32 random bytes"), "{e}");
-        }
-    }
-
-    #[test]
-    fn recovery_key_text_round_trips() {
-        let key = RecoveryKey::generate();
-        let shown = key.display();
-        assert_eq!(shown.len(), 52 + 12);
-        let back = RecoveryKey::parse(&shown.to_lowercase().replace('-', " ")).unwrap();
-        assert_eq!(&back.0[..], &key.0[..]);
-        assert!(RecoveryKey::parse("ABCD-EFGH").is_err());
-    }
-
-    /// Pins Argon2id and the key-file derivation (VAULT-FORMAT.md).
-    #[test]
-    fn slot_keys_match_known_answers() {
-        let p = PasswordParams {
-            m_kib: 8 * 1024,
-            t: 1,
-            p: 1,
-            salt: [0x11; 16],
-        };
-        let key = argon2id(b"password", &p).unwrap();
-        assert_eq!(hex(key.expose()), KAT_ARGON2);
-        let material = Credential::KeyMaterial(Zeroizing::new(vec![0x22; 32]));
-        let key = material
-            .slot_key(&SlotParams::KeyFile, &[0x33; 16])
-            .unwrap();
-        assert_eq!(hex(key.expose()), KAT_KEY_FILE);
-    }
-
-    /// Keychain slot keys: HKDF with their own info, bound to the backend-free
-    /// slot parameters and the vault id.
-    #[test]
-    fn keychain_slot_key_is_hkdf_with_its_own_info() {
-        let bytes = vec![0x22; 32];
-        let vid = [0x33; 16];
-        let cred = Credential::Keychain(KeychainBackend::Keyutils, Zeroizing::new(bytes.clone()));
-        assert_eq!(cred.kind(), SlotKind::Keychain);
-        let params = SlotParams::Keychain {
-            backend: KeychainBackend::SecretService,
-        };
-        assert_eq!(params.kind(), SlotKind::Keychain);
-        let key = cred.slot_key(&params, &vid).unwrap();
-        assert_eq!(key.expose(), hkdf(&bytes, &vid, KEYCHAIN_INFO).expose());
-        let as_key_file = Credential::KeyMaterial(Zeroizing::new(bytes));
-        let other = as_key_file.slot_key(&SlotParams::KeyFile, &vid).unwrap();
-        assert_ne!(key.expose(), other.expose());
-        assert!(cred.slot_key(&SlotParams::KeyFile, &vid).is_err());
-        for b in [KeychainBackend::SecretService, KeychainBackend::Keyutils] {
-            assert_eq!(KeychainBackend::parse(b.as_str()), Some(b));
-        }
-        assert_eq!(SlotKind::parse("keychain"), Some(SlotKind::Keychain));
-        assert_eq!(SlotKind::Keychain as u8, 4);
-    }
-
-    /// PKCS#11 slot keys: HKDF of the token-unwrapped bytes with their own
-    /// info, so the same bytes give another key than in any other kind.
-    #[test]
-    fn pkcs11_slot_key_matches_known_answer() {
-        let params = SlotParams::Pkcs11(Pkcs11Params {
-            module: "/m.so".into(),
-            token_label: "t".into(),
-            token_serial: "s".into(),
-            key_label: "k".into(),
-            key_id: vec![1],
-            mechanism: Pkcs11Mechanism::AesGcm,
-            wrapped: vec![],
-        });
-        assert_eq!(params.kind(), SlotKind::Pkcs11);
-        let SlotParams::Pkcs11(inner) = &params else {
-            unreachable!()
-        };
-        let cred = Credential::Pkcs11(Box::new(inner.clone()), Zeroizing::new(vec![0x22; 32]));
-        assert_eq!(cred.kind(), SlotKind::Pkcs11);
-        assert_eq!(format!("{cred:?}"), "Credential::Pkcs11([redacted])");
-        let key = cred.slot_key(&params, &[0x33; 16]).unwrap();
-        assert_eq!(hex(key.expose()), KAT_PKCS11);
-        let keychain =
-            Credential::Keychain(KeychainBackend::Keyutils, Zeroizing::new(vec![0x22; 32]));
-        let other = keychain
-            .slot_key(
-                &SlotParams::Keychain {
-                    backend: KeychainBackend::Keyutils,
-                },
-                &[0x33; 16],
-            )
-            .unwrap();
-        assert_ne!(key.expose(), other.expose());
-        assert!(cred.slot_key(&SlotParams::Recovery, &[0x33; 16]).is_err());
-        assert_eq!(SlotKind::parse("pkcs11"), Some(SlotKind::Pkcs11));
-        assert_eq!(SlotKind::Pkcs11 as u8, 5);
-        assert_eq!(
-            pkcs11_wrap_aad(&[0x33; 16]),
-            [&b"tresor v1 pkcs11 wrap"[..], &[0x33; 16]].concat()
-        );
-    }
-
-    const KAT_PKCS11: &str = "998b2f28378a35772760e5707d1625f772f42669848fddfe4479a02235c1c416";
-    const KAT_ARGON2: &str = "53f33cdc442bdacd1c693394f8b9f19c917bbacf289828f4b62f94a46cc1ff8e";
-    const KAT_KEY_FILE: &str = "70d637916c2ccab213c69f3f46e5b9a6c415ea597598ab54ce74926b2c574e7c";
-}
+mod tests;

@@ -36,7 +36,7 @@ const VAULT_ID: [u8; 16] = [0x5c; 16];
 
 /// A copy of a key's bytes, on the stack.
 fn stack_copy(key: &Key) -> [u8; 32] {
-    *black_box(key.expose())
+    *black_box(key.expose_secret())
 }
 
 /// Standard base64 with padding of `input` into `out`; returns the length.
@@ -111,7 +111,7 @@ fn keys_are_wiped_on_drop() {
     let armed = arm(&serial, &[KEY_MARKER, &derived]);
     let key = Key::from_slice(KEY_MARKER).unwrap();
     let child = key.derive(b"salt", b"tresor zeroize test");
-    assert_eq!(child.expose(), &derived);
+    assert_eq!(child.expose_secret(), &derived);
     black_box(key.mac(&[b"data"]));
     drop(child);
     drop(key);
@@ -151,7 +151,7 @@ fn vault_keys_are_wiped_on_drop() {
     );
     let master = Key::from_slice(KEY_MARKER).unwrap();
     let keys = VaultKeys::derive(&master, &VAULT_ID);
-    assert_eq!(keys.wrap.expose(), &expected[2]);
+    assert_eq!(keys.wrap.expose_secret(), &expected[2]);
     black_box(keys.blind_index("openai/api_key"));
     black_box(keys.fingerprint(b"value"));
     black_box(keys.audit_mac(&[0; 32], 1, 2, b"body"));
@@ -160,23 +160,23 @@ fn vault_keys_are_wiped_on_drop() {
     assert_no_leak(armed.disarm(), "VaultKeys::derive");
 }
 
-/// `Credential::Password`: the password and the Argon2id slot key.
+/// `Credential::password`: the password and the Argon2id slot key.
 #[test]
 fn password_credential_is_wiped_on_drop() {
     let serial = serial();
     const PASSWORD: &str = "correct horse battery staple 7q!";
     let params = SlotParams::Password(PasswordParams::new(8 * 1024, 1, 1).unwrap());
     let expected = {
-        let cred = Credential::Password(Zeroizing::new(PASSWORD.to_string()));
+        let cred = Credential::password(Zeroizing::new(PASSWORD.to_string()));
         stack_copy(&cred.slot_key(&params, &VAULT_ID).unwrap())
     };
     let armed = arm(&serial, &[PASSWORD.as_bytes(), &expected]);
-    let cred = Credential::Password(Zeroizing::new(PASSWORD.to_string()));
+    let cred = Credential::password(Zeroizing::new(PASSWORD.to_string()));
     let key = cred.slot_key(&params, &VAULT_ID).unwrap();
-    assert_eq!(key.expose(), &expected);
+    assert_eq!(key.expose_secret(), &expected);
     drop(key);
     drop(cred);
-    assert_no_leak(armed.disarm(), "Credential::Password / Argon2id");
+    assert_no_leak(armed.disarm(), "Credential::password / Argon2id");
 }
 
 /// `Credential::key_material`: the material decoded from a key file's
@@ -196,7 +196,7 @@ fn key_material_is_wiped_on_drop() {
         let armed = arm(&serial, &all);
         let cred = Credential::key_material(text).unwrap();
         let key = cred.slot_key(&SlotParams::KeyFile, &VAULT_ID).unwrap();
-        assert_eq!(key.expose(), &expected);
+        assert_eq!(key.expose_secret(), &expected);
         drop(key);
         drop(cred);
         assert_no_leak(armed.disarm(), what);
@@ -204,7 +204,7 @@ fn key_material_is_wiped_on_drop() {
     let refused = |text: &[u8], markers: &[&[u8]], what: &str| {
         let armed = arm(&serial, markers);
         let err = Credential::key_material(text).unwrap_err();
-        assert!(err.contains("TRESOR_PASSWORD"), "{err}");
+        assert!(err.to_string().contains("TRESOR_PASSWORD"), "{err}");
         drop(err);
         assert_no_leak(armed.disarm(), what);
     };
@@ -253,13 +253,14 @@ fn recovery_key_is_wiped_on_drop() {
     for _ in 0..3 {
         let generated = RecoveryKey::generate();
         let mut bytes = [0u8; 32];
-        let Credential::Recovery(m) = generated.credential() else {
-            panic!("a recovery key gives a recovery credential")
-        };
-        bytes.copy_from_slice(&m);
-        drop(m);
+        let credential = generated.credential();
+        let m = credential
+            .expose_bytes()
+            .expect("a recovery key gives a recovery credential");
+        bytes.copy_from_slice(m);
+        drop(credential);
         let mut grouped = [0u8; 64];
-        grouped.copy_from_slice(generated.display().as_bytes());
+        grouped.copy_from_slice(generated.expose_display().as_bytes());
         let mut plain = [0u8; 52];
         for (p, c) in plain.iter_mut().zip(grouped.iter().filter(|c| **c != b'-')) {
             *p = *c;
@@ -292,7 +293,7 @@ fn recovery_key_is_wiped_on_drop() {
         );
         let text = std::str::from_utf8(&grouped).unwrap();
         let parsed = RecoveryKey::parse(text).unwrap();
-        let shown = parsed.display();
+        let shown = parsed.expose_display();
         assert_eq!(shown.as_bytes(), &grouped[..]);
         let again = RecoveryKey::parse(std::str::from_utf8(&typed).unwrap()).unwrap();
         // Mistyped keys are refused, and what was decoded of them is wiped.
@@ -302,7 +303,7 @@ fn recovery_key_is_wiped_on_drop() {
         assert!(RecoveryKey::parse(std::str::from_utf8(&typed[..62]).unwrap()).is_err());
         let cred = again.credential();
         let key = cred.slot_key(&SlotParams::Recovery, &VAULT_ID).unwrap();
-        assert_eq!(key.expose(), &expected);
+        assert_eq!(key.expose_secret(), &expected);
         drop(key);
         drop(cred);
         drop(again);
@@ -313,7 +314,7 @@ fn recovery_key_is_wiped_on_drop() {
 
     // A fresh key, displayed: known only once made, so checked on drop.
     let generated = RecoveryKey::generate();
-    let shown = generated.display();
+    let shown = generated.expose_display();
     let mut grouped = [0u8; 64];
     grouped.copy_from_slice(shown.as_bytes());
     let armed = arm(&serial, &[&grouped]);
@@ -367,7 +368,7 @@ fn opened_plaintext_is_wiped_on_drop() {
     };
     let armed = arm(&serial, &[KEY_MARKER]);
     let master = unwrap_master(&slot_key, &wrapped, aad).unwrap();
-    assert_eq!(master.expose(), KEY_MARKER);
+    assert_eq!(master.expose_secret(), KEY_MARKER);
     drop(master);
     assert_no_leak(armed.disarm(), "unwrap_master");
 }
@@ -380,12 +381,13 @@ fn key_file_text_is_wiped_on_drop() {
     let mut copy = [0u8; 45];
     copy.copy_from_slice(text.as_bytes());
     assert_eq!(copy[44], b'\n');
-    let Credential::KeyMaterial(m) = Credential::key_material(&copy).unwrap() else {
-        panic!("a key file gives key material")
-    };
+    let credential = Credential::key_material(&copy).unwrap();
+    let m = credential
+        .expose_bytes()
+        .expect("a key file gives key material");
     let mut material = [0u8; 32];
-    material.copy_from_slice(&m);
-    drop(m);
+    material.copy_from_slice(m);
+    drop(credential);
     let armed = arm(&serial, &[&copy[..44], &material]);
     let cred = Credential::key_material(text.as_bytes()).unwrap();
     drop(cred);

@@ -215,7 +215,7 @@ impl Kind {
             recovery: true,
         };
         let created = Vault::create(&path, &key, &options).map_err(|e| e.to_string())?;
-        let recovery = created.recovery.as_ref().unwrap().display();
+        let recovery = created.recovery.as_ref().unwrap().expose_display();
         let mut vault = created.vault;
         vault
             .put(
@@ -245,7 +245,7 @@ impl Kind {
             Kind::Password => {
                 vault
                     .add_slot(
-                        &Credential::Password(Zeroizing::new(PASSWORD.into())),
+                        &Credential::password(Zeroizing::new(PASSWORD.into())),
                         &params,
                         None,
                     )
@@ -305,7 +305,7 @@ impl Kind {
                 Credential::key_material(&text).unwrap()
             }
             Kind::Recovery => RecoveryKey::parse(&made.recovery).unwrap().credential(),
-            Kind::Password => Credential::Password(Zeroizing::new(PASSWORD.into())),
+            Kind::Password => Credential::password(Zeroizing::new(PASSWORD.into())),
             Kind::SecretService | Kind::Keyutils => {
                 let (id, backend) = locked.keychain_slots().unwrap()[0];
                 keychain::load(&locked.id(), id, backend).unwrap()

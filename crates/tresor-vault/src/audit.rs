@@ -24,6 +24,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use tresor_core::Operation;
 use tresor_crypto::{Key, RecordAad, RecordKind, VaultKeys, open, seal};
 
 use crate::payload::{AuditBody, decode_owned, encode};
@@ -38,8 +39,9 @@ pub struct AuditEntry {
     pub at: i64,
     /// Who (OS user).
     pub actor: String,
-    /// What: `set`, `get`, `delete`, `rollback`…
-    pub operation: String,
+    /// What: `set`, `get`, `delete`, `rollback`… (serialized as its stored
+    /// spelling, [`Operation::as_str`]).
+    pub operation: Operation,
     /// Which store.
     pub store: String,
     /// Which secret, if one.
@@ -59,8 +61,11 @@ pub struct AuditFilter {
     pub name: Option<String>,
     /// Only the last `limit` matching entries.
     pub limit: Option<usize>,
-    /// Leave out read entries (`get`, `list`, `history`) and uses of named
-    /// keys (`key list`, `key encrypt`, `key decrypt`, `key rewrap`).
+    /// Keep only changes ([`Operation::is_write`]) and failed unlocks
+    /// ([`Operation::is_unlock_failure`]): leave out reads (`get`, `list`,
+    /// `history`) and every use of a named key (`key list`, `key encrypt`,
+    /// `key decrypt`, `key rewrap`, `key recipient`, `key encrypt file`,
+    /// `key decrypt file`).
     pub writes_only: bool,
 }
 
@@ -268,7 +273,7 @@ fn open_entry(
         seq: *seq,
         at: *at,
         actor: b.actor,
-        operation: b.operation,
+        operation: Operation::parse(&b.operation),
         store: b.store,
         name: b.name,
         versions: b.versions,
@@ -296,16 +301,7 @@ pub(crate) fn read(
             continue;
         }
         if filter.writes_only
-            && matches!(
-                entry.operation.as_str(),
-                "get"
-                    | "list"
-                    | "history"
-                    | "key list"
-                    | "key encrypt"
-                    | "key decrypt"
-                    | "key rewrap"
-            )
+            && !(entry.operation.is_write() || entry.operation.is_unlock_failure())
         {
             continue;
         }
@@ -334,7 +330,7 @@ pub(crate) struct Chain {
     pub mac_at: Option<[u8; 32]>,
     /// The last `rekey --reencrypt` or `rekey --master` entry: every MAC
     /// before it was recomputed over re-sealed entries then.
-    pub resealed_at: Option<(u64, String)>,
+    pub resealed_at: Option<(u64, Operation)>,
 }
 
 /// Recomputes the chain and checks that it ends exactly at the head;
@@ -371,19 +367,18 @@ pub(crate) fn verify(
         }
         let entry = open_entry(data_keys, vault_id, &row)?;
         if entry.result == "ok" {
-            match entry.operation.as_str() {
-                "set" | "import" => {
+            match entry.operation {
+                Operation::Set | Operation::Import => {
                     if let Some(name) = entry.name {
                         for v in entry.versions {
                             chain.written.insert((name.clone(), v));
                         }
                     }
                 }
-                "rekey" | "rekey --reencrypt" | "rekey --master" => {
+                Operation::Rekey => chain.data_keys.extend(entry.versions),
+                Operation::RekeyReencrypt | Operation::RekeyMaster => {
                     chain.data_keys.extend(entry.versions);
-                    if entry.operation != "rekey" {
-                        chain.resealed_at = Some((*seq, entry.operation));
-                    }
+                    chain.resealed_at = Some((*seq, entry.operation));
                 }
                 _ => {}
             }
@@ -460,12 +455,10 @@ fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
 
 impl AuditAnchor {
     /// Parses the text form (surrounding whitespace ignored).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "not an audit anchor: expected `{ANCHOR_PREFIX}<vault id>:<seq>:<mac>:<tag>` \
-                 as `tresor audit anchor` prints it"
-            )
+    pub fn parse(text: &str) -> tresor_core::Result<Self> {
+        let bad = || tresor_core::Error::Malformed {
+            what: "audit anchor".into(),
+            problem: format!("expected `{ANCHOR_PREFIX}<vault id>:<seq>:<mac>:<tag>`"),
         };
         let rest = text.trim().strip_prefix(ANCHOR_PREFIX).ok_or_else(bad)?;
         let parts: Vec<&str> = rest.split(':').collect();

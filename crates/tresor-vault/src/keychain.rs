@@ -89,14 +89,15 @@ fn probe_with_timeout(backend: KeychainBackend, timeout: std::time::Duration) ->
     spawned.is_ok() && rx.recv_timeout(timeout).unwrap_or(false)
 }
 
-/// Stores `credential` (a [`Credential::Keychain`]) as slot `slot_id`'s entry.
+/// Stores `credential` (a [`Credential::keychain`]) as slot `slot_id`'s entry.
 pub fn store(vault_id: &[u8; 16], slot_id: u32, credential: &Credential) -> Result<()> {
-    let Credential::Keychain(backend, bytes) = credential else {
+    let (Some(backend), Some(bytes)) = (credential.keychain_backend(), credential.expose_bytes())
+    else {
         return Err(Error::Validation("not a keychain credential".into()));
     };
-    let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&bytes[..]));
-    imp::set(*backend, &account(vault_id, slot_id), &text)
-        .map_err(|e| error(*backend, "could not store the slot key", e))
+    let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(bytes));
+    imp::set(backend, &account(vault_id, slot_id), &text)
+        .map_err(|e| error(backend, "could not store the slot key", e))
 }
 
 /// Reads slot `slot_id`'s entry: the credential that opens that slot.
@@ -116,7 +117,7 @@ pub fn load(vault_id: &[u8; 16], slot_id: u32, backend: KeychainBackend) -> Resu
             )
         })?;
     bytes.truncate(len);
-    Ok(Credential::Keychain(backend, bytes))
+    Ok(Credential::keychain(backend, bytes))
 }
 
 /// Deletes slot `slot_id`'s entry; an entry already gone is not an error.

@@ -37,8 +37,8 @@ mod vault;
 
 pub use audit::{AuditAnchor, AuditEntry, AuditFilter};
 pub use named_keys::{
-    AUDIT_INTERVAL, AgeUse, CACHE_CHECK_INTERVAL, GCM_BUDGET, GCM_RESERVE_BLOCK, GCM_WARN_AT,
-    KeyInfo, Keys, envelope_key,
+    AUDIT_INTERVAL, AgeUse, BudgetWarning, CACHE_CHECK_INTERVAL, GCM_BUDGET, GCM_RESERVE_BLOCK,
+    GCM_WARN_AT, KeyInfo, Keys, envelope_key,
 };
 pub use payload::Settings;
 pub use schema::FORMAT_VERSION;

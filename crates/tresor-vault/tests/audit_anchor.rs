@@ -182,7 +182,7 @@ fn anchors_of_another_vault_or_from_before_a_master_rekey_do_not_verify() {
 
     let key = key();
     v.rekey_master(&[&key], true, false).unwrap();
-    assert_integrity(v.audit_verify_anchor(&before), "rekey --master");
+    assert_integrity(v.audit_verify_anchor(&before), "master-key rekey");
     let after = v.audit_anchor().unwrap();
     drop(v);
     assert!(reopen(&path).audit_verify_anchor(&after).is_ok());

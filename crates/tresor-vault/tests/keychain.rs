@@ -135,7 +135,7 @@ fn failed_store_cancels_the_slot() {
 fn malformed_entry_is_refused() {
     require_keyutils();
     let vault_id = [0x5a; 16];
-    let short = Credential::Keychain(KeychainBackend::Keyutils, vec![1u8; 8].into());
+    let short = Credential::keychain(KeychainBackend::Keyutils, vec![1u8; 8].into());
     keychain::store(&vault_id, 1, &short).unwrap();
     let Err(err) = keychain::load(&vault_id, 1, KeychainBackend::Keyutils) else {
         panic!("8 bytes are refused")

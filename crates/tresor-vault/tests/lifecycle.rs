@@ -238,7 +238,7 @@ fn value_limit_is_enforced() {
     let err = v
         .put(&name("big"), &value(&too_big), &PutOptions::default())
         .unwrap_err();
-    assert!(matches!(err, Error::Validation(_)));
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
     assert_eq!(v.history(&name("big")).unwrap().len(), 1);
 }
 
@@ -250,7 +250,7 @@ fn slots_password_keyfile_recovery() {
     let recovery = created.recovery.unwrap();
     let mut v = created.vault;
     put(&mut v, "s", b"secret");
-    let pw = Credential::Password(Zeroizing::new("pw one".into()));
+    let pw = Credential::password(Zeroizing::new("pw one".into()));
     let id = v.add_slot(&pw, &fast_password_params(), None).unwrap();
     let slots = v.slots().unwrap();
     assert_eq!(slots.len(), 3);
@@ -258,12 +258,12 @@ fn slots_password_keyfile_recovery() {
     let open = || LockedVault::open(&path, &OpenOptions::default()).unwrap();
     let mut v = open().unlock(&pw).unwrap();
     assert_eq!(get(&mut v, "s", Selector::default()).unwrap(), b"secret");
-    let pw2 = Credential::Password(Zeroizing::new("pw two".into()));
+    let pw2 = Credential::password(Zeroizing::new("pw two".into()));
     v.change_slot(id, &pw2, &fast_password_params()).unwrap();
     drop(v);
     assert!(matches!(open().unlock(&pw), Err(Error::Auth { .. })));
     open().unlock(&pw2).unwrap();
-    let rk = tresor_crypto::slot::RecoveryKey::parse(&recovery.display()).unwrap();
+    let rk = tresor_crypto::slot::RecoveryKey::parse(&recovery.expose_display()).unwrap();
     let mut v = open().unlock(&rk.credential()).unwrap();
     // The last everyday slot cannot be removed; others can.
     v.remove_slot(1).unwrap();

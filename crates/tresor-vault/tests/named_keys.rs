@@ -188,7 +188,13 @@ fn every_altered_envelope_is_refused() {
         "tresor:v2:app/a:1:AAAA",
     ] {
         let err = keys.decrypt(bad).unwrap_err();
-        assert!(matches!(err, Error::Validation(_)), "{bad}: {err}");
+        assert!(
+            matches!(
+                err,
+                Error::Malformed { .. } | Error::UnsupportedFormat { .. }
+            ),
+            "{bad}: {err}"
+        );
     }
     drop(keys);
     // An envelope from another vault, under a key of the same name.
@@ -373,7 +379,7 @@ fn audit_entries_name_every_operation() {
         .audit_log(&filter)
         .unwrap()
         .into_iter()
-        .map(|e| (e.operation, e.result))
+        .map(|e| (e.operation.to_string(), e.result))
         .collect();
     let expect = [
         ("key create", "ok"),
@@ -398,7 +404,7 @@ fn audit_entries_name_every_operation() {
         .audit_log(&writes)
         .unwrap()
         .into_iter()
-        .map(|e| e.operation)
+        .map(|e| e.operation.to_string())
         .collect();
     assert_eq!(
         ops,

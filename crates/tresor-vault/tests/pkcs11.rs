@@ -163,7 +163,10 @@ fn the_token_key_is_not_extractable() {
     let label = unique_label("attrs");
     let made = pkcs11::new_slot(&[7; 16], t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
     assert!(made.key_created);
-    let Credential::Pkcs11(params, bytes) = &made.credential else {
+    let (Some(params), Some(bytes)) = (
+        made.credential.pkcs11_params(),
+        made.credential.expose_bytes(),
+    ) else {
         panic!("not a pkcs11 credential")
     };
     assert_eq!(bytes.len(), 32);
@@ -238,7 +241,7 @@ fn wrong_pin_is_an_auth_error() {
 
     // The same on unlock.
     let made = pkcs11::new_slot(&[1; 16], t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
-    let Credential::Pkcs11(params, _) = &made.credential else {
+    let Some(params) = made.credential.pkcs11_params() else {
         panic!()
     };
     let err = pkcs11::load(
@@ -298,7 +301,7 @@ fn wrapped_bytes_are_bound_to_the_vault() {
     let (t, _serial) = token();
     let label = unique_label("bound");
     let made = pkcs11::new_slot(&[1; 16], t.key(&label), &t.pin, &ModulePolicy::default()).unwrap();
-    let Credential::Pkcs11(params, _) = &made.credential else {
+    let Some(params) = made.credential.pkcs11_params() else {
         panic!()
     };
     let err = pkcs11::load(&[2; 16], 1, params, &t.pin, &ModulePolicy::default()).unwrap_err();
@@ -354,7 +357,7 @@ fn modules_load_only_when_listed_or_system_libraries() {
 
     let listed = ModulePolicy::new(vec![copy.clone().into()], None);
     let made = pkcs11::new_slot(&[3; 16], key, &t.pin, &listed).unwrap();
-    let Credential::Pkcs11(params, _) = &made.credential else {
+    let Some(params) = made.credential.pkcs11_params() else {
         panic!()
     };
     assert_eq!(params.module, copy);

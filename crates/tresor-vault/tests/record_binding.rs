@@ -183,7 +183,7 @@ fn format1_vault(dir: &Path) -> PathBuf {
 /// was made with the test key of its time, 37 bytes of base64 text, which
 /// the strict key format of issue 8 L6 no longer accepts.)
 fn reopen_fixture(path: &Path) -> Vault {
-    let password = Credential::Password(zeroize::Zeroizing::new("fixture-password".into()));
+    let password = Credential::password(zeroize::Zeroizing::new("fixture-password".into()));
     LockedVault::open(path, &OpenOptions::default())
         .unwrap()
         .unlock(&password)
@@ -295,7 +295,7 @@ fn a_format_1_vault_migrates_on_unlock_and_keeps_everything() {
         let got = format!(
             "{} {} {} {}",
             entry.seq,
-            entry.operation.replace(' ', "_"),
+            entry.operation.as_str().replace(' ', "_"),
             entry.name.as_deref().unwrap_or("-"),
             entry.result
         );
@@ -308,7 +308,7 @@ fn a_format_1_vault_migrates_on_unlock_and_keeps_everything() {
     drop(vault);
 
     // The password slot survives, a second open migrates nothing again.
-    let password = Credential::Password(zeroize::Zeroizing::new("fixture-password".into()));
+    let password = Credential::password(zeroize::Zeroizing::new("fixture-password".into()));
     let mut vault = LockedVault::open(&path, &OpenOptions::default())
         .unwrap()
         .unlock(&password)

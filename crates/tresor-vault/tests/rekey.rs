@@ -143,7 +143,7 @@ fn master_rekey_rewraps_slots_and_changes_every_derived_key() {
     let old_recovery = created.recovery.unwrap();
     let mut v = created.vault;
     fill(&mut v);
-    let pw = Credential::Password(Zeroizing::new("pw".into()));
+    let pw = Credential::password(Zeroizing::new("pw".into()));
     v.add_slot(&pw, &fast_password_params(), None).unwrap();
     let bidx_before: Vec<Vec<u8>> = {
         let c = Connection::open(&path).unwrap();
@@ -156,7 +156,7 @@ fn master_rekey_rewraps_slots_and_changes_every_derived_key() {
 
     // Without the password slot's credential, nothing happens.
     let err = v.rekey_master(&[&key()], false, false).err().unwrap();
-    assert!(matches!(err, Error::Validation(_)), "{err}");
+    assert!(matches!(err, Error::SlotsUnavailable { .. }), "{err}");
     assert!(err.to_string().contains("3 (password)"), "{err}");
     assert!(err.to_string().contains("2 (recovery)"), "{err}");
     check_all(&mut v);
@@ -231,7 +231,7 @@ fn master_rekey_refuses_to_leave_only_a_recovery_slot() {
 
 /// The two passwords the `passwd` child alternates between.
 fn password(which: usize) -> Credential {
-    Credential::Password(Zeroizing::new(format!("rk-password-{which}")))
+    Credential::password(Zeroizing::new(format!("rk-password-{which}")))
 }
 
 /// The id of the vault's one password slot.

@@ -32,7 +32,9 @@ fn failed(vault: &mut Vault) -> Vec<AuditEntry> {
         .audit_log(&AuditFilter::default())
         .unwrap()
         .into_iter()
-        .filter(|e| e.operation.starts_with("unlock_failure") || e.operation == "unlock_failed")
+        .filter(|e| {
+            e.operation.as_str().starts_with("unlock_failure") || e.operation == "unlock_failed"
+        })
         .collect()
 }
 
@@ -42,7 +44,7 @@ fn setup(dir: &Path) -> (PathBuf, RecoveryKey) {
     let mut vault = created.vault;
     vault
         .add_slot(
-            &Credential::Password(Zeroizing::new("right".into())),
+            &Credential::password(Zeroizing::new("right".into())),
             &fast_password_params(),
             Some("pw"),
         )
@@ -58,7 +60,7 @@ fn failures_go_to_the_sidecar_and_into_the_chain_at_the_next_unlock() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = setup(dir.path());
     let before = files(&path);
-    let wrong_pw = Credential::Password(Zeroizing::new("wrong".into()));
+    let wrong_pw = Credential::password(Zeroizing::new("wrong".into()));
     let wrong_key = Credential::key_material(new_key_file_text().as_bytes()).unwrap();
     assert!(matches!(
         open(&path).unlock_as(&wrong_pw, "TRESOR_PASSWORD"),
@@ -110,7 +112,7 @@ fn failures_go_to_the_sidecar_and_into_the_chain_at_the_next_unlock() {
 fn a_tampered_sidecar_is_reported_not_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = setup(dir.path());
-    let wrong = Credential::Password(Zeroizing::new("wrong".into()));
+    let wrong = Credential::password(Zeroizing::new("wrong".into()));
     assert!(open(&path).unlock(&wrong).is_err());
     assert!(open(&path).unlock(&wrong).is_err());
     let sidecar = failures::path_for(&path);
@@ -152,7 +154,7 @@ fn a_session_key_must_open_the_vault() {
     let (path, _) = setup(dir.path());
     let master = {
         let vault = open(&path).unlock(&key()).unwrap();
-        Key::from_slice(vault.master_key().expose()).unwrap()
+        Key::from_slice(vault.master_key().expose_secret()).unwrap()
     };
     let before = files(&path);
     let err = open(&path)

@@ -20,7 +20,7 @@ const PASSWORD: &str = "correct horse battery staple";
 const CHILD_ENV: &str = "TRESOR_TEST_READ_ONLY_CHILD";
 
 fn password(p: &str) -> Credential {
-    Credential::Password(Zeroizing::new(p.into()))
+    Credential::password(Zeroizing::new(p.into()))
 }
 
 /// The vault file and its WAL, by content; a missing WAL is `None`.
@@ -207,12 +207,18 @@ fn assert_typed(result: tresor_core::Result<Vault>, path: &Path, what: &str) -> 
     assert!(
         matches!(
             e,
-            Error::Io { .. } | Error::Unavailable { .. } | Error::Integrity { .. }
+            Error::Io { .. }
+                | Error::Unavailable { .. }
+                | Error::NoVault { .. }
+                | Error::Integrity { .. }
         ),
-        "{what}: expected Io, Unavailable or Integrity, got {} ({e})",
+        "{what}: expected Io, Unavailable, NoVault or Integrity, got {} ({e})",
         e.kind()
     );
-    if matches!(e, Error::Io { .. } | Error::Unavailable { .. }) {
+    if matches!(
+        e,
+        Error::Io { .. } | Error::Unavailable { .. } | Error::NoVault { .. }
+    ) {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
             e.to_string().contains(&file),
@@ -242,7 +248,7 @@ fn a_missing_vault_is_unavailable_and_not_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
     let e = assert_typed(open_unlock_read(&path), &path, "a missing file");
-    assert!(matches!(e, Error::Unavailable { .. }), "{e}");
+    assert!(matches!(e, Error::NoVault { .. }), "{e}");
     assert!(!path.exists(), "opening created the file");
     assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
 }
@@ -354,7 +360,11 @@ fn a_newer_format_version_is_refused_naming_both_versions() {
     let msg = e.to_string();
     assert!(msg.contains(&format!("format {newer}")), "{msg}");
     assert!(msg.contains(&format!("format {FORMAT_VERSION}")), "{msg}");
-    assert!(matches!(e, Error::Validation(_)), "{}: {msg}", e.kind());
+    assert!(
+        matches!(e, Error::UnsupportedFormat { .. }),
+        "{}: {msg}",
+        e.kind()
+    );
     assert_same(&before, &snapshot(&path), "refused newer format");
 }
 

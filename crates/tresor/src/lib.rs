@@ -55,7 +55,8 @@ pub use tresor_crypto::slot::{
     SlotKind, new_key_file_text, new_keychain_key,
 };
 pub use tresor_vault::{
-    AgeUse, GCM_BUDGET, GCM_RESERVE_BLOCK, GCM_WARN_AT, KeyInfo, KeyType, Keys, envelope_key,
+    AgeUse, BudgetWarning, GCM_BUDGET, GCM_RESERVE_BLOCK, GCM_WARN_AT, KeyInfo, KeyType, Keys,
+    envelope_key,
 };
 pub use tresor_vault::{
     AuditAnchor, AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault,

@@ -674,7 +674,7 @@ fn config_stores_profiles_and_references() {
     let mut secret = |n: &SecretName, _: Option<u64>| {
         let s = vault.get(n, Selector::default())?;
         Ok(zeroize::Zeroizing::new(
-            s.value.as_text().unwrap_or_default().to_string(),
+            s.value.expose_text().unwrap_or_default().to_string(),
         ))
     };
     let problems = tresor::manager::check_config(&config, &mut secret);

@@ -55,7 +55,7 @@ fn one_chain_for_every_caller() {
         recovery: false,
         ..CreateOptions::default()
     };
-    let pw = Credential::Password(Zeroizing::new(password.to_string()));
+    let pw = Credential::password(Zeroizing::new(password.to_string()));
     let mut vault = Vault::create(&path, &pw, &options).unwrap().vault;
     let key_file = dir.path().join("key");
     assert!(tresor::unlock::create_key_file(&key_file).unwrap());

@@ -283,7 +283,9 @@ pub struct AuditLogArgs {
     /// Only the last N entries.
     #[arg(long, short = 'n')]
     pub limit: Option<usize>,
-    /// Leave out reads.
+    /// Keep only changes and failed unlocks: leave out reads (get, ls, history) and every
+    /// use of a named key (key encrypt/decrypt/rewrap/list, and for age keys key recipient,
+    /// encrypt --key, decrypt --key).
     #[arg(long)]
     pub writes_only: bool,
 }

@@ -34,7 +34,7 @@ pub(super) fn init_keychain(
     let vault_id = created.vault.id();
     let slot = created.vault.unlocked_slot().unwrap_or(1);
     let account = tresor::keychain::account(&vault_id, slot);
-    let recovery = created.recovery.as_ref().map(|r| r.display());
+    let recovery = created.recovery.as_ref().map(|r| r.expose_display());
     if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
         write_private(out, output::with_newline(text).as_bytes())?;
     }
@@ -143,7 +143,7 @@ pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
         } else {
             input::new_password("TRESOR_PASSWORD", "vault password")?
         };
-        (Credential::Password(pw), "password".to_string(), None)
+        (Credential::password(pw), "password".to_string(), None)
     } else if let Some(file) = ctx.key_file.clone().or_else(|| {
         std::env::var_os(tresor::KEY_FILE_ENV)
             .filter(|v| !v.is_empty())
@@ -160,7 +160,7 @@ pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
         (unlock.into_credential(), how, None)
     } else if input::can_prompt() {
         (
-            Credential::Password(input::new_password("TRESOR_PASSWORD", "vault password")?),
+            Credential::password(input::new_password("TRESOR_PASSWORD", "vault password")?),
             "password".to_string(),
             None,
         )
@@ -188,7 +188,7 @@ pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     };
     let created = Vault::create(&path, &credential, &options)
         .inspect_err(|_| remove_new_key_file(key_file_created.as_deref()))?;
-    let recovery = created.recovery.as_ref().map(|r| r.display());
+    let recovery = created.recovery.as_ref().map(|r| r.expose_display());
     if let (Some(out), Some(text)) = (&a.recovery_key_out, &recovery) {
         write_private(out, output::with_newline(text).as_bytes())?;
     }

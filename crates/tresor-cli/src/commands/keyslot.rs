@@ -31,7 +31,7 @@ pub(super) fn passwd(ctx: &Ctx, a: crate::cli::PasswdArgs) -> Result<()> {
             },
         };
     let pw = input::new_password("TRESOR_NEW_PASSWORD", "password")?;
-    vault.change_slot(id, &Credential::Password(pw), &params)?;
+    vault.change_slot(id, &Credential::password(pw), &params)?;
     done(
         ctx,
         json!({"slot": id, "changed": true}),
@@ -52,7 +52,7 @@ pub(super) fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             }
             let (credential, created) = match (a.password, &ctx.key_file) {
                 (true, _) => (
-                    Credential::Password(input::new_password("TRESOR_NEW_PASSWORD", "password")?),
+                    Credential::password(input::new_password("TRESOR_NEW_PASSWORD", "password")?),
                     None,
                 ),
                 (false, Some(file)) => {
@@ -233,10 +233,11 @@ pub(super) fn add_pkcs11_slot(
         .add_slot(&made.credential, params, a.label.as_deref())
         .inspect_err(|_| undo())?;
     drop(pin);
-    let serial = match &made.credential {
-        Credential::Pkcs11(p, _) => p.token_serial.clone(),
-        _ => String::new(),
-    };
+    let serial = made
+        .credential
+        .pkcs11_params()
+        .map(|p| p.token_serial.clone())
+        .unwrap_or_default();
     let module_allowed = match (&allowed, trust) {
         (Some(a), _) => json!({"by": "config", "config": a.config, "added": a.added}),
         (None, Some(tresor::pkcs11::ModuleTrust::Listed)) => json!({"by": "config",

@@ -212,7 +212,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unlock(a) => crate::session_cmd::unlock(&ctx, a),
         Command::Lock => crate::session_cmd::lock(&ctx),
         Command::Status => crate::session_cmd::status(&ctx),
-        Command::Agent => tresor::session::agent::serve_stdin(),
+        Command::Agent => tresor::session::agent::serve_stdin().map_err(|e| match e {
+            Error::Validation(m) if m.starts_with("the agent is not run by hand") => {
+                Error::Validation(format!("{m}: run `tresor unlock --agent` instead"))
+            }
+            e => e,
+        }),
         Command::Stores
         | Command::Doctor
         | Command::Config(_)
@@ -305,14 +310,14 @@ pub fn print_secret(
             #[serde(skip_serializing_if = "Option::is_none")]
             cached_age_seconds: Option<u64>,
         }
-        let encoded: Zeroizing<String> = Zeroizing::new(match secret.value.as_text() {
+        let encoded: Zeroizing<String> = Zeroizing::new(match secret.value.expose_text() {
             Some(_) => String::new(),
             None => base64::engine::general_purpose::STANDARD.encode(bytes),
         });
         let body = GetJson {
             name: name.as_str(),
             version: secret.version,
-            value: secret.value.as_text(),
+            value: secret.value.expose_text(),
             value_base64: (!encoded.is_empty()).then_some(encoded.as_str()),
             store: origin.as_ref().map(|o| o.store),
             cached_age_seconds: origin.as_ref().and_then(|o| o.cached_age_seconds),
@@ -335,7 +340,7 @@ fn kdf_params(k: &KdfArgs) -> Result<PasswordParams> {
         .kdf_memory
         .checked_mul(1024)
         .ok_or_else(|| Error::Validation("--kdf-memory is too large".into()))?;
-    PasswordParams::new(m, k.kdf_passes, k.kdf_lanes).map_err(Error::Validation)
+    PasswordParams::new(m, k.kdf_passes, k.kdf_lanes).map_err(Error::from)
 }
 
 /// `KEY=VALUE` pairs; `KEY=` gives `None` (remove).

@@ -42,12 +42,12 @@ pub(super) fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
         );
     }
     if let Some(pw) = password_from_env() {
-        credentials.push(Credential::Password(pw));
+        credentials.push(Credential::password(pw));
     }
     if let Ok(text) = std::env::var(tresor::RECOVERY_KEY_ENV).map(Zeroizing::new) {
         credentials.push(
             tresor::RecoveryKey::parse(&text)
-                .map_err(Error::Validation)?
+                .map_err(Error::from)?
                 .credential(),
         );
     }
@@ -71,7 +71,7 @@ pub(super) fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
         && !credentials.iter().any(|c| c.kind() == SlotKind::Password)
         && input::can_prompt()
     {
-        credentials.push(Credential::Password(input::prompt(
+        credentials.push(Credential::password(input::prompt(
             "Password of the password slot: ",
         )?));
     }
@@ -81,7 +81,7 @@ pub(super) fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     if tresor::session::end(&vault.id()).is_ok_and(|ended| !ended.is_empty()) {
         ctx.status("the vault's unlock session was ended; `tresor unlock` starts a new one");
     }
-    let recovery = out.recovery.as_ref().map(|r| r.display());
+    let recovery = out.recovery.as_ref().map(|r| r.expose_display());
     if ctx.json {
         return output::secret_json(&output::WithSecret {
             body: json!({"report": out.report}),

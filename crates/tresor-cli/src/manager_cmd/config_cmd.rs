@@ -91,7 +91,7 @@ pub(super) fn config_check(ctx: &Ctx) -> Result<()> {
         let s = v.get(name, selector)?;
         let text = s
             .value
-            .as_text()
+            .expose_text()
             .ok_or_else(|| Error::Validation(format!("SEC/{name} is not UTF-8 text")))?;
         Ok(Zeroizing::new(text.to_string()))
     };

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use rusqlite::{OptionalExtension, params};
 
-use tresor_core::{Error, Result};
+use tresor_core::{Error, Operation, Result};
 use tresor_crypto::{RecordAad, RecordKind, open, seal};
 
 use super::{Owner, STORE, Vault};
@@ -27,10 +27,11 @@ impl Vault {
     /// nothing to do.
     pub(super) fn migrate(&mut self, from: u64) -> Result<()> {
         if from != 1 {
-            return Err(self.integrity(format!(
-                "{} has vault format {from}, which no tresor ever wrote",
-                self.path.display()
-            )));
+            return Err(Error::UnsupportedFormat {
+                what: self.path.display().to_string(),
+                found: from.to_string(),
+                supported: "format 1, the only one to migrate from".into(),
+            });
         }
         // A format-2 file whose meta says 1 (an edited meta row) must not be
         // "migrated" a second time: refuse it untouched.
@@ -76,7 +77,7 @@ impl Vault {
             )
             .map_err(|e| self.db(e))?;
         let body = self.audit_body(
-            "migrate",
+            Operation::Migrate,
             None,
             vec![records],
             "ok",
@@ -208,12 +209,11 @@ impl Vault {
                 Err(e) => return Err(io(e)),
             }
         }
-        let target = copy.to_str().ok_or_else(|| {
-            Error::Validation(format!(
-                "{}: the vault's path is not UTF-8; SQLite cannot write the copy before the \
-                 format migration",
-                copy.display()
-            ))
+        let target = copy.to_str().ok_or_else(|| Error::UnsafePath {
+            path: copy.clone(),
+            problem: "the vault's path is not UTF-8; SQLite cannot write the copy before \
+                          the format migration"
+                .into(),
         })?;
         if let Err(e) = self.conn.execute("VACUUM INTO ?1", [target]) {
             let _ = fs::remove_file(&copy);

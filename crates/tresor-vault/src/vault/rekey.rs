@@ -6,7 +6,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use tresor_core::{Error, Result};
+use tresor_core::{Error, Operation, Result};
 use tresor_crypto::slot::{self, Credential, RecoveryKey, SlotKind, SlotParams};
 use tresor_crypto::{Key, RecordAad, RecordKind, VaultKeys, open, seal};
 
@@ -45,7 +45,7 @@ impl Vault {
     /// their keys, which remain readable; the previous keys are marked
     /// retired (never used for writing again).
     pub fn rekey(&mut self) -> Result<RekeyReport> {
-        self.write("rekey", None, None, |v| {
+        self.write(Operation::Rekey, None, None, |v| {
             let id = v.add_data_key()?;
             Ok((
                 RekeyReport {
@@ -68,8 +68,7 @@ impl Vault {
             let mut report = v.reseal_all(None)?;
             report.data_key = id;
             report.retired_data_keys = v.destroy_old_data_keys(id)?;
-            let body = v.audit_body("rekey --reencrypt", None, vec![u64::from(id)], "ok", None);
-            v.append_audit(&body)?;
+            v.append_ok(Operation::RekeyReencrypt, vec![u64::from(id)])?;
             Ok(report)
         });
         self.reload_after_rotation(result, None)
@@ -127,11 +126,7 @@ impl Vault {
                 .filter(|s| unavailable.contains(&s.id))
                 .map(|s| format!("{} ({})", s.id, s.kind.as_str()))
                 .collect();
-            return Err(Error::Validation(format!(
-                "no credential was given for key slot(s) {}; give them, or pass \
-                 --drop-unavailable-slots to remove them",
-                list.join(", ")
-            )));
+            return Err(Error::SlotsUnavailable { slots: list });
         }
         if opened
             .iter()
@@ -147,7 +142,7 @@ impl Vault {
             .any(|s| s.kind == SlotKind::Recovery && unavailable.contains(&s.id));
         let recovery = (new_recovery && dropped_recovery).then(RecoveryKey::generate);
 
-        let old_master = Key::from_slice(self.master.expose()).expect("32 bytes");
+        let old_master = Key::from_slice(self.master.expose_secret()).expect("32 bytes");
         let new_master = Key::random();
         let new_keys = VaultKeys::derive(&new_master, &self.vault_id);
         let result = self.transaction(|v| {
@@ -178,7 +173,7 @@ impl Vault {
             let wrapped = seal(
                 &new_keys.wrap,
                 &VaultKeys::data_key_aad(&v.vault_id, id),
-                new_dek.expose(),
+                new_dek.expose_secret(),
             );
             v.conn
                 .execute(
@@ -193,7 +188,7 @@ impl Vault {
                 };
                 let slot_key = credentials[*i]
                     .slot_key(&params, &v.vault_id)
-                    .map_err(Error::Validation)?;
+                    .map_err(Error::from)?;
                 let aad = slot::slot_aad(&v.vault_id, *slot_id, params.kind());
                 let wrapped = slot::wrap_master(&slot_key, &new_master, &aad);
                 v.conn
@@ -211,14 +206,13 @@ impl Vault {
                 report.slots_dropped.push(*slot_id);
             }
             // From here on, everything is under the new master key.
-            v.master = Key::from_slice(new_master.expose()).expect("32 bytes");
+            v.master = Key::from_slice(new_master.expose_secret()).expect("32 bytes");
             v.keys = VaultKeys::derive(&v.master, &v.vault_id);
             if let Some(key) = &recovery {
                 v.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
             }
             report.master = true;
-            let body = v.audit_body("rekey --master", None, vec![u64::from(id)], "ok", None);
-            v.append_audit(&body)?;
+            v.append_ok(Operation::RekeyMaster, vec![u64::from(id)])?;
             Ok(report)
         });
         let report = self.reload_after_rotation(result, Some(old_master))?;
@@ -239,7 +233,7 @@ impl Vault {
         let wrapped = seal(
             &self.keys.wrap,
             &VaultKeys::data_key_aad(&self.vault_id, id),
-            key.expose(),
+            key.expose_secret(),
         );
         self.conn
             .execute(

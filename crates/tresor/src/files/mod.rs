@@ -205,7 +205,7 @@ pub fn identity_of(material: &tresor_crypto::Key) -> age::x25519::Identity {
     // Sized for the whole text (74 characters) so it is never reallocated,
     // and uppercased in place: the only copy is the one wiped here.
     let mut text = Zeroizing::new(String::with_capacity(128));
-    age_core::primitives::bech32_encode_to_fmt(&mut *text, hrp, material.expose())
+    age_core::primitives::bech32_encode_to_fmt(&mut *text, hrp, material.expose_secret())
         .expect("writing to a String cannot fail");
     text.make_ascii_uppercase();
     text.parse()

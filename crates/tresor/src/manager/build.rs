@@ -78,11 +78,14 @@ impl Tresor {
                         },
                         e => e,
                     })?;
-                let text = secret.value.as_text().ok_or_else(|| Error::InvalidOption {
-                    store: store.into(),
-                    option: key.into(),
-                    problem: format!("{} is not UTF-8 text", value.describe()),
-                })?;
+                let text = secret
+                    .value
+                    .expose_text()
+                    .ok_or_else(|| Error::InvalidOption {
+                        store: store.into(),
+                        option: key.into(),
+                        problem: format!("{} is not UTF-8 text", value.describe()),
+                    })?;
                 Ok(Zeroizing::new(text.to_string()))
             }
         }

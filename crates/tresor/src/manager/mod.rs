@@ -774,7 +774,11 @@ fn check_name(name: &SecretName) -> Result<()> {
 }
 
 fn is_unavailable(e: &Error) -> bool {
-    matches!(e, Error::Unavailable { .. } | Error::Io { .. })
+    // A vault file that is not there is unavailable like a server that is down.
+    matches!(
+        e,
+        Error::Unavailable { .. } | Error::Io { .. } | Error::NoVault { .. }
+    )
 }
 
 fn clone_unavailable(e: &Error) -> Error {

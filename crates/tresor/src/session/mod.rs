@@ -170,7 +170,7 @@ fn record(vault_id: &[u8; 16], master: &MasterKey) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(RECORD_LEN));
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(vault_id);
-    out.extend_from_slice(master.expose());
+    out.extend_from_slice(master.expose_secret());
     out
 }
 
@@ -340,7 +340,10 @@ mod tests {
         let id = [7u8; 16];
         let r = record(&id, &master);
         assert_eq!(r.len(), RECORD_LEN);
-        assert_eq!(parse_record(&r, &id).unwrap().expose(), master.expose());
+        assert_eq!(
+            parse_record(&r, &id).unwrap().expose_secret(),
+            master.expose_secret()
+        );
         assert!(parse_record(&r, &[8u8; 16]).is_none());
         assert!(parse_record(&r[..RECORD_LEN - 1], &id).is_none());
     }

@@ -253,7 +253,7 @@ impl Unlock {
             && let Some(pw) = prompt(path)?
         {
             let how = Opened::Prompt;
-            let vault = locked.unlock_as(&Credential::Password(pw), &how.to_string())?;
+            let vault = locked.unlock_as(&Credential::password(pw), &how.to_string())?;
             return Ok(Unlocked { vault, how });
         }
         Err(match errors.len() {

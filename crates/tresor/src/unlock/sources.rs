@@ -65,7 +65,7 @@ impl Given {
         for var in PASSWORD_ENVS {
             if let Some(pw) = env_secret(var) {
                 return Ok(Some(Self {
-                    credential: Credential::Password(pw),
+                    credential: Credential::password(pw),
                     opened: Opened::Environment(var),
                 }));
             }
@@ -340,7 +340,7 @@ mod tests {
             mechanism: Pkcs11Mechanism::AesGcm,
             wrapped: vec![0; 60],
         };
-        Credential::Pkcs11(Box::new(params), Zeroizing::new(vec![7; 32]))
+        Credential::pkcs11(params, Zeroizing::new(vec![7; 32]))
     }
 
     /// The PKCS#11 step checks each slot's module first: a module the
