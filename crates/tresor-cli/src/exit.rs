@@ -40,22 +40,33 @@ const REFUSED_OUTPUT: &str = "refusing to write there";
 
 /// The exit code for an error.
 pub fn code(e: &Error) -> ExitCode {
+    row(e).0
+}
+
+/// The `kind` of a `--json` error: the family scripts have matched on
+/// since before the library's kinds were split (`locked`, `validation`,
+/// `unavailable`, …). The finer kind is the JSON error's `type`.
+pub fn json_kind(e: &Error) -> &'static str {
+    row(e).1
+}
+
+/// The one table: each kind's exit code and `--json` family.
+fn row(e: &Error) -> (ExitCode, &'static str) {
+    use ExitCode::{Conflict, Integrity, Locked, NotFound, Unavailable, Usage};
     match e {
-        Error::NotFound { .. } => ExitCode::NotFound,
-        Error::Auth { .. }
-        | Error::Locked { .. }
-        | Error::NoCredential { .. }
-        | Error::PassphraseNeeded { .. } => ExitCode::Locked,
-        Error::Integrity { .. } => ExitCode::Integrity,
-        Error::Conflict { .. } => ExitCode::Conflict,
-        Error::Io { .. }
-        | Error::Unavailable { .. }
-        | Error::NoVault { .. }
-        | Error::Stale { .. } => ExitCode::Unavailable,
-        Error::InvalidName { .. }
-        | Error::Validation(_)
-        | Error::Unsupported { .. }
-        | Error::ReadOnly { .. }
+        Error::NotFound { .. } => (NotFound, "not_found"),
+        Error::Auth { .. } | Error::PassphraseNeeded { .. } => (Locked, "auth"),
+        Error::Locked { .. } | Error::NoCredential { .. } => (Locked, "locked"),
+        Error::Integrity { .. } => (Integrity, "integrity"),
+        Error::Conflict { .. } => (Conflict, "conflict"),
+        Error::Io { .. } => (Unavailable, "io"),
+        Error::Unavailable { .. } | Error::NoVault { .. } | Error::Stale { .. } => {
+            (Unavailable, "unavailable")
+        }
+        Error::InvalidName { .. } => (Usage, "invalid_name"),
+        Error::Unsupported { .. } => (Usage, "unsupported"),
+        Error::ReadOnly { .. } => (Usage, "read_only"),
+        Error::Validation(_)
         | Error::Untrusted { .. }
         | Error::UnsafePath { .. }
         | Error::Exists { .. }
@@ -66,33 +77,10 @@ pub fn code(e: &Error) -> ExitCode {
         | Error::SlotsUnavailable { .. }
         | Error::WrongKeyType { .. }
         | Error::KeyBudgetSpent { .. }
-        | Error::KeyLabel { .. } => ExitCode::Usage,
+        | Error::KeyLabel { .. } => (Usage, "validation"),
         // A kind added to the library later: a usage error until it has
         // its own row.
-        _ => ExitCode::Usage,
-    }
-}
-
-/// The `kind` of a `--json` error: the family scripts have matched on
-/// since before the library's kinds were split (`locked`, `validation`,
-/// `unavailable`, …). The finer kind is the JSON error's `type`.
-pub fn json_kind(e: &Error) -> &'static str {
-    match e {
-        Error::NoCredential { .. } => "locked",
-        Error::PassphraseNeeded { .. } => "auth",
-        Error::NoVault { .. } | Error::Stale { .. } => "unavailable",
-        Error::Untrusted { .. }
-        | Error::UnsafePath { .. }
-        | Error::Exists { .. }
-        | Error::TooLarge { .. }
-        | Error::Malformed { .. }
-        | Error::InvalidOption { .. }
-        | Error::UnsupportedFormat { .. }
-        | Error::SlotsUnavailable { .. }
-        | Error::WrongKeyType { .. }
-        | Error::KeyBudgetSpent { .. }
-        | Error::KeyLabel { .. } => "validation",
-        other => other.kind(),
+        _ => (Usage, "validation"),
     }
 }
 
@@ -229,6 +217,53 @@ mod tests {
         for (e, want) in cases {
             assert_eq!(code(&e) as u8, want, "{e}");
         }
+    }
+
+    #[test]
+    fn json_kinds_of_the_older_kinds_are_unchanged() {
+        let older = [
+            Error::NotFound {
+                store: "v".into(),
+                what: "'a'".into(),
+            },
+            Error::Auth {
+                store: "v".into(),
+                reason: "x".into(),
+            },
+            Error::Locked {
+                store: "v".into(),
+                hint: "x".into(),
+            },
+            Error::Integrity {
+                store: "v".into(),
+                detail: "x".into(),
+            },
+            Error::Unavailable {
+                store: "v".into(),
+                reason: "x".into(),
+            },
+            Error::ReadOnly { store: "v".into() },
+            Error::Validation("x".into()),
+        ];
+        for e in older {
+            assert_eq!(json_kind(&e), e.kind(), "{e:?}");
+        }
+        // The newer kinds keep the family they had as text.
+        assert_eq!(
+            json_kind(&Error::NoVault { path: "/v".into() }),
+            "unavailable"
+        );
+        assert_eq!(
+            json_kind(&Error::NoCredential {
+                store: "v".into(),
+                password_slot: true
+            }),
+            "locked"
+        );
+        assert_eq!(
+            json_kind(&Error::Exists { path: "/o".into() }),
+            "validation"
+        );
     }
 
     #[test]

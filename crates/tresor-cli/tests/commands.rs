@@ -1207,7 +1207,14 @@ fn exit_6_unavailable_missing_directory_and_lock_timeout() {
         .run()
         .code(6)
         .err_json();
-    assert_eq!(e["error"]["kind"], "no_vault");
+    // The family scripts match on stays; the exact kind and the remedy
+    // come beside it.
+    assert_eq!(e["error"]["kind"], "unavailable");
+    assert_eq!(e["error"]["type"], "no_vault");
+    assert!(
+        e["error"]["hint"].as_str().unwrap().contains("tresor init"),
+        "{e}"
+    );
     assert!(!missing.exists(), "a read created the vault");
     // The vault path is a directory.
     let dir = t.path("a-directory");

@@ -77,11 +77,14 @@ use crate::config::{Config, CredentialSource, OptionValue, StoreConfig, StoreKin
 mod build;
 mod builder;
 mod cache;
+mod check;
 mod doctor;
 mod listing;
+mod write;
 
 pub use builder::Builder;
 pub use cache::cache_name;
+pub use check::check_config;
 pub use doctor::{Checkup, StoreStatus};
 pub use listing::{Listed, Listing};
 
@@ -326,78 +329,6 @@ impl Tresor {
         }
     }
 
-    /// Writes `name` to the first writable store.
-    pub fn set(
-        &mut self,
-        name: &SecretName,
-        value: &SecretValue,
-        options: &PutOptions,
-    ) -> Result<Written> {
-        let i = self.first_writable()?;
-        self.put_at(i, name, value, options)
-    }
-
-    /// Writes `name` to the store named `store`.
-    pub fn set_in(
-        &mut self,
-        store: &str,
-        name: &SecretName,
-        value: &SecretValue,
-        options: &PutOptions,
-    ) -> Result<Written> {
-        let i = self.index(store)?;
-        self.put_at(i, name, value, options)
-    }
-
-    /// Deletes `name` from the store named, or the store that answers a
-    /// read of it. Returns that store's name.
-    pub fn delete(
-        &mut self,
-        name: &SecretName,
-        mode: DeleteMode,
-        store: Option<&str>,
-    ) -> Result<String> {
-        let i = self.owner(name, store)?;
-        self.refuse_offline(i)?;
-        self.checked(i, |s| s.delete(name, mode))?;
-        if self.entries[i].settings.cache {
-            let copy = cache_name(&self.entries[i].name, name);
-            if let Some(copy) = copy
-                && let Ok(vault) = self.local_vault()
-            {
-                let _ = vault.delete(&copy, DeleteMode::Purge);
-            }
-        }
-        Ok(self.entries[i].name.clone())
-    }
-
-    /// Restores a soft-deleted `name` in the store named, or the first
-    /// writable store that knows it.
-    pub fn undelete(&mut self, name: &SecretName, store: Option<&str>) -> Result<String> {
-        check_name(name)?;
-        if let Some(store) = store {
-            let i = self.index(store)?;
-            self.refuse_offline(i)?;
-            self.checked(i, |s| s.undelete(name))?;
-            return Ok(store.to_string());
-        }
-        for i in 0..self.entries.len() {
-            if !self.writable(i) || (self.offline && self.is_remote(i)) {
-                continue;
-            }
-            match self.checked(i, |s| s.undelete(name)) {
-                Ok(()) => return Ok(self.entries[i].name.clone()),
-                Err(Error::NotFound { .. } | Error::Unsupported { .. }) => continue,
-                Err(e) if is_unavailable(&e) && !self.entries[i].settings.required => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::NotFound {
-            store: self.store_names().join(", "),
-            what: format!("deleted '{name}'"),
-        })
-    }
-
     /// Every version of `name`, from the store named or the one that
     /// answers a read of it.
     pub fn history(
@@ -498,59 +429,6 @@ impl Tresor {
     }
 
     // ---- writes and routing ----
-
-    fn put_at(
-        &mut self,
-        i: usize,
-        name: &SecretName,
-        value: &SecretValue,
-        options: &PutOptions,
-    ) -> Result<Written> {
-        check_name(name)?;
-        self.refuse_offline(i)?;
-        if self.entries[i].settings.read_only {
-            return Err(Error::ReadOnly {
-                store: format!("store '{}' (read_only = true)", self.entries[i].name),
-            });
-        }
-        let version = self.checked(i, |s| s.put(name, value, options))?;
-        if self.entries[i].settings.cache && !options.stage {
-            let secret = Secret {
-                name: name.clone(),
-                version,
-                value: SecretValue::copy_from(value.expose_secret()),
-            };
-            self.keep_copy(i, &secret);
-        }
-        Ok(Written {
-            store: self.entries[i].name.clone(),
-            version,
-        })
-    }
-
-    fn first_writable(&mut self) -> Result<usize> {
-        (0..self.entries.len())
-            .find(|&i| self.writable(i))
-            .ok_or_else(|| {
-                Error::Validation(format!(
-                    "no writable store: {} are all read-only",
-                    self.store_names().join(", ")
-                ))
-            })
-    }
-
-    /// Whether store `i` takes writes, as far as is known without
-    /// contacting it.
-    fn writable(&mut self, i: usize) -> bool {
-        let e = &self.entries[i];
-        if e.settings.read_only || e.kind == Some(StoreKind::Env) {
-            return false;
-        }
-        match &e.state {
-            State::Ready(s) => !s.capabilities().read_only,
-            _ => true,
-        }
-    }
 
     /// The store that holds `name`: the one named, else the one answering a
     /// read.
@@ -699,69 +577,6 @@ pub fn build_store(kind: StoreKind, options: &StoreOptions) -> Result<Box<dyn St
 /// contacting anything (see [`tresor_stores::registry::check_options`]).
 pub fn check_store_options(kind: StoreKind, options: &StoreOptions) -> Result<()> {
     tresor_stores::registry::check_options(kind.as_str(), options)
-}
-
-/// Checks what parsing cannot: each store's references resolve (`ENV/`
-/// variables set, `SEC/` secrets held by the local vault, through `secret`)
-/// and its options are the ones its kind reads, without contacting any
-/// store. Each problem points at the option concerned.
-pub fn check_config(config: &Config, secret: &mut SecretLookup<'_>) -> Vec<crate::config::Problem> {
-    let mut problems = Vec::new();
-    for store in &config.stores {
-        let at = |key: &str| config.option_position(&store.name, key).unwrap_or(store.at);
-        let mut options = StoreOptions::new(store.name.clone());
-        let mut resolved = true;
-        for (key, value) in &store.options {
-            let text = match value {
-                OptionValue::Text(t) => Ok(Zeroizing::new(t.clone())),
-                OptionValue::Env(var) => std::env::var(var)
-                    .map(Zeroizing::new)
-                    .map_err(|_| format!("ENV/{var} is not set")),
-                OptionValue::Secret(name, version) => secret(name, *version).map_err(|e| match e {
-                    Error::NotFound { .. } => {
-                        format!("{} is not in the local vault", value.describe())
-                    }
-                    e => format!("{} cannot be read: {e}", value.describe()),
-                }),
-            };
-            match text {
-                Ok(t) => options.insert(key.clone(), t.as_str()),
-                Err(why) => {
-                    resolved = false;
-                    problems.push(config.problem(
-                        at(key),
-                        format!("store '{}': option '{key}': {why}", store.name),
-                    ));
-                }
-            }
-        }
-        if !resolved {
-            continue;
-        }
-        if let Err(e) = check_store_options(store.kind, &options) {
-            let message = e.to_string();
-            let mentioned: Vec<&String> = store
-                .options
-                .keys()
-                .filter(|k| message.contains(&format!("'{k}'")))
-                .collect();
-            if message.contains("unknown option") && !mentioned.is_empty() {
-                for key in mentioned {
-                    problems.push(config.problem(
-                        at(key),
-                        format!(
-                            "store '{}': unknown option '{key}' for the {} store kind",
-                            store.name, store.kind
-                        ),
-                    ));
-                }
-            } else {
-                let pos = mentioned.first().map_or(store.at, |k| at(k));
-                problems.push(config.problem(pos, message));
-            }
-        }
-    }
-    problems
 }
 
 fn check_name(name: &SecretName) -> Result<()> {
