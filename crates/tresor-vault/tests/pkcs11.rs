@@ -10,7 +10,7 @@
 mod common;
 
 use tresor_core::{Error, Selector};
-use tresor_crypto::slot::{Credential, SlotKind, SlotParams};
+use tresor_crypto::slot::{SlotKind, SlotParams};
 use tresor_vault::pkcs11::{self, ModulePolicy, ModuleTrust, TokenKey};
 use tresor_vault::{LockedVault, OpenOptions};
 
@@ -173,7 +173,7 @@ fn the_token_key_is_not_extractable() {
     assert_eq!(params.wrapped.len(), 12 + 32 + 16);
     assert_eq!(params.key_id.len(), 16);
     // The wrapped bytes do not contain the plain ones.
-    assert!(!params.wrapped.windows(32).any(|w| w == &bytes[..]));
+    assert!(!params.wrapped.windows(32).any(|w| w == bytes));
 
     // Look at the key with an independent client. (The module may already
     // be initialised in this process by tresor: that is fine.)
@@ -307,7 +307,7 @@ fn wrapped_bytes_are_bound_to_the_vault() {
     let err = pkcs11::load(&[2; 16], 1, params, &t.pin, &ModulePolicy::default()).unwrap_err();
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
     assert!(pkcs11::load(&[1; 16], 1, params, &t.pin, &ModulePolicy::default()).is_ok());
-    let p = SlotParams::Pkcs11((**params).clone());
+    let p = SlotParams::Pkcs11(params.clone());
     assert_eq!(p.kind(), SlotKind::Pkcs11);
     assert!(pkcs11::destroy_key(t.key(&label), &t.pin, &ModulePolicy::default()).unwrap());
 }
