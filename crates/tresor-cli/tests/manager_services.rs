@@ -132,7 +132,7 @@ fn reads_writes_and_the_offline_cache_against_openbao() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     t.run(&["get", &name, "--max-age", "1s"])
         .code(1)
-        .err_has(&["--max-age"]);
+        .err_has(&["offline copy", "more than the 1s allowed"]);
     // Writes are never redirected: the store is down.
     t.run_in(&["set", &name], b"x").code(6);
 
