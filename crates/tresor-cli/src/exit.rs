@@ -109,6 +109,13 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
         (Error::UnsafePath { problem, .. }, _) if problem.starts_with(REFUSED_OUTPUT) => {
             "to print the secret instead, leave out the output option".into()
         }
+        (Error::Malformed { what, .. }, _)
+            if what.starts_with("key file") || what == tresor::KEY_ENV =>
+        {
+            "a key file is made by `tresor init --key-file FILE` or `tresor keyslot add \
+             --key-file FILE`"
+                .into()
+        }
         (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \
              --vault or TRESOR_VAULT"
             .into(),

@@ -60,11 +60,17 @@ fn a_passphrase_is_not_a_key() {
     let mut t = Tresor::with_key();
     t.cmd(&["set", "a/b"]).stdin(b"v").run().ok();
     let file = t.write_key("phrase.key", PASSPHRASE.as_bytes());
+    // The library says what is wrong; the CLI's hint says how to make a
+    // key file.
     t.cmd(&["get", "a/b"])
         .env("TRESOR_KEY_FILE", &file)
         .run()
         .code(2)
-        .err_has(&["TRESOR_PASSWORD"]);
+        .err_has(&[
+            "TRESOR_PASSWORD",
+            "hint:",
+            "tresor keyslot add --key-file FILE",
+        ]);
     t.clear_default("TRESOR_KEY_FILE");
     t.cmd(&["get", "a/b"])
         .env("TRESOR_KEY", PASSPHRASE)

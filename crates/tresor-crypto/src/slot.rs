@@ -368,9 +368,8 @@ impl Credential {
 
 /// Why a key file's (or `TRESOR_KEY`'s) text was refused.
 pub const KEY_FORMAT_ERROR: &str = "not a tresor key: a key file (and TRESOR_KEY) holds the \
-     base64 of 32 random bytes (44 characters, optionally a newline), as `tresor keyslot add \
-     --key-file FILE` and `tresor init --key-file FILE` write it; a password belongs in \
-     TRESOR_PASSWORD, where Argon2id stretches it";
+     base64 of 32 random bytes (44 characters, optionally a newline), as tresor writes it when \
+     it makes a key file; a password belongs in TRESOR_PASSWORD, where Argon2id stretches it";
 
 /// Argon2id(password, salt, m, t, p) → 32 bytes.
 pub fn argon2id(password: &[u8], p: &PasswordParams) -> Result<Key, argon2::Error> {
