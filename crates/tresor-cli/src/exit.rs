@@ -116,6 +116,13 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
              --key-file FILE`"
                 .into()
         }
+        (Error::Unavailable { reason, .. }, _)
+            if reason.starts_with(tresor::pkcs11::MODULE_NOT_ALLOWED) =>
+        {
+            "or allow the module with `tresor keyslot add --pkcs11 --module MODULE --token LABEL \
+             --key-label L`"
+                .into()
+        }
         (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \
              --vault or TRESOR_VAULT"
             .into(),

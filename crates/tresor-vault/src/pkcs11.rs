@@ -58,6 +58,10 @@ impl TokenKey<'_> {
     }
 }
 
+/// How the reason of [`ModulePolicy::check`]'s refusal of a module the user
+/// did not allow begins (callers that add their own remedy match on it).
+pub const MODULE_NOT_ALLOWED: &str = "not loaded: the path is not one you allowed";
+
 /// Which module paths may be loaded (see the module docs): the paths the
 /// user allowed outside the vault, and root-owned system libraries.
 /// [`ModulePolicy::default`] allows system libraries only.
@@ -150,11 +154,9 @@ impl ModulePolicy {
                     .map(|p| format!(" (the list there was not read: {p})"))
                     .unwrap_or_default();
                 Err(refuse(format!(
-                    "not loaded: the path is not one you allowed{unread} and not a root-owned \
-                     system library ({why}); a vault file names its module unauthenticated, so \
-                     tresor loads only modules you chose. If you trust {module}, add it to \
-                     [pkcs11] modules in {config} or run tresor keyslot add --pkcs11 --module \
-                     {module} --token LABEL --key-label L"
+                    "{MODULE_NOT_ALLOWED}{unread} and not a root-owned system library ({why}); \
+                     a vault file names its module unauthenticated, so tresor loads only modules \
+                     you chose. If you trust {module}, add it to [pkcs11] modules in {config}"
                 )))
             }
         }

@@ -410,7 +410,8 @@ mod tests {
         assert!(
             texts[1].contains(untrusted)
                 && texts[1].contains("[pkcs11] modules")
-                && texts[1].contains("tresor keyslot add --pkcs11 --module"),
+                && texts[1].contains(tresor_vault::pkcs11::MODULE_NOT_ALLOWED)
+                && !texts[1].contains("tresor keyslot"),
             "{}",
             texts[1]
         );
