@@ -65,6 +65,18 @@ fn without_a_config_the_vault_is_the_one_store_and_stores_shows_it() {
     let stores = t.run(&["stores", "--json"]).ok().json();
     assert_eq!(stores[0]["name"], "vault");
     assert_eq!(stores[0]["available"], true);
+    // What it can do, capability by capability.
+    let caps = &stores[0]["capabilities"];
+    for c in [
+        "versions",
+        "read_labels",
+        "staging",
+        "move_labels",
+        "soft_delete",
+    ] {
+        assert_eq!(caps[c], true, "{c}: {caps}");
+    }
+    assert_eq!(caps["read_only"], false);
     t.run(&["doctor"]).ok();
     t.run(&["config", "check"]).ok();
     // --store without a config names the one store there is.
@@ -188,6 +200,20 @@ fn stores_and_doctor_report_each_store() {
     assert_eq!(stores[2]["available"], false);
     assert_eq!(stores[2]["kind"], "openbao");
     assert_eq!(stores[0]["read_only"], false);
+    // Each store says what it can do: the environment only reads and
+    // lists; OpenBao (built, though down) neither stages nor moves labels.
+    let env = &stores[0]["capabilities"];
+    assert_eq!(
+        (env["read_only"].clone(), env["list"].clone()),
+        (true.into(), true.into())
+    );
+    assert_eq!(env["versions"], false, "{env}");
+    let team = &stores[2]["capabilities"];
+    assert_eq!(
+        (team["versions"].clone(), team["staging"].clone()),
+        (true.into(), false.into())
+    );
+    assert_eq!(team["move_labels"], false, "{team}");
     let text = t.run(&["stores"]).ok().out();
     assert!(text.contains("PRIORITY") && text.contains("team"), "{text}");
 

@@ -23,6 +23,8 @@ pub struct StoreStatus {
     pub credentials: Vec<CredentialSource>,
     /// Where it sends requests (see [`StoreConfig::destination`]).
     pub sends_to: Option<String>,
+    /// What it can do (`None` when it could not be built, e.g. offline).
+    pub capabilities: Option<Capabilities>,
 }
 
 /// What `doctor` found about one store.
@@ -66,6 +68,7 @@ impl Tresor {
         (0..self.entries.len())
             .map(|i| {
                 let (available, detail) = self.availability(i);
+                let capabilities = self.capabilities_at(i);
                 let e = &self.entries[i];
                 StoreStatus {
                     name: e.name.clone(),
@@ -75,9 +78,21 @@ impl Tresor {
                     detail,
                     credentials: e.credentials.clone(),
                     sends_to: e.sends_to.clone(),
+                    capabilities,
                 }
             })
             .collect()
+    }
+
+    /// What store `i` can do, if it is built (vaults always: every
+    /// capability, as the vault's `Store` implementation claims).
+    fn capabilities_at(&self, i: usize) -> Option<Capabilities> {
+        match &self.entries[i].state {
+            State::Local | State::Vault(_) => Some(Capabilities::ALL),
+            State::Config(c) if c.kind == StoreKind::Vault => Some(Capabilities::ALL),
+            State::Ready(s) => Some(s.capabilities()),
+            State::Config(_) => None,
+        }
     }
 
     /// Probes every store: reachable, authenticated, and a write / read /

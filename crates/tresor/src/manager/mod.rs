@@ -66,8 +66,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use tresor_core::{
-    DeleteMode, Error, Health, Metadata, PutOptions, Result, Secret, SecretInfo, SecretName,
-    SecretValue, Selector, Store, VersionInfo,
+    Capabilities, DeleteMode, Error, Health, Metadata, PutOptions, Result, Secret, SecretInfo,
+    SecretName, SecretValue, Selector, Store, VersionInfo,
 };
 use tresor_stores::StoreOptions;
 use tresor_vault::{LockedVault, Vault};
