@@ -130,9 +130,22 @@ fn reads_writes_and_the_offline_cache_against_openbao() {
     out.err_has(&["offline copy of store 'team'", "ago"]);
     // --max-age bounds the copy: too old is not found, and says why.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    t.run(&["get", &name, "--max-age", "1s"])
-        .code(1)
-        .err_has(&["offline copy", "more than the 1s allowed"]);
+    // Too old is unavailable (exit 6), said once, with the flag that
+    // accepts it.
+    let stale = t.run(&["get", &name, "--max-age", "1s"]);
+    stale.code(6).err_has(&[
+        "offline copy",
+        "more than the 1s allowed",
+        "hint:",
+        "--max-age",
+    ]);
+    assert!(!stale.err().contains("skipped"), "{}", stale.err());
+    assert_eq!(
+        stale.err().matches("is unavailable").count(),
+        1,
+        "{}",
+        stale.err()
+    );
     // Writes are never redirected: the store is down.
     t.run_in(&["set", &name], b"x").code(6);
 

@@ -430,10 +430,11 @@ fn reads_fall_back_to_the_offline_copy_with_its_age() {
         "{w:?}"
     );
     assert!(!w[0].contains("hunter2"));
-    // A name never cached is simply not found (the store is optional).
+    // A name never cached: the store that could hold it is down, so the
+    // answer is "unavailable", not a guessed "not found".
     assert!(matches!(
         t.get(&name("other"), Selector::default()),
-        Err(Error::NotFound { .. })
+        Err(Error::Unavailable { .. })
     ));
 }
 
@@ -489,12 +490,17 @@ fn offline_uses_only_the_cache_and_max_age_bounds_it() {
             .max_age(Some(Duration::from_millis(5))),
     );
     let mut t = b.build().unwrap();
-    assert!(matches!(
-        t.get(&n, Selector::default()),
-        Err(Error::NotFound { .. })
-    ));
+    // The only copy is too old: that is the answer (unavailable, with the
+    // ages), not "not found", and not a warning besides.
+    let err = t.get(&n, Selector::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Stale { store, max_age, .. }
+            if store == "team" && *max_age == Duration::from_millis(5)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("allowed"), "{err}");
     let w = warnings.lock().unwrap().clone();
-    assert!(w.iter().any(|w| w.contains("allowed")), "{w:?}");
+    assert!(!w.iter().any(|w| w.contains("allowed")), "{w:?}");
 }
 
 #[test]

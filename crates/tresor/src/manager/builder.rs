@@ -193,6 +193,8 @@ impl Builder {
                 .warn
                 .unwrap_or_else(|| Box::new(|w| eprintln!("tresor: warning: {w}"))),
             warned: BTreeSet::new(),
+            missed: None,
+            skipped: Vec::new(),
         })
     }
 }

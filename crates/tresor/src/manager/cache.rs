@@ -47,12 +47,13 @@ impl Tresor {
         if let Some(max) = max_age
             && age > max
         {
-            let text = format!(
-                "{why}; the offline copy of '{name}' from store '{store}' is {} old, more than the {} allowed",
-                human_age(age),
-                human_age(max)
-            );
-            self.emit(&text);
+            // Not a warning: the read's error (see `Tresor::get`).
+            self.missed = Some(Error::Stale {
+                store,
+                name: name.to_string(),
+                age,
+                max_age: max,
+            });
             return Ok(None);
         }
         let mut secret = vault.get(&copy, Selector::default())?;

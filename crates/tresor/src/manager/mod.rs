@@ -178,6 +178,12 @@ pub struct Tresor {
     max_age: Option<Duration>,
     warn: WarningSink,
     warned: BTreeSet<String>,
+    /// Why the current read may have missed the name: a store that could
+    /// hold it was unavailable, or its offline copy too old.
+    missed: Option<Error>,
+    /// Stores the current read skipped, and why: warned about only when
+    /// another store answers (otherwise the read's error says it).
+    skipped: Vec<(String, String)>,
 }
 
 struct Entry {
@@ -300,10 +306,21 @@ impl Tresor {
         // With one store its own answer is the answer: a destroyed version
         // or an unreachable server says so, not a bare "not found".
         let only = self.entries.len() == 1;
+        self.missed = None;
+        self.skipped.clear();
         for i in 0..self.entries.len() {
             if let Some(found) = self.read_one(i, name, selector, only)? {
+                self.missed = None;
+                for (store, text) in std::mem::take(&mut self.skipped) {
+                    self.warn_once(&store, &text);
+                }
                 return Ok(found);
             }
+        }
+        // A store that could hold the name did not answer: "not found"
+        // would be a guess.
+        if let Some(e) = self.missed.take() {
+            return Err(e);
         }
         Err(Error::NotFound {
             store: self.store_names().join(", "),
@@ -377,6 +394,9 @@ impl Tresor {
             if self.entries[i].settings.cache {
                 let found = self.cached_read(i, name, selector, "offline")?;
                 if found.is_none() && only {
+                    if let Some(stale) = self.stale_for(i) {
+                        return Err(stale);
+                    }
                     return Err(Error::NotFound {
                         store: self.entries[i].name.clone(),
                         what: format!("an offline copy of '{name}'"),
@@ -417,14 +437,33 @@ impl Tresor {
                 {
                     return Ok(Some(found));
                 }
+                // An offline copy too old to use says more than the outage.
+                let stale = self.stale_for(i);
                 if self.entries[i].settings.required || only {
-                    return Err(e);
+                    return Err(stale.unwrap_or(e));
                 }
-                let store = self.entries[i].name.clone();
-                self.warn_once(&store, &format!("{e}; skipped (optional store)"));
+                match stale {
+                    Some(stale) => self.missed = Some(stale),
+                    None => {
+                        let store = self.entries[i].name.clone();
+                        self.skipped
+                            .push((store, format!("{e}; skipped (optional store)")));
+                        self.missed.get_or_insert(clone_unavailable(&e));
+                    }
+                }
                 Ok(None)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The `Stale` error `cached_read` left for store `i`, taken out.
+    fn stale_for(&mut self, i: usize) -> Option<Error> {
+        match &self.missed {
+            Some(Error::Stale { store, .. }) if *store == self.entries[i].name => {
+                self.missed.take()
+            }
+            _ => None,
         }
     }
 
