@@ -17,15 +17,29 @@ const READ_LIMIT: usize = 64 * 1024 * 1024;
 /// The value for `set`/`rotate`: generated, from --file, from stdin, or from
 /// a hidden prompt (asked twice) on a terminal.
 pub fn value(args: &ValueArgs, name: &str) -> Result<SecretValue> {
+    let (value, source) = read_value(args, name)?;
+    // An empty value is almost always a mistake (`set x < /dev/null`, a
+    // file that was not written yet): stored only when asked for.
+    if value.expose_secret().is_empty() && !args.allow_empty {
+        return Err(Error::Validation(format!(
+            "no value {source}; give --allow-empty to store an empty value"
+        )));
+    }
+    Ok(value)
+}
+
+/// The value and where it came from (for the empty-value refusal).
+fn read_value(args: &ValueArgs, name: &str) -> Result<(SecretValue, String)> {
     if let Some(len) = args.generate {
-        return generate(len, args.charset);
+        return generate(len, args.charset).map(|v| (v, "generated".into()));
     }
     if let Some(path) = &args.file {
         let mut raw = read_file(path)?;
-        return match args.encoding {
-            Encoding::Raw => Ok(SecretValue::from(std::mem::take(&mut *raw))),
-            Encoding::Base64 => decode_base64(&raw, &path.display().to_string()),
+        let value = match args.encoding {
+            Encoding::Raw => SecretValue::from(std::mem::take(&mut *raw)),
+            Encoding::Base64 => decode_base64(&raw, &path.display().to_string())?,
         };
+        return Ok((value, format!("in {}", path.display())));
     }
     if !std::io::stdin().is_terminal() {
         let mut raw = read_all(std::io::stdin().lock(), "stdin")?;
@@ -37,7 +51,10 @@ pub fn value(args: &ValueArgs, name: &str) -> Result<SecretValue> {
                 raw.truncate(len - 1);
             }
         }
-        return Ok(SecretValue::from(std::mem::take(&mut *raw)));
+        return Ok((
+            SecretValue::from(std::mem::take(&mut *raw)),
+            "on stdin".into(),
+        ));
     }
     let first = prompt(&format!("Value for {name}: "))?;
     let second = prompt("Again: ")?;
@@ -46,7 +63,7 @@ pub fn value(args: &ValueArgs, name: &str) -> Result<SecretValue> {
             "the two entries differ; nothing was stored".into(),
         ));
     }
-    Ok(SecretValue::from(first.to_string()))
+    Ok((SecretValue::from(first.to_string()), "was entered".into()))
 }
 
 /// Asks for a hidden line on the terminal.

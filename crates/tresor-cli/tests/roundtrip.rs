@@ -135,12 +135,13 @@ proptest! {
     fn file_values_round_trip(name in name(), value in value()) {
         let t = Tresor::with_key();
         let raw = t.write("in/raw", &value);
-        let o = t.run(&["--json", "set", "--file", raw.to_str().unwrap(), "--", &name]);
+        // Any bytes, the empty value included (which needs --allow-empty).
+        let o = t.run(&["--json", "set", "--allow-empty", "--file", raw.to_str().unwrap(), "--", &name]);
         o.ok();
         prop_assert_eq!(o.json()["version"].as_u64(), Some(1));
 
         let b64 = t.write("in/b64", wrapped_base64(&value).as_bytes());
-        t.run(&["set", "--file", b64.to_str().unwrap(), "--encoding", "base64", "--", &name]).ok();
+        t.run(&["set", "--allow-empty", "--file", b64.to_str().unwrap(), "--encoding", "base64", "--", &name]).ok();
 
         assert_reads_back(&t, &name, 1, &value);
         assert_reads_back(&t, &name, 2, &value);
@@ -163,8 +164,8 @@ proptest! {
         let t = Tresor::with_key();
         let mut raw = value.clone();
         raw.extend_from_slice(newline.as_bytes());
-        t.run_in(&["set", "--", &name], &raw).ok();
-        t.run_in(&["set", "--keep-newline", "--", &name], &raw).ok();
+        t.run_in(&["set", "--allow-empty", "--", &name], &raw).ok();
+        t.run_in(&["set", "--allow-empty", "--keep-newline", "--", &name], &raw).ok();
         let dropped = t.run(&["get", "--version", "1", "--", &name]).ok().stdout.clone();
         prop_assert_bytes(&dropped, drop_one_newline(&raw), "stdin without --keep-newline");
         let kept = t.run(&["get", "--", &name]).ok().stdout.clone();
@@ -190,6 +191,11 @@ fn stdin_newline_rules() {
     for (i, (input, keep, want)) in cases.iter().enumerate() {
         let name = format!("nl/{i}");
         let mut args = vec!["set", name.as_str()];
+        if want.is_empty() {
+            // An empty value is stored only when asked for
+            // (tests/empty_values.rs).
+            args.push("--allow-empty");
+        }
         if *keep {
             args.push("--keep-newline");
         }

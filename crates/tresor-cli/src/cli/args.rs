@@ -82,6 +82,9 @@ pub struct ValueArgs {
     /// Keep a trailing newline of a value read from stdin (one is dropped by default).
     #[arg(long)]
     pub keep_newline: bool,
+    /// Store an empty value (an empty stdin, file or entry is refused without it).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args)]
