@@ -855,6 +855,23 @@ fn completions_for_bash() {
     assert!(!t.vault.exists(), "completions touched the vault");
     t.run(&["completions", "zsh"]).ok();
     t.run(&["completions", "tcsh-ish"]).code(2);
+
+    // A reader that stops early (`tresor completions bash | head -3`): no
+    // panic (it was exit 134, clap_complete's write failing).
+    for _ in 0..3 {
+        let mut child = t
+            .cmd(&["completions", "bash"])
+            .into_command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{:?}: {err}", out.status);
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
 
 // ------------------------------------------------------------ exit codes

@@ -234,8 +234,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(a.shell, &mut cmd, "tresor", &mut std::io::stdout());
-            Ok(())
+            // Into a buffer, then out like every other output: a reader
+            // that stops early (`| head`) is not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "tresor", &mut script);
+            output::write_stdout(&script, false)
         }
     }
 }

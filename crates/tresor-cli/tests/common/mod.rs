@@ -329,6 +329,11 @@ pub struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The command itself, for a test that wires its pipes by hand.
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+
     /// Pipes `bytes` to stdin (then closes it).
     pub fn stdin(mut self, bytes: &[u8]) -> Self {
         self.stdin = Some(bytes.to_vec());
