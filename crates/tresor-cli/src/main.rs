@@ -206,9 +206,13 @@ fn usage_error(e: clap::Error, wants_json: bool) -> u8 {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
+    let nearest = nearest_command(&e);
     if informational || !wants_json {
         // clap prints to stdout for help and to stderr for errors.
         let _ = e.print();
+        if let Some(cmd) = &nearest {
+            eprintln!("tip: did you mean '{cmd}'?");
+        }
         return if e.use_stderr() { 2 } else { 0 };
     }
     // clap's rendering, without its colour codes and trailing hint lines.
@@ -221,11 +225,37 @@ fn usage_error(e: clap::Error, wants_json: bool) -> u8 {
         .collect::<Vec<_>>()
         .join("\n");
     let message = message.strip_prefix("error: ").unwrap_or(&message);
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "error": { "kind": "usage", "message": message, "exit_code": 2 }
     });
+    if let Some(cmd) = nearest {
+        body["error"]["hint"] = format!("did you mean '{cmd}'?").into();
+    }
     eprintln!("{body}");
     2
+}
+
+/// For an unknown command that clap found nothing like: the command one
+/// edit away (a letter added, dropped, changed, or two swapped: `gte`,
+/// `gt`, `sett`), if exactly one is.
+fn nearest_command(e: &clap::Error) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand || e.get(ContextKind::SuggestedSubcommand).is_some()
+    {
+        return None;
+    }
+    let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let cli = cli::Cli::command();
+    let mut near = cli
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_visible_aliases()))
+        .filter(|name| strsim::osa_distance(typed, name) == 1);
+    let first = near.next()?;
+    near.next().is_none().then(|| first.to_string())
 }
 
 #[cfg(test)]

@@ -835,6 +835,24 @@ fn settings_show_change_and_audit_reads_false_stops_read_entries() {
 }
 
 #[test]
+fn a_mistyped_command_suggests_the_nearest() {
+    let t = Tresor::new();
+    // Swapped letters, which clap's own suggestions miss.
+    t.run(&["gte", "a/b"])
+        .code(2)
+        .err_has(&["unrecognized subcommand 'gte'", "did you mean 'get'?"]);
+    t.run(&["mr", "a/b"])
+        .code(2)
+        .err_has(&["did you mean 'rm'?"]);
+    let e = t.run(&["--json", "gte"]).code(2).err_json();
+    assert_eq!(e["error"]["hint"], "did you mean 'get'?");
+    // Nothing near: no guess.
+    let far = t.run(&["zzz"]);
+    far.code(2);
+    assert!(!far.err().contains("did you mean"), "{}", far.err());
+}
+
+#[test]
 fn completions_for_bash() {
     let t = Tresor::new();
     let o = t.run(&["completions", "bash"]);
