@@ -54,7 +54,7 @@ pub fn json_kind(e: &Error) -> &'static str {
 fn row(e: &Error) -> (ExitCode, &'static str) {
     use ExitCode::{Conflict, Integrity, Locked, NotFound, Unavailable, Usage};
     match e {
-        Error::NotFound { .. } => (NotFound, "not_found"),
+        Error::NotFound { .. } | Error::Deleted { .. } => (NotFound, "not_found"),
         Error::Auth { .. } | Error::PassphraseNeeded { .. } => (Locked, "auth"),
         Error::Locked { .. } | Error::NoCredential { .. } => (Locked, "locked"),
         Error::Integrity { .. } => (Integrity, "integrity"),
@@ -123,6 +123,10 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
              --key-label L`"
                 .into()
         }
+        (Error::Deleted { name, .. }, _) => format!(
+            "restore it with `tresor undelete {}`",
+            tresor::trust::shell_word(name)
+        ),
         (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \
              --vault or TRESOR_VAULT"
             .into(),

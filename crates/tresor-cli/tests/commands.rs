@@ -340,7 +340,17 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
         o.ok().json(),
         json!({"name": "app/db", "deleted": true, "purged": false, "store": "vault"})
     );
-    t.run(&["get", "app/db"]).code(1).err_has(&["app/db"]);
+    // A read says it is deleted and how to restore it (still exit 1).
+    t.run(&["get", "app/db"]).code(1).err_has(&[
+        "'app/db' is deleted",
+        "hint:",
+        "tresor undelete app/db",
+    ]);
+    let e = t.run(&["--json", "get", "app/db"]).code(1).err_json();
+    assert_eq!(
+        (e["error"]["kind"].clone(), e["error"]["type"].clone()),
+        (json!("not_found"), json!("deleted"))
+    );
     t.run(&["get", "app/db", "--version", "1"]).code(1);
     t.run(&["rm", "app/db"]).code(1).err_has(&["app/db"]);
     assert_eq!(names(&t.run(&["--json", "ls"]).ok().json()), ["app/api"]);

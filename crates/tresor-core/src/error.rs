@@ -76,6 +76,14 @@ pub enum Error {
         /// What was looked for, e.g. `'db/password' version 3`.
         what: String,
     },
+    /// The secret was soft-deleted: not found for reads, and restorable.
+    #[error("{store}: '{name}' is deleted")]
+    Deleted {
+        /// The store.
+        store: String,
+        /// The secret.
+        name: String,
+    },
     /// The store is read-only.
     #[error("{store} is read-only")]
     ReadOnly {
@@ -268,6 +276,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Locked { .. } => "locked",
             Error::NotFound { .. } => "not_found",
+            Error::Deleted { .. } => "deleted",
             Error::ReadOnly { .. } => "read_only",
             Error::Unavailable { .. } => "unavailable",
             Error::Unsupported { .. } => "unsupported",

@@ -301,7 +301,7 @@ fn concurrent_writers_keep_every_acknowledged_write() {
         assert!(
             matches!(
                 vault.get(&name(n), Selector::default()),
-                Err(Error::NotFound { .. })
+                Err(Error::Deleted { .. })
             ),
             "deleted '{n}' is readable"
         );

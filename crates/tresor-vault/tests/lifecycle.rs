@@ -103,9 +103,10 @@ fn soft_delete_undelete_and_purge() {
     let (path, mut v) = new_vault(dir.path());
     put(&mut v, "a/b", b"x");
     v.delete(&name("a/b"), DeleteMode::Soft).unwrap();
+    // Deleted, not merely missing: the error says so (and exit 1 in the CLI).
     assert!(matches!(
         get(&mut v, "a/b", Selector::default()),
-        Err(Error::NotFound { .. })
+        Err(Error::Deleted { name, .. }) if name == "a/b"
     ));
     assert!(v.list("", false).unwrap().is_empty());
     assert_eq!(v.list("", true).unwrap().len(), 1);

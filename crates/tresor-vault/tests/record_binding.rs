@@ -257,7 +257,7 @@ fn a_format_1_vault_migrates_on_unlock_and_keeps_everything() {
     assert_eq!(vault.settings().max_versions, 3);
     assert!(matches!(
         vault.get(&name("app/deleted"), Selector::Label(Label::Current)),
-        Err(Error::NotFound { .. })
+        Err(Error::Deleted { .. })
     ));
     let deleted = vault.list("", true).unwrap();
     assert_eq!(deleted.len(), 1);

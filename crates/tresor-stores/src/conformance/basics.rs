@@ -276,7 +276,7 @@ pub fn delete_and_undelete(fixture: &mut dyn Fixture) {
         Ok(()) => {
             expect_err(
                 store.get(&soft, Selector::default()),
-                &["not_found"],
+                &["not_found", "deleted"],
                 "get after soft delete",
             );
             if caps.list {

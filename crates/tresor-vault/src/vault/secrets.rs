@@ -81,7 +81,10 @@ impl Vault {
             .find(name, &bidx)?
             .ok_or_else(|| not_found(name, None))?;
         if header.deleted_at.is_some() {
-            return Err(not_found(name, None));
+            return Err(Error::Deleted {
+                store: STORE.into(),
+                name: name.to_string(),
+            });
         }
         let version = match selector {
             Selector::Version(v) => v,

@@ -68,7 +68,7 @@ impl Tresor {
                     .local_vault()?
                     .get(name, selector)
                     .map_err(|e| match e {
-                        Error::NotFound { .. } => Error::InvalidOption {
+                        Error::NotFound { .. } | Error::Deleted { .. } => Error::InvalidOption {
                             store: store.into(),
                             option: key.into(),
                             problem: format!(

@@ -429,7 +429,7 @@ impl Tresor {
                     cached: None,
                 }))
             }
-            Err(Error::NotFound { .. }) if !only => Ok(None),
+            Err(Error::NotFound { .. } | Error::Deleted { .. }) if !only => Ok(None),
             Err(Error::Unsupported { .. }) if !only => Ok(None),
             Err(e) if is_unavailable(&e) => {
                 if self.entries[i].settings.cache
