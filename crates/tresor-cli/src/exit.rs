@@ -35,9 +35,6 @@ pub enum Context {
     Files,
 }
 
-/// How `tresor::fs` begins the problem of an output path it refuses.
-const REFUSED_OUTPUT: &str = "refusing to write there";
-
 /// The exit code for an error.
 pub fn code(e: &Error) -> ExitCode {
     row(e).0
@@ -106,7 +103,9 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
         (Error::Conflict { .. }, _) => {
             "another writer changed the secret; read it again and retry".into()
         }
-        (Error::UnsafePath { problem, .. }, _) if problem.starts_with(REFUSED_OUTPUT) => {
+        (Error::UnsafePath { problem, .. }, _)
+            if problem.starts_with(tresor::fs::REFUSED_OUTPUT) =>
+        {
             "to print the secret instead, leave out the output option".into()
         }
         (Error::Malformed { what, .. }, _)

@@ -49,16 +49,7 @@ pub(crate) fn verify(v: &mut Vault) -> Result<(u64, u64)> {
             )));
         }
         check_columns(v, &header, latest, min_decrypt, deleted_at)?;
-        let rows: Vec<(u32, u32, Vec<u8>)> = v
-            .conn()
-            .prepare_cached(
-                "SELECT version, data_key, body FROM named_key_versions WHERE key_id_ref = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
-            })
-            .map_err(|e| v.db(e))?;
+        let rows = version_rows(v, id)?;
         if header.deleted_at.is_some() && !rows.is_empty() {
             return Err(v.integrity(format!("deleted named key '{name}' still has key material")));
         }
@@ -106,16 +97,7 @@ pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
         let bidx = blind_index(new_keys.unwrap_or(v.vault_keys()), &header.name);
         store_header(v, owner, &header, &bidx)?;
         records += 1;
-        let versions: Vec<(u32, u32, Vec<u8>)> = v
-            .conn()
-            .prepare_cached(
-                "SELECT version, data_key, body FROM named_key_versions WHERE key_id_ref = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
-            })
-            .map_err(|e| v.db(e))?;
+        let versions = version_rows(v, id)?;
         for (version, key_id, blob) in versions {
             let plain = open(
                 v.dek(key_id)?,
@@ -141,4 +123,17 @@ pub(crate) fn reseal(v: &Vault, new_keys: Option<&VaultKeys>) -> Result<u64> {
         }
     }
     Ok(records)
+}
+
+/// A named key's version rows: (version, data key id, sealed body).
+fn version_rows(v: &Vault, id: i64) -> Result<Vec<(u32, u32, Vec<u8>)>> {
+    v.conn()
+        .prepare_cached(
+            "SELECT version, data_key, body FROM named_key_versions WHERE key_id_ref = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(|e| v.db(e))
 }

@@ -232,6 +232,10 @@ impl Drop for PrivateFile {
     }
 }
 
+/// How the problem of an output path [`check_target`] refuses begins
+/// (callers that add their own remedy match on it).
+pub const REFUSED_OUTPUT: &str = "refusing to write there";
+
 /// Refuses a target that is not a new path or a regular file (a symbolic
 /// link is refused, neither followed nor replaced), or any existing one with
 /// [`Existing::Refuse`]: the check [`PrivateFile::create`] makes, for
@@ -262,7 +266,7 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
         return Err(Error::UnsafePath {
             path: path.to_path_buf(),
             problem: format!(
-                "refusing to write there: it is a symbolic link{to}; tresor neither follows nor \
+                "{REFUSED_OUTPUT}: it is a symbolic link{to}; tresor neither follows nor \
                  replaces links at an output path (give the path it points to, or remove the \
                  link)"
             ),
@@ -283,7 +287,7 @@ pub fn check_target(path: &Path, existing: Existing) -> Result<()> {
     Err(Error::UnsafePath {
         path: path.to_path_buf(),
         problem: format!(
-            "refusing to write there: it is {what}; secrets are written only into a new file \
+            "{REFUSED_OUTPUT}: it is {what}; secrets are written only into a new file \
              renamed into place (remove it or choose another path)"
         ),
     })
