@@ -37,6 +37,11 @@ pub struct InitArgs {
     /// or folder at FILE is refused before the vault is made.
     #[arg(long, value_name = "FILE")]
     pub recovery_key_out: Option<PathBuf>,
+    /// Succeed without changing anything when a vault already exists at the
+    /// path (for scripts and setup commands that may run twice). The
+    /// existing vault is not opened or checked.
+    #[arg(long)]
+    pub if_missing: bool,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }

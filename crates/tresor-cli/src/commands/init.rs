@@ -92,6 +92,14 @@ pub(super) fn init_keychain(
 pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     let path = ctx.path()?;
     let params = kdf_params(&a.kdf)?;
+    if a.if_missing && path.exists() {
+        super::done(
+            ctx,
+            json!({ "path": path, "created": false }),
+            &format!("a vault already exists at {}; nothing changed", path.display()),
+        );
+        return Ok(());
+    }
     if path.exists() {
         // Checked again (atomically) on create; this only spares a probe.
         return Err(Error::Validation(format!(

@@ -309,11 +309,18 @@ fn print_listing(out: &Out<'_>, listing: &Listing) {
     if ctx.json {
         output::json(&listing.entries);
     } else {
+        // Columns line up: the name column is as wide as the longest name.
+        let width = listing
+            .entries
+            .iter()
+            .map(|l| l.info.name.as_str().chars().count())
+            .max()
+            .unwrap_or(0);
         for l in &listing.entries {
             let s = &l.info;
             let mut row = format!(
-                "{:<40} v{:<4} {}",
-                s.name,
+                "{:<width$}  v{:<4} {}",
+                s.name.as_str(),
                 s.current,
                 output::time(s.updated_at),
             );
