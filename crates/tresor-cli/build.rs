@@ -6,8 +6,8 @@
 //! unwinding. Loading it costs each process four mappings and symbol
 //! lookups, and its constructor probes the CPU with CPUID, which traps to
 //! the hypervisor on virtual machines. Together that was ~0.13 ms of the
-//! ~2 ms of a whole `tresor get` on the reference machine (the README's
-//! performance section). The static unwinder is the one `gcc -static-libgcc` uses.
+//! ~2 ms of a whole `tresor get` on the reference machine (docs/performance.md).
+//! The static unwinder is the one `gcc -static-libgcc` uses.
 //!
 //! How: rustc passes `-lgcc_s`; a linker script named `libgcc_s.so` in a
 //! search directory that comes first makes that name mean `libgcc_eh.a`.

@@ -185,7 +185,10 @@ impl Sandbox {
             .arg("-c")
             .arg(script)
             .env_clear()
-            .env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display()))
+            .env(
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display()),
+            )
             .env("HOME", &home)
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -195,7 +198,11 @@ impl Sandbox {
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
-        assert!(out.stderr.is_empty(), "the harness itself failed: {:?}", out);
+        assert!(
+            out.stderr.is_empty(),
+            "the harness itself failed: {:?}",
+            out
+        );
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -238,13 +245,21 @@ fn transcripts_in_the_docs_match_the_binary() {
     }
     // The task guides each carry a transcript; a refactor that drops them
     // (or a parser that stops finding them) must not pass silently.
-    for guide in ["README.md", "getting-started.md", "unlocking.md", "keys-and-files.md"] {
+    for guide in [
+        "README.md",
+        "getting-started.md",
+        "unlocking.md",
+        "keys-and-files.md",
+    ] {
         assert!(
             per_file.get(guide).copied().unwrap_or(0) > 0,
             "{guide} has no console transcript: {per_file:?}"
         );
     }
-    assert!(total >= 30, "only {total} transcript commands ran: {per_file:?}");
+    assert!(
+        total >= 30,
+        "only {total} transcript commands ran: {per_file:?}"
+    );
 }
 
 /// The flags `tresor <path> --help` lists, and whether its usage line is
@@ -312,7 +327,9 @@ fn invocations(line: &str) -> Vec<Vec<String>> {
         .filter_map(|seg| {
             // Environment assignments may precede the command.
             let words: Vec<&str> = seg.split_whitespace().collect();
-            let start = words.iter().position(|w| !w.contains('=') || w.starts_with('-'))?;
+            let start = words
+                .iter()
+                .position(|w| !w.contains('=') || w.starts_with('-'))?;
             (words.get(start) == Some(&"tresor"))
                 .then(|| words[start + 1..].iter().map(|w| w.to_string()).collect())
         })
@@ -326,14 +343,9 @@ fn commands_shown_in_the_docs_exist_with_their_flags() {
     let mut checked = 0;
     for file in doc_files() {
         let text = std::fs::read_to_string(&file).unwrap();
-        for block in blocks(&text)
-            .iter()
-            .filter(|b| b.info == "sh" || b.info == "console")
-        {
+        // `console` blocks are run for real by the transcript test.
+        for block in blocks(&text).iter().filter(|b| b.info == "sh") {
             for (i, line) in block.lines.iter().enumerate() {
-                if block.info == "console" && !line.starts_with("$ ") {
-                    continue;
-                }
                 for args in invocations(line) {
                     // Skip global options (and their values) before the command.
                     let mut rest = args.as_slice();
@@ -341,7 +353,11 @@ fn commands_shown_in_the_docs_exist_with_their_flags() {
                         if !first.starts_with('-') {
                             break;
                         }
-                        let skip = if top.valued.contains(first.as_str()) { 2 } else { 1 };
+                        let skip = if top.valued.contains(first.as_str()) {
+                            2
+                        } else {
+                            1
+                        };
                         rest = &rest[skip.min(rest.len())..];
                     }
                     let words: Vec<&str> = rest
@@ -396,7 +412,10 @@ fn commands_shown_in_the_docs_exist_with_their_flags() {
 
 #[test]
 fn the_matcher_matches_what_it_should_and_nothing_else() {
-    assert!(line_matches("created vault [..] (unlocks with [..])", "created vault /a/b (unlocks with key file /k)"));
+    assert!(line_matches(
+        "created vault [..] (unlocks with [..])",
+        "created vault /a/b (unlocks with key file /k)"
+    ));
     assert!(!line_matches("created vault [..]x", "created vault /a/b"));
     assert!(!line_matches("v1", "v12"));
     let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -406,7 +425,12 @@ fn the_matcher_matches_what_it_should_and_nothing_else() {
     assert!(!lines_match(&e(&["a"]), &["a", "b"]));
     assert_eq!(
         invocations("echo -n x | tresor set a/b --reason 'r' # c --no"),
-        vec![vec!["set".to_string(), "a/b".into(), "--reason".into(), "'r'".into()]]
+        vec![vec![
+            "set".to_string(),
+            "a/b".into(),
+            "--reason".into(),
+            "'r'".into()
+        ]]
     );
     assert_eq!(
         invocations("TRESOR_KEY_FILE=/k app.sh"),
@@ -440,4 +464,61 @@ fn the_readme_quick_start_can_run_twice() {
             "run {run} did not print the demo value back:\n{output}"
         );
     }
+}
+
+/// Every relative link of the docs points at a file that exists, and a
+/// `#fragment` at a heading of that file.
+#[test]
+fn links_between_the_docs_resolve() {
+    fn anchor(heading: &str) -> String {
+        heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect()
+    }
+    let mut checked = 0;
+    for file in doc_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let end = rest.find(')').unwrap();
+            let target = &rest[..end];
+            if target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let (path, fragment) = match target.split_once('#') {
+                Some((p, f)) => (p, Some(f)),
+                None => (target, None),
+            };
+            let resolved = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().unwrap().join(path)
+            };
+            assert!(
+                resolved.exists(),
+                "{}: link to {target}: no such file",
+                file.display()
+            );
+            if let Some(fragment) = fragment {
+                let body = std::fs::read_to_string(&resolved).unwrap();
+                let found = body
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|l| anchor(l.trim_start_matches('#')))
+                    .any(|a| a == fragment);
+                assert!(
+                    found,
+                    "{}: link to {target}: no such heading",
+                    file.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} links were checked");
 }

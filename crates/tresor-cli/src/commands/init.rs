@@ -96,7 +96,10 @@ pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
         super::done(
             ctx,
             json!({ "path": path, "created": false }),
-            &format!("a vault already exists at {}; nothing changed", path.display()),
+            &format!(
+                "a vault already exists at {}; nothing changed",
+                path.display()
+            ),
         );
         return Ok(());
     }
