@@ -28,7 +28,11 @@ fn root() -> PathBuf {
 
 /// README.md and docs/*.md, sorted.
 fn doc_files() -> Vec<PathBuf> {
-    let mut files = vec![root().join("README.md")];
+    let mut files = vec![
+        root().join("README.md"),
+        root().join("ARCHITECTURE.md"),
+        root().join("SECURITY.md"),
+    ];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -521,4 +525,61 @@ fn links_between_the_docs_resolve() {
         }
     }
     assert!(checked >= 10, "only {checked} links were checked");
+}
+
+/// SECURITY.md backs its claims with tests: every test file it names
+/// exists, and every test function it names is defined in the code.
+#[test]
+fn the_tests_security_md_points_at_exist() {
+    let text = std::fs::read_to_string(root().join("SECURITY.md")).unwrap();
+    let spans: Vec<&str> = text.split('`').skip(1).step_by(2).collect();
+    let mut sources = String::new();
+    let mut stack = vec![root().join("crates")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("target") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let (mut files, mut functions) = (0, 0);
+    let mut folder = PathBuf::new();
+    for span in spans {
+        for part in span.split(", ") {
+            if part.ends_with(".rs") {
+                // A bare file name continues the folder of the last full path.
+                let path = if part.contains('/') {
+                    let p = root().join(part);
+                    folder = p.parent().unwrap().to_path_buf();
+                    p
+                } else {
+                    folder.join(part)
+                };
+                assert!(
+                    path.exists(),
+                    "SECURITY.md names {part}, which does not exist"
+                );
+                files += 1;
+            } else if part.matches('_').count() >= 3
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                assert!(
+                    sources.contains(&format!("fn {part}(")),
+                    "SECURITY.md names the test {part}, which no crate defines"
+                );
+                functions += 1;
+            }
+        }
+    }
+    assert!(
+        files >= 10 && functions >= 5,
+        "{files} files, {functions} tests named"
+    );
 }
