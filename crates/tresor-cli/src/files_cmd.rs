@@ -81,7 +81,7 @@ pub fn encrypt(
     unlock: impl FnOnce() -> Result<Vault>,
 ) -> Result<()> {
     let to = if a.passphrase {
-        EncryptTo::Passphrase(prompt_passphrase(true)?)
+        EncryptTo::Passphrase(prompt_passphrase(true, None)?)
     } else if let Some(path) = &a.passphrase_file {
         EncryptTo::Passphrase(passphrase_from_file(path)?)
     } else {
@@ -142,7 +142,7 @@ pub fn decrypt(
         )
     };
     if a.passphrase {
-        return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false)?)).map(drop);
+        return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false, a.file.as_deref())?)).map(drop);
     }
     if let Some(path) = &a.passphrase_file {
         return decrypt(&DecryptWith::Passphrase(passphrase_from_file(path)?)).map(drop);
@@ -154,7 +154,7 @@ pub fn decrypt(
     let Some(name) = &a.key else {
         if ids.is_empty() && a.file.as_deref().is_some_and(is_passphrase_file) {
             // As stock age does: a passphrase file needs no flag.
-            return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false)?)).map(drop);
+            return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false, a.file.as_deref())?)).map(drop);
         }
         if ids.is_empty() {
             return Err(Error::Validation(
@@ -267,11 +267,20 @@ fn is_passphrase_file(path: &Path) -> bool {
 }
 
 /// A passphrase from the terminal; asked twice when encrypting.
-fn prompt_passphrase(twice: bool) -> Result<SecretString> {
+/// Without a terminal: encrypting needs a passphrase to encrypt to;
+/// decrypting `file`, the passphrase it is encrypted to.
+fn prompt_passphrase(twice: bool, file: Option<&Path>) -> Result<SecretString> {
     if !input::can_prompt() {
-        return Err(Error::Locked {
-            store: "passphrase".into(),
-            hint: "no terminal to ask for the passphrase; use --passphrase-file FILE".into(),
+        return Err(if twice {
+            Error::CredentialNeeded {
+                what: crate::exit::NEW_PASSPHRASE.into(),
+            }
+        } else {
+            Error::PassphraseNeeded {
+                what: file
+                    .filter(|p| p.as_os_str() != "-")
+                    .map_or_else(|| "stdin".into(), |p| p.display().to_string()),
+            }
         });
     }
     let first = input::prompt("Passphrase: ")?;

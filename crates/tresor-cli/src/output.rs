@@ -168,18 +168,9 @@ pub fn write_stdout(bytes: &[u8], newline: bool) -> tresor::Result<()> {
 }
 
 /// Prints an error on stderr, with a hint where the user can act (the
-/// hints and exit codes are the table in `exit.rs`).
-pub fn error(e: &Error, as_json: bool) {
-    report(e, as_json, crate::exit::Context::Secrets);
-}
-
-/// Prints an error of `encrypt`/`decrypt` on stderr, with file hints
-/// instead of the vault's.
-pub fn file_error(e: &Error, as_json: bool) {
-    report(e, as_json, crate::exit::Context::Files);
-}
-
-fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
+/// hints and exit codes are the table in `exit.rs`; files and envelopes
+/// have hints of their own, chosen by `context`).
+pub fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
     let hint = crate::exit::hint(e, context);
     if as_json {
         let mut error = serde_json::json!({

@@ -329,7 +329,7 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
     );
     t.run(&["rollback", "app/db", "2"])
         .ok()
-        .err_has(&["app/db: rolled back version 2"]);
+        .err_has(&["app/db: current is now version 2"]);
     t.run(&["rollback", "app/db", "9"])
         .code(1)
         .err_has(&["app/db", "9"]);

@@ -35,6 +35,7 @@ mod locate;
 pub mod manager;
 mod pkcs11_allow;
 pub mod session;
+pub mod strength;
 pub mod trust;
 // Its tests make a FIFO with libc::mkfifo; the module itself has no unsafe code.
 #[cfg_attr(test, allow(unsafe_code))]
@@ -44,6 +45,7 @@ pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Writte
 /// The stores beyond the vault (`env`, `openbao`, …) and [`stores::StoreOptions`].
 pub use tresor_stores as stores;
 
+pub use strength::check_new_password;
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
 pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
 pub use tresor_core::{

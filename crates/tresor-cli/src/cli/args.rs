@@ -19,14 +19,15 @@ pub struct KdfArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Protect the vault with a password (prompt, or TRESOR_PASSWORD without a terminal).
+    /// Protect the vault with a password (prompt, or TRESOR_NEW_PASSWORD / TRESOR_PASSWORD
+    /// without a terminal); one below the minimum strength needs --weak-password.
     #[arg(long, conflicts_with_all = ["keychain", "no_keychain"])]
     pub password: bool,
     /// Keep the vault's key in the OS keychain (fails when none answers).
     #[arg(long, conflicts_with = "no_keychain")]
     pub keychain: bool,
-    /// Do not pick the OS keychain even when one answers: a password (prompt or
-    /// TRESOR_PASSWORD) or TRESOR_KEY / TRESOR_KEY_FILE instead.
+    /// Do not pick the OS keychain even when one answers: a password (prompt,
+    /// TRESOR_NEW_PASSWORD or TRESOR_PASSWORD) or TRESOR_KEY / TRESOR_KEY_FILE instead.
     #[arg(long)]
     pub no_keychain: bool,
     /// Do not add a recovery-key slot.
@@ -37,6 +38,9 @@ pub struct InitArgs {
     /// or folder at FILE is refused before the vault is made.
     #[arg(long, value_name = "FILE")]
     pub recovery_key_out: Option<PathBuf>,
+    /// Accept a new password below the minimum strength (zxcvbn score 3 of 4).
+    #[arg(long)]
+    pub weak_password: bool,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }
@@ -194,6 +198,9 @@ pub struct PasswdArgs {
     /// The password slot to change [default: the one that unlocked, or the only one].
     #[arg(long)]
     pub slot: Option<u32>,
+    /// Accept a new password below the minimum strength (zxcvbn score 3 of 4).
+    #[arg(long)]
+    pub weak_password: bool,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }
@@ -255,6 +262,9 @@ pub struct KeyslotAddArgs {
     /// A label for the slot.
     #[arg(long)]
     pub label: Option<String>,
+    /// Accept a new password below the minimum strength (zxcvbn score 3 of 4).
+    #[arg(long)]
+    pub weak_password: bool,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }

@@ -380,26 +380,48 @@ pub fn print_history(ctx: &Ctx, history: &[tresor::VersionInfo]) {
     if ctx.json {
         output::json(&history);
     } else {
-        for h in history {
-            let labels: Vec<&str> = h.labels.iter().map(|l| l.as_str()).collect();
+        for row in history_rows(history) {
+            output::line(&row);
+        }
+    }
+}
+
+/// `history`'s human rows: the labels column is as wide as its widest
+/// entry (`-` for a version with none), so the reasons after it line up.
+fn history_rows(history: &[tresor::VersionInfo]) -> Vec<String> {
+    let labels: Vec<String> = history
+        .iter()
+        .map(|h| {
+            let l: Vec<&str> = h.labels.iter().map(|l| l.as_str()).collect();
+            if l.is_empty() {
+                "-".to_string()
+            } else {
+                l.join(",")
+            }
+        })
+        .collect();
+    let width = labels.iter().map(String::len).max().unwrap_or(1);
+    history
+        .iter()
+        .zip(&labels)
+        .map(|(h, labels)| {
             let row = match h.destroyed_at {
                 Some(at) => format!("v{:<4} destroyed {}", h.version, output::time(at)),
                 None => format!(
-                    "v{:<4} {}  {:<12} {:>8} bytes  {}{}",
+                    "v{:<4} {}  {:<12} {:>8} bytes  {labels:<width$}{}",
                     h.version,
                     output::time(h.created_at),
                     h.actor,
                     h.len,
-                    labels.join(","),
                     h.reason
                         .as_ref()
                         .map(|r| format!("  reason: {r}"))
                         .unwrap_or_default()
                 ),
             };
-            output::line(&row);
-        }
-    }
+            row.trim_end().to_string()
+        })
+        .collect()
 }
 
 /// Reports a finished change: JSON on stdout, or a status line on stderr.

@@ -203,7 +203,16 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             let (from, ()) = t.with_vault(&name, store, "rollback", |v| {
                 v.rollback(&name, a.version, a.reason.as_deref())
             })?;
-            out.changed(&name, &from, a.version, "rolled back");
+            // "rolled back version 1" read as undoing version 1: say what is true now.
+            commands::done(
+                ctx,
+                json!({"name": name, "version": a.version, "current": a.version, "store": from}),
+                &format!(
+                    "{name}: current is now version {}{}",
+                    a.version,
+                    out.in_store(&from)
+                ),
+            );
             Ok(())
         }
         Command::Rm(a) => {

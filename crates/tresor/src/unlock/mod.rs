@@ -198,7 +198,25 @@ impl Unlock {
         let mut locked = LockedVault::open(path, &options)?;
         if let Some(given) = Given::from_environment(self.key_file.as_deref())? {
             let source = given.source_text();
-            let vault = locked.unlock_as(given.credential(), &source)?;
+            let vault = match locked.unlock_as(given.credential(), &source) {
+                Ok(vault) => vault,
+                // A credential of a kind the vault has no slot for is not
+                // wrong, it is beside the point: say so, rather than that
+                // it failed. (Looked up only after a failure: a plain
+                // unlock costs no extra query.)
+                Err(Error::Auth { .. })
+                    if !LockedVault::open(path, &options)?
+                        .slot_kinds()?
+                        .contains(&given.credential().kind()) =>
+                {
+                    return Err(Error::NoSuchSlot {
+                        store: "vault".into(),
+                        kind: given.credential().kind().as_str().into(),
+                        given: source,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             return Ok(Unlocked {
                 vault,
                 how: given.opened,
