@@ -321,8 +321,9 @@ pub enum Command {
     /// End the vault's unlock session: the kernel key is revoked, or the agent wipes the
     /// key and exits.
     Lock,
-    /// Show the vault's unlock session (backend, how it was unlocked, expiry, idle
-    /// deadline) without extending it.
+    /// Show how the vault unlocks now: its unlock session (backend, how it was unlocked,
+    /// expiry, idle deadline), else the credential the unlock chain would use (a key file,
+    /// a variable, a keychain slot, a prompt), without unlocking or extending anything.
     Status,
     /// The unlock-session agent. Started by `tresor unlock` (with --agent, or when the
     /// kernel keyring is unavailable), which hands it the key on stdin; not run by hand.
