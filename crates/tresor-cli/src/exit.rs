@@ -177,6 +177,11 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
              --key-label L`"
                 .into()
         }
+        (Error::Unavailable { reason, .. }, _) if reason == tresor::fs::READER_GONE => {
+            "a value, envelope or age file that arrives incomplete is an error (listings such \
+             as ls may be cut short); to keep a part, write it all to a file first"
+                .into()
+        }
         (Error::Deleted { name, .. }, _) => format!(
             "restore it with `tresor undelete {}`",
             tresor::trust::shell_word(name)

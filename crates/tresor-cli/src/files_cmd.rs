@@ -222,8 +222,9 @@ fn run(
         Some(p) => Output::path(p)?,
         None => Output::stdout(),
     };
-    let copied = work(&input, &mut output, &what)?;
-    output.commit()?;
+    let target = out.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
+    let copied = work(&input, &mut output, &what).map_err(|e| name_output(e, &target))?;
+    output.commit().map_err(|e| name_output(e, &target))?;
     if let Some(p) = out {
         if report.json {
             output::json(&json!({
@@ -243,6 +244,27 @@ fn run(
         }
     }
     Ok(copied)
+}
+
+/// The library names the writer it was given "output"; this names it as
+/// the user did (`stdout`, or the -o path), so the error says it once.
+fn name_output(e: Error, target: &str) -> Error {
+    match e {
+        Error::Unavailable { store, reason } if store == "output" => Error::Unavailable {
+            store: target.into(),
+            reason,
+        },
+        Error::Io {
+            store,
+            path,
+            source,
+        } if store == "output" && path == Path::new("output") => Error::Io {
+            store,
+            path: target.into(),
+            source,
+        },
+        e => e,
+    }
 }
 
 /// Whether the regular file at `path` is an age file encrypted to a

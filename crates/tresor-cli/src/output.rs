@@ -151,7 +151,8 @@ pub fn line(text: &str) {
 }
 
 /// Writes raw bytes (a value, an envelope) to stdout, with a newline if
-/// asked. A closed pipe is not an error; any other write failure is.
+/// asked. Any failure is an error, a reader that stopped early included:
+/// the output is data that arrived incomplete (exit 6, said once).
 pub fn write_stdout(bytes: &[u8], newline: bool) -> tresor::Result<()> {
     let mut out = std::io::stdout().lock();
     let result = out
@@ -214,17 +215,21 @@ pub fn time(ms: i64) -> String {
     )
 }
 
-/// A write to stdout's outcome: a closed pipe is no error (the reader has
-/// what it wanted); anything else is an I/O error on stdout.
-fn stdout_result(result: std::io::Result<()>) -> tresor::Result<()> {
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-            store: "output".into(),
-            path: "stdout".into(),
-            source: e,
-        }),
-        _ => Ok(()),
+/// Writes a listing or report (`completions`, help-like text) to stdout:
+/// a reader that stops early (`| head`) has what it wanted, so a closed
+/// pipe is not an error; any other write failure is.
+pub fn write_listing(bytes: &[u8]) -> tresor::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => stdout_result(result),
     }
+}
+
+/// A write of data to stdout's outcome: any failure is an error, a
+/// closed pipe as "stdout is unavailable: the reader closed the pipe …".
+fn stdout_result(result: std::io::Result<()>) -> tresor::Result<()> {
+    result.map_err(|e| tresor::fs::write_error("stdout", e))
 }
 
 #[cfg(test)]

@@ -207,7 +207,8 @@ pub struct PasswdArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyslotCommand {
-    /// Add a slot: --password (prompt, or TRESOR_NEW_PASSWORD), --key-file FILE
+    /// Add a slot: --password (TRESOR_NEW_PASSWORD, else a prompt; one below strength 3
+    /// of 4 is refused unless --weak-password), --key-file FILE
     /// (created if missing), --keychain (32 random bytes kept in the OS keychain) or
     /// --pkcs11 (32 random bytes wrapped by a PKCS#11 token's AES-256 key).
     /// Unlock with another credential: TRESOR_KEY_FILE, TRESOR_KEY, TRESOR_PASSWORD or

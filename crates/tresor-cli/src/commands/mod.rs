@@ -238,7 +238,7 @@ pub fn run(cli: Cli) -> Result<()> {
             // that stops early (`| head`) is not a panic.
             let mut script = Vec::new();
             clap_complete::generate(a.shell, &mut cmd, "tresor", &mut script);
-            output::write_stdout(&script, false)
+            output::write_listing(&script)
         }
     }
 }

@@ -333,7 +333,7 @@ fn seal_to<S: stream::Source + ?Sized, W: Write + Send>(
 ) -> Result<Copied> {
     output
         .write_all(head)
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
+        .map_err(|source| crate::fs::write_error("output", source))?;
     let counts = payload_to(stream::Mode::Seal, key, source, output, what)?;
     Ok(Copied {
         bytes_in: counts.read,
@@ -371,6 +371,6 @@ fn payload_to<S: stream::Source + ?Sized, W: Write + Send>(
         .map_err(|e| stream_error(e, what))?;
     output
         .flush()
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
+        .map_err(|source| crate::fs::write_error("output", source))?;
     Ok(counts)
 }
