@@ -182,10 +182,13 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
              as ls may be cut short); to keep a part, write it all to a file first"
                 .into()
         }
-        (Error::Deleted { name, .. }, _) => format!(
-            "restore it with `tresor undelete {}`",
-            tresor::trust::shell_word(name)
-        ),
+        (Error::Deleted { name, .. }, _) => {
+            let name = tresor::trust::shell_word(name);
+            format!(
+                "restore it with `tresor undelete {name}` (`tresor history {name} --deleted` \
+                 shows its versions)"
+            )
+        }
         (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \
              --vault or TRESOR_VAULT"
             .into(),

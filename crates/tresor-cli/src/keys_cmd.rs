@@ -296,10 +296,13 @@ pub fn run(
             });
             keys.flush()?;
             let (recipient, version) = recipient?;
+            // Data for `age -r`: a reader that goes away is an error.
             if report.json {
-                output::json(&json!({"name": name, "version": version, "recipient": recipient}));
+                output::data_json(
+                    &json!({"name": name, "version": version, "recipient": recipient}),
+                )?;
             } else {
-                output::line(&recipient);
+                output::data_line(&recipient)?;
             }
         }
     }

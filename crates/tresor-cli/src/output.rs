@@ -150,6 +150,21 @@ pub fn line(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
+/// Prints `value` as one line of JSON on stdout as data (see
+/// [`write_stdout`]): a failed write, a closed pipe included, is an error.
+pub fn data_json<T: Serialize>(value: &T) -> tresor::Result<()> {
+    let mut line = serde_json::to_vec(value)
+        .map_err(|e| Error::Validation(format!("JSON output: {e}")))?;
+    line.push(b'\n');
+    write_stdout(&line, false)
+}
+
+/// Prints a line on stdout as data (an anchor, a recipient): a failed
+/// write, a closed pipe included, is an error.
+pub fn data_line(text: &str) -> tresor::Result<()> {
+    write_stdout(text.as_bytes(), true)
+}
+
 /// Writes raw bytes (a value, an envelope) to stdout, with a newline if
 /// asked. Any failure is an error, a reader that stopped early included:
 /// the output is data that arrived incomplete (exit 6, said once).

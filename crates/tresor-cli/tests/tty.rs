@@ -195,7 +195,7 @@ fn mismatched_entries_and_a_wrong_password_change_nothing() {
 
     // Two different new passwords at init: exit 2, no vault made.
     let fresh = Tresor::new();
-    let mut argv = vec![BIN, "init", "--no-keychain"];
+    let mut argv = vec![BIN, "init", "--no-keychain", "--weak-password"];
     argv.extend(FAST_KDF);
     let init = on_tty(
         &fresh,
@@ -325,4 +325,46 @@ fn passphrase_files_interoperate_with_stock_age_both_ways() {
             run.text()
         );
     }
+}
+
+/// A weak password typed at `init` is refused after the first entry (not
+/// asked twice), saying why and naming --weak-password, and no vault is
+/// made; with --weak-password the same password is taken.
+#[test]
+fn a_weak_password_on_the_prompt_is_refused_unless_allowed() {
+    let t = Tresor::new();
+    let mut argv = vec![BIN, "init", "--no-keychain"];
+    argv.extend(FAST_KDF);
+    let run = on_tty(
+        &t,
+        &argv,
+        &[],
+        &[
+            Expect("New vault password: "),
+            Send("sunshine1\n"),
+            Expect("--weak-password"),
+        ],
+    );
+    assert_eq!(run.exit, 2, "{}", run.text());
+    let text = run.text();
+    assert!(text.contains("too weak"), "{text}");
+    assert!(!text.contains("Repeat"), "asked twice for a weak password: {text}");
+    assert!(!text.contains("sunshine1"), "the password was echoed: {text}");
+    assert!(!t.vault.exists(), "a vault was made with a weak password");
+
+    argv.push("--weak-password");
+    let run = on_tty(
+        &t,
+        &argv,
+        &[],
+        &[
+            Expect("New vault password: "),
+            Send("sunshine1\n"),
+            Expect("Repeat the vault password: "),
+            Send("sunshine1\n"),
+            Expect("Recovery key"),
+        ],
+    );
+    assert_eq!(run.exit, 0, "{}", run.text());
+    assert!(t.vault.is_file());
 }

@@ -143,6 +143,16 @@ pub struct NameArg {
 }
 
 #[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The secret's name.
+    pub name: String,
+    /// Show a soft-deleted secret's versions (without it, a deleted secret is not found,
+    /// as for get).
+    #[arg(long)]
+    pub deleted: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ReasonedName {
     /// The secret's name.
     pub name: String,

@@ -279,7 +279,7 @@ pub enum Command {
     #[command(visible_alias = "list")]
     Ls(LsArgs),
     /// Show every version of a secret, without values.
-    History(NameArg),
+    History(HistoryArgs),
     /// Write a new version (like set), or stage it as pending with --stage.
     Rotate(RotateArgs),
     /// Make the pending version current.

@@ -92,6 +92,14 @@ pub(super) fn init_keychain(
 pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     let path = ctx.path()?;
     let params = kdf_params(&a.kdf)?;
+    if path.is_dir() {
+        // As every other command says of a folder where the vault should be.
+        return Err(Error::Io {
+            store: "vault".into(),
+            path,
+            source: std::io::Error::other("is a directory, not a vault file"),
+        });
+    }
     if path.exists() {
         // Checked again (atomically) on create; this only spares a probe.
         return Err(Error::Validation(format!(

@@ -183,7 +183,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
         }
         Command::History(a) => {
             let name = SecretName::new(a.name)?;
-            let (from, history) = t.history(&name, store)?;
+            let (from, history) = t.history_of(&name, store, a.deleted)?;
             if out.several() {
                 ctx.status(&format!("{name}: history from store '{from}'"));
             }
@@ -206,7 +206,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             // "rolled back version 1" read as undoing version 1: say what is true now.
             commands::done(
                 ctx,
-                json!({"name": name, "version": a.version, "current": a.version, "store": from}),
+                json!({"name": name, "version": a.version, "store": from}),
                 &format!(
                     "{name}: current is now version {}{}",
                     a.version,
