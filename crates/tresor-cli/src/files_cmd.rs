@@ -142,7 +142,11 @@ pub fn decrypt(
         )
     };
     if a.passphrase {
-        return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false, a.file.as_deref())?)).map(drop);
+        return decrypt(&DecryptWith::Passphrase(prompt_passphrase(
+            false,
+            a.file.as_deref(),
+        )?))
+        .map(drop);
     }
     if let Some(path) = &a.passphrase_file {
         return decrypt(&DecryptWith::Passphrase(passphrase_from_file(path)?)).map(drop);
@@ -154,7 +158,11 @@ pub fn decrypt(
     let Some(name) = &a.key else {
         if ids.is_empty() && a.file.as_deref().is_some_and(is_passphrase_file) {
             // As stock age does: a passphrase file needs no flag.
-            return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false, a.file.as_deref())?)).map(drop);
+            return decrypt(&DecryptWith::Passphrase(prompt_passphrase(
+                false,
+                a.file.as_deref(),
+            )?))
+            .map(drop);
         }
         if ids.is_empty() {
             return Err(Error::Validation(

@@ -153,8 +153,8 @@ pub fn line(text: &str) {
 /// Prints `value` as one line of JSON on stdout as data (see
 /// [`write_stdout`]): a failed write, a closed pipe included, is an error.
 pub fn data_json<T: Serialize>(value: &T) -> tresor::Result<()> {
-    let mut line = serde_json::to_vec(value)
-        .map_err(|e| Error::Validation(format!("JSON output: {e}")))?;
+    let mut line =
+        serde_json::to_vec(value).map_err(|e| Error::Validation(format!("JSON output: {e}")))?;
     line.push(b'\n');
     write_stdout(&line, false)
 }
@@ -205,6 +205,19 @@ pub fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
     if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }
+}
+
+/// For a command that ends with a non-zero exit without a library error
+/// (`doctor` with a required store down, `config check` with problems):
+/// the `--json` error object on stderr, in the shape of every other one,
+/// with the exit code of `kind`'s family.
+pub fn json_failure(kind: &str, type_: &str, message: &str, code: crate::exit::ExitCode) {
+    eprintln!(
+        "{}",
+        serde_json::json!({ "error": {
+            "kind": kind, "type": type_, "message": message, "exit_code": code as u8,
+        }})
+    );
 }
 
 /// A UTC timestamp, RFC 3339, from milliseconds since the epoch.

@@ -161,7 +161,10 @@ fn would_unlock(ctx: &Ctx, path: &std::path::Path) -> (Option<String>, Option<St
                 tresor::unlock::Opened::KeyFile(_) => format!("{how} ({})", tresor::KEY_FILE_ENV),
                 tresor::unlock::Opened::Keychain => "its keychain slot".to_string(),
                 tresor::unlock::Opened::Pkcs11 => {
-                    format!("its PKCS#11 slot (PIN from {} or a prompt)", tresor::PKCS11_PIN_ENV)
+                    format!(
+                        "its PKCS#11 slot (PIN from {} or a prompt)",
+                        tresor::PKCS11_PIN_ENV
+                    )
                 }
                 tresor::unlock::Opened::Prompt => "a password prompt on this terminal".to_string(),
                 other => other.to_string(),
@@ -198,10 +201,9 @@ pub fn status(ctx: &Ctx) -> Result<()> {
                 "{}: opens with {how} (no unlock session; `tresor unlock` starts one)",
                 path.display()
             ),
-            (None, Some(problem)) => format!(
-                "{}: locked: {problem} (no unlock session)",
-                path.display()
-            ),
+            (None, Some(problem)) => {
+                format!("{}: locked: {problem} (no unlock session)", path.display())
+            }
             (None, None) => format!(
                 "{}: locked (no credential found and no unlock session; `tresor unlock` starts \
                  one)",

@@ -348,8 +348,14 @@ fn a_weak_password_on_the_prompt_is_refused_unless_allowed() {
     assert_eq!(run.exit, 2, "{}", run.text());
     let text = run.text();
     assert!(text.contains("too weak"), "{text}");
-    assert!(!text.contains("Repeat"), "asked twice for a weak password: {text}");
-    assert!(!text.contains("sunshine1"), "the password was echoed: {text}");
+    assert!(
+        !text.contains("Repeat"),
+        "asked twice for a weak password: {text}"
+    );
+    assert!(
+        !text.contains("sunshine1"),
+        "the password was echoed: {text}"
+    );
     assert!(!t.vault.exists(), "a vault was made with a weak password");
 
     argv.push("--weak-password");

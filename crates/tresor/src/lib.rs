@@ -45,9 +45,9 @@ pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Writte
 /// The stores beyond the vault (`env`, `openbao`, …) and [`stores::StoreOptions`].
 pub use tresor_stores as stores;
 
-pub use strength::check_new_password;
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
 pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
+pub use strength::check_new_password;
 pub use tresor_core::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, Label, Metadata, PutOptions, Result,
     Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,

@@ -93,7 +93,15 @@ mod tests {
 
     #[test]
     fn common_and_short_passwords_are_refused_long_phrases_pass() {
-        for weak in ["", "password", "pw-one", "hunter2", "qwertyuiop", "Passw0rd!", "aaaaaaaaaaaa"] {
+        for weak in [
+            "",
+            "password",
+            "pw-one",
+            "hunter2",
+            "qwertyuiop",
+            "Passw0rd!",
+            "aaaaaaaaaaaa",
+        ] {
             let e = check_new_password(weak, &[]).expect_err(weak);
             let text = e.to_string();
             assert!(matches!(e, Error::WeakPassword { .. }), "{weak}: {e:?}");
@@ -125,6 +133,10 @@ mod tests {
         let long = "ab".repeat(500_000);
         let s = estimate(&long, &[]);
         assert!(!s.is_enough());
-        assert!(s.feedback.contains("first 100 characters"), "{}", s.feedback);
+        assert!(
+            s.feedback.contains("first 100 characters"),
+            "{}",
+            s.feedback
+        );
     }
 }

@@ -70,10 +70,9 @@ impl Output {
             OutputKind::Stdout(ref mut out) => out
                 .flush()
                 .map_err(|source| crate::fs::write_error("stdout", source)),
-            OutputKind::Direct(ref mut f, ref path) => {
-                f.flush()
-                .map_err(|source| crate::fs::write_error(&path.display().to_string(), source))
-            }
+            OutputKind::Direct(ref mut f, ref path) => f
+                .flush()
+                .map_err(|source| crate::fs::write_error(&path.display().to_string(), source)),
             OutputKind::Private(file) => file.commit(),
         }
     }

@@ -324,7 +324,8 @@ impl Unlock {
         {
             return Ok(Some(Opened::Session(info.backend.as_str())));
         }
-        if kinds.contains(&SlotKind::Pkcs11) && (self.pin.is_some() || pkcs11_pin_from_env().is_some())
+        if kinds.contains(&SlotKind::Pkcs11)
+            && (self.pin.is_some() || pkcs11_pin_from_env().is_some())
         {
             return Ok(Some(Opened::Pkcs11));
         }
