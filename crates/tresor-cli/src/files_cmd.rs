@@ -122,7 +122,10 @@ pub fn encrypt(
         a.output.as_deref(),
         report,
         "encrypted",
-        |input, out, what| files::encrypt_file(&to, input, out, what),
+        |input, out, what| {
+            let bar = report.bar(a.output.is_none());
+            files::encrypt_file_with(&to, input, out, what, &bar)
+        },
     )
     .map(drop)
 }
@@ -138,7 +141,10 @@ pub fn decrypt(
             a.output.as_deref(),
             report,
             "decrypted",
-            |input, out, what| files::decrypt_file(with, input, out, what),
+            |input, out, what| {
+                let bar = report.bar(a.output.is_none());
+                files::decrypt_file_with(with, input, out, what, &bar)
+            },
         )
     };
     if a.passphrase {

@@ -374,3 +374,55 @@ fn a_weak_password_on_the_prompt_is_refused_unless_allowed() {
     assert_eq!(run.exit, 0, "{}", run.text());
     assert!(t.vault.is_file());
 }
+
+/// Long work shows a progress bar on a terminal's stderr, and nothing with
+/// --quiet or --json, or when stderr is a pipe. The work: a 256 MiB file
+/// (sparse, so cheap to make and read) encrypted to /dev/null; the bar
+/// shows once work has run for 0.3 s, which this always takes.
+#[test]
+fn long_work_shows_a_progress_bar_on_a_terminal_only() {
+    let t = Tresor::with_key();
+    let recipient = t.run(&["key", "create", "f/age", "--type", "age"]).ok();
+    drop(recipient);
+    let recipient = t.run(&["key", "recipient", "f/age"]).ok().out();
+    let recipient = recipient.trim();
+    let big = t.path("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let big = big.to_str().unwrap();
+    let argv = [BIN, "encrypt", "-r", recipient, "-o", "/dev/null", big];
+    let run = on_tty(&t, &argv, &[("TERM", "xterm")], &[Expect("encrypted")]);
+    assert_eq!(run.exit, 0, "{}", run.text());
+    let text = run.text();
+    assert!(
+        text.contains("encrypting [") && text.contains("MiB"),
+        "no progress bar on the terminal: {text}"
+    );
+    // --quiet and --json: no bar, even on a terminal.
+    for flag in ["--quiet", "--json"] {
+        let mut argv = argv.to_vec();
+        argv.insert(1, flag);
+        let run = on_tty(&t, &argv, &[("TERM", "xterm")], &[]);
+        assert_eq!(run.exit, 0, "{flag}: {}", run.text());
+        assert!(
+            !run.text().contains("encrypting ["),
+            "{flag}: {}",
+            run.text()
+        );
+    }
+    // stderr on a pipe: no bar.
+    let o = t.run(&argv[1..]).ok().clone();
+    assert!(!o.err().contains("encrypting ["), "{}", o.err());
+    // Nor for the vault's long work.
+    for args in [
+        &["rekey", "--reencrypt"][..],
+        &["verify"],
+        &["rekey", "--master"],
+    ] {
+        let o = t.run(args);
+        o.ok();
+        assert!(!o.err().contains("records, "), "{args:?}: {}", o.err());
+    }
+}

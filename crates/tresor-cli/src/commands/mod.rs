@@ -192,7 +192,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Verify => {
             let mut vault = ctx.unlock(false)?;
-            let report = vault.verify()?;
+            let report = vault.verify_with(&crate::progress::Bar::new(ctx.quiet, ctx.json))?;
             if ctx.json {
                 output::json(&json!({"ok": true, "report": report}));
             } else if !ctx.quiet {
@@ -247,6 +247,15 @@ fn files_report(ctx: &Ctx) -> crate::files_cmd::Report {
     crate::files_cmd::Report {
         json: ctx.json,
         quiet: ctx.quiet,
+    }
+}
+
+impl crate::files_cmd::Report {
+    /// A progress bar on a terminal's stderr, unless the output itself goes
+    /// to that terminal.
+    pub fn bar(&self, to_stdout: bool) -> crate::progress::Bar {
+        let shares_terminal = to_stdout && std::io::stdout().is_terminal();
+        crate::progress::Bar::new(self.quiet || shares_terminal, self.json)
     }
 }
 
