@@ -344,7 +344,12 @@ fn print_listing(out: &Out<'_>, listing: &Listing) {
             output::line(row.trim_end());
         }
     }
-    for (store, why) in &listing.not_listed {
+    // A store the manager already warned about is not noted again.
+    for (store, why) in listing
+        .not_listed
+        .iter()
+        .filter(|(s, _)| !listing.warned.contains(s))
+    {
         ctx.status(&format!("note: store '{store}' not listed: {why}"));
     }
 }

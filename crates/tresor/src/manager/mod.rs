@@ -320,6 +320,20 @@ impl Tresor {
         // A store that could hold the name did not answer: "not found"
         // would be a guess.
         if let Some(e) = self.missed.take() {
+            // The error names one store; every other store that was down
+            // is one warning each, so none goes unsaid and none is said
+            // twice.
+            let named = match &e {
+                Error::Unavailable { store, .. } | Error::Stale { store, .. } => {
+                    Some(store.clone())
+                }
+                _ => None,
+            };
+            for (store, text) in std::mem::take(&mut self.skipped) {
+                if named.as_deref() != Some(store.as_str()) {
+                    self.warn_once(&store, &text);
+                }
+            }
             return Err(e);
         }
         Err(Error::NotFound {
