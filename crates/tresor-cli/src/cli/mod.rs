@@ -360,6 +360,10 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script.
+    ///
+    /// The script is the output with or without --json (there is nothing to put in JSON);
+    /// a usage error, such as an unknown shell, is a JSON object on stderr with --json, as
+    /// for every command. A reader that stops early (`| head`) is not an error.
     Completions(CompletionsArgs),
 }
 
