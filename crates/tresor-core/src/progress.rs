@@ -85,13 +85,13 @@ mod tests {
 
     #[test]
     fn a_stage_finishes_when_dropped_even_early() {
-        let log = Log::default();
-        let result: Result<(), ()> = (|| {
-            let stage = Stage::start(&log, "work", Some(3), Unit::Records);
+        fn fails_part_way(log: &Log) -> Result<(), ()> {
+            let stage = Stage::start(log, "work", Some(3), Unit::Records);
             stage.update(1);
             Err(())
-        })();
-        assert!(result.is_err());
+        }
+        let log = Log::default();
+        assert!(fails_part_way(&log).is_err());
         assert_eq!(
             *log.0.lock().unwrap(),
             ["start work Some(3)", "1", "finish"]
