@@ -228,6 +228,16 @@ fn table() -> Vec<Row> {
             .names(&["'app/gone' is deleted", "tresor undelete app/gone"]),
     );
     t.push(row("get", ClosedStdout, &["get", "app/db"], 6).names(&["reader closed the pipe"]));
+    // A store that could hold the name does not answer: not "not found".
+    t.push(
+        row(
+            "get",
+            Unavailable,
+            &["--config", "@down-config", "get", "app/nope"],
+            6,
+        )
+        .names(&["team is unavailable"]),
+    );
     t.extend(vault_rows("get", &["get", "app/db"], None));
 
     t.push(row("ls", Ok, &["ls"], 0));
@@ -242,6 +252,15 @@ fn table() -> Vec<Row> {
     );
     t.push(row("history", Ok, &["history", "app/gone", "--deleted"], 0));
     t.push(row("history", ClosedStdout, &["history", "app/db"], 0));
+    t.push(
+        row(
+            "history",
+            Unavailable,
+            &["--config", "@down-config", "history", "app/nope"],
+            6,
+        )
+        .names(&["team is unavailable"]),
+    );
     t.extend(vault_rows("history", &["history", "app/db"], None));
 
     t.push(row("rotate", Ok, &["rotate", "app/staged", "--stage"], 0).stdin("next"));
@@ -912,6 +931,22 @@ impl Fixture {
         t.write_key("other-key", base64(&[7u8; 32]).as_bytes());
         t.write("garbage", &filler(8192, 99));
         t.write("bad.toml", b"bogus = 1\n");
+        // An OpenBao store on a port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        t.write(
+            "down.toml",
+            format!(
+                "[[stores]]\nname = \"local\"\nkind = \"vault\"\npriority = 50\n\n\
+                 [[stores]]\nname = \"team\"\nkind = \"openbao\"\n\
+                 address = \"http://127.0.0.1:{port}\"\ntoken = \"not-a-token\"\n\
+                 connect_timeout = \"300ms\"\ntimeout = \"1s\"\npriority = 100\n"
+            )
+            .as_bytes(),
+        );
         std::fs::create_dir(t.path("folder")).unwrap();
         let plain = t.write("plain", &filler(300_000, 5));
         let age = t.path("file.age");
@@ -954,6 +989,7 @@ impl Fixture {
             "@other-key" => path("other-key"),
             "@garbage" => path("garbage"),
             "@bad-config" => path("bad.toml"),
+            "@down-config" => path("down.toml"),
             "@garbage/vault.db" => path("garbage/vault.db"),
             "@folder" => path("folder"),
             "@plain" => path("plain"),
