@@ -45,15 +45,16 @@ pub struct AuditVerifyArgs {
 pub fn anchor(ctx: &Ctx, mut vault: Vault) -> Result<()> {
     let a = vault.audit_anchor()?;
     if ctx.json {
-        output::json(&json!({
+        // The anchor is data to keep: a reader that goes away is an error.
+        output::data_json(&json!({
             "anchor": a.to_string(),
             "vault_id": a.vault_id_hex(),
             "seq": a.seq,
             "mac": a.mac_hex(),
             "tag": a.tag_hex(),
-        }));
+        }))?;
     } else {
-        output::line(&a.to_string());
+        output::data_line(&a.to_string())?;
         ctx.status(&format!(
             "audit chain intact; anchor at entry {}. Keep this line outside the vault and check \
              it later with `tresor audit verify --anchor ANCHOR`",

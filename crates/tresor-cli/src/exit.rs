@@ -33,6 +33,21 @@ pub enum Context {
     Secrets,
     /// `encrypt` / `decrypt`.
     Files,
+    /// `key decrypt` / `key rewrap`: envelopes given by the user.
+    Envelopes,
+}
+
+impl Context {
+    /// The context of a command line.
+    pub fn of(command: &crate::cli::Command) -> Self {
+        use crate::cli::Command;
+        use crate::keys_cmd::KeyCommand;
+        match command {
+            Command::Encrypt(_) | Command::Decrypt(_) => Context::Files,
+            Command::Key(KeyCommand::Decrypt(_) | KeyCommand::Rewrap(_)) => Context::Envelopes,
+            _ => Context::Secrets,
+        }
+    }
 }
 
 /// The exit code for an error.
@@ -52,8 +67,12 @@ fn row(e: &Error) -> (ExitCode, &'static str) {
     use ExitCode::{Conflict, Integrity, Locked, NotFound, Unavailable, Usage};
     match e {
         Error::NotFound { .. } | Error::Deleted { .. } => (NotFound, "not_found"),
-        Error::Auth { .. } | Error::PassphraseNeeded { .. } => (Locked, "auth"),
-        Error::Locked { .. } | Error::NoCredential { .. } => (Locked, "locked"),
+        Error::Auth { .. } | Error::PassphraseNeeded { .. } | Error::NoSuchSlot { .. } => {
+            (Locked, "auth")
+        }
+        Error::Locked { .. } | Error::NoCredential { .. } | Error::CredentialNeeded { .. } => {
+            (Locked, "locked")
+        }
         Error::Integrity { .. } => (Integrity, "integrity"),
         Error::Conflict { .. } => (Conflict, "conflict"),
         Error::Io { .. } => (Unavailable, "io"),
@@ -74,12 +93,22 @@ fn row(e: &Error) -> (ExitCode, &'static str) {
         | Error::SlotsUnavailable { .. }
         | Error::WrongKeyType { .. }
         | Error::KeyBudgetSpent { .. }
-        | Error::KeyLabel { .. } => (Usage, "validation"),
+        | Error::KeyLabel { .. }
+        | Error::WeakPassword { .. } => (Usage, "validation"),
         // A kind added to the library later: a usage error until it has
         // its own row.
         _ => (Usage, "validation"),
     }
 }
+
+/// [`Error::CredentialNeeded`]'s `what` for a new password (`passwd`,
+/// `keyslot add --password`).
+pub const NEW_PASSWORD: &str = "a new password";
+/// [`Error::CredentialNeeded`]'s `what` for `init` with nothing to make
+/// the first key slot from.
+pub const FIRST_SLOT: &str = "a credential for the new vault's first key slot";
+/// [`Error::CredentialNeeded`]'s `what` for `encrypt --passphrase`.
+pub const NEW_PASSPHRASE: &str = "a passphrase to encrypt to";
 
 /// What the user can do about an error, naming this CLI's flags and
 /// commands; `None` when there is nothing better than the message.
@@ -94,11 +123,37 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
              from it, but discard anything already sent to stdout"
                 .into()
         }
-        (Error::Auth { .. }, Context::Secrets) => {
+        (Error::Auth { .. }, Context::Secrets | Context::Envelopes) => {
             "check the password or key; any key slot unlocks (tresor keyslot list)".into()
         }
+        (Error::Integrity { .. }, Context::Envelopes) => "the envelope was modified or cut \
+             short, or made by another vault or a deleted key of that name; the vault itself is \
+             not at fault (`tresor verify` checks it)"
+            .into(),
         (Error::Integrity { .. }, Context::Secrets) => "the vault may be tampered with or \
              damaged; run `tresor verify` and restore from a backup"
+            .into(),
+        (Error::NoSuchSlot { given, .. }, _) => format!(
+            "unlock with the credential of one of the vault's key slots instead of {given} \
+             (a key file, TRESOR_KEY, TRESOR_RECOVERY_KEY, a keychain slot or a session)"
+        ),
+        (Error::CredentialNeeded { what, .. }, _) if what == NEW_PASSWORD => {
+            "set TRESOR_NEW_PASSWORD to the new password (judged for strength like a typed one), \
+             or run the command on a terminal"
+                .into()
+        }
+        (Error::CredentialNeeded { what, .. }, _) if what.starts_with(FIRST_SLOT) => {
+            "set TRESOR_NEW_PASSWORD (or TRESOR_PASSWORD) for a password slot or TRESOR_KEY for \
+             a key, give --key-file FILE (or TRESOR_KEY_FILE) for a key file, made if missing, \
+             or --keychain for an OS keychain slot (it also takes kernel keyutils, whose keys do \
+             not survive a reboot); on a terminal, init asks for a password"
+                .into()
+        }
+        (Error::CredentialNeeded { what, .. }, _) if what == NEW_PASSPHRASE => {
+            "give --passphrase-file FILE (its first line is the passphrase)".into()
+        }
+        (Error::WeakPassword { .. }, _) => "choose a longer password (a few uncommon words), \
+             or give --weak-password to use this one anyway"
             .into(),
         (Error::Conflict { .. }, _) => {
             "another writer changed the secret; read it again and retry".into()
@@ -122,10 +177,18 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
              --key-label L`"
                 .into()
         }
-        (Error::Deleted { name, .. }, _) => format!(
-            "restore it with `tresor undelete {}`",
-            tresor::trust::shell_word(name)
-        ),
+        (Error::Unavailable { reason, .. }, _) if reason == tresor::fs::READER_GONE => {
+            "a value, envelope or age file that arrives incomplete is an error (listings such \
+             as ls may be cut short); to keep a part, write it all to a file first"
+                .into()
+        }
+        (Error::Deleted { name, .. }, _) => {
+            let name = tresor::trust::shell_word(name);
+            format!(
+                "restore it with `tresor undelete {name}` (`tresor history {name} --deleted` \
+                 shows its versions)"
+            )
+        }
         (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \
              --vault or TRESOR_VAULT"
             .into(),
@@ -140,7 +203,9 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
                 "give --key-file, TRESOR_KEY_FILE, TRESOR_KEY or TRESOR_RECOVERY_KEY".into()
             }
         }
-        (Error::PassphraseNeeded { .. }, _) => "give --passphrase or --passphrase-file".into(),
+        (Error::PassphraseNeeded { .. }, _) => "give --passphrase-file FILE (or --passphrase \
+             to be asked on a terminal)"
+            .into(),
         (Error::Untrusted { path, .. }, _) => format!(
             "review it (`tresor config check` in its folder shows where it sends what, \
              contacting nothing), then approve it with `tresor config trust {}` (or name a \

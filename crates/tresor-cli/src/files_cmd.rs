@@ -81,7 +81,7 @@ pub fn encrypt(
     unlock: impl FnOnce() -> Result<Vault>,
 ) -> Result<()> {
     let to = if a.passphrase {
-        EncryptTo::Passphrase(prompt_passphrase(true)?)
+        EncryptTo::Passphrase(prompt_passphrase(true, None)?)
     } else if let Some(path) = &a.passphrase_file {
         EncryptTo::Passphrase(passphrase_from_file(path)?)
     } else {
@@ -122,7 +122,10 @@ pub fn encrypt(
         a.output.as_deref(),
         report,
         "encrypted",
-        |input, out, what| files::encrypt_file(&to, input, out, what),
+        |input, out, what| {
+            let bar = report.bar(a.output.is_none());
+            files::encrypt_file_with(&to, input, out, what, &bar)
+        },
     )
     .map(drop)
 }
@@ -138,11 +141,18 @@ pub fn decrypt(
             a.output.as_deref(),
             report,
             "decrypted",
-            |input, out, what| files::decrypt_file(with, input, out, what),
+            |input, out, what| {
+                let bar = report.bar(a.output.is_none());
+                files::decrypt_file_with(with, input, out, what, &bar)
+            },
         )
     };
     if a.passphrase {
-        return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false)?)).map(drop);
+        return decrypt(&DecryptWith::Passphrase(prompt_passphrase(
+            false,
+            a.file.as_deref(),
+        )?))
+        .map(drop);
     }
     if let Some(path) = &a.passphrase_file {
         return decrypt(&DecryptWith::Passphrase(passphrase_from_file(path)?)).map(drop);
@@ -154,7 +164,11 @@ pub fn decrypt(
     let Some(name) = &a.key else {
         if ids.is_empty() && a.file.as_deref().is_some_and(is_passphrase_file) {
             // As stock age does: a passphrase file needs no flag.
-            return decrypt(&DecryptWith::Passphrase(prompt_passphrase(false)?)).map(drop);
+            return decrypt(&DecryptWith::Passphrase(prompt_passphrase(
+                false,
+                a.file.as_deref(),
+            )?))
+            .map(drop);
         }
         if ids.is_empty() {
             return Err(Error::Validation(
@@ -222,8 +236,9 @@ fn run(
         Some(p) => Output::path(p)?,
         None => Output::stdout(),
     };
-    let copied = work(&input, &mut output, &what)?;
-    output.commit()?;
+    let target = out.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
+    let copied = work(&input, &mut output, &what).map_err(|e| name_output(e, &target))?;
+    output.commit().map_err(|e| name_output(e, &target))?;
     if let Some(p) = out {
         if report.json {
             output::json(&json!({
@@ -243,6 +258,27 @@ fn run(
         }
     }
     Ok(copied)
+}
+
+/// The library names the writer it was given "output"; this names it as
+/// the user did (`stdout`, or the -o path), so the error says it once.
+fn name_output(e: Error, target: &str) -> Error {
+    match e {
+        Error::Unavailable { store, reason } if store == "output" => Error::Unavailable {
+            store: target.into(),
+            reason,
+        },
+        Error::Io {
+            store,
+            path,
+            source,
+        } if store == "output" && path == Path::new("output") => Error::Io {
+            store,
+            path: target.into(),
+            source,
+        },
+        e => e,
+    }
 }
 
 /// Whether the regular file at `path` is an age file encrypted to a
@@ -267,11 +303,20 @@ fn is_passphrase_file(path: &Path) -> bool {
 }
 
 /// A passphrase from the terminal; asked twice when encrypting.
-fn prompt_passphrase(twice: bool) -> Result<SecretString> {
+/// Without a terminal: encrypting needs a passphrase to encrypt to;
+/// decrypting `file`, the passphrase it is encrypted to.
+fn prompt_passphrase(twice: bool, file: Option<&Path>) -> Result<SecretString> {
     if !input::can_prompt() {
-        return Err(Error::Locked {
-            store: "passphrase".into(),
-            hint: "no terminal to ask for the passphrase; use --passphrase-file FILE".into(),
+        return Err(if twice {
+            Error::CredentialNeeded {
+                what: crate::exit::NEW_PASSPHRASE.into(),
+            }
+        } else {
+            Error::PassphraseNeeded {
+                what: file
+                    .filter(|p| p.as_os_str() != "-")
+                    .map_or_else(|| "stdin".into(), |p| p.display().to_string()),
+            }
         });
     }
     let first = input::prompt("Passphrase: ")?;

@@ -82,23 +82,48 @@ pub fn can_prompt() -> bool {
     std::io::stdin().is_terminal() || std::fs::File::open("/dev/tty").is_ok_and(|f| f.is_terminal())
 }
 
-/// A new password: `env_var` if set, else asked twice on the terminal.
-pub fn new_password(env_var: &str, what: &str) -> Result<Zeroizing<String>> {
-    if let Ok(pw) = std::env::var(env_var)
-        && !pw.is_empty()
-    {
-        return Ok(Zeroizing::new(pw));
+/// The variable a new password is read from without a terminal.
+pub const NEW_PASSWORD_ENV: &str = "TRESOR_NEW_PASSWORD";
+
+/// A new password (`passwd`, `keyslot add --password`): from
+/// `TRESOR_NEW_PASSWORD` if set, else asked twice on the terminal; judged
+/// for strength either way unless `weak_allowed` (`--weak-password`).
+pub fn new_password(weak_allowed: bool) -> Result<Zeroizing<String>> {
+    if let Some(pw) = env_password(&[NEW_PASSWORD_ENV]) {
+        return judged(pw, weak_allowed);
     }
     if !can_prompt() {
-        return Err(Error::Locked {
-            store: "vault".into(),
-            hint: format!("no terminal to ask for {what}; set {env_var}"),
+        return Err(Error::CredentialNeeded {
+            what: crate::exit::NEW_PASSWORD.into(),
         });
     }
+    prompt_new_password("password", weak_allowed)
+}
+
+/// The first of `vars` that is set and not empty.
+pub fn env_password(vars: &[&str]) -> Option<Zeroizing<String>> {
+    vars.iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .map(Zeroizing::new)
+}
+
+/// `pw`, unless it is below the library's minimum strength and weak
+/// passwords were not allowed.
+pub fn judged(pw: Zeroizing<String>, weak_allowed: bool) -> Result<Zeroizing<String>> {
+    if !weak_allowed {
+        tresor::check_new_password(&pw, &["tresor", "vault"])?;
+    }
+    Ok(pw)
+}
+
+/// A new password asked on the terminal: judged after the first entry (so
+/// a weak one is not typed twice), then asked again to confirm.
+pub fn prompt_new_password(what: &str, weak_allowed: bool) -> Result<Zeroizing<String>> {
     let first = prompt(&format!("New {what}: "))?;
     if first.is_empty() {
         return Err(Error::Validation("an empty password is not allowed".into()));
     }
+    let first = judged(first, weak_allowed)?;
     let second = prompt(&format!("Repeat the {what}: "))?;
     if *first != *second {
         return Err(Error::Validation("the two entries differ".into()));

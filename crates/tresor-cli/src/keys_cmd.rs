@@ -296,10 +296,13 @@ pub fn run(
             });
             keys.flush()?;
             let (recipient, version) = recipient?;
+            // Data for `age -r`: a reader that goes away is an error.
             if report.json {
-                output::json(&json!({"name": name, "version": version, "recipient": recipient}));
+                output::data_json(
+                    &json!({"name": name, "version": version, "recipient": recipient}),
+                )?;
             } else {
-                output::line(&recipient);
+                output::data_line(&recipient)?;
             }
         }
     }
@@ -337,8 +340,7 @@ fn warn_budget(keys: &mut tresor::Keys<'_>) {
 fn print_envelope(report: &Report, envelope: &str) -> Result<()> {
     if report.json {
         let (name, version) = envelope_key(envelope)?;
-        output::json(&json!({"name": name, "version": version, "envelope": envelope}));
-        return Ok(());
+        return output::data_json(&json!({"name": name, "version": version, "envelope": envelope}));
     }
     output::write_stdout(envelope.as_bytes(), true)
 }

@@ -41,6 +41,7 @@ mod input;
 mod keys_cmd;
 mod manager_cmd;
 mod output;
+mod progress;
 mod session_cmd;
 mod trust_cmd;
 
@@ -177,18 +178,11 @@ fn tresor_main(args: Vec<OsString>) -> u8 {
     };
     let json = cli.global.json;
     output::set_quiet(cli.global.quiet || json);
-    let file_command = matches!(
-        cli.command,
-        cli::Command::Encrypt(_) | cli::Command::Decrypt(_)
-    );
+    let context = exit::Context::of(&cli.command);
     match commands::run(cli) {
         Ok(()) => manager_cmd::EXIT.load(std::sync::atomic::Ordering::Relaxed),
         Err(e) => {
-            if file_command {
-                output::file_error(&e, json);
-            } else {
-                output::error(&e, json);
-            }
+            output::report(&e, json, context);
             exit::code(&e) as u8
         }
     }

@@ -150,8 +150,24 @@ pub fn line(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
+/// Prints `value` as one line of JSON on stdout as data (see
+/// [`write_stdout`]): a failed write, a closed pipe included, is an error.
+pub fn data_json<T: Serialize>(value: &T) -> tresor::Result<()> {
+    let mut line =
+        serde_json::to_vec(value).map_err(|e| Error::Validation(format!("JSON output: {e}")))?;
+    line.push(b'\n');
+    write_stdout(&line, false)
+}
+
+/// Prints a line on stdout as data (an anchor, a recipient): a failed
+/// write, a closed pipe included, is an error.
+pub fn data_line(text: &str) -> tresor::Result<()> {
+    write_stdout(text.as_bytes(), true)
+}
+
 /// Writes raw bytes (a value, an envelope) to stdout, with a newline if
-/// asked. A closed pipe is not an error; any other write failure is.
+/// asked. Any failure is an error, a reader that stopped early included:
+/// the output is data that arrived incomplete (exit 6, said once).
 pub fn write_stdout(bytes: &[u8], newline: bool) -> tresor::Result<()> {
     let mut out = std::io::stdout().lock();
     let result = out
@@ -168,18 +184,9 @@ pub fn write_stdout(bytes: &[u8], newline: bool) -> tresor::Result<()> {
 }
 
 /// Prints an error on stderr, with a hint where the user can act (the
-/// hints and exit codes are the table in `exit.rs`).
-pub fn error(e: &Error, as_json: bool) {
-    report(e, as_json, crate::exit::Context::Secrets);
-}
-
-/// Prints an error of `encrypt`/`decrypt` on stderr, with file hints
-/// instead of the vault's.
-pub fn file_error(e: &Error, as_json: bool) {
-    report(e, as_json, crate::exit::Context::Files);
-}
-
-fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
+/// hints and exit codes are the table in `exit.rs`; files and envelopes
+/// have hints of their own, chosen by `context`).
+pub fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
     let hint = crate::exit::hint(e, context);
     if as_json {
         let mut error = serde_json::json!({
@@ -198,6 +205,19 @@ fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
     if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }
+}
+
+/// For a command that ends with a non-zero exit without a library error
+/// (`doctor` with a required store down, `config check` with problems):
+/// the `--json` error object on stderr, in the shape of every other one,
+/// with the exit code of `kind`'s family.
+pub fn json_failure(kind: &str, type_: &str, message: &str, code: crate::exit::ExitCode) {
+    eprintln!(
+        "{}",
+        serde_json::json!({ "error": {
+            "kind": kind, "type": type_, "message": message, "exit_code": code as u8,
+        }})
+    );
 }
 
 /// A UTC timestamp, RFC 3339, from milliseconds since the epoch.
@@ -223,17 +243,21 @@ pub fn time(ms: i64) -> String {
     )
 }
 
-/// A write to stdout's outcome: a closed pipe is no error (the reader has
-/// what it wanted); anything else is an I/O error on stdout.
-fn stdout_result(result: std::io::Result<()>) -> tresor::Result<()> {
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-            store: "output".into(),
-            path: "stdout".into(),
-            source: e,
-        }),
-        _ => Ok(()),
+/// Writes a listing or report (`completions`, help-like text) to stdout:
+/// a reader that stops early (`| head`) has what it wanted, so a closed
+/// pipe is not an error; any other write failure is.
+pub fn write_listing(bytes: &[u8]) -> tresor::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => stdout_result(result),
     }
+}
+
+/// A write of data to stdout's outcome: any failure is an error, a
+/// closed pipe as "stdout is unavailable: the reader closed the pipe …".
+fn stdout_result(result: std::io::Result<()>) -> tresor::Result<()> {
+    result.map_err(|e| tresor::fs::write_error("stdout", e))
 }
 
 #[cfg(test)]

@@ -143,23 +143,74 @@ fn info_json(info: &SessionInfo) -> serde_json::Value {
     v
 }
 
+/// How the vault would unlock now, without unlocking it (the library's
+/// [`tresor::Unlock::probe`]): as text, and an error's text when the
+/// credential given cannot be used.
+fn would_unlock(ctx: &Ctx, path: &std::path::Path) -> (Option<String>, Option<String>) {
+    let mut chain = tresor::Unlock::new().key_file(ctx.key_file.clone());
+    if crate::input::can_prompt() {
+        // Never called by the probe: they only say a person can be asked.
+        chain = chain.on_prompt(|_| Ok(None)).on_pin(|_, _| Ok(None));
+    }
+    match chain.probe(path) {
+        Ok(Some(how)) => {
+            let text = match &how {
+                tresor::unlock::Opened::KeyFile(_) if ctx.key_file.is_some() => {
+                    format!("{how} (--key-file)")
+                }
+                tresor::unlock::Opened::KeyFile(_) => format!("{how} ({})", tresor::KEY_FILE_ENV),
+                tresor::unlock::Opened::Keychain => "its keychain slot".to_string(),
+                tresor::unlock::Opened::Pkcs11 => {
+                    format!(
+                        "its PKCS#11 slot (PIN from {} or a prompt)",
+                        tresor::PKCS11_PIN_ENV
+                    )
+                }
+                tresor::unlock::Opened::Prompt => "a password prompt on this terminal".to_string(),
+                other => other.to_string(),
+            };
+            (Some(text), None)
+        }
+        Ok(None) => (None, None),
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
 pub fn status(ctx: &Ctx) -> Result<()> {
     let (path, id) = vault_id(ctx)?;
     let sessions = session::status(&id);
+    let (how, problem) = if sessions.is_empty() {
+        would_unlock(ctx, &path)
+    } else {
+        (None, None)
+    };
     if ctx.json {
         output::json(&json!({
             "vault": path,
             "vault_id": session::hex(&id),
             "unlocked": !sessions.is_empty(),
             "sessions": sessions.iter().map(info_json).collect::<Vec<_>>(),
+            "would_unlock_with": how,
+            "unlock_problem": problem,
         }));
         return Ok(());
     }
     if sessions.is_empty() {
-        output::line(&format!(
-            "{}: locked (no unlock session; `tresor unlock` starts one)",
-            path.display()
-        ));
+        let text = match (how, problem) {
+            (Some(how), _) => format!(
+                "{}: opens with {how} (no unlock session; `tresor unlock` starts one)",
+                path.display()
+            ),
+            (None, Some(problem)) => {
+                format!("{}: locked: {problem} (no unlock session)", path.display())
+            }
+            (None, None) => format!(
+                "{}: locked (no credential found and no unlock session; `tresor unlock` starts \
+                 one)",
+                path.display()
+            ),
+        };
+        output::line(&text);
         return Ok(());
     }
     for s in &sessions {

@@ -134,6 +134,7 @@ fn init_recovery_key_out_writes_a_private_file() {
         "--json",
         "init",
         "--password",
+        "--weak-password",
         "--recovery-key-out",
         out.to_str().unwrap(),
     ];
@@ -156,6 +157,7 @@ fn init_recovery_key_out_writes_a_private_file() {
     let mut args = vec![
         "init",
         "--password",
+        "--weak-password",
         "--recovery-key-out",
         out2.to_str().unwrap(),
     ];
@@ -329,7 +331,7 @@ fn set_get_ls_history_rotate_promote_rollback_rm_undelete_purge() {
     );
     t.run(&["rollback", "app/db", "2"])
         .ok()
-        .err_has(&["app/db: rolled back version 2"]);
+        .err_has(&["app/db: current is now version 2"]);
     t.run(&["rollback", "app/db", "9"])
         .code(1)
         .err_has(&["app/db", "9"]);
@@ -490,7 +492,7 @@ fn passwords_passwd_and_password_slots() {
     assert_eq!(slots[0]["argon2"], json!([8192, 1, 1]));
 
     // passwd with TRESOR_NEW_PASSWORD.
-    let mut args = vec!["--json", "passwd"];
+    let mut args = vec!["--json", "passwd", "--weak-password"];
     args.extend(FAST_KDF);
     let o = t.cmd(&args).env("TRESOR_NEW_PASSWORD", "pw-two").run();
     assert_eq!(o.ok().json(), json!({"slot": 1, "changed": true}));
@@ -506,6 +508,7 @@ fn passwords_passwd_and_password_slots() {
         "keyslot",
         "add",
         "--password",
+        "--weak-password",
         "--label",
         "backup",
     ];
@@ -532,7 +535,7 @@ fn passwords_passwd_and_password_slots() {
     assert!(text.contains("backup") && text.contains("argon2id m=8MiB t=1 p=1"));
 
     // passwd changes the slot that unlocked.
-    let mut args = vec!["--json", "passwd"];
+    let mut args = vec!["--json", "passwd", "--weak-password"];
     args.extend(FAST_KDF);
     let o = t
         .cmd(&args)
@@ -550,7 +553,7 @@ fn passwords_passwd_and_password_slots() {
         .ok();
     t.run(&["get", "k/s"]).ok();
     // --slot picks one explicitly; a bad slot id is not found.
-    let mut args = vec!["passwd", "--slot", "9"];
+    let mut args = vec!["passwd", "--slot", "9", "--weak-password"];
     args.extend(FAST_KDF);
     t.cmd(&args)
         .env("TRESOR_NEW_PASSWORD", "x")

@@ -124,7 +124,8 @@ fn init_takes_keyutils_only_when_asked() {
 #[test]
 fn explicit_choices_override_the_keychain() {
     require_services();
-    let mut args = vec!["--json", "init", "--no-keychain"];
+    // Short test passwords: --weak-password (tests/password_strength.rs).
+    let mut args = vec!["--json", "init", "--no-keychain", "--weak-password"];
     args.extend(common::FAST_KDF);
     let t = Tresor::new();
     let report = t
@@ -138,7 +139,7 @@ fn explicit_choices_override_the_keychain() {
     assert_eq!(kinds(&t, &recovery), ["password", "recovery"]);
 
     // TRESOR_PASSWORD alone is an explicit choice too.
-    let mut args = vec!["--json", "init"];
+    let mut args = vec!["--json", "init", "--weak-password"];
     args.extend(common::FAST_KDF);
     let t = Tresor::new();
     let report = t

@@ -79,6 +79,9 @@ fn keychain_slot_flow(bus: Option<&str>, backend: &str) {
     t.clear_default("TRESOR_KEY_FILE");
     let got = with_bus(t.cmd(&["get", "db/password"])).ok().out();
     assert_eq!(got.trim_end(), "hunter2");
+    // status says so, without unlocking.
+    let status = with_bus(t.cmd(&["status"])).ok().out();
+    assert!(status.contains("opens with its keychain slot"), "{status}");
 
     // Removing the slot (unlocked by the key file) deletes the entry: the
     // keychain no longer unlocks, and the error names the backend.

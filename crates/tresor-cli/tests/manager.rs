@@ -397,3 +397,67 @@ regoin = "eu-west-1"
         "{text}"
     );
 }
+
+/// Two remote stores down and the name in neither the vault nor the
+/// environment: every store that could answer is unavailable, so the
+/// answer is exit 6, and each store is named once in the run, whichever
+/// command asks (a read, a listing, history).
+#[test]
+fn every_store_down_is_said_once_per_store() {
+    let t = managed();
+    let text = format!(
+        r#"[[stores]]
+name = "local"
+kind = "vault"
+priority = 50
+
+[[stores]]
+name = "team-a"
+kind = "openbao"
+address = "http://127.0.0.1:{}"
+token = "ENV/TEST_BAO_TOKEN"
+connect_timeout = "500ms"
+timeout = "1s"
+priority = 100
+
+[[stores]]
+name = "team-b"
+kind = "openbao"
+address = "http://127.0.0.1:{}"
+token = "ENV/TEST_BAO_TOKEN"
+connect_timeout = "500ms"
+timeout = "1s"
+priority = 110
+"#,
+        closed_port(),
+        closed_port()
+    );
+    t.write("tresor.toml", text.as_bytes());
+    t.run(&["config", "trust"]).ok();
+    for json in [false, true] {
+        for args in [&["get", "nothing/here"][..], &["history", "nothing/here"]] {
+            let mut args = args.to_vec();
+            if json {
+                args.insert(0, "--json");
+            }
+            let o = t.run(&args);
+            o.code(6);
+            let err = o.err();
+            for store in ["team-a", "team-b"] {
+                assert_eq!(
+                    err.matches(&format!("{store} is unavailable")).count()
+                        + err.matches(&format!("'{store}'")).count(),
+                    1,
+                    "{args:?}: {store} not said exactly once:\n{err}"
+                );
+            }
+        }
+    }
+    // A listing answers from what it can reach, noting each store it could
+    // not list once.
+    let o = t.run(&["ls"]);
+    o.ok();
+    for store in ["team-a", "team-b"] {
+        assert_eq!(o.err().matches(store).count(), 1, "{}", o.err());
+    }
+}

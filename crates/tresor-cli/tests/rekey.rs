@@ -42,6 +42,10 @@ fn rekey_and_reencrypt_keep_every_value() {
         .map(|e| e["operation"].as_str().unwrap().to_string())
         .collect();
     assert!(ops.contains(&"rekey".to_string()) && ops.contains(&"rekey --reencrypt".to_string()));
+    // The re-encryption's entry names the new key and every key it retired.
+    let audit = t.audit();
+    let entry = entries_of(&audit, "rekey --reencrypt")[0];
+    assert_eq!(entry["versions"], serde_json::json!([3, 1, 2]), "{entry}");
 }
 
 #[test]

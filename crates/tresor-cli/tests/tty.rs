@@ -195,7 +195,7 @@ fn mismatched_entries_and_a_wrong_password_change_nothing() {
 
     // Two different new passwords at init: exit 2, no vault made.
     let fresh = Tresor::new();
-    let mut argv = vec![BIN, "init", "--no-keychain"];
+    let mut argv = vec![BIN, "init", "--no-keychain", "--weak-password"];
     argv.extend(FAST_KDF);
     let init = on_tty(
         &fresh,
@@ -324,5 +324,105 @@ fn passphrase_files_interoperate_with_stock_age_both_ways() {
             "{}",
             run.text()
         );
+    }
+}
+
+/// A weak password typed at `init` is refused after the first entry (not
+/// asked twice), saying why and naming --weak-password, and no vault is
+/// made; with --weak-password the same password is taken.
+#[test]
+fn a_weak_password_on_the_prompt_is_refused_unless_allowed() {
+    let t = Tresor::new();
+    let mut argv = vec![BIN, "init", "--no-keychain"];
+    argv.extend(FAST_KDF);
+    let run = on_tty(
+        &t,
+        &argv,
+        &[],
+        &[
+            Expect("New vault password: "),
+            Send("sunshine1\n"),
+            Expect("--weak-password"),
+        ],
+    );
+    assert_eq!(run.exit, 2, "{}", run.text());
+    let text = run.text();
+    assert!(text.contains("too weak"), "{text}");
+    assert!(
+        !text.contains("Repeat"),
+        "asked twice for a weak password: {text}"
+    );
+    assert!(
+        !text.contains("sunshine1"),
+        "the password was echoed: {text}"
+    );
+    assert!(!t.vault.exists(), "a vault was made with a weak password");
+
+    argv.push("--weak-password");
+    let run = on_tty(
+        &t,
+        &argv,
+        &[],
+        &[
+            Expect("New vault password: "),
+            Send("sunshine1\n"),
+            Expect("Repeat the vault password: "),
+            Send("sunshine1\n"),
+            Expect("Recovery key"),
+        ],
+    );
+    assert_eq!(run.exit, 0, "{}", run.text());
+    assert!(t.vault.is_file());
+}
+
+/// Long work shows a progress bar on a terminal's stderr, and nothing with
+/// --quiet or --json, or when stderr is a pipe. The work: a 256 MiB file
+/// (sparse, so cheap to make and read) encrypted to /dev/null; the bar
+/// shows once work has run for 0.3 s, which this always takes.
+#[test]
+fn long_work_shows_a_progress_bar_on_a_terminal_only() {
+    let t = Tresor::with_key();
+    t.run(&["key", "create", "f/age", "--type", "age"]).ok();
+    let recipient = t.run(&["key", "recipient", "f/age"]).ok().out();
+    let recipient = recipient.trim();
+    let big = t.path("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let big = big.to_str().unwrap();
+    let argv = [BIN, "encrypt", "-r", recipient, "-o", "/dev/null", big];
+    let run = on_tty(&t, &argv, &[("TERM", "xterm")], &[Expect("encrypted")]);
+    assert_eq!(run.exit, 0, "{}", run.text());
+    let text = run.text();
+    assert!(
+        text.contains("encrypting [") && text.contains("MiB"),
+        "no progress bar on the terminal: {text}"
+    );
+    // --quiet and --json: no bar, even on a terminal.
+    for flag in ["--quiet", "--json"] {
+        let mut argv = argv.to_vec();
+        argv.insert(1, flag);
+        let run = on_tty(&t, &argv, &[("TERM", "xterm")], &[]);
+        assert_eq!(run.exit, 0, "{flag}: {}", run.text());
+        assert!(
+            !run.text().contains("encrypting ["),
+            "{flag}: {}",
+            run.text()
+        );
+    }
+    // stderr on a pipe: no bar.
+    let o = t.run(&argv[1..]);
+    o.ok();
+    assert!(!o.err().contains("encrypting ["), "{}", o.err());
+    // Nor for the vault's long work.
+    for args in [
+        &["rekey", "--reencrypt"][..],
+        &["verify"],
+        &["rekey", "--master"],
+    ] {
+        let o = t.run(args);
+        o.ok();
+        assert!(!o.err().contains("records, "), "{args:?}: {}", o.err());
     }
 }

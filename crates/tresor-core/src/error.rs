@@ -124,6 +124,33 @@ pub enum Error {
         /// Whether the vault has a password slot a prompt could open.
         password_slot: bool,
     },
+    /// A credential is needed to go on (a new password, a passphrase, the
+    /// first key slot of a new vault), none was given, and there is nobody
+    /// to ask (no terminal). Unlike [`Error::NoCredential`] nothing is
+    /// locked: no credential was tried.
+    #[error("{what} is needed, and there is no terminal to ask for it")]
+    CredentialNeeded {
+        /// What is needed, e.g. `a new password`.
+        what: String,
+    },
+    /// The credential given is of a kind the vault has no key slot for (a
+    /// password for a vault without a password slot): it was not tried.
+    #[error("{store} has no {kind} slot, so {given} cannot open it")]
+    NoSuchSlot {
+        /// The store.
+        store: String,
+        /// The credential's kind (`password`, `key-file`, …).
+        kind: String,
+        /// Where the credential came from (`TRESOR_PASSWORD`, `key file K`).
+        given: String,
+    },
+    /// A new password is below the minimum strength. The feedback says
+    /// why in general terms; it never holds the password or a part of it.
+    #[error("the new password is too weak: {feedback}")]
+    WeakPassword {
+        /// Why, and how to choose a better one.
+        feedback: String,
+    },
     /// A file is encrypted to a passphrase and none was given.
     #[error("{what} is encrypted to a passphrase, and none was given")]
     PassphraseNeeded {
@@ -283,6 +310,9 @@ impl Error {
             Error::NoVault { .. } => "no_vault",
             Error::NoCredential { .. } => "no_credential",
             Error::PassphraseNeeded { .. } => "passphrase_needed",
+            Error::CredentialNeeded { .. } => "credential_needed",
+            Error::NoSuchSlot { .. } => "no_such_slot",
+            Error::WeakPassword { .. } => "weak_password",
             Error::Untrusted { .. } => "untrusted_config",
             Error::UnsafePath { .. } => "unsafe_path",
             Error::Exists { .. } => "exists",

@@ -388,3 +388,76 @@ fn rotations_keep_named_keys_working() {
     );
     assert_eq!(key_ids_in_use(&path).len(), 1);
 }
+
+/// A recorded stream of progress reports.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl tresor_core::progress::Progress for Recorder {
+    fn start(&self, what: &str, total: Option<u64>, _: tresor_core::progress::Unit) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {what} {total:?}"));
+    }
+    fn update(&self, done: u64) {
+        self.0.lock().unwrap().push(done.to_string());
+    }
+    fn finish(&self) {
+        self.0.lock().unwrap().push("finish".into());
+    }
+}
+
+impl Recorder {
+    /// The stage's total and every update, checked to rise to it and end.
+    fn stage(&self) -> (u64, Vec<u64>) {
+        let log = self.0.lock().unwrap();
+        let start = log.first().expect("a stage started");
+        let total: u64 = start
+            .rsplit_once("Some(")
+            .and_then(|(_, t)| t.strip_suffix(')'))
+            .expect("a total")
+            .parse()
+            .unwrap();
+        assert_eq!(log.last().map(String::as_str), Some("finish"), "{log:?}");
+        let updates: Vec<u64> = log[1..log.len() - 1]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        assert!(updates.windows(2).all(|w| w[0] <= w[1]), "{updates:?}");
+        (total, updates)
+    }
+}
+
+/// Re-encrypting, master rekeys and verify report their progress: one
+/// stage with a total, rising updates that reach it, and an end.
+#[test]
+fn long_work_reports_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut v) = new_vault(dir.path());
+    for i in 0..12 {
+        v.put(
+            &name(&format!("p/{i}")),
+            &value(b"value"),
+            &tresor_core::PutOptions::default(),
+        )
+        .unwrap();
+    }
+    let log = Recorder::default();
+    v.rekey_reencrypt_with(&log).unwrap();
+    let (total, updates) = log.stage();
+    assert!(total >= 24, "12 headers and 12 versions at least: {total}");
+    assert_eq!(updates.last(), Some(&total));
+    assert!(log.0.lock().unwrap()[0].starts_with("start re-encrypting records"));
+
+    let log = Recorder::default();
+    let report = v.verify_with(&log).unwrap();
+    let (total, updates) = log.stage();
+    assert_eq!(total, 12);
+    assert_eq!(updates.last(), Some(&report.secrets));
+
+    let log = Recorder::default();
+    v.rekey_master_with(&[&key()], true, false, &log).unwrap();
+    let (total, updates) = log.stage();
+    assert_eq!(updates.last(), Some(&total));
+}

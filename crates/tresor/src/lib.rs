@@ -35,6 +35,7 @@ mod locate;
 pub mod manager;
 mod pkcs11_allow;
 pub mod session;
+pub mod strength;
 pub mod trust;
 // Its tests make a FIFO with libc::mkfifo; the module itself has no unsafe code.
 #[cfg_attr(test, allow(unsafe_code))]
@@ -46,6 +47,9 @@ pub use tresor_stores as stores;
 
 pub use locate::{LOCK_TIMEOUT_ENV, VAULT_ENV, lock_timeout, vault_path};
 pub use pkcs11_allow::{Allowed, allow_module, user_config_path, user_module_policy};
+pub use strength::check_new_password;
+/// Progress of long work: the library reports, a front end draws.
+pub use tresor_core::progress;
 pub use tresor_core::{
     Capabilities, DEFAULT_MAX_VALUE_LEN, DeleteMode, Error, Label, Metadata, PutOptions, Result,
     Secret, SecretInfo, SecretName, SecretValue, Selector, Store, VersionInfo, memory,

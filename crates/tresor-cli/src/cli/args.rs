@@ -19,14 +19,15 @@ pub struct KdfArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Protect the vault with a password (prompt, or TRESOR_PASSWORD without a terminal).
+    /// Protect the vault with a password (prompt, or TRESOR_NEW_PASSWORD / TRESOR_PASSWORD
+    /// without a terminal); one below the minimum strength needs --weak-password.
     #[arg(long, conflicts_with_all = ["keychain", "no_keychain"])]
     pub password: bool,
     /// Keep the vault's key in the OS keychain (fails when none answers).
     #[arg(long, conflicts_with = "no_keychain")]
     pub keychain: bool,
-    /// Do not pick the OS keychain even when one answers: a password (prompt or
-    /// TRESOR_PASSWORD) or TRESOR_KEY / TRESOR_KEY_FILE instead.
+    /// Do not pick the OS keychain even when one answers: a password (prompt,
+    /// TRESOR_NEW_PASSWORD or TRESOR_PASSWORD) or TRESOR_KEY / TRESOR_KEY_FILE instead.
     #[arg(long)]
     pub no_keychain: bool,
     /// Do not add a recovery-key slot.
@@ -42,6 +43,9 @@ pub struct InitArgs {
     /// existing vault is not opened or checked.
     #[arg(long)]
     pub if_missing: bool,
+    /// Accept a new password below the minimum strength (zxcvbn score 3 of 4).
+    #[arg(long)]
+    pub weak_password: bool,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }
@@ -144,6 +148,16 @@ pub struct NameArg {
 }
 
 #[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The secret's name.
+    pub name: String,
+    /// Show a soft-deleted secret's versions (without it, a deleted secret is not found,
+    /// as for get).
+    #[arg(long)]
+    pub deleted: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ReasonedName {
     /// The secret's name.
     pub name: String,
@@ -199,13 +213,17 @@ pub struct PasswdArgs {
     /// The password slot to change [default: the one that unlocked, or the only one].
     #[arg(long)]
     pub slot: Option<u32>,
+    /// Accept a new password below the minimum strength (zxcvbn score 3 of 4).
+    #[arg(long)]
+    pub weak_password: bool,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum KeyslotCommand {
-    /// Add a slot: --password (prompt, or TRESOR_NEW_PASSWORD), --key-file FILE
+    /// Add a slot: --password (TRESOR_NEW_PASSWORD, else a prompt; one below strength 3
+    /// of 4 is refused unless --weak-password), --key-file FILE
     /// (created if missing), --keychain (32 random bytes kept in the OS keychain) or
     /// --pkcs11 (32 random bytes wrapped by a PKCS#11 token's AES-256 key).
     /// Unlock with another credential: TRESOR_KEY_FILE, TRESOR_KEY, TRESOR_PASSWORD or
@@ -260,6 +278,9 @@ pub struct KeyslotAddArgs {
     /// A label for the slot.
     #[arg(long)]
     pub label: Option<String>,
+    /// Accept a new password below the minimum strength (zxcvbn score 3 of 4).
+    #[arg(long)]
+    pub weak_password: bool,
     #[command(flatten)]
     pub kdf: KdfArgs,
 }

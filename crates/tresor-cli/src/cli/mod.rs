@@ -16,7 +16,8 @@ Exit codes:
   3  locked, or wrong password or key
   4  integrity failure (tampered or corrupt vault, broken audit chain)
   5  conflict (--expect-version did not match)
-  6  store unavailable (I/O error, lock timeout: see TRESOR_LOCK_TIMEOUT)
+  6  unavailable (I/O error, lock timeout: see TRESOR_LOCK_TIMEOUT; a reader
+     that closed the pipe before all of the data was written)
 
 Unlocking, first found wins:
   --key-file FILE / TRESOR_KEY_FILE   a key file (base64 of 32 random bytes; a
@@ -35,8 +36,19 @@ Unlocking, first found wins:
                                       config.toml or a root-owned system library
   a hidden password prompt            only when a terminal is attached
 
+New passwords (init, passwd, keyslot add --password):
+  TRESOR_NEW_PASSWORD                 the new password when there is no terminal
+                                      (init also reads TRESOR_PASSWORD); typed or
+                                      not, one below strength 3 of 4 (zxcvbn) is
+                                      refused unless --weak-password
+
 Values never go on the command line: they come from a prompt, stdin, a file
-(--file) or a generator (--generate).";
+(--file) or a generator (--generate).
+
+Pipes: data (get's value, key encrypt/decrypt/rewrap's envelope, encrypt and
+decrypt's output) whose reader stops early is an error, exit 6: it arrived
+incomplete. Listings and reports (ls, history, audit log, keyslot list,
+completions, …) may be cut short (`| head`) and exit 0.";
 
 /// tresor keeps secrets encrypted, versioned and audited in a local vault,
 /// and hands them to programs.
@@ -254,6 +266,10 @@ pub enum Command {
     /// when set, an OS keychain when one answers (Secret Service, else kernel keyutils;
     /// --no-keychain skips it), else a password prompt on a terminal. A recovery key is
     /// shown once: store it offline.
+    ///
+    /// A new password comes from TRESOR_NEW_PASSWORD (or TRESOR_PASSWORD) without a
+    /// terminal; typed or not, one below strength 3 of 4 (zxcvbn) is refused, saying why,
+    /// unless --weak-password.
     Init(InitArgs),
     /// Store a new version of a secret (value from a prompt, stdin, --file or --generate).
     Set(SetArgs),
@@ -263,7 +279,7 @@ pub enum Command {
     #[command(visible_alias = "list")]
     Ls(LsArgs),
     /// Show every version of a secret, without values.
-    History(NameArg),
+    History(HistoryArgs),
     /// Write a new version (like set), or stage it as pending with --stage.
     Rotate(RotateArgs),
     /// Make the pending version current.
@@ -278,6 +294,10 @@ pub enum Command {
     /// Show or change a secret's metadata: KEY=VALUE sets, KEY= removes.
     Meta(MetaArgs),
     /// Change the password of a password slot.
+    ///
+    /// Unlock with the current credential (TRESOR_PASSWORD, a key file, … or the prompt);
+    /// the new password comes from TRESOR_NEW_PASSWORD, else a hidden prompt asked twice.
+    /// One below strength 3 of 4 (zxcvbn) is refused, saying why, unless --weak-password.
     Passwd(PasswdArgs),
     /// Manage key slots: any slot unlocks the vault.
     #[command(subcommand)]
@@ -321,8 +341,9 @@ pub enum Command {
     /// End the vault's unlock session: the kernel key is revoked, or the agent wipes the
     /// key and exits.
     Lock,
-    /// Show the vault's unlock session (backend, how it was unlocked, expiry, idle
-    /// deadline) without extending it.
+    /// Show how the vault unlocks now: its unlock session (backend, how it was unlocked,
+    /// expiry, idle deadline), else the credential the unlock chain would use (a key file,
+    /// a variable, a keychain slot, a prompt), without unlocking or extending anything.
     Status,
     /// The unlock-session agent. Started by `tresor unlock` (with --agent, or when the
     /// kernel keyring is unavailable), which hands it the key on stdin; not run by hand.
@@ -339,6 +360,10 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script.
+    ///
+    /// The script is the output with or without --json (there is nothing to put in JSON);
+    /// a usage error, such as an unknown shell, is a JSON object on stderr with --json, as
+    /// for every command. A reader that stops early (`| head`) is not an error.
     Completions(CompletionsArgs),
 }
 

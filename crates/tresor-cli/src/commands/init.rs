@@ -92,6 +92,14 @@ pub(super) fn init_keychain(
 pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     let path = ctx.path()?;
     let params = kdf_params(&a.kdf)?;
+    if path.is_dir() {
+        // As every other command says of a folder where the vault should be.
+        return Err(Error::Io {
+            store: "vault".into(),
+            path,
+            source: std::io::Error::other("is a directory, not a vault file"),
+        });
+    }
     if a.if_missing && path.exists() {
         super::done(
             ctx,
@@ -132,6 +140,7 @@ pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
     let explicit = a.password
         || ctx.key_file.is_some()
+        || set(input::NEW_PASSWORD_ENV)
         || set(tresor::KEY_FILE_ENV)
         || set(tresor::KEY_ENV)
         || tresor::PASSWORD_ENVS.iter().any(|v| set(v))
@@ -148,11 +157,26 @@ pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
     if let Some(backend) = keychain {
         return init_keychain(ctx, &a, &path, params, backend);
     }
+    // A new password: TRESOR_NEW_PASSWORD, else the unlock variables
+    // (TRESOR_PASSWORD and its aliases), judged for strength.
+    let mut env_vars = vec![input::NEW_PASSWORD_ENV];
+    env_vars.extend(tresor::PASSWORD_ENVS);
+    let env_password = || {
+        env_vars
+            .iter()
+            .find_map(|v| input::env_password(&[v]).map(|pw| (pw, v.to_string())))
+    };
     let (credential, how, key_file_created) = if a.password {
-        let pw = if let Some(unlock) = password_from_env() {
-            unlock
-        } else {
-            input::new_password("TRESOR_PASSWORD", "vault password")?
+        let pw = match env_password() {
+            Some((pw, _)) => input::judged(pw, a.weak_password)?,
+            None if input::can_prompt() => {
+                input::prompt_new_password("vault password", a.weak_password)?
+            }
+            None => {
+                return Err(Error::CredentialNeeded {
+                    what: crate::exit::NEW_PASSWORD.into(),
+                });
+            }
         };
         (Credential::password(pw), "password".to_string(), None)
     } else if let Some(file) = ctx.key_file.clone().or_else(|| {
@@ -166,29 +190,37 @@ pub(super) fn init(ctx: &Ctx, a: crate::cli::InitArgs) -> Result<()> {
             format!("key file {}", file.display()),
             created.then_some(file),
         )
+    } else if !set(tresor::KEY_ENV)
+        && let Some((pw, var)) = env_password()
+    {
+        (
+            Credential::password(input::judged(pw, a.weak_password)?),
+            var,
+            None,
+        )
     } else if let Some(unlock) = tresor::Given::from_environment(None)? {
         let how = unlock.source_text();
         (unlock.into_credential(), how, None)
     } else if input::can_prompt() {
         (
-            Credential::password(input::new_password("TRESOR_PASSWORD", "vault password")?),
+            Credential::password(input::prompt_new_password(
+                "vault password",
+                a.weak_password,
+            )?),
             "password".to_string(),
             None,
         )
     } else {
-        return Err(Error::Locked {
-            store: "vault".into(),
-            hint: format!(
-                "no lasting keychain answered{} and there is no terminal to ask for a password; \
-                 set TRESOR_PASSWORD, {} or {} (or give --key-file FILE; --keychain also takes \
-                 kernel keyutils, whose keys do not survive a reboot)",
+        // Nothing was tried, so nothing is "locked": say what to give.
+        return Err(Error::CredentialNeeded {
+            what: format!(
+                "{} ({})",
+                crate::exit::FIRST_SLOT,
                 if a.no_keychain {
-                    " (--no-keychain)"
+                    "--no-keychain leaves out the OS keychain"
                 } else {
-                    ""
-                },
-                tresor::KEY_ENV,
-                tresor::KEY_FILE_ENV
+                    "no lasting keychain answered"
+                }
             ),
         });
     };

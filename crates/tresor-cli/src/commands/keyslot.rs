@@ -30,7 +30,7 @@ pub(super) fn passwd(ctx: &Ctx, a: crate::cli::PasswdArgs) -> Result<()> {
                 }
             },
         };
-    let pw = input::new_password("TRESOR_NEW_PASSWORD", "password")?;
+    let pw = input::new_password(a.weak_password)?;
     vault.change_slot(id, &Credential::password(pw), &params)?;
     done(
         ctx,
@@ -52,7 +52,7 @@ pub(super) fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             }
             let (credential, created) = match (a.password, &ctx.key_file) {
                 (true, _) => (
-                    Credential::password(input::new_password("TRESOR_NEW_PASSWORD", "password")?),
+                    Credential::password(input::new_password(a.weak_password)?),
                     None,
                 ),
                 (false, Some(file)) => {
@@ -92,6 +92,10 @@ pub(super) fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
             if ctx.json {
                 output::json(&slots);
             } else {
+                output::line(&format!(
+                    "{:>3}  {:<9} {:<16} {:<20}  {}",
+                    "ID", "KIND", "LABEL", "CREATED", "DETAILS"
+                ));
                 for s in slots {
                     let extra = s
                         .argon2
@@ -106,14 +110,15 @@ pub(super) fn keyslot(ctx: &Ctx, command: KeyslotCommand) -> Result<()> {
                             })
                         })
                         .unwrap_or_default();
-                    output::line(&format!(
-                        "{:>3}  {:<9} {:<16} {}  {}",
+                    let row = format!(
+                        "{:>3}  {:<9} {:<16} {:<20}  {}",
                         s.id,
                         s.kind.as_str(),
                         s.label.as_deref().unwrap_or("-"),
                         output::time(s.created_at),
                         extra
-                    ));
+                    );
+                    output::line(row.trim_end());
                 }
             }
             Ok(())

@@ -192,7 +192,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Verify => {
             let mut vault = ctx.unlock(false)?;
-            let report = vault.verify()?;
+            let report = vault.verify_with(&crate::progress::Bar::new(ctx.quiet, ctx.json))?;
             if ctx.json {
                 output::json(&json!({"ok": true, "report": report}));
             } else if !ctx.quiet {
@@ -238,7 +238,7 @@ pub fn run(cli: Cli) -> Result<()> {
             // that stops early (`| head`) is not a panic.
             let mut script = Vec::new();
             clap_complete::generate(a.shell, &mut cmd, "tresor", &mut script);
-            output::write_stdout(&script, false)
+            output::write_listing(&script)
         }
     }
 }
@@ -247,6 +247,15 @@ fn files_report(ctx: &Ctx) -> crate::files_cmd::Report {
     crate::files_cmd::Report {
         json: ctx.json,
         quiet: ctx.quiet,
+    }
+}
+
+impl crate::files_cmd::Report {
+    /// A progress bar on a terminal's stderr, unless the output itself goes
+    /// to that terminal.
+    pub fn bar(&self, to_stdout: bool) -> crate::progress::Bar {
+        let shares_terminal = to_stdout && std::io::stdout().is_terminal();
+        crate::progress::Bar::new(self.quiet || shares_terminal, self.json)
     }
 }
 
@@ -380,26 +389,48 @@ pub fn print_history(ctx: &Ctx, history: &[tresor::VersionInfo]) {
     if ctx.json {
         output::json(&history);
     } else {
-        for h in history {
-            let labels: Vec<&str> = h.labels.iter().map(|l| l.as_str()).collect();
+        for row in history_rows(history) {
+            output::line(&row);
+        }
+    }
+}
+
+/// `history`'s human rows: the labels column is as wide as its widest
+/// entry (`-` for a version with none), so the reasons after it line up.
+fn history_rows(history: &[tresor::VersionInfo]) -> Vec<String> {
+    let labels: Vec<String> = history
+        .iter()
+        .map(|h| {
+            let l: Vec<&str> = h.labels.iter().map(|l| l.as_str()).collect();
+            if l.is_empty() {
+                "-".to_string()
+            } else {
+                l.join(",")
+            }
+        })
+        .collect();
+    let width = labels.iter().map(String::len).max().unwrap_or(1);
+    history
+        .iter()
+        .zip(&labels)
+        .map(|(h, labels)| {
             let row = match h.destroyed_at {
                 Some(at) => format!("v{:<4} destroyed {}", h.version, output::time(at)),
                 None => format!(
-                    "v{:<4} {}  {:<12} {:>8} bytes  {}{}",
+                    "v{:<4} {}  {:<12} {:>8} bytes  {labels:<width$}{}",
                     h.version,
                     output::time(h.created_at),
                     h.actor,
                     h.len,
-                    labels.join(","),
                     h.reason
                         .as_ref()
                         .map(|r| format!("  reason: {r}"))
                         .unwrap_or_default()
                 ),
             };
-            output::line(&row);
-        }
-    }
+            row.trim_end().to_string()
+        })
+        .collect()
 }
 
 /// Reports a finished change: JSON on stdout, or a status line on stderr.

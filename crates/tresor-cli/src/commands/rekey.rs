@@ -6,9 +6,10 @@ use super::*;
 
 pub(super) fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
     let mut vault = ctx.unlock(false)?;
+    let bar = crate::progress::Bar::new(ctx.quiet, ctx.json);
     if !a.master {
         let report = if a.reencrypt {
-            vault.rekey_reencrypt()?
+            vault.rekey_reencrypt_with(&bar)?
         } else {
             vault.rekey()?
         };
@@ -76,7 +77,7 @@ pub(super) fn rekey(ctx: &Ctx, a: crate::cli::RekeyArgs) -> Result<()> {
         )?));
     }
     let refs: Vec<&Credential> = credentials.iter().collect();
-    let out = vault.rekey_master(&refs, a.drop_unavailable_slots, a.new_recovery_key)?;
+    let out = vault.rekey_master_with(&refs, a.drop_unavailable_slots, a.new_recovery_key, &bar)?;
     // A session keeps the old master key, which opens nothing any more.
     if tresor::session::end(&vault.id()).is_ok_and(|ended| !ended.is_empty()) {
         ctx.status("the vault's unlock session was ended; `tresor unlock` starts a new one");

@@ -99,6 +99,19 @@ pub(super) fn config_check(ctx: &Ctx) -> Result<()> {
     problems.sort_by_key(|p| (p.line, p.column));
     if ctx.json {
         output::json(&json!({"file": path, "ok": problems.is_empty(), "problems": problems}));
+        if !problems.is_empty() {
+            output::json_failure(
+                "validation",
+                "config_problems",
+                &format!(
+                    "{} problem{} in {}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    path.display()
+                ),
+                crate::exit::ExitCode::Usage,
+            );
+        }
     } else {
         for p in &problems {
             output::line(&p.to_string());

@@ -183,7 +183,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
         }
         Command::History(a) => {
             let name = SecretName::new(a.name)?;
-            let (from, history) = t.history(&name, store)?;
+            let (from, history) = t.history_of(&name, store, a.deleted)?;
             if out.several() {
                 ctx.status(&format!("{name}: history from store '{from}'"));
             }
@@ -203,7 +203,16 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             let (from, ()) = t.with_vault(&name, store, "rollback", |v| {
                 v.rollback(&name, a.version, a.reason.as_deref())
             })?;
-            out.changed(&name, &from, a.version, "rolled back");
+            // "rolled back version 1" read as undoing version 1: say what is true now.
+            commands::done(
+                ctx,
+                json!({"name": name, "version": a.version, "store": from}),
+                &format!(
+                    "{name}: current is now version {}{}",
+                    a.version,
+                    out.in_store(&from)
+                ),
+            );
             Ok(())
         }
         Command::Rm(a) => {
@@ -342,7 +351,12 @@ fn print_listing(out: &Out<'_>, listing: &Listing) {
             output::line(row.trim_end());
         }
     }
-    for (store, why) in &listing.not_listed {
+    // A store the manager already warned about is not noted again.
+    for (store, why) in listing
+        .not_listed
+        .iter()
+        .filter(|(s, _)| !listing.warned.contains(s))
+    {
         ctx.status(&format!("note: store '{store}' not listed: {why}"));
     }
 }

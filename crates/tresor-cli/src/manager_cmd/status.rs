@@ -113,16 +113,24 @@ pub(super) fn doctor(ctx: &Ctx) -> Result<()> {
         }
     }
     if !ok {
-        if !ctx.json {
-            eprintln!(
-                "tresor: error: required store{} unhealthy: {}",
-                if unhealthy_required.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
-                unhealthy_required.join(", ")
+        let message = format!(
+            "required store{} unhealthy: {}",
+            if unhealthy_required.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            unhealthy_required.join(", ")
+        );
+        if ctx.json {
+            output::json_failure(
+                "unavailable",
+                "unhealthy",
+                &message,
+                crate::exit::ExitCode::Unavailable,
             );
+        } else {
+            eprintln!("tresor: error: {message}");
         }
         EXIT.store(crate::exit::ExitCode::Unavailable as u8, Ordering::Relaxed);
     }

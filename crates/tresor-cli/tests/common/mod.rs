@@ -201,10 +201,11 @@ impl Tresor {
     }
 
     /// A fresh vault with a (cheap) password slot; `TRESOR_PASSWORD` set for
-    /// every later run.
+    /// every later run. The password may be weak (`--weak-password`): tests
+    /// use short ones.
     pub fn with_password(password: &str) -> Self {
         let mut t = Self::new();
-        let mut args = vec!["init", "--password", "--no-recovery"];
+        let mut args = vec!["init", "--password", "--no-recovery", "--weak-password"];
         args.extend(FAST_KDF);
         t.cmd(&args).env("TRESOR_PASSWORD", password).run().ok();
         t.set_default("TRESOR_PASSWORD", password);

@@ -6,6 +6,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
+use tresor_core::progress::{Progress, Silent, Stage, Unit};
 use tresor_core::{Error, Operation, Result};
 use tresor_crypto::slot::{self, Credential, RecoveryKey, SlotKind, SlotParams};
 use tresor_crypto::{Key, RecordAad, RecordKind, VaultKeys, open, seal};
@@ -60,15 +61,24 @@ impl Vault {
     /// Adds a fresh data key, rewrites every record under it, and destroys
     /// every older data key — in one transaction.
     pub fn rekey_reencrypt(&mut self) -> Result<RekeyReport> {
+        self.rekey_reencrypt_with(&Silent)
+    }
+
+    /// [`Vault::rekey_reencrypt`], reporting the records rewritten to
+    /// `progress`.
+    pub fn rekey_reencrypt_with(&mut self, progress: &dyn Progress) -> Result<RekeyReport> {
         let result = self.transaction(|v| {
             // Under the write lock, with the keys made current: the chain
             // re-sealed below is the one checked here.
             v.audit_check(None)?;
             let id = v.add_data_key()?;
-            let mut report = v.reseal_all(None)?;
+            let mut report = v.reseal_all(None, progress)?;
             report.data_key = id;
             report.retired_data_keys = v.destroy_old_data_keys(id)?;
-            v.append_ok(Operation::RekeyReencrypt, vec![u64::from(id)])?;
+            // The new key first, then every key it retired (destroyed here).
+            let mut ids = vec![u64::from(id)];
+            ids.extend(report.retired_data_keys.iter().map(|k| u64::from(*k)));
+            v.append_ok(Operation::RekeyReencrypt, ids)?;
             Ok(report)
         });
         self.reload_after_rotation(result, None)
@@ -88,6 +98,18 @@ impl Vault {
         credentials: &[&Credential],
         drop_unavailable: bool,
         new_recovery: bool,
+    ) -> Result<MasterRekey> {
+        self.rekey_master_with(credentials, drop_unavailable, new_recovery, &Silent)
+    }
+
+    /// [`Vault::rekey_master`], reporting the records rewritten to
+    /// `progress`.
+    pub fn rekey_master_with(
+        &mut self,
+        credentials: &[&Credential],
+        drop_unavailable: bool,
+        new_recovery: bool,
+        progress: &dyn Progress,
     ) -> Result<MasterRekey> {
         // Fails early under a stale master key (another rekey --master).
         self.audit_verify()?;
@@ -166,7 +188,7 @@ impl Vault {
             v.audit_check(None)?;
             let id = v.add_data_key()?;
             // Rewrap every data key (only the new one survives) under the new wrap key.
-            let mut report = v.reseal_all(Some(&new_keys))?;
+            let mut report = v.reseal_all(Some(&new_keys), progress)?;
             report.data_key = id;
             report.retired_data_keys = v.destroy_old_data_keys(id)?;
             let new_dek = v.dek(id)?;
@@ -212,7 +234,9 @@ impl Vault {
                 v.insert_slot(&SlotParams::Recovery, &key.credential(), Some("recovery"))?;
             }
             report.master = true;
-            v.append_ok(Operation::RekeyMaster, vec![u64::from(id)])?;
+            let mut ids = vec![u64::from(id)];
+            ids.extend(report.retired_data_keys.iter().map(|k| u64::from(*k)));
+            v.append_ok(Operation::RekeyMaster, ids)?;
             Ok(report)
         });
         let report = self.reload_after_rotation(result, Some(old_master))?;
@@ -271,8 +295,30 @@ impl Vault {
     /// Rewrites every sealed record under the write key. With `new_keys`,
     /// also recomputes blind indexes and fingerprints and re-MACs the audit
     /// chain under them.
-    fn reseal_all(&mut self, new_keys: Option<&VaultKeys>) -> Result<RekeyReport> {
+    fn reseal_all(
+        &mut self,
+        new_keys: Option<&VaultKeys>,
+        progress: &dyn Progress,
+    ) -> Result<RekeyReport> {
         let mut report = RekeyReport::default();
+        // Every record counted up front (headers, live versions, audit
+        // entries), so the progress has a total.
+        let total: u64 = self
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM secrets) \
+                 + (SELECT count(*) FROM versions WHERE body IS NOT NULL) \
+                 + (SELECT count(*) FROM audit WHERE seq < ?1)",
+                [HEAD_SEQ],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db(e))?;
+        let stage = Stage::start(
+            progress,
+            "re-encrypting records",
+            Some(total),
+            Unit::Records,
+        );
         let wk = self.write_key;
         let vid = self.vault_id;
         let aad = |kind, row: u64, version| RecordAad {
@@ -310,6 +356,7 @@ impl Vault {
                 )
                 .map_err(|e| self.db(e))?;
             report.records += 1;
+            stage.update(report.records);
             type VersionRow = (u64, u32, Vec<u8>);
             let versions: Vec<VersionRow> = self
                 .conn
@@ -344,6 +391,7 @@ impl Vault {
                     .and_then(|mut s| s.execute(params![id, version, sealed, wk]))
                     .map_err(|e| self.db(e))?;
                 report.records += 1;
+                stage.update(report.records);
             }
             // Destroyed versions keep their row: point them at the new key
             // so the old one can go.
@@ -393,6 +441,7 @@ impl Vault {
             prev = mac;
             last = seq;
             report.records += 1;
+            stage.update(report.records);
         }
         if last > 0 {
             crate::audit::write_head(&self.conn, audit_keys, last, &prev)

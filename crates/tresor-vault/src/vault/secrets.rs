@@ -175,6 +175,27 @@ impl Vault {
         Ok(out)
     }
 
+    /// Every version of a secret, as [`Vault::history`], except that a
+    /// soft-deleted secret is [`Error::Deleted`] (as for `get`) unless
+    /// `deleted` asks for it.
+    pub fn history_of(&mut self, name: &SecretName, deleted: bool) -> Result<Vec<VersionInfo>> {
+        let out = self.snapshot(|v| {
+            let bidx = v.keys.blind_index(name.as_str());
+            let (_, header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
+            if header.deleted_at.is_some() && !deleted {
+                return Err(Error::Deleted {
+                    store: STORE.into(),
+                    name: name.to_string(),
+                });
+            }
+            v.history_unaudited(name)
+        })?;
+        if self.settings.audit_reads {
+            self.audit_write(Operation::History, Some(name), vec![], "ok", None, true)?;
+        }
+        Ok(out)
+    }
+
     pub(super) fn history_unaudited(&self, name: &SecretName) -> Result<Vec<VersionInfo>> {
         let bidx = self.keys.blind_index(name.as_str());
         let (owner, header) = self

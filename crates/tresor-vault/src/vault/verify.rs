@@ -182,10 +182,21 @@ impl Vault {
     /// structure, all in one snapshot (read transaction): another process
     /// writing meanwhile changes nothing it sees.
     pub fn verify(&mut self) -> Result<VerifyReport> {
-        self.snapshot(|v| v.verify_in())
+        self.verify_with(&tresor_core::progress::Silent)
     }
 
-    pub(super) fn verify_in(&mut self) -> Result<VerifyReport> {
+    /// [`Vault::verify`], reporting the secrets checked to `progress`.
+    pub fn verify_with(
+        &mut self,
+        progress: &dyn tresor_core::progress::Progress,
+    ) -> Result<VerifyReport> {
+        self.snapshot(|v| v.verify_in(progress))
+    }
+
+    pub(super) fn verify_in(
+        &mut self,
+        progress: &dyn tresor_core::progress::Progress,
+    ) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
         let check: String = self
             .conn
@@ -220,8 +231,15 @@ impl Vault {
             })
             .map_err(|e| self.db(e))?;
         let mut stored = Vec::new();
+        let stage = tresor_core::progress::Stage::start(
+            progress,
+            "verifying secrets",
+            Some(rows.len() as u64),
+            tresor_core::progress::Unit::Records,
+        );
         for (id, bidx, key, blob, current, previous, pending, next_version, deleted_at, uid) in rows
         {
+            stage.update(report.secrets);
             let owner = Owner::from_row(id, &uid, "secret")?;
             let header = self.open_header_any(owner, key, &blob)?;
             let name = &header.name;
@@ -284,6 +302,8 @@ impl Vault {
             }
             report.secrets += 1;
         }
+        stage.update(report.secrets);
+        drop(stage);
         (report.named_keys, report.named_key_versions) = crate::named_keys::verify(self)?;
         report.audit_entries = self.check_chain(&stored, None)?.entries;
         Ok(report)

@@ -45,7 +45,7 @@ pub(super) fn stream_error(e: stream::StreamError, what: &str) -> Error {
     let store = what.to_string();
     match e {
         S::Read(source) => io_error("input", Path::new(what), source),
-        S::Write(source) => io_error("output", Path::new("output"), source),
+        S::Write(source) => crate::fs::write_error("output", source),
         S::Auth { chunk } => Error::Integrity {
             store,
             detail: format!(

@@ -33,7 +33,7 @@ pub(super) fn encryption_header(to: &EncryptTo) -> Result<(Vec<u8>, PayloadKey)>
     drop(
         encryptor
             .wrap_output(&mut head)
-            .map_err(|source| io_error("output", Path::new("output"), source))?,
+            .map_err(|source| crate::fs::write_error("output", source))?,
     );
     let (_, file_key) = file_key
         .into_inner()

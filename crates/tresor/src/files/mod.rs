@@ -38,7 +38,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+
 use std::path::{Path, PathBuf};
+use tresor_core::progress::{Progress, Stage, Unit};
 
 use age::secrecy::{ExposeSecret, SecretString};
 use age_core::format::{FileKey, Stanza};
@@ -257,6 +259,75 @@ pub fn encrypt_file(
     seal_to(&head, &key, source, &mut output, what)
 }
 
+/// [`encrypt_file`], reporting the bytes written to `progress` (the
+/// total is the input's size when it is a regular file).
+pub fn encrypt_file_with(
+    to: &EncryptTo,
+    input: &File,
+    output: impl Write + Send,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<Copied> {
+    let stage = Stage::start(progress, "encrypting", file_size(input), Unit::Bytes);
+    encrypt_file(to, input, Counted::new(output, &stage), what)
+}
+
+/// [`decrypt_file`], reporting the bytes written to `progress` (the
+/// total is the input's size when it is a regular file: the plaintext is
+/// a little shorter).
+pub fn decrypt_file_with(
+    with: &DecryptWith,
+    input: &File,
+    output: impl Write + Send,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<Copied> {
+    let stage = Stage::start(progress, "decrypting", file_size(input), Unit::Bytes);
+    decrypt_file(with, input, Counted::new(output, &stage), what)
+}
+
+/// The size of a regular file from its current position; `None` for a
+/// pipe or anything else whose size says nothing.
+fn file_size(input: &File) -> Option<u64> {
+    let meta = input
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file() && m.len() > 0)?;
+    let mut f = input;
+    let at = f.stream_position().unwrap_or(0);
+    Some(meta.len().saturating_sub(at))
+}
+
+/// A writer that reports the bytes written through it to a progress stage.
+struct Counted<'s, 'p, W> {
+    inner: W,
+    done: u64,
+    stage: &'s Stage<'p>,
+}
+
+impl<'s, 'p, W> Counted<'s, 'p, W> {
+    fn new(inner: W, stage: &'s Stage<'p>) -> Self {
+        Self {
+            inner,
+            done: 0,
+            stage,
+        }
+    }
+}
+
+impl<W: Write> Write for Counted<'_, '_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        self.stage.update(self.done);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Decrypts the age file `input` into `output`. Chunks are written as they
 /// authenticate: on an error, `output` may hold a verified prefix (use
 /// [`Output`] to discard it). `what` names the input in errors.
@@ -333,7 +404,7 @@ fn seal_to<S: stream::Source + ?Sized, W: Write + Send>(
 ) -> Result<Copied> {
     output
         .write_all(head)
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
+        .map_err(|source| crate::fs::write_error("output", source))?;
     let counts = payload_to(stream::Mode::Seal, key, source, output, what)?;
     Ok(Copied {
         bytes_in: counts.read,
@@ -371,6 +442,6 @@ fn payload_to<S: stream::Source + ?Sized, W: Write + Send>(
         .map_err(|e| stream_error(e, what))?;
     output
         .flush()
-        .map_err(|source| io_error("output", Path::new("output"), source))?;
+        .map_err(|source| crate::fs::write_error("output", source))?;
     Ok(counts)
 }

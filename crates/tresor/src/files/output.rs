@@ -69,10 +69,10 @@ impl Output {
         match self.kind {
             OutputKind::Stdout(ref mut out) => out
                 .flush()
-                .map_err(|source| io_error("output", Path::new("stdout"), source)),
-            OutputKind::Direct(ref mut f, ref path) => {
-                f.flush().map_err(|source| io_error("output", path, source))
-            }
+                .map_err(|source| crate::fs::write_error("stdout", source)),
+            OutputKind::Direct(ref mut f, ref path) => f
+                .flush()
+                .map_err(|source| crate::fs::write_error(&path.display().to_string(), source)),
             OutputKind::Private(file) => file.commit(),
         }
     }

@@ -236,6 +236,28 @@ impl Drop for PrivateFile {
 /// (callers that add their own remedy match on it).
 pub const REFUSED_OUTPUT: &str = "refusing to write there";
 
+/// The reason of the error a write gets when the reader at the other end
+/// of a pipe has gone ([`write_error`]).
+pub const READER_GONE: &str = "the reader closed the pipe before all of the output was written";
+
+/// The error of a failed write to `target` (`stdout`, a path, `output`
+/// for a writer the library cannot name): a reader that went away (a
+/// closed pipe) is [`Error::Unavailable`] with [`READER_GONE`], said once;
+/// anything else (a full disk, a file size limit) is [`Error::Io`].
+pub fn write_error(target: &str, source: std::io::Error) -> Error {
+    if source.kind() == std::io::ErrorKind::BrokenPipe {
+        return Error::Unavailable {
+            store: target.into(),
+            reason: READER_GONE.into(),
+        };
+    }
+    Error::Io {
+        store: "output".into(),
+        path: target.into(),
+        source,
+    }
+}
+
 /// Refuses a target that is not a new path or a regular file (a symbolic
 /// link is refused, neither followed nor replaced), or any existing one with
 /// [`Existing::Refuse`]: the check [`PrivateFile::create`] makes, for

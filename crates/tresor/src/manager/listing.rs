@@ -25,6 +25,10 @@ pub struct Listing {
     pub entries: Vec<Listed>,
     /// Stores that cannot list names, or were skipped, with why.
     pub not_listed: Vec<(String, String)>,
+    /// The stores of `not_listed` already reported through the warning
+    /// callback ([`crate::Builder::on_warning`]): a front end need not say
+    /// them again.
+    pub warned: Vec<String>,
 }
 
 impl Tresor {
@@ -80,6 +84,7 @@ impl Tresor {
     pub(super) fn list_at(&mut self, prefix: &str, indices: &[usize]) -> Result<Listing> {
         let mut merged: BTreeMap<String, Listed> = BTreeMap::new();
         let mut not_listed = Vec::new();
+        let mut warned = Vec::new();
         for &i in indices {
             let store = self.entries[i].name.clone();
             let cache = self.entries[i].settings.cache;
@@ -117,6 +122,7 @@ impl Tresor {
                     Err(e) if is_unavailable(&e) && !self.entries[i].settings.required => {
                         self.warn_once(&store, &format!("{e}; skipped (optional store)"));
                         not_listed.push((store.clone(), e.to_string()));
+                        warned.push(store.clone());
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -145,6 +151,7 @@ impl Tresor {
         Ok(Listing {
             entries: merged.into_values().collect(),
             not_listed,
+            warned,
         })
     }
 }

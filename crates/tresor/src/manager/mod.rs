@@ -320,6 +320,20 @@ impl Tresor {
         // A store that could hold the name did not answer: "not found"
         // would be a guess.
         if let Some(e) = self.missed.take() {
+            // The error names one store; every other store that was down
+            // is one warning each, so none goes unsaid and none is said
+            // twice.
+            let named = match &e {
+                Error::Unavailable { store, .. } | Error::Stale { store, .. } => {
+                    Some(store.clone())
+                }
+                _ => None,
+            };
+            for (store, text) in std::mem::take(&mut self.skipped) {
+                if named.as_deref() != Some(store.as_str()) {
+                    self.warn_once(&store, &text);
+                }
+            }
             return Err(e);
         }
         Err(Error::NotFound {
@@ -353,10 +367,59 @@ impl Tresor {
         name: &SecretName,
         store: Option<&str>,
     ) -> Result<(String, Vec<VersionInfo>)> {
-        let i = self.owner(name, store)?;
+        self.history_of(name, store, false)
+    }
+
+    /// [`Tresor::history`], with a soft-deleted secret's versions when
+    /// `deleted`; without, a soft-deleted secret of a vault is
+    /// [`Error::Deleted`], as for `get`.
+    pub fn history_of(
+        &mut self,
+        name: &SecretName,
+        store: Option<&str>,
+        deleted: bool,
+    ) -> Result<(String, Vec<VersionInfo>)> {
+        let i = if deleted {
+            // A soft-deleted secret answers no read: find its store by name.
+            match store {
+                Some(s) => self.index(s)?,
+                None => self.owner_of_deleted(name)?,
+            }
+        } else {
+            self.owner(name, store)?
+        };
         self.refuse_offline(i)?;
-        let h = self.checked(i, |s| s.history(name))?;
+        let is_vault = match &self.entries[i].state {
+            State::Local | State::Vault(_) => true,
+            State::Config(c) => c.kind == StoreKind::Vault,
+            _ => false,
+        };
+        let h = if is_vault {
+            self.vault_at(i, "history")?.history_of(name, deleted)?
+        } else {
+            self.checked(i, |s| s.history(name))?
+        };
         Ok((self.entries[i].name.clone(), h))
+    }
+
+    /// The store holding `name` soft-deleted: the one store, or the first
+    /// vault whose deleted listing has it.
+    fn owner_of_deleted(&mut self, name: &SecretName) -> Result<usize> {
+        check_name(name)?;
+        if self.entries.len() == 1 {
+            return Ok(0);
+        }
+        let listing = self.list_deleted(name.as_str(), None)?;
+        let store = listing
+            .entries
+            .iter()
+            .find(|l| l.info.name == *name)
+            .map(|l| l.store.clone())
+            .ok_or_else(|| Error::NotFound {
+                store: "stores".into(),
+                what: format!("deleted '{name}'"),
+            })?;
+        self.index(&store)
     }
 
     /// Runs `f` on the vault that holds `name` (the store named, or the one

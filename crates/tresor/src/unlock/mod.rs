@@ -198,7 +198,25 @@ impl Unlock {
         let mut locked = LockedVault::open(path, &options)?;
         if let Some(given) = Given::from_environment(self.key_file.as_deref())? {
             let source = given.source_text();
-            let vault = locked.unlock_as(given.credential(), &source)?;
+            let vault = match locked.unlock_as(given.credential(), &source) {
+                Ok(vault) => vault,
+                // A credential of a kind the vault has no slot for is not
+                // wrong, it is beside the point: say so, rather than that
+                // it failed. (Looked up only after a failure: a plain
+                // unlock costs no extra query.)
+                Err(Error::Auth { .. })
+                    if !LockedVault::open(path, &options)?
+                        .slot_kinds()?
+                        .contains(&given.credential().kind()) =>
+                {
+                    return Err(Error::NoSuchSlot {
+                        store: "vault".into(),
+                        kind: given.credential().kind().as_str().into(),
+                        given: source,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             return Ok(Unlocked {
                 vault,
                 how: given.opened,
@@ -271,6 +289,50 @@ impl Unlock {
                     .join("; "),
             },
         })
+    }
+
+    /// Which step would open the vault at `path` now, found without
+    /// opening it: the first step of the chain that has a credential to
+    /// try, in the chain's order, with no key derived (no Argon2id) and no
+    /// prompt or PIN callback called. The credential is not checked: a
+    /// wrong key file shows as the step that would be tried (and fail).
+    /// `Ok(None)` when no step applies; [`Error::NoSuchSlot`] when the
+    /// caller or the environment gives a credential of a kind the vault
+    /// has no slot for, as [`Unlock::open`] would say.
+    ///
+    /// For `tresor status` and the like: "how would this vault unlock?".
+    pub fn probe(&self, path: &Path) -> Result<Option<Opened>> {
+        let locked = LockedVault::open(path, &self.open_options()?)?;
+        let kinds = locked.slot_kinds()?;
+        if let Some(given) = Given::from_environment(self.key_file.as_deref())? {
+            let kind = given.credential().kind();
+            if !kinds.contains(&kind) {
+                return Err(Error::NoSuchSlot {
+                    store: "vault".into(),
+                    kind: kind.as_str().into(),
+                    given: given.source_text(),
+                });
+            }
+            return Ok(Some(given.opened));
+        }
+        let (found, _) = keychain_credentials(&locked)?;
+        if !found.is_empty() {
+            return Ok(Some(Opened::Keychain));
+        }
+        if self.sessions
+            && let Some(info) = crate::session::status(&locked.id()).into_iter().next()
+        {
+            return Ok(Some(Opened::Session(info.backend.as_str())));
+        }
+        if kinds.contains(&SlotKind::Pkcs11)
+            && (self.pin.is_some() || pkcs11_pin_from_env().is_some())
+        {
+            return Ok(Some(Opened::Pkcs11));
+        }
+        if kinds.contains(&SlotKind::Password) && self.prompt.is_some() {
+            return Ok(Some(Opened::Prompt));
+        }
+        Ok(None)
     }
 
     /// The credentials of every PKCS#11 slot of `locked` that opens with
