@@ -63,6 +63,7 @@ fn row(e: &Error) -> (ExitCode, &'static str) {
         Error::InvalidName { .. } => (Usage, "invalid_name"),
         Error::Unsupported { .. } => (Usage, "unsupported"),
         Error::ReadOnly { .. } => (Usage, "read_only"),
+        Error::RuleFailed { .. } => (Usage, "validation"),
         Error::Validation(_)
         | Error::Untrusted { .. }
         | Error::UnsafePath { .. }
@@ -120,6 +121,12 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
         {
             "or allow the module with `tresor keyslot add --pkcs11 --module MODULE --token LABEL \
              --key-label L`"
+                .into()
+        }
+        (Error::RuleFailed { name: Some(_), .. }, _) => {
+            "check that this is the right credential for the name; `--no-validate` stores it \
+             anyway (the audit log records that), and [[rules]] in tresor.toml can change the \
+             rule (docs/validation-and-scan.md)"
                 .into()
         }
         (Error::Deleted { name, .. }, _) => format!(

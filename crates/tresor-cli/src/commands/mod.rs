@@ -179,6 +179,11 @@ pub fn run(cli: Cli) -> Result<()> {
                         e.reason
                             .map(|r| format!("  reason: {r}"))
                             .unwrap_or_default()
+                            + &if e.flags.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  flags: {}", e.flags.join(","))
+                            }
                     ));
                 }
             }

@@ -149,6 +149,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
                     .map(|(k, v)| (k, v.unwrap_or_default()))
                     .collect(),
                 stage: false,
+                unvalidated: a.no_validate,
             };
             write(&out, t, &name, &value, &options, "set")
         }
@@ -158,6 +159,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             let options = PutOptions {
                 reason: a.reason,
                 stage: a.stage,
+                unvalidated: a.no_validate,
                 ..PutOptions::default()
             };
             write(

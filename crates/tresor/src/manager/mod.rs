@@ -49,10 +49,10 @@
 //! let name = SecretName::new("github/token")?;
 //! // env (priority 10) answers first; writes go to the first writable store.
 //! assert_eq!(tresor.get(&name, Selector::default())?.store, "env");
-//! let written = tresor.set(&name, &SecretValue::copy_from(b"from-vault"), &Default::default())?;
+//! let written = tresor.set(&name, &SecretValue::copy_from(b"ghp_fromthevault0123456789abcdefghijklmn"), &Default::default())?;
 //! assert_eq!(written.store, "local");
 //! let found = tresor.get_from("local", &name, Selector::default())?;
-//! assert_eq!(found.secret.value.expose_secret(), b"from-vault");
+//! assert_eq!(found.secret.value.expose_secret(), b"ghp_fromthevault0123456789abcdefghijklmn");
 //! let listed = tresor.list("")?;
 //! assert_eq!((listed.entries[0].store.as_str(), listed.entries[0].shadowed.clone()), ("env", vec!["local".to_string()]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
