@@ -46,7 +46,11 @@ fn every_encoded_form_is_found_by_name_never_by_value() {
         );
         // A form equal to an earlier one (json = raw here, base64url =
         // base64 when neither + nor / occurs) is named as the earlier.
-        let first = forms.iter().find(|(_, f)| *f == form).unwrap().0;
+        let first = forms
+            .iter()
+            .find(|(_, f)| f.trim_end_matches('=') == form.trim_end_matches('='))
+            .unwrap()
+            .0;
         assert_eq!(f.encoding, first, "{encoding}");
         assert!(!format!("{f:?}").contains(VALUE));
     }
