@@ -139,8 +139,8 @@ fn print(ctx: &Ctx, report: &Report, max_size: u64) {
         eprintln!("tresor: warning: not scanned: {u}");
     }
     ctx.status(&format!(
-        "{} finding{} in {} file{} ({:.1} MB) against {} stored secret{}; skipped {} binary, {} \
-         larger than {max_size} bytes",
+        "{} finding{} in {} file{} ({:.1} MB) against {} stored secret{}{}; skipped {} binary, \
+         {} larger than {max_size} bytes",
         report.findings.len(),
         plural(report.findings.len() as u64),
         report.files,
@@ -148,6 +148,15 @@ fn print(ctx: &Ctx, report: &Report, max_size: u64) {
         report.bytes as f64 / 1e6,
         report.secrets,
         plural(report.secrets as u64),
+        if report.secrets_too_short > 0 {
+            format!(
+                " ({} shorter than {} bytes not searched)",
+                report.secrets_too_short,
+                scan::MIN_VALUE_LEN
+            )
+        } else {
+            String::new()
+        },
         report.skipped_binary,
         report.skipped_large,
     ));
