@@ -361,22 +361,24 @@ impl Scanner {
         buf.clear();
         // Read at most the limit (a file that grows meanwhile is cut there).
         if let Err(e) = file.take(options.max_file_size).read_to_end(buf) {
+            zeroize::Zeroize::zeroize(buf.as_mut_slice());
             report.unreadable.push(format!("{}: {e}", path.display()));
             return;
         }
         if memchr::memchr(0, &buf[..buf.len().min(BINARY_PROBE)]).is_some() {
             report.skipped_binary += 1;
-            return;
+        } else {
+            report.files += 1;
+            report.bytes += buf.len() as u64;
+            let shown = path
+                .strip_prefix("./")
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            self.scan_bytes(&shown, buf, 1, &mut report.findings);
         }
-        report.files += 1;
-        report.bytes += buf.len() as u64;
-        let shown = path
-            .strip_prefix("./")
-            .unwrap_or(path)
-            .display()
-            .to_string();
-        self.scan_bytes(&shown, buf, 1, &mut report.findings);
-        // The buffer held file contents, which may be secrets.
+        // The buffer held file contents, which may be secrets: wiped as far
+        // as this file filled it.
         zeroize::Zeroize::zeroize(buf.as_mut_slice());
     }
 }
