@@ -234,7 +234,7 @@ impl Pattern {
         let regex = regex::RegexBuilder::new(&format!("^(?:{source})$"))
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|e| Error::Validation(format!("regex {source:?}: {}", first_line(&e))))?;
+            .map_err(|e| Error::Validation(format!("regex {source:?}: {}", last_line(&e))))?;
         Ok(Self {
             source: source.to_string(),
             regex,
@@ -278,7 +278,7 @@ impl Charset {
         let regex = regex::RegexBuilder::new(&format!("^{class}*$"))
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|e| Error::Validation(format!("charset {source:?}: {}", first_line(&e))))?;
+            .map_err(|e| Error::Validation(format!("charset {source:?}: {}", last_line(&e))))?;
         Ok(Self {
             source: source.to_string(),
             regex,
@@ -592,11 +592,10 @@ fn pem_problem(text: &str, label: Option<&str>) -> Option<String> {
     }
 }
 
-fn first_line(e: &impl fmt::Display) -> String {
+fn last_line(e: &impl fmt::Display) -> String {
     e.to_string()
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim()
         .to_string()

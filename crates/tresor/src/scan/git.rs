@@ -91,15 +91,20 @@ impl Scanner {
                     store: "git".into(),
                     reason: format!("git cat-file answered {:?} for {path}", text.trim_end()),
                 })?;
+            if size > options.max_file_size {
+                // Read past it without keeping it: memory stays flat.
+                std::io::copy(&mut (&mut out).take(size + 1), &mut std::io::sink())
+                    .map_err(io("git cat-file"))?;
+                report.skipped_large += 1;
+                continue;
+            }
             buf.clear();
             (&mut out)
                 .take(size + 1)
                 .read_to_end(&mut buf)
                 .map_err(io("git cat-file"))?;
             buf.truncate(size as usize);
-            if size > options.max_file_size {
-                report.skipped_large += 1;
-            } else if memchr::memchr(0, &buf[..buf.len().min(BINARY_PROBE)]).is_some() {
+            if memchr::memchr(0, &buf[..buf.len().min(BINARY_PROBE)]).is_some() {
                 report.skipped_binary += 1;
             } else {
                 report.files += 1;
