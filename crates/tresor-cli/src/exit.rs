@@ -82,6 +82,7 @@ fn row(e: &Error) -> (ExitCode, &'static str) {
         Error::InvalidName { .. } => (Usage, "invalid_name"),
         Error::Unsupported { .. } => (Usage, "unsupported"),
         Error::ReadOnly { .. } => (Usage, "read_only"),
+        Error::RuleFailed { .. } => (Usage, "validation"),
         Error::Validation(_)
         | Error::Untrusted { .. }
         | Error::UnsafePath { .. }
@@ -188,6 +189,12 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
                 "restore it with `tresor undelete {name}` (`tresor history {name} --deleted` \
                  shows its versions)"
             )
+        }
+        (Error::RuleFailed { name: Some(_), .. }, _) => {
+            "check that this is the right credential for the name; `--no-validate` stores it \
+             anyway (the audit log records that), and [[rules]] in tresor.toml can change the \
+             rule (docs/validation-and-scan.md)"
+                .into()
         }
         (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \
              --vault or TRESOR_VAULT"

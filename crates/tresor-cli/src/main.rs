@@ -42,6 +42,7 @@ mod keys_cmd;
 mod manager_cmd;
 mod output;
 mod progress;
+mod scan_cmd;
 mod session_cmd;
 mod trust_cmd;
 

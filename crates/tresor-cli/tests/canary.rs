@@ -229,6 +229,20 @@ fn the_canary_never_leaks_through_any_command_or_file() {
         .run()
         .code(3);
     t.run_in(&["set", "bad name"], v(12).as_bytes()).code(2);
+    // A value refused by a validation rule is not echoed.
+    t.run_in(&["set", "openai/canary"], v(13).as_bytes())
+        .code(2);
+    t.run_in(&["--json", "rotate", "openai/canary"], v(13).as_bytes())
+        .code(2);
+
+    // scan finds the stored value in a file (outside the temp dir, which
+    // must never hold it) and prints only the name and place.
+    let planted = tempfile::tempdir().unwrap();
+    let lines: String = (1..=12).map(|n| format!("x = {}\n", v(n))).collect();
+    std::fs::write(planted.path().join("leak.txt"), lines).unwrap();
+    let dir = planted.path().to_str().unwrap();
+    assert!(t.run(&["scan", dir]).code(1).out().contains(NAME));
+    t.run(&["--json", "scan", dir]).code(1);
 
     // Audit, verify, key slots, settings, passwd.
     for args in [

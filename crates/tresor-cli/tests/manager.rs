@@ -89,7 +89,10 @@ fn reads_follow_priority_and_writes_go_to_the_first_writable_store() {
     let t = managed();
     config(&t, false);
     let set = t
-        .run_in(&["set", "openai/api_key", "--json"], b"from-vault")
+        .run_in(
+            &["set", "openai/api_key", "--json"],
+            b"sk-from-the-vault-0123456789",
+        )
         .ok()
         .json();
     assert_eq!(set["store"], "local");
@@ -109,7 +112,7 @@ fn reads_follow_priority_and_writes_go_to_the_first_writable_store() {
         .cmd(&["get", "openai/api_key", "--store", "local"])
         .env("APP_OPENAI_API_KEY", "from-env")
         .run();
-    assert_eq!(got.ok().out(), "from-vault");
+    assert_eq!(got.ok().out(), "sk-from-the-vault-0123456789");
     // A name no reachable store holds while the optional store is down:
     // the answer is unknown, so unavailable (exit 6), said once, as the
     // error (no warning beside it).

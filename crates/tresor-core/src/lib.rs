@@ -29,6 +29,7 @@ mod name;
 #[allow(unsafe_code)]
 pub mod perm;
 pub mod progress;
+pub mod rules;
 mod store;
 mod value;
 mod version;

@@ -27,8 +27,12 @@ use serde::Serialize;
 use tresor_core::Operation;
 use tresor_crypto::{Key, RecordAad, RecordKind, VaultKeys, open, seal};
 
-use crate::payload::{AuditBody, decode_owned, encode};
+use crate::payload::{AuditBody, decode_audit, encode};
 use crate::vault::now_ms;
+
+/// The audit flag of a value stored without its validation rules
+/// (`--no-validate`), in [`AuditEntry::flags`].
+pub const FLAG_UNVALIDATED: &str = "unvalidated";
 
 /// One audit entry as read back. Never holds a value.
 #[derive(Clone, Debug, Serialize)]
@@ -52,6 +56,9 @@ pub struct AuditEntry {
     pub result: String,
     /// The reason given, if any.
     pub reason: Option<String>,
+    /// Overrides the writer chose: `unvalidated` when a value was stored
+    /// without its validation rules (`--no-validate`). Empty for most entries.
+    pub flags: Vec<String>,
 }
 
 /// Which entries `audit_log` returns.
@@ -267,7 +274,7 @@ fn open_entry(
     };
     let plain = open(key, &aad.bytes(), body)
         .map_err(|_| AuditError::Broken(format!("audit entry {seq} does not decrypt")))?;
-    let b: AuditBody = decode_owned(&plain, "an audit entry")
+    let b: AuditBody = decode_audit(&plain, "an audit entry")
         .map_err(|_| AuditError::Broken(format!("audit entry {seq} does not decode")))?;
     Ok(AuditEntry {
         seq: *seq,
@@ -279,6 +286,7 @@ fn open_entry(
         versions: b.versions,
         result: b.result,
         reason: b.reason,
+        flags: b.flags,
     })
 }
 

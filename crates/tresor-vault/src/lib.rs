@@ -35,7 +35,7 @@ mod schema;
 mod store;
 mod vault;
 
-pub use audit::{AuditAnchor, AuditEntry, AuditFilter};
+pub use audit::{AuditAnchor, AuditEntry, AuditFilter, FLAG_UNVALIDATED};
 pub use named_keys::{
     AUDIT_INTERVAL, AgeUse, BudgetWarning, CACHE_CHECK_INTERVAL, GCM_BUDGET, GCM_RESERVE_BLOCK,
     GCM_WARN_AT, KeyInfo, Keys, envelope_key,

@@ -48,6 +48,40 @@ pub struct AuditBody {
     pub versions: Vec<u64>,
     pub result: String,
     pub reason: Option<String>,
+    /// Overrides the writer chose (`unvalidated`: validation rules skipped
+    /// on purpose). A trailing field: entries written before it end after
+    /// `reason` and read as no flags ([`decode_audit`]); a reader that does
+    /// not know it ignores it (postcard reads a prefix).
+    pub flags: Vec<String>,
+}
+
+/// The audit entry layout before `flags`.
+#[derive(Deserialize)]
+struct AuditBodyV1 {
+    actor: String,
+    operation: String,
+    store: String,
+    name: Option<String>,
+    versions: Vec<u64>,
+    result: String,
+    reason: Option<String>,
+}
+
+/// Decodes an audit entry, with or without the trailing `flags`.
+pub fn decode_audit(plain: &[u8], what: &str) -> Result<AuditBody, Error> {
+    decode_owned::<AuditBody>(plain, what).or_else(|_| {
+        let b: AuditBodyV1 = decode_owned(plain, what)?;
+        Ok(AuditBody {
+            actor: b.actor,
+            operation: b.operation,
+            store: b.store,
+            name: b.name,
+            versions: b.versions,
+            result: b.result,
+            reason: b.reason,
+            flags: Vec::new(),
+        })
+    })
 }
 
 /// The vault's settings (record kind 6).
@@ -194,5 +228,39 @@ mod tests {
         assert_eq!(back.name, h.name);
         assert!(decode_owned::<Header>(&bytes[..5], "h").is_err());
         assert!(decode_owned::<Header>(&[9, 9], "h").is_err());
+    }
+
+    #[test]
+    fn audit_entry_layout_is_pinned_with_and_without_flags() {
+        let body = AuditBody {
+            actor: "a".into(),
+            operation: "set".into(),
+            store: "vault".into(),
+            name: Some("n".into()),
+            versions: vec![2],
+            result: "ok".into(),
+            reason: None,
+            flags: vec!["unvalidated".into()],
+        };
+        let bytes = encode(&body, 8);
+        // The test vector of VAULT-FORMAT.md ("Records", audit entry).
+        let mut expected = vec![1u8, 1, b'a', 3];
+        expected.extend_from_slice(b"set");
+        expected.push(5);
+        expected.extend_from_slice(b"vault");
+        expected.extend_from_slice(&[1, 1, b'n', 1, 2, 2, b'o', b'k', 0, 1, 11]);
+        expected.extend_from_slice(b"unvalidated");
+        assert_eq!(&bytes[..], &expected[..]);
+        let back = decode_audit(&bytes, "e").unwrap();
+        assert_eq!(back.flags, ["unvalidated"]);
+        // An entry written before flags existed ends after `reason`.
+        let old = &expected[..expected.len() - 13];
+        let back = decode_audit(old, "e").unwrap();
+        assert!(back.flags.is_empty());
+        assert_eq!((back.name.as_deref(), back.versions), (Some("n"), vec![2]));
+        // A reader of the older layout reads the newer entry's prefix.
+        let v1: AuditBodyV1 = decode_owned(&bytes, "e").unwrap();
+        assert_eq!(v1.result, "ok");
+        assert!(decode_audit(&expected[..8], "e").is_err());
     }
 }

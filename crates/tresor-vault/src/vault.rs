@@ -313,6 +313,7 @@ impl Vault {
                     name: None,
                     versions: vec![],
                     result: "auth".into(),
+                    flags: Vec::new(),
                     reason: Some(format!(
                         "{} slot; credential from {}; uid {}, pid {}",
                         f.kind, f.source, f.uid, f.pid

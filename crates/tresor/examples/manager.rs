@@ -68,7 +68,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api_key = SecretName::new("openai/api_key")?;
     let db = SecretName::new("db/password")?;
     // Writes go to the first writable store: env is read-only, so the vault.
-    for (name, value) in [(&api_key, "sk-from-the-vault"), (&db, "correct horse")] {
+    for (name, value) in [
+        (&api_key, "sk-from-the-vault-0123456789"),
+        (&db, "correct horse"),
+    ] {
         let w = tresor.set(
             name,
             &SecretValue::copy_from(value.as_bytes()),

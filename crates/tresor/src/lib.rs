@@ -34,6 +34,7 @@ pub mod fs;
 mod locate;
 pub mod manager;
 mod pkcs11_allow;
+pub mod scan;
 pub mod session;
 pub mod strength;
 pub mod trust;
@@ -42,6 +43,8 @@ pub mod trust;
 pub mod unlock;
 
 pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Written};
+/// Validation rules: presets per provider and `[[rules]]` from `tresor.toml`.
+pub use tresor_core::rules;
 /// The stores beyond the vault (`env`, `openbao`, …) and [`stores::StoreOptions`].
 pub use tresor_stores as stores;
 

@@ -742,3 +742,66 @@ fn check_config_points_at_unknown_store_options() {
         );
     }
 }
+
+#[test]
+fn every_write_meets_the_rules_of_any_store_unless_skipped_on_purpose() {
+    let mock = Mock::new("remote");
+    let mut t = Tresor::builder()
+        .vault_opener(|_| panic!("no vault here"))
+        .store("remote", mock.clone(), 10)
+        .build()
+        .unwrap();
+    let name = SecretName::new("github/token").unwrap();
+    let wrong = SecretValue::copy_from(b"not-a-github-token");
+    let e = t.set(&name, &wrong, &PutOptions::default()).unwrap_err();
+    assert!(
+        matches!(e, Error::RuleFailed { ref rule, .. } if rule == "github"),
+        "{e}"
+    );
+    let staged = PutOptions {
+        stage: true,
+        ..PutOptions::default()
+    };
+    assert!(t.set_in("remote", &name, &wrong, &staged).is_err());
+    assert!(
+        mock.data.lock().unwrap().is_empty(),
+        "nothing reached the store"
+    );
+    t.validate(&name, &wrong).unwrap_err();
+    t.validate_rule(
+        "openai",
+        &SecretValue::copy_from(b"sk-abcdefghijklmnopqrstuvwxyz"),
+    )
+    .unwrap();
+    let skip = PutOptions {
+        unvalidated: true,
+        ..PutOptions::default()
+    };
+    t.set(&name, &wrong, &skip).unwrap();
+    assert_eq!(
+        mock.data.lock().unwrap()["github/token"].1,
+        b"not-a-github-token"
+    );
+
+    // The rules of a config, or none at all.
+    let config = Config::parse("[[rules]]\npattern = \"github/*\"\nskip = true\n", None).unwrap();
+    let mut t = Tresor::builder()
+        .config(config)
+        .vault_opener(|_| panic!("no vault here"))
+        .store("remote", mock.clone(), 10)
+        .build()
+        .unwrap();
+    t.set(&name, &wrong, &PutOptions::default()).unwrap();
+    let mut t = Tresor::builder()
+        .rules(tresor::rules::RuleSet::none())
+        .vault_opener(|_| panic!("no vault here"))
+        .store("remote", mock, 10)
+        .build()
+        .unwrap();
+    t.set(
+        &SecretName::new("openai/k").unwrap(),
+        &wrong,
+        &PutOptions::default(),
+    )
+    .unwrap();
+}

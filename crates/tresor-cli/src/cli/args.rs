@@ -111,6 +111,11 @@ pub struct SetArgs {
     /// Metadata to merge, KEY=VALUE (repeatable).
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
+    /// Store the value even if it fails the validation rules for its name
+    /// (presets such as openai/* → sk-…, and [[rules]] in tresor.toml); the
+    /// audit entry records the override (flag `unvalidated`).
+    #[arg(long)]
+    pub no_validate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +183,11 @@ pub struct RotateArgs {
     /// Why (kept in the version and the audit log).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Store the value even if it fails the validation rules for its name
+    /// (presets such as openai/* → sk-…, and [[rules]] in tresor.toml); the
+    /// audit entry records the override (flag `unvalidated`).
+    #[arg(long)]
+    pub no_validate: bool,
 }
 
 #[derive(Debug, Args)]

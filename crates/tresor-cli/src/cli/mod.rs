@@ -359,6 +359,10 @@ pub enum Command {
     /// Inspect the config file (tresor.toml), and approve project configs (trust).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Find stored secrets' values (also encoded) and known tokens in files, the git index
+    /// (--staged) or recent commits (--history N); exit 1 on a finding.
+    #[command(long_about = crate::scan_cmd::SCAN_HELP)]
+    Scan(crate::scan_cmd::ScanArgs),
     /// Print a shell completion script.
     ///
     /// The script is the output with or without --json (there is nothing to put in JSON);

@@ -179,6 +179,11 @@ pub fn run(cli: Cli) -> Result<()> {
                         e.reason
                             .map(|r| format!("  reason: {r}"))
                             .unwrap_or_default()
+                            + &if e.flags.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  flags: {}", e.flags.join(","))
+                            }
                     ));
                 }
             }
@@ -230,7 +235,8 @@ pub fn run(cli: Cli) -> Result<()> {
         | Command::Rollback(_)
         | Command::Rm(_)
         | Command::Undelete(_)
-        | Command::Meta(_) => unreachable!("handled by manager_cmd::dispatch"),
+        | Command::Meta(_)
+        | Command::Scan(_) => unreachable!("handled by manager_cmd::dispatch"),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

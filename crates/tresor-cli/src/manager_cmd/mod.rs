@@ -36,6 +36,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
     match command {
         Command::Stores => stores(ctx).map(|()| None),
         Command::Doctor => doctor(ctx).map(|()| None),
+        Command::Scan(a) => crate::scan_cmd::scan(ctx, a).map(|()| None),
         Command::Config(ConfigCommand::Check) => config_check(ctx).map(|()| None),
         Command::Config(ConfigCommand::Path) => config_path(ctx).map(|()| None),
         Command::Config(ConfigCommand::Trust(a)) => crate::trust_cmd::trust(ctx, a).map(|()| None),
@@ -91,7 +92,7 @@ fn routed(c: &Command) -> bool {
 
 /// The manager for this run: the config's stores (or the vault alone), the
 /// CLI's unlock chain (with its prompt) for vault files.
-fn open(ctx: &Ctx, config: Option<Config>) -> Result<Tresor> {
+pub(crate) fn open(ctx: &Ctx, config: Option<Config>) -> Result<Tresor> {
     let key_file = ctx.key_file.clone();
     let json = ctx.json;
     let mut b = Tresor::builder()
@@ -149,6 +150,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
                     .map(|(k, v)| (k, v.unwrap_or_default()))
                     .collect(),
                 stage: false,
+                unvalidated: a.no_validate,
             };
             write(&out, t, &name, &value, &options, "set")
         }
@@ -158,6 +160,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
             let options = PutOptions {
                 reason: a.reason,
                 stage: a.stage,
+                unvalidated: a.no_validate,
                 ..PutOptions::default()
             };
             write(

@@ -263,7 +263,12 @@ impl Vault {
         self.check_value(name, value)?;
         validate_metadata(&options.metadata)?;
         let reason = options.reason.clone();
-        self.write(Operation::Set, Some(name), reason.as_deref(), |v| {
+        let flags: &[&str] = if options.unvalidated {
+            &[crate::audit::FLAG_UNVALIDATED]
+        } else {
+            &[]
+        };
+        self.write_flagged(Operation::Set, Some(name), reason.as_deref(), flags, |v| {
             let version = v.put_in_tx(name, value, options)?;
             Ok((version, vec![version]))
         })

@@ -33,6 +33,7 @@ impl Vault {
             versions,
             result: result.into(),
             reason,
+            flags: Vec::new(),
         }
     }
 
@@ -87,9 +88,23 @@ impl Vault {
         reason: Option<&str>,
         f: impl FnOnce(&mut Self) -> Result<(T, Vec<u64>)>,
     ) -> Result<T> {
+        self.write_flagged(op, name, reason, &[], f)
+    }
+
+    /// [`Self::write`] with flags in the audit entry (`unvalidated`).
+    pub(crate) fn write_flagged<T>(
+        &mut self,
+        op: Operation,
+        name: Option<&SecretName>,
+        reason: Option<&str>,
+        flags: &[&str],
+        f: impl FnOnce(&mut Self) -> Result<(T, Vec<u64>)>,
+    ) -> Result<T> {
         let result = self.transaction(|v| {
             let (out, versions) = f(v)?;
-            let body = v.audit_body(op.clone(), name, versions, "ok", reason.map(str::to_string));
+            let mut body =
+                v.audit_body(op.clone(), name, versions, "ok", reason.map(str::to_string));
+            body.flags = flags.iter().map(|f| f.to_string()).collect();
             v.append_audit(&body)?;
             Ok(out)
         });

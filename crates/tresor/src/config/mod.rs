@@ -51,6 +51,7 @@ pub const MAX_PRIORITY: i64 = 1_000_000;
 
 mod discover;
 mod parse;
+mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -394,6 +395,9 @@ pub struct Config {
     pub stores: Vec<StoreConfig>,
     /// The profiles.
     pub profiles: BTreeMap<String, Profile>,
+    /// Validation rules: the presets and the `[[rules]]` entries (see
+    /// [`tresor_core::rules`]).
+    pub rules: tresor_core::rules::RuleSet,
     /// Where each profile's `stores` list starts, for later problems.
     profile_at: BTreeMap<String, Position>,
     /// Where each store option is, for later problems.

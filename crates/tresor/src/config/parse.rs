@@ -38,12 +38,7 @@ struct Parser<'t> {
 
 impl Parser<'_> {
     fn position(&self, offset: usize) -> Position {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
-        Position { line, column }
+        position_in(self.text, offset)
     }
 
     fn problem(&mut self, offset: usize, message: impl Into<String>) {
@@ -82,6 +77,7 @@ impl Parser<'_> {
                 },
                 "stores" => self.stores(value, &mut config),
                 "profiles" => self.profiles(value, &mut config),
+                "rules" => self.rules(value, &mut config),
                 k if OTHER_TOP_LEVEL.contains(&k) => {}
                 k => self.problem(
                     key.span().start,
@@ -121,6 +117,26 @@ impl Parser<'_> {
             self.problems.push(config.problem(at, message));
         }
         config
+    }
+
+    fn rules(&mut self, value: &Spanned<DeValue<'_>>, config: &mut Config) {
+        let text = self.text;
+        let file = self
+            .file
+            .as_ref()
+            .map_or_else(|| "tresor.toml".to_string(), |p| p.display().to_string());
+        let position = |offset: usize| position_in(text, offset);
+        let mut found = Vec::new();
+        super::rules::parse_rules(
+            value,
+            &file,
+            &position,
+            &mut |offset, message| found.push((offset, message)),
+            &mut config.rules,
+        );
+        for (offset, message) in found {
+            self.problem(offset, message);
+        }
     }
 
     fn stores(&mut self, value: &Spanned<DeValue<'_>>, config: &mut Config) {
@@ -413,4 +429,17 @@ impl Parser<'_> {
             config.profiles.insert(pname, Profile { stores });
         }
     }
+}
+
+/// The line and column of byte `offset` in `text`.
+fn position_in(text: &str, offset: usize) -> Position {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    Position { line, column }
 }

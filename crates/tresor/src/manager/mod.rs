@@ -49,10 +49,10 @@
 //! let name = SecretName::new("github/token")?;
 //! // env (priority 10) answers first; writes go to the first writable store.
 //! assert_eq!(tresor.get(&name, Selector::default())?.store, "env");
-//! let written = tresor.set(&name, &SecretValue::copy_from(b"from-vault"), &Default::default())?;
+//! let written = tresor.set(&name, &SecretValue::copy_from(b"ghp_fromthevault0123456789abcdefghijklmn"), &Default::default())?;
 //! assert_eq!(written.store, "local");
 //! let found = tresor.get_from("local", &name, Selector::default())?;
-//! assert_eq!(found.secret.value.expose_secret(), b"from-vault");
+//! assert_eq!(found.secret.value.expose_secret(), b"ghp_fromthevault0123456789abcdefghijklmn");
 //! let listed = tresor.list("")?;
 //! assert_eq!((listed.entries[0].store.as_str(), listed.entries[0].shadowed.clone()), ("env", vec!["local".to_string()]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -65,6 +65,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use tresor_core::rules::RuleSet;
 use tresor_core::{
     Capabilities, DeleteMode, Error, Health, Metadata, PutOptions, Result, Secret, SecretInfo,
     SecretName, SecretValue, Selector, Store, VersionInfo,
@@ -172,6 +173,7 @@ pub struct Written {
 /// [module docs](self) for the routing rules.
 pub struct Tresor {
     entries: Vec<Entry>,
+    rules: RuleSet,
     local: Local,
     opener: VaultOpener,
     offline: bool,
@@ -292,6 +294,7 @@ impl Tresor {
             offline: false,
             max_age: None,
             warn: None,
+            rules: None,
         }
     }
 
@@ -436,6 +439,27 @@ impl Tresor {
         let store_name = self.entries[i].name.clone();
         let vault = self.vault_at(i, operation)?;
         f(vault).map(|t| (store_name, t))
+    }
+
+    /// The validation rules writes are checked against.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Checks `value` against the validation rule named `rule_name` (a
+    /// config rule's `name`, else a preset such as `openai`), as declared
+    /// secrets' `rule = "…"` asks. An unknown name is
+    /// [`Error::Validation`], a failed check [`Error::RuleFailed`].
+    pub fn validate_rule(&self, rule_name: &str, value: &SecretValue) -> Result<()> {
+        self.rules.check_rule(rule_name, value)
+    }
+
+    /// Checks the value about to be stored under `name` against the rules
+    /// for that name ([`Error::RuleFailed`] names the rule, never the
+    /// value). Every write checks this itself unless
+    /// [`PutOptions::unvalidated`] says not to.
+    pub fn validate(&self, name: &SecretName, value: &SecretValue) -> Result<()> {
+        self.rules.check(name, value)
     }
 
     /// Whether the manager runs offline.
