@@ -862,6 +862,13 @@ fn table() -> Vec<Row> {
         .names(&["--bogus-flag"]),
     );
 
+    t.push(row("scan", Ok, &["scan", "@folder"], 0));
+    t.push(row("scan", BadFlag, &["scan", "@folder", "--bogus-flag"], 2).names(&["--bogus-flag"]));
+    t.push(
+        row("scan", Unavailable, &["scan", "@new:no-such-folder"], 6).names(&["no-such-folder"]),
+    );
+    t.push(row("scan", ClosedStdout, &["scan", "@folder"], 0));
+
     t.push(row("completions", Ok, &["completions", "bash"], 0));
     t.push(row("completions", BadFlag, &["completions", "tcsh-ish"], 2).names(&["tcsh-ish"]));
     t.push(row(

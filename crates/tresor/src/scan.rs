@@ -232,11 +232,13 @@ impl Scanner {
     /// `options` says, on several threads). A missing path is an error.
     pub fn scan_paths(&self, paths: &[PathBuf], options: &Options) -> Result<Report> {
         for p in paths {
-            if std::fs::symlink_metadata(p).is_err() {
-                return Err(Error::Validation(format!(
-                    "{}: no such file or folder",
-                    p.display()
-                )));
+            // A missing input is unavailable (exit 6), as for every command.
+            if let Err(source) = std::fs::symlink_metadata(p) {
+                return Err(Error::Io {
+                    store: "scan".into(),
+                    path: p.clone(),
+                    source,
+                });
             }
         }
         let Some((first, rest)) = paths.split_first() else {
