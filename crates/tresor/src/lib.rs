@@ -26,11 +26,13 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod declared;
 pub mod files;
 // SAFETY (module): openat/renameat/unlinkat/fsync and friends on descriptors
 // and C strings this module owns; each call has its own SAFETY comment.
 #[allow(unsafe_code)]
 pub mod fs;
+pub mod generate;
 mod locate;
 pub mod manager;
 mod pkcs11_allow;

@@ -119,8 +119,10 @@ impl Builder {
             (None, None) => Local::Path(crate::vault_path(None)?),
         };
         let mut entries = Vec::new();
+        let mut declared = Vec::new();
         if let Some(config) = &self.config {
             let profile = config.profile_name(self.profile.as_deref());
+            declared = config.declared(profile.as_deref())?.to_vec();
             for c in config.stores_for(profile.as_deref())? {
                 entries.push(Entry {
                     name: c.name.clone(),
@@ -195,6 +197,8 @@ impl Builder {
             warned: BTreeSet::new(),
             missed: None,
             skipped: Vec::new(),
+            declared,
+            prefetched: Default::default(),
         })
     }
 }
