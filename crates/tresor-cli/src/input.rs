@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use base64::Engine as _;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use tresor::{Error, Result, SecretValue};
 
