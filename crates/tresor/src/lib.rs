@@ -36,6 +36,7 @@ pub mod generate;
 mod locate;
 pub mod manager;
 mod pkcs11_allow;
+pub mod refs;
 pub mod session;
 pub mod trust;
 // Its tests make a FIFO with libc::mkfifo; the module itself has no unsafe code.
