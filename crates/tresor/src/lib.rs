@@ -44,6 +44,8 @@ pub mod trust;
 pub mod unlock;
 
 pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Written};
+/// Validation rules: presets per provider and `[[rules]]` from `tresor.toml`.
+pub use tresor_core::rules;
 /// The stores beyond the vault (`env`, `openbao`, …) and [`stores::StoreOptions`].
 pub use tresor_stores as stores;
 

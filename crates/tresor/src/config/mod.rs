@@ -52,6 +52,7 @@ pub const MAX_PRIORITY: i64 = 1_000_000;
 mod discover;
 mod parse;
 mod secrets;
+mod rules;
 #[cfg(test)]
 mod tests;
 
@@ -401,6 +402,9 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
     /// The top-level `[secrets]`, in file order.
     pub secrets: Vec<Declared>,
+    /// Validation rules: the presets and the `[[rules]]` entries (see
+    /// [`tresor_core::rules`]).
+    pub rules: tresor_core::rules::RuleSet,
     /// Where each profile's `stores` list starts, for later problems.
     profile_at: BTreeMap<String, Position>,
     /// Where each store option is, for later problems.

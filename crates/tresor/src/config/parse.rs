@@ -3,10 +3,10 @@
 
 use super::*;
 
-/// Top-level keys other features read (validation
-/// rules; `pkcs11`, the allowed PKCS#11 modules, read from the user's own
-/// config only by `pkcs11_allow`): accepted here, checked by those features.
-const OTHER_TOP_LEVEL: [&str; 2] = ["rules", "pkcs11"];
+/// Top-level keys other features read (`pkcs11`, the allowed PKCS#11
+/// modules, read from the user's own config only by `pkcs11_allow`):
+/// accepted here, checked by those features.
+const OTHER_TOP_LEVEL: [&str; 1] = ["pkcs11"];
 /// Keys of a `[[stores]]` entry the manager reads; the rest are the store's
 /// own options.
 const STORE_KEYS: [&str; 6] = ["name", "kind", "priority", "read_only", "required", "cache"];
@@ -41,12 +41,7 @@ pub(super) struct Parser<'t> {
 
 impl Parser<'_> {
     pub(super) fn position(&self, offset: usize) -> Position {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
-        Position { line, column }
+        position_in(self.text, offset)
     }
 
     pub(super) fn problem(&mut self, offset: usize, message: impl Into<String>) {
@@ -87,6 +82,7 @@ impl Parser<'_> {
                 "stores" => self.stores(value, &mut config),
                 "profiles" => self.profiles(value, &mut config),
                 "secrets" => top_secrets = self.secrets(value, "secrets"),
+                "rules" => self.rules(value, &mut config),
                 k if OTHER_TOP_LEVEL.contains(&k) => {}
                 k => self.problem(
                     key.span().start,
@@ -134,6 +130,26 @@ impl Parser<'_> {
             self.problems.push(config.problem(at, message));
         }
         config
+    }
+
+    fn rules(&mut self, value: &Spanned<DeValue<'_>>, config: &mut Config) {
+        let text = self.text;
+        let file = self
+            .file
+            .as_ref()
+            .map_or_else(|| "tresor.toml".to_string(), |p| p.display().to_string());
+        let position = |offset: usize| position_in(text, offset);
+        let mut found = Vec::new();
+        super::rules::parse_rules(
+            value,
+            &file,
+            &position,
+            &mut |offset, message| found.push((offset, message)),
+            &mut config.rules,
+        );
+        for (offset, message) in found {
+            self.problem(offset, message);
+        }
     }
 
     fn stores(&mut self, value: &Spanned<DeValue<'_>>, config: &mut Config) {
@@ -437,4 +453,17 @@ impl Parser<'_> {
             );
         }
     }
+}
+
+/// The line and column of byte `offset` in `text`.
+fn position_in(text: &str, offset: usize) -> Position {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    Position { line, column }
 }

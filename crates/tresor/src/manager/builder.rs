@@ -15,6 +15,7 @@ pub struct Builder {
     pub(super) offline: bool,
     pub(super) max_age: Option<Duration>,
     pub(super) warn: Option<WarningSink>,
+    pub(super) rules: Option<RuleSet>,
 }
 
 impl Builder {
@@ -104,6 +105,14 @@ impl Builder {
         self
     }
 
+    /// The validation rules every write is checked against (default: the
+    /// config's, which are the presets plus its `[[rules]]`; with no config,
+    /// the presets). [`RuleSet::none`] turns validation off.
+    pub fn rules(mut self, rules: RuleSet) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
     /// Where warnings go (default: standard error, `tresor: warning: …`).
     pub fn on_warning(mut self, sink: impl FnMut(&str) + Send + 'static) -> Self {
         self.warn = Some(Box::new(sink));
@@ -183,7 +192,12 @@ impl Builder {
             });
         }
         entries.sort_by_key(|e| e.settings.priority);
+        let rules = self
+            .rules
+            .or_else(|| self.config.as_ref().map(|c| c.rules.clone()))
+            .unwrap_or_default();
         Ok(Tresor {
+            rules,
             entries,
             local,
             opener: self

@@ -65,6 +65,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use tresor_core::rules::RuleSet;
 use tresor_core::{
     Capabilities, DeleteMode, Error, Health, Metadata, PutOptions, Result, Secret, SecretInfo,
     SecretName, SecretValue, Selector, Store, VersionInfo,
@@ -172,6 +173,7 @@ pub struct Written {
 /// [module docs](self) for the routing rules.
 pub struct Tresor {
     entries: Vec<Entry>,
+    rules: RuleSet,
     local: Local,
     opener: VaultOpener,
     offline: bool,
@@ -299,6 +301,7 @@ impl Tresor {
             offline: false,
             max_age: None,
             warn: None,
+            rules: None,
         }
     }
 
@@ -451,6 +454,27 @@ impl Tresor {
         let store_name = self.entries[i].name.clone();
         let vault = self.vault_at(i, operation)?;
         f(vault).map(|t| (store_name, t))
+    }
+
+    /// The validation rules writes are checked against.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Checks `value` against the validation rule named `rule_name` (a
+    /// config rule's `name`, else a preset such as `openai`), as declared
+    /// secrets' `rule = "…"` asks. An unknown name is
+    /// [`Error::Validation`], a failed check [`Error::RuleFailed`].
+    pub fn validate_rule(&self, rule_name: &str, value: &SecretValue) -> Result<()> {
+        self.rules.check_rule(rule_name, value)
+    }
+
+    /// Checks the value about to be stored under `name` against the rules
+    /// for that name ([`Error::RuleFailed`] names the rule, never the
+    /// value). Every write checks this itself unless
+    /// [`PutOptions::unvalidated`] says not to.
+    pub fn validate(&self, name: &SecretName, value: &SecretValue) -> Result<()> {
+        self.rules.check(name, value)
     }
 
     /// Whether the manager runs offline.
