@@ -51,8 +51,8 @@ pub const MAX_PRIORITY: i64 = 1_000_000;
 
 mod discover;
 mod parse;
-mod secrets;
 mod rules;
+mod secrets;
 #[cfg(test)]
 mod tests;
 

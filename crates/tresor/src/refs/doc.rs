@@ -315,7 +315,14 @@ fn resolve_node(
 ) -> Result<()> {
     match node {
         Node::Str(s) => {
-            if let Some(v) = resolver.resolve_at(s, Place { file, path })? {
+            if let Some(v) = resolver.resolve_at(
+                s,
+                Place {
+                    file,
+                    path,
+                    line: None,
+                },
+            )? {
                 s.zeroize();
                 s.push_str(&v);
             }
@@ -399,7 +406,14 @@ fn toml_value(
 ) -> Result<()> {
     match value {
         toml_edit::Value::String(s) => {
-            if let Some(v) = resolver.resolve_at(s.value(), Place { file, path })? {
+            if let Some(v) = resolver.resolve_at(
+                s.value(),
+                Place {
+                    file,
+                    path,
+                    line: None,
+                },
+            )? {
                 let decor = s.decor().clone();
                 let mut new = toml_edit::Formatted::new(v.to_string());
                 *new.decor_mut() = decor;

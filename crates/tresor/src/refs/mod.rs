@@ -203,23 +203,34 @@ impl fmt::Display for Reference {
     }
 }
 
-/// Where a value is: the file (if any) and the key path (`db.hosts[0]`).
-#[derive(Clone, Copy, Debug)]
+/// Where a value is: the file (if any), the key path (`db.hosts[0]`) in a
+/// document, or the line and column in a template.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Place<'a> {
     /// The file, when the text came from one.
     pub file: Option<&'a Path>,
-    /// The key path, empty for a lone string.
+    /// The key path, empty for a lone string or a template.
     pub path: &'a str,
+    /// Line and column (from 1) in a template.
+    pub line: Option<(usize, usize)>,
 }
 
 impl fmt::Display for Place<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.file, self.path.is_empty()) {
-            (Some(file), false) => write!(f, "{}, key {}", file.display(), self.path),
-            (Some(file), true) => write!(f, "{}", file.display()),
-            (None, false) => write!(f, "key {}", self.path),
-            (None, true) => f.write_str("value"),
+        match (self.file, self.line) {
+            (Some(file), Some((l, c))) => write!(f, "{}:{l}:{c}", file.display())?,
+            (None, Some((l, c))) => write!(f, "line {l}, column {c}")?,
+            (Some(file), None) => write!(f, "{}", file.display())?,
+            (None, None) if self.path.is_empty() => return f.write_str("value"),
+            (None, None) => {}
         }
+        if !self.path.is_empty() {
+            if self.file.is_some() || self.line.is_some() {
+                f.write_str(", ")?;
+            }
+            write!(f, "key {}", self.path)?;
+        }
+        Ok(())
     }
 }
 
@@ -263,13 +274,7 @@ impl<'t> Resolver<'t> {
     /// `Some(value)` for a reference or an escaped literal, `None` for plain
     /// text (keep it as it is).
     pub fn resolve_str(&mut self, text: &str) -> Result<Option<Zeroizing<String>>> {
-        self.resolve_at(
-            text,
-            Place {
-                file: None,
-                path: "",
-            },
-        )
+        self.resolve_at(text, Place::default())
     }
 
     /// As [`Resolver::resolve_str`], with `place` named in errors.
@@ -363,7 +368,14 @@ impl<'t> Resolver<'t> {
         use serde_json::Value;
         match value {
             Value::String(s) => {
-                if let Some(v) = self.resolve_at(s, Place { file, path })? {
+                if let Some(v) = self.resolve_at(
+                    s,
+                    Place {
+                        file,
+                        path,
+                        line: None,
+                    },
+                )? {
                     zeroize::Zeroize::zeroize(s);
                     *s = v.to_string();
                 }
@@ -400,6 +412,75 @@ impl<'t> Resolver<'t> {
         file: Option<&Path>,
     ) -> Result<Zeroizing<String>> {
         doc::render(self, text, format, file)
+    }
+
+    /// Replaces each `{{ SEC/… }}` or `{{ ENV/… }}` placeholder in a
+    /// template (any text format) with the value; `{{ \\SEC/… }}` gives the
+    /// placeholder itself without the backslash, and other `{{ … }}` are
+    /// left as they are. Fails on the first placeholder that does not
+    /// resolve, naming `file`, line, column and reference.
+    ///
+    /// ```
+    /// # use tresor::{CreateOptions, Credential, Tresor, Vault};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let key = Credential::key_material(tresor::new_key_file_text().as_bytes()).unwrap();
+    /// # let vault = Vault::create(&dir.path().join("v.db"), &key, &CreateOptions::default())?.vault;
+    /// # let mut tresor = Tresor::builder().vault("local", vault, 50).build()?;
+    /// use tresor::refs::Resolver;
+    /// let mut r = Resolver::new(&mut tresor).with_env(|v| (v == "HOST").then(|| "db1".to_string().into()));
+    /// let out = r.inject("host={{ ENV/HOST }} raw={{ \\ENV/HOST }} other={{ .Values }}", None)?;
+    /// assert_eq!(out.as_str(), "host=db1 raw={{ ENV/HOST }} other={{ .Values }}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn inject(&mut self, template: &str, file: Option<&Path>) -> Result<Zeroizing<String>> {
+        let mut out = Zeroizing::new(String::with_capacity(template.len()));
+        let mut rest = 0;
+        let mut from = 0;
+        while let Some(open) = template[from..].find("{{").map(|i| from + i) {
+            let Some(close) = template[open + 2..].find("}}").map(|i| open + 2 + i) else {
+                break;
+            };
+            let inner = &template[open + 2..close];
+            let at = || {
+                let before = &template[..open];
+                let line = before.matches('\n').count() + 1;
+                let start = before.rfind('\n').map_or(0, |i| i + 1);
+                (line, before[start..].chars().count() + 1)
+            };
+            let trimmed = inner.trim();
+            let place = || Place {
+                file,
+                path: "",
+                line: Some(at()),
+            };
+            let classified = classify(trimmed).map_err(|e| match e {
+                Error::Malformed { what, problem } => Error::Malformed {
+                    what: format!("{}: {what}", place()),
+                    problem,
+                },
+                e => e,
+            })?;
+            match classified {
+                Classified::Plain => {
+                    from = open + 2;
+                    continue;
+                }
+                Classified::Escaped(_) => {
+                    let slash = open + 2 + inner.find('\\').unwrap_or(0);
+                    out.push_str(&template[rest..slash]);
+                    out.push_str(&template[slash + 1..close + 2]);
+                }
+                Classified::Reference(r) => {
+                    let value = self.lookup(&r, place())?;
+                    out.push_str(&template[rest..open]);
+                    out.push_str(&value);
+                }
+            }
+            rest = close + 2;
+            from = rest;
+        }
+        out.push_str(&template[rest..]);
+        Ok(out)
     }
 
     /// Reads a YAML document, resolves its references, and deserializes

@@ -241,3 +241,23 @@ fn load_yaml_fills_a_type() {
     let e = r.load_yaml::<Wrong>(YAML, None).unwrap_err();
     assert!(!e.to_string().contains("pa55"), "{e}");
 }
+
+#[test]
+fn inject_replaces_placeholders_and_names_line_and_column() {
+    let (_d, mut t) = tresor();
+    let mut r = Resolver::new(&mut t).with_env(env);
+    let template = "[client]\npassword={{SEC/db/password}}\nregion = {{ ENV/REGION }}\nkeep = {{ .Go }} {{ \\SEC/num }}\nunclosed {{ SEC/num";
+    let out = r.inject(template, None).unwrap();
+    assert_eq!(
+        out.as_str(),
+        "[client]\npassword=pa55 \"quoted\" $HOME `x`\nline2\nregion = eu-west-1\nkeep = {{ .Go }} {{ SEC/num }}\nunclosed {{ SEC/num"
+    );
+    let e = r
+        .inject("a\nb = {{ SEC/db/missing }}\n", Some(Path::new("my.conf")))
+        .unwrap_err();
+    assert!(e.to_string().contains("my.conf:2:5"), "{e}");
+    assert!(e.to_string().contains("SEC/db/missing"), "{e}");
+    let e = r.inject("x {{ SEC/a#0 }}", None).unwrap_err();
+    assert!(matches!(e, Error::Malformed { .. }));
+    assert!(e.to_string().contains("line 1, column 3"), "{e}");
+}
