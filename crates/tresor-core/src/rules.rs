@@ -596,7 +596,7 @@ fn first_line(e: &impl fmt::Display) -> String {
     e.to_string()
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .last()
+        .next_back()
         .unwrap_or("")
         .trim()
         .to_string()
