@@ -472,6 +472,28 @@ fn env_fails_before_printing_when_a_required_secret_is_missing() {
     assert!(out.stdout.is_empty());
 }
 
+#[test]
+fn env_warns_on_a_terminal_only() {
+    let t = env_project();
+    let piped = t.run(&["env"]);
+    piped.ok();
+    assert!(!piped.err().contains("plaintext"), "{}", piped.err());
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    which("script").expect("script (util-linux) is installed");
+    let out = t
+        .cmd_via(
+            &["sh", "-c", r#"exec script -q -e -c "$0 env" /dev/null"#],
+            &[] as &[&str],
+        )
+        .into_command()
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("holds secrets in plaintext"), "{text}");
+    assert!(text.contains("export PLAIN='simple'"), "{text}");
+}
+
 fn which(program: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
