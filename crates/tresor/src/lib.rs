@@ -26,15 +26,18 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod declared;
 pub mod files;
 // SAFETY (module): openat/renameat/unlinkat/fsync and friends on descriptors
 // and C strings this module owns; each call has its own SAFETY comment.
 #[allow(unsafe_code)]
 pub mod fs;
+pub mod generate;
 mod locate;
 pub mod manager;
 mod pkcs11_allow;
 pub mod scan;
+pub mod refs;
 pub mod session;
 pub mod strength;
 pub mod trust;

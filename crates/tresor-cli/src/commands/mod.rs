@@ -236,7 +236,11 @@ pub fn run(cli: Cli) -> Result<()> {
         | Command::Rm(_)
         | Command::Undelete(_)
         | Command::Meta(_)
-        | Command::Scan(_) => unreachable!("handled by manager_cmd::dispatch"),
+        | Command::Scan(_)
+        | Command::Check(_)
+        | Command::Render(_)
+        | Command::Inject(_)
+        | Command::Env(_) => unreachable!("handled by manager_cmd::dispatch"),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -186,7 +186,16 @@ pub struct Tresor {
     /// Stores the current read skipped, and why: warned about only when
     /// another store answers (otherwise the read's error says it).
     skipped: Vec<(String, String)>,
+    /// The secrets the config declares for the profile in use.
+    pub(crate) declared: Vec<crate::config::Declared>,
+    /// Answers fetched ahead, in parallel across remote stores, by
+    /// [`Tresor::get_many`]: (store index, name, selector) → answer.
+    prefetched: Prefetched,
 }
+
+type Prefetched = std::collections::HashMap<(usize, SecretName, String), Result<Secret>>;
+/// One entry of [`Prefetched`].
+type PrefetchedAnswer = ((usize, SecretName, String), Result<Secret>);
 
 struct Entry {
     name: String,
@@ -343,6 +352,101 @@ impl Tresor {
             store: self.store_names().join(", "),
             what: format!("'{name}'"),
         })
+    }
+
+    /// Reads several names, each as [`Tresor::get`] would, answers in the
+    /// order asked. With two or more remote stores (openbao, aws, azure)
+    /// in use, each is asked for every name at once, one thread per store,
+    /// before the usual routing picks the answers: the wait is the slowest
+    /// store's, not their sum.
+    pub fn get_many(&mut self, requests: &[(SecretName, Selector)]) -> Vec<Result<Found>> {
+        if requests.len() > 1 {
+            self.prefetch_vault(requests);
+            if !self.offline {
+                self.prefetch(requests);
+            }
+        }
+        let out = requests
+            .iter()
+            .map(|(name, selector)| self.get(name, *selector))
+            .collect();
+        self.prefetched.clear();
+        out
+    }
+
+    /// When a vault is the first store asked, reads every name from it in
+    /// one transaction ([`Vault::get_many`]): one commit for the batch, and
+    /// only reads the routing would make anyway (it asks that store first).
+    fn prefetch_vault(&mut self, requests: &[(SecretName, Selector)]) {
+        let first_is_vault = self
+            .entries
+            .first()
+            .is_some_and(|e| e.kind == Some(StoreKind::Vault) && e.down.is_none());
+        if !first_is_vault || requests.iter().any(|(n, _)| check_name(n).is_err()) {
+            return;
+        }
+        // A vault that does not open is left for the reads to report.
+        let Ok(vault) = self.vault_at(0, "get") else {
+            return;
+        };
+        let answers = vault.get_many(requests);
+        for ((name, selector), answer) in requests.iter().zip(answers) {
+            self.prefetched
+                .insert((0, name.clone(), selector.to_string()), answer);
+        }
+    }
+
+    fn prefetch(&mut self, requests: &[(SecretName, Selector)]) {
+        let remote: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| {
+                self.is_remote(i)
+                    && self.entries[i]
+                        .down
+                        .as_ref()
+                        .is_none_or(|(since, _)| since.elapsed() >= RETRY_AFTER)
+                    && requests.iter().all(|(n, _)| check_name(n).is_ok())
+            })
+            .collect();
+        if remote.len() < 2 {
+            return;
+        }
+        // Built one by one (a failure is left for the read to report).
+        let ready: Vec<usize> = remote
+            .into_iter()
+            .filter(|&i| self.store_at(i).is_ok())
+            .collect();
+        let answers: Vec<Vec<PrefetchedAnswer>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .entries
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| ready.contains(i))
+                .filter_map(|(i, e)| match &mut e.state {
+                    State::Ready(store) => Some((i, store)),
+                    _ => None,
+                })
+                .map(|(i, store)| {
+                    scope.spawn(move || {
+                        let mut out = Vec::with_capacity(requests.len());
+                        for (name, selector) in requests {
+                            let answer = store.get(name, *selector);
+                            let down = matches!(&answer, Err(e) if is_unavailable(e));
+                            out.push(((i, name.clone(), selector.to_string()), answer));
+                            // A store that is down is not asked again.
+                            if down {
+                                break;
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        self.prefetched = answers.into_iter().flatten().collect();
     }
 
     /// Reads `name` from the store named `store` only.
@@ -505,7 +609,14 @@ impl Tresor {
             );
             return Ok(None);
         }
-        match self.checked(i, |s| s.get(name, selector)) {
+        let answer = match self
+            .prefetched
+            .remove(&(i, name.clone(), selector.to_string()))
+        {
+            Some(answer) => self.note_unavailable(i, answer),
+            None => self.checked(i, |s| s.get(name, selector)),
+        };
+        match answer {
             Ok(secret) => {
                 if self.entries[i].settings.cache {
                     self.keep_copy(i, &secret);
@@ -620,6 +731,11 @@ impl Tresor {
             self.entries[i].down = None;
         }
         let result = self.store_at(i).and_then(f);
+        self.note_unavailable(i, result)
+    }
+
+    /// Remembers store `i` as unavailable when `result` says so.
+    fn note_unavailable<T>(&mut self, i: usize, result: Result<T>) -> Result<T> {
         if let Err(e) = &result
             && is_unavailable(e)
         {
