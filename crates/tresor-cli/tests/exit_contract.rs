@@ -862,6 +862,106 @@ fn table() -> Vec<Row> {
         .names(&["--bogus-flag"]),
     );
 
+    t.push(row("check", Ok, &["--config", "@declared", "check"], 0));
+    t.push(
+        row(
+            "check",
+            BadFlag,
+            &["--config", "@declared", "check", "--bogus-flag"],
+            2,
+        )
+        .names(&["--bogus-flag"]),
+    );
+    t.push(row("check", BadFlag, &["check"], 2).names(&["[secrets]"]));
+    t.push(
+        row(
+            "check",
+            MissingName,
+            &["--config", "@declared-missing", "check"],
+            1,
+        )
+        .names(&["app/nope"]),
+    );
+    t.push(
+        row(
+            "check",
+            WrongCredential,
+            &["--config", "@declared", "check"],
+            3,
+        )
+        .env("TRESOR_KEY_FILE", "@other-key")
+        .names(&["wrong key"]),
+    );
+    t.push(row(
+        "check",
+        ClosedStdout,
+        &["--config", "@declared", "check"],
+        0,
+    ));
+
+    t.push(row("render", Ok, &["render", "@ref-yaml"], 0));
+    t.push(
+        row(
+            "render",
+            BadFlag,
+            &["render", "@ref-yaml", "--bogus-flag"],
+            2,
+        )
+        .names(&["--bogus-flag"]),
+    );
+    t.push(
+        row("render", MissingName, &["render", "@missing-ref-yaml"], 1).names(&["SEC/app/nope"]),
+    );
+    t.push(
+        row("render", Unavailable, &["render", "@new:no-such.yaml"], 6).names(&["no-such.yaml"]),
+    );
+    t.push(
+        row("render", WrongCredential, &["render", "@ref-yaml"], 3)
+            .env("TRESOR_KEY_FILE", "@other-key")
+            .names(&["wrong key"]),
+    );
+    t.push(row("render", ClosedStdout, &["render", "@ref-yaml"], 6));
+
+    t.push(row("inject", Ok, &["inject"], 0).stdin("db = {{ SEC/app/db }}\n"));
+    t.push(row("inject", BadFlag, &["inject", "--bogus-flag"], 2).names(&["--bogus-flag"]));
+    t.push(
+        row("inject", MissingName, &["inject"], 1)
+            .stdin("db = {{ SEC/app/nope }}\n")
+            .names(&["SEC/app/nope"]),
+    );
+    t.push(row("inject", ClosedStdout, &["inject"], 6).stdin("db = {{ SEC/app/db }}\n"));
+
+    t.push(row("env", Ok, &["--config", "@declared", "env"], 0));
+    t.push(
+        row(
+            "env",
+            BadFlag,
+            &["--config", "@declared", "env", "--format", "tcsh"],
+            2,
+        )
+        .names(&["tcsh"]),
+    );
+    t.push(
+        row(
+            "env",
+            MissingName,
+            &["--config", "@declared-missing", "env"],
+            1,
+        )
+        .names(&["app/nope"]),
+    );
+    t.push(
+        row("env", WrongCredential, &["--config", "@declared", "env"], 3)
+            .env("TRESOR_KEY_FILE", "@other-key")
+            .names(&["wrong key"]),
+    );
+    t.push(row(
+        "env",
+        ClosedStdout,
+        &["--config", "@declared", "env"],
+        6,
+    ));
+
     t.push(row("scan", Ok, &["scan", "@folder"], 0));
     t.push(row("scan", BadFlag, &["scan", "@folder", "--bogus-flag"], 2).names(&["--bogus-flag"]));
     t.push(
@@ -938,6 +1038,11 @@ impl Fixture {
         t.write_key("other-key", base64(&[7u8; 32]).as_bytes());
         t.write("garbage", &filler(8192, 99));
         t.write("bad.toml", b"bogus = 1\n");
+        // Declared secrets and references: one that resolves, one that does not.
+        t.write("declared.toml", b"[secrets]\nDB = \"app/db\"\n");
+        t.write("declared-missing.toml", b"[secrets]\nX = \"app/nope\"\n");
+        t.write("ref.yaml", b"db: SEC/app/db\n");
+        t.write("missing-ref.yaml", b"db: SEC/app/nope\n");
         // An OpenBao store on a port nothing listens on.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -997,6 +1102,10 @@ impl Fixture {
             "@garbage" => path("garbage"),
             "@bad-config" => path("bad.toml"),
             "@down-config" => path("down.toml"),
+            "@declared" => path("declared.toml"),
+            "@declared-missing" => path("declared-missing.toml"),
+            "@ref-yaml" => path("ref.yaml"),
+            "@missing-ref-yaml" => path("missing-ref.yaml"),
             "@garbage/vault.db" => path("garbage/vault.db"),
             "@folder" => path("folder"),
             "@plain" => path("plain"),

@@ -193,7 +193,22 @@ pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<()> {
     let profile = config.profile_name(ctx.profile.as_deref());
     let mut t = open(ctx, Some(config))?;
     let declared = t.declared().to_vec();
-    let fetched = t.fetch_declared(&declared);
+    let mut fetched = t.fetch_declared(&declared);
+    // A credential that does not open the vault, or a vault that fails its
+    // integrity check, is the answer for every secret: that error, with its
+    // own exit code (3 or 4), not a table of per-secret failures.
+    if let Some(at) = fetched.iter().position(|f| {
+        f.error.as_ref().is_some_and(|e| {
+            matches!(
+                crate::exit::code(e),
+                crate::exit::ExitCode::Locked | crate::exit::ExitCode::Integrity
+            )
+        })
+    }) {
+        if let Some(e) = fetched.swap_remove(at).error {
+            return Err(e);
+        }
+    }
     let mut rows: Vec<Row> = fetched.iter().map(|f| row(&t, f)).collect();
     if a.fix {
         fix(ctx, &mut t, &fetched, &mut rows)?;
@@ -222,16 +237,32 @@ pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<()> {
     }
     if failing > 0 {
         EXIT.store(crate::exit::ExitCode::NotFound as u8, Ordering::Relaxed);
-        if !ctx.json {
-            eprintln!(
-                "tresor: {failing} required secret{} missing or invalid{}",
-                if failing == 1 { " is" } else { "s are" },
-                if a.fix {
-                    ""
-                } else {
-                    " (tresor check --fix generates or asks for missing ones)"
-                }
-            );
+        // stderr names the failing secrets (names only), in text and JSON.
+        let names: Vec<String> = rows
+            .iter()
+            .filter(|r| r.fails())
+            .map(|r| format!("{} ('{}')", r.var, r.name))
+            .collect();
+        let message = format!(
+            "{failing} required secret{} missing or invalid: {}",
+            if failing == 1 { " is" } else { "s are" },
+            names.join(", ")
+        );
+        let hint = (!a.fix).then_some("tresor check --fix generates or asks for missing ones");
+        if ctx.json {
+            let mut error = json!({
+                "kind": "not_found", "type": "declared_failing", "message": message,
+                "exit_code": crate::exit::ExitCode::NotFound as u8,
+            });
+            if let Some(h) = hint {
+                error["hint"] = json!(h);
+            }
+            eprintln!("{}", json!({ "error": error }));
+        } else {
+            eprintln!("tresor: {message}");
+            if let Some(h) = hint {
+                eprintln!("hint: {h}");
+            }
         }
     }
     Ok(())
