@@ -34,6 +34,7 @@ pub mod fs;
 mod locate;
 pub mod manager;
 mod pkcs11_allow;
+pub mod redact;
 pub mod session;
 pub mod trust;
 // Its tests make a FIFO with libc::mkfifo; the module itself has no unsafe code.
