@@ -41,6 +41,7 @@ mod input;
 mod keys_cmd;
 mod manager_cmd;
 mod output;
+mod run_cmd;
 mod session_cmd;
 mod trust_cmd;
 

@@ -340,6 +340,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Run a program with secrets in its environment (or in files), and exit with its code.
+    #[command(long_about = crate::run_cmd::RUN_HELP, after_help = crate::run_cmd::RUN_AFTER)]
+    Run(crate::run_cmd::RunArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,10 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
         Command::Doctor => doctor(ctx).map(|()| None),
         Command::Config(ConfigCommand::Check) => config_check(ctx).map(|()| None),
         Command::Config(ConfigCommand::Path) => config_path(ctx).map(|()| None),
+        Command::Run(a) => crate::run_cmd::run(ctx, a).map(|code| {
+            EXIT.store(code, Ordering::Relaxed);
+            None
+        }),
         Command::Config(ConfigCommand::Trust(a)) => crate::trust_cmd::trust(ctx, a).map(|()| None),
         Command::Config(ConfigCommand::Untrust(a)) => {
             crate::trust_cmd::untrust(ctx, a).map(|()| None)
@@ -91,7 +95,7 @@ fn routed(c: &Command) -> bool {
 
 /// The manager for this run: the config's stores (or the vault alone), the
 /// CLI's unlock chain (with its prompt) for vault files.
-fn open(ctx: &Ctx, config: Option<Config>) -> Result<Tresor> {
+pub(crate) fn open(ctx: &Ctx, config: Option<Config>) -> Result<Tresor> {
     let key_file = ctx.key_file.clone();
     let json = ctx.json;
     let mut b = Tresor::builder()
