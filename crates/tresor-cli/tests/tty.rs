@@ -13,7 +13,7 @@ use std::path::Path;
 
 use common::*;
 
-use common::pty::{Expect, Send, on_tty};
+use common::pty::{Expect, Send, TtyRun, on_tty};
 
 /// `tresor init` on a terminal with a (cheap) password typed twice.
 fn init_on_tty(t: &Tresor, password: &str) -> TtyRun {
