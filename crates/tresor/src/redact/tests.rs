@@ -192,7 +192,7 @@ proptest! {
     /// pieces: the output equals the reference, and no value survives.
     #[test]
     fn streaming_equals_the_reference(
-        values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 4..24), 1..4),
+        values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 4..48), 1..4),
         noise in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..16), 1..6),
         picks in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..6),
         cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
