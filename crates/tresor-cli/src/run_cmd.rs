@@ -15,8 +15,12 @@ use crate::commands::Ctx;
 pub(crate) const RUN_HELP: &str = "\
 Run a program with secrets in its environment (or in files), and exit with its code.
 
-Every value is read before the program starts; a missing secret stops the run (exit 1, naming \
-the variable and the secret) and the program never starts. The program inherits the rest of \
+The program gets the secrets declared in tresor.toml ([secrets], or [profiles.P.secrets] with \
+--profile; as_file ones as files), unless --no-declared, and those named by --env, --file and \
+--prefix (which win over a declaration of the same variable). Every value is read before the \
+program starts (remote stores asked at once); a missing required secret stops the run (exit 1, \
+naming each variable and secret) and the program never starts; a missing optional one takes its \
+default, or is left out. The program inherits the rest of \
 the environment, stdin and the terminal. Values never appear in any command line.
 
 --file VAR=NAME writes the value to a 0600 file in a private 0700 folder on a memory-backed \
@@ -41,6 +45,7 @@ comes; only a tail that could start a value is held back, for at most 2 ms.";
 
 pub(crate) const RUN_AFTER: &str = "\
 Examples:
+  tresor run -- ./server                      # the secrets tresor.toml declares
   tresor run --env DATABASE_URL=db/url -- ./server --port 8080
   tresor run --prefix openai/ --redact -- python train.py
   tresor run --file TLS_KEY=tls/key -- nginx -g 'daemon off;'
@@ -62,6 +67,9 @@ pub struct RunArgs {
     /// Every secret under P, in variables named after the rest of the name (repeatable).
     #[arg(long, value_name = "P")]
     pub prefix: Vec<String>,
+    /// Leave out the secrets declared in tresor.toml ([secrets], or the profile's).
+    #[arg(long)]
+    pub no_declared: bool,
     /// Replace the values (and their encoded forms) in the program's stdout and stderr.
     #[arg(long)]
     pub redact: bool,
@@ -106,6 +114,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<u8> {
                 name,
                 delivery,
                 required: true,
+                default: None,
             })?;
         }
     }
@@ -113,6 +122,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> Result<u8> {
     let mut tresor = crate::manager_cmd::open(ctx, config)?;
     for prefix in &a.prefix {
         plan.add_prefix(&mut tresor, prefix, Delivery::Env)?;
+    }
+    if !a.no_declared {
+        let declared = tresor.declared().to_vec();
+        plan.add_declared(&declared)?;
     }
     let values = plan.fetch(&mut tresor)?;
     // The vault is closed before the program starts.

@@ -73,8 +73,11 @@ pub struct Item {
     /// As the value or as a file.
     pub delivery: Delivery,
     /// Whether a missing secret stops the run (otherwise the variable is
-    /// left as inherited).
+    /// left as inherited, or set to `default`).
     pub required: bool,
+    /// A value that is not secret, used when no store has the secret
+    /// (declared secrets' `default`).
+    pub default: Option<String>,
 }
 
 /// Which secrets go to which variables. Variables are unique: a second
@@ -153,34 +156,82 @@ impl Plan {
                 name: entry.info.name,
                 delivery,
                 required: true,
+                default: None,
             })?;
             added += 1;
         }
         Ok(added)
     }
 
-    /// Reads every planned value through the manager, in plan order. A
-    /// missing required secret fails, naming its variable; a missing
-    /// optional one is left out.
-    pub fn fetch(&self, tresor: &mut Tresor) -> Result<Vec<Fetched>> {
-        let mut out = Vec::with_capacity(self.items.len());
-        for item in &self.items {
-            match tresor.get(&item.name, Selector::default()) {
-                Ok(found) => out.push(Fetched {
-                    variable: item.variable.clone(),
-                    name: item.name.clone(),
-                    delivery: item.delivery,
-                    value: found.secret.value,
-                }),
-                Err(Error::NotFound { store, .. }) if item.required => {
-                    return Err(Error::NotFound {
-                        store,
-                        what: format!("'{}' (for {})", item.name, item.variable),
-                    });
-                }
-                Err(Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+    /// Adds the declared secrets (`[secrets]` of `tresor.toml`, see
+    /// [`Tresor::declared`]) whose variable is not planned yet: a variable
+    /// given explicitly wins over its declaration. Returns how many were
+    /// added.
+    pub fn add_declared(&mut self, declared: &[crate::declared::Declared]) -> Result<usize> {
+        let mut added = 0;
+        for d in declared {
+            if self.items.iter().any(|i| i.variable == d.var) {
+                continue;
             }
+            self.add(Item {
+                variable: d.var.clone(),
+                name: d.name.clone(),
+                delivery: if d.as_file {
+                    Delivery::File
+                } else {
+                    Delivery::Env
+                },
+                required: d.required,
+                default: d.default.clone(),
+            })?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Reads every planned value through the manager before anything
+    /// starts (with several remote stores, each is asked for all names at
+    /// once: [`Tresor::get_many`]), in plan order. Required secrets that no
+    /// store has fail together, naming each variable and secret; a missing
+    /// optional one takes its default, or is left out.
+    pub fn fetch(&self, tresor: &mut Tresor) -> Result<Vec<Fetched>> {
+        let requests: Vec<_> = self
+            .items
+            .iter()
+            .map(|i| (i.name.clone(), Selector::default()))
+            .collect();
+        let answers = tresor.get_many(&requests);
+        let mut out = Vec::with_capacity(self.items.len());
+        let mut missing = Vec::new();
+        let mut store = String::new();
+        for (item, answer) in self.items.iter().zip(answers) {
+            let value = match answer {
+                Ok(found) => found.secret.value,
+                Err(Error::NotFound { store: s, .. }) | Err(Error::Deleted { store: s, .. }) => {
+                    match &item.default {
+                        Some(text) => SecretValue::copy_from(text.as_bytes()),
+                        None if item.required => {
+                            missing.push(format!("'{}' (for {})", item.name, item.variable));
+                            store = s;
+                            continue;
+                        }
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            out.push(Fetched {
+                variable: item.variable.clone(),
+                name: item.name.clone(),
+                delivery: item.delivery,
+                value,
+            });
+        }
+        if !missing.is_empty() {
+            return Err(Error::NotFound {
+                store,
+                what: missing.join(", "),
+            });
         }
         Ok(out)
     }

@@ -50,6 +50,7 @@ fn a_plan_refuses_a_variable_twice() {
         name: name(n),
         delivery: Delivery::Env,
         required: true,
+        default: None,
     };
     plan.add(item("A", "x/a")).unwrap();
     let e = plan.add(item("A", "x/b")).unwrap_err();
