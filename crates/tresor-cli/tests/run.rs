@@ -163,23 +163,23 @@ fn bad_deliveries_are_usage_errors() {
 #[test]
 fn prefix_names_variables_after_the_rest_of_the_name() {
     let t = vault_with(&[
-        ("openai/api_key", "sk-first-value"),
-        ("openai/org.id", "org-second-value"),
-        ("openai/prod/base-url", "https://example.invalid/v1"),
+        ("llm/api_key", "first-value"),
+        ("llm/org.id", "org-second-value"),
+        ("llm/prod/base-url", "https://example.invalid/v1"),
         ("other/x", "not-given"),
     ]);
     let out = t.run(&run_args(
-        &["--prefix", "openai"],
+        &["--prefix", "llm"],
         "echo \"$API_KEY|$ORG_ID|$PROD_BASE_URL|${X:-unset}\"",
     ));
     out.ok();
     assert_eq!(
         out.out().trim(),
-        "sk-first-value|org-second-value|https://example.invalid/v1|unset"
+        "first-value|org-second-value|https://example.invalid/v1|unset"
     );
     // Two names giving one variable: an error before anything runs.
-    t.run_in(&["set", "openai/api-key"], b"another").ok();
-    t.run(&run_args(&["--prefix", "openai/"], "true"))
+    t.run_in(&["set", "llm/api-key"], b"another").ok();
+    t.run(&run_args(&["--prefix", "llm/"], "true"))
         .code(2)
         .err_has(&["API_KEY is given twice"]);
 }
@@ -368,7 +368,7 @@ fn redact_replaces_values_and_encodings_in_stdout_and_stderr() {
         &["--env", "K=api/key", "--env", "S=short", "--redact"],
         // The value whole, split across two writes and lines, base64, hex,
         // on stderr, and a value too short to redact.
-        "echo \"plain $K\"; printf 's3cret-Va'; sleep 0.001; printf 'lue-4f9a\\n'; \
+        "echo \"plain $K\"; printf 's3cret-Va'; printf 'lue-4f9a\\n'; \
          printf '%s' \"$K\" | base64; printf '%s' \"$K\" | od -An -tx1 | tr -d ' \\n'; echo; \
          echo \"err $K\" >&2; echo \"short $S\"",
     ));
@@ -428,4 +428,84 @@ fn redacted_output_is_passed_on_promptly_and_the_exit_code_kept() {
     stdin.write_all(b"\n").unwrap();
     assert_eq!(read_until("bye\n"), "[redacted:api/key] bye\n");
     assert_eq!(child.wait().unwrap().code(), Some(9));
+}
+
+const DECLARED: &str = r#"
+[secrets]
+API_KEY = "app/api_key"
+LOG_LEVEL = { name = "app/log_level", default = "info" }
+OPTIONAL = { name = "app/optional", required = false }
+TLS_KEY = { name = "app/tls", as_file = true }
+
+[[stores]]
+name = "local"
+kind = "vault"
+
+[profiles.ci]
+stores = ["local"]
+
+[profiles.ci.secrets]
+API_KEY = "ci/api_key"
+"#;
+
+fn declared_project() -> Tresor {
+    let t = vault_with(&[
+        ("app/api_key", VALUE),
+        ("app/tls", "-----BEGIN KEY-----"),
+        ("ci/api_key", "ci-value-77"),
+        ("other/key", "explicit-value"),
+    ]);
+    t.write("tresor.toml", DECLARED.as_bytes());
+    t.run(&["config", "trust"]).ok();
+    t
+}
+
+#[test]
+fn declared_secrets_reach_the_program_as_values_and_files() {
+    let t = declared_project();
+    let show = "echo \"$API_KEY|$LOG_LEVEL|${OPTIONAL-unset}|$(cat \"$TLS_KEY\")|$TLS_KEY\"";
+    let out = t.run(&run_args(&[], show));
+    out.ok();
+    let text = out.out();
+    let fields: Vec<&str> = text.trim().split('|').collect();
+    assert_eq!(
+        fields[..4],
+        [VALUE, "info", "unset", "-----BEGIN KEY-----"],
+        "{text}"
+    );
+    assert!(fields[4].contains("tresor-run-"), "{text}");
+    assert!(!Path::new(fields[4]).exists());
+    // The profile's declaration, and an explicit variable over a declared one.
+    let out = t.run(&run_args(&["--profile", "ci"], "echo \"$API_KEY\""));
+    assert_eq!(out.ok().out().trim(), "ci-value-77");
+    let out = t.run(&run_args(
+        &["--env", "API_KEY=other/key"],
+        "echo \"$API_KEY\"",
+    ));
+    assert_eq!(out.ok().out().trim(), "explicit-value");
+    // --no-declared: only what is named.
+    let out = t.run(&run_args(
+        &["--no-declared"],
+        "echo \"${API_KEY-unset}|${TLS_KEY-unset}\"",
+    ));
+    assert_eq!(out.ok().out().trim(), "unset|unset");
+}
+
+#[test]
+fn a_missing_declared_secret_stops_the_run_naming_each() {
+    let t = declared_project();
+    t.run(&["rm", "app/api_key"]).ok();
+    t.run(&["rm", "app/tls"]).ok();
+    let marker = t.path("ran");
+    let script = format!("touch {}", marker.display());
+    t.run(&run_args(&[], &script)).code(1).err_has(&[
+        "API_KEY",
+        "'app/api_key'",
+        "TLS_KEY",
+        "'app/tls'",
+    ]);
+    assert!(!marker.exists(), "the program ran");
+    // Without the declarations it runs.
+    t.run(&run_args(&["--no-declared"], &script)).ok();
+    assert!(marker.exists());
 }
