@@ -74,6 +74,19 @@ alpha: true
     assert_eq!(v["hosts"][0], "0123");
     assert_eq!(v["hosts"][2], 7);
     assert_eq!(v["alpha"], true);
+    // Read in one batch, still one audit entry per secret read.
+    let gets: Vec<String> = t
+        .audit()
+        .iter()
+        .filter(|e| e["operation"] == "get")
+        .map(|e| e["name"].as_str().unwrap_or("-").to_string())
+        .collect();
+    for name in ["db/password", "api.key", "num"] {
+        assert!(
+            gets.iter().any(|g| g == name),
+            "{name} not audited: {gets:?}"
+        );
+    }
 }
 
 #[test]

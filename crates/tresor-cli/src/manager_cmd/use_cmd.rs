@@ -525,16 +525,16 @@ pub fn format_env(format: EnvFormat, pairs: &[(&str, &SecretValue)]) -> Result<Z
         match format {
             EnvFormat::Sh => {
                 out.push_str(&format!("export {var}="));
-                push_single_quoted_sh(&mut out, &text);
+                push_single_quoted_sh(&mut out, text);
             }
             EnvFormat::Fish => {
                 out.push_str(&format!("set -gx {var} "));
-                push_single_quoted_fish(&mut out, &text);
+                push_single_quoted_fish(&mut out, text);
             }
             EnvFormat::Dotenv => {
                 out.push_str(var);
                 out.push('=');
-                push_dotenv(&mut out, &text);
+                push_dotenv(&mut out, text);
             }
             EnvFormat::Json => unreachable!("handled above"),
         }

@@ -131,8 +131,10 @@ impl Builder {
         let mut declared = Vec::new();
         if let Some(config) = &self.config {
             let profile = config.profile_name(self.profile.as_deref());
+            // stores_for first: its error for an unknown profile lists the profiles.
+            let stores = config.stores_for(profile.as_deref())?;
             declared = config.declared(profile.as_deref())?.to_vec();
-            for c in config.stores_for(profile.as_deref())? {
+            for c in stores {
                 entries.push(Entry {
                     name: c.name.clone(),
                     kind: Some(c.kind),
