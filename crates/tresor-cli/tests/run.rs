@@ -254,7 +254,6 @@ fn folder_of(line: &str) -> PathBuf {
 
 #[test]
 fn files_are_private_and_removed_after_a_normal_exit() {
-    use std::os::unix::fs::PermissionsExt;
     let t = vault_with(&[("tls/key", VALUE), ("db/pass", "second-value")]);
     let out = t.run(&run_args(
         &["--file", "TLS_KEY=tls/key", "--file", "DB=db/pass"],
@@ -287,7 +286,6 @@ fn files_are_private_and_removed_after_a_normal_exit() {
     if tresor::run::files_base().1 {
         assert!(!out.err().contains("memory-backed"), "{}", out.err());
     }
-    let _ = std::fs::Permissions::from_mode(0);
 }
 
 #[test]
