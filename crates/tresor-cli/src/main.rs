@@ -43,6 +43,7 @@ mod manager_cmd;
 mod output;
 mod progress;
 mod scan_cmd;
+mod run_cmd;
 mod session_cmd;
 mod trust_cmd;
 

@@ -36,8 +36,13 @@ pub mod generate;
 mod locate;
 pub mod manager;
 mod pkcs11_allow;
+pub mod redact;
 pub mod refs;
 pub mod scan;
+// SAFETY (module): posix_spawnp, sigaction, kill, waitpid, poll, pipes and
+// openat on values this module owns; each call has its own SAFETY comment.
+#[allow(unsafe_code)]
+pub mod run;
 pub mod session;
 pub mod strength;
 pub mod trust;

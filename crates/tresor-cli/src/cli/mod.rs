@@ -369,6 +369,9 @@ pub enum Command {
     /// a usage error, such as an unknown shell, is a JSON object on stderr with --json, as
     /// for every command. A reader that stops early (`| head`) is not an error.
     Completions(CompletionsArgs),
+    /// Run a program with secrets in its environment (or in files), and exit with its code.
+    #[command(long_about = crate::run_cmd::RUN_HELP, after_help = crate::run_cmd::RUN_AFTER)]
+    Run(crate::run_cmd::RunArgs),
     /// Check that the secrets declared in tresor.toml are present and valid (--fix fills in
     /// missing ones).
     #[command(long_about = crate::manager_cmd::use_cmd::CHECK_HELP)]

@@ -226,6 +226,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stores
         | Command::Doctor
         | Command::Config(_)
+        | Command::Run(_)
         | Command::Get(_)
         | Command::Set(_)
         | Command::Ls(_)

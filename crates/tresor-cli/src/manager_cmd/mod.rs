@@ -44,6 +44,10 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
         Command::Env(a) => use_cmd::env(ctx, a).map(|()| None),
         Command::Config(ConfigCommand::Check) => config_check(ctx).map(|()| None),
         Command::Config(ConfigCommand::Path) => config_path(ctx).map(|()| None),
+        Command::Run(a) => crate::run_cmd::run(ctx, a).map(|code| {
+            EXIT.store(code, Ordering::Relaxed);
+            None
+        }),
         Command::Config(ConfigCommand::Trust(a)) => crate::trust_cmd::trust(ctx, a).map(|()| None),
         Command::Config(ConfigCommand::Untrust(a)) => {
             crate::trust_cmd::untrust(ctx, a).map(|()| None)

@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
+pub mod pty;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tresor");
 

@@ -76,7 +76,13 @@ pub(super) fn is_legacy_temp(name: &[u8]) -> bool {
 
 /// The PID in a name `.tresor-tmp-PID-HEX12`.
 pub(super) fn leftover_pid(name: &[u8]) -> Option<u32> {
-    let rest = name.strip_prefix(TEMP_PREFIX.as_bytes())?;
+    pid_in_name(TEMP_PREFIX, name)
+}
+
+/// The PID in a name `PREFIX` `PID-HEX12`: the naming of every temporary
+/// thing tresor makes (files here, `tresor run`'s folders).
+pub(crate) fn pid_in_name(prefix: &str, name: &[u8]) -> Option<u32> {
+    let rest = name.strip_prefix(prefix.as_bytes())?;
     let dash = rest.iter().position(|&b| b == b'-')?;
     let (pid, random) = (&rest[..dash], &rest[dash + 1..]);
     if pid.is_empty()
@@ -89,7 +95,8 @@ pub(super) fn leftover_pid(name: &[u8]) -> Option<u32> {
     std::str::from_utf8(pid).ok()?.parse().ok()
 }
 
-pub(super) fn process_alive(pid: u32) -> bool {
+/// Whether a process `pid` exists (one of another user counts).
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };

@@ -35,6 +35,7 @@ mod tests;
 
 pub use leftovers::remove_leftovers;
 use leftovers::remove_leftovers_in;
+pub(crate) use leftovers::{pid_in_name, process_alive};
 
 /// The name prefix of tresor's named temporary files; the full name is
 /// `.tresor-tmp-PID-RANDOM` (the writing process's id, 12 hex digits).
