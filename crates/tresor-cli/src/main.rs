@@ -42,8 +42,8 @@ mod keys_cmd;
 mod manager_cmd;
 mod output;
 mod progress;
-mod scan_cmd;
 mod run_cmd;
+mod scan_cmd;
 mod session_cmd;
 mod trust_cmd;
 

@@ -962,12 +962,47 @@ fn table() -> Vec<Row> {
         6,
     ));
 
-    t.push(row("run", Ok, &["run", "--env", "DB=app/db", "--", "true"], 0));
+    t.push(row(
+        "run",
+        Ok,
+        &["run", "--env", "DB=app/db", "--", "true"],
+        0,
+    ));
     t.push(row("run", BadFlag, &["run", "--bogus-flag", "--", "true"], 2).names(&["--bogus-flag"]));
-    t.push(row("run", BadFlag, &["run", "--env", "not-a-pair", "--", "true"], 2).names(&["not-a-pair"]));
-    t.push(row("run", MissingName, &["run", "--env", "X=app/nope", "--", "true"], 1).names(&["app/nope"]));
-    t.push(row("run", WrongCredential, &["run", "--env", "DB=app/db", "--", "true"], 3).env("TRESOR_KEY_FILE", "@other-key").names(&["wrong key"]));
-    t.push(row("run", ClosedStdout, &["run", "--env", "DB=app/db", "--", "true"], 0));
+    t.push(
+        row(
+            "run",
+            BadFlag,
+            &["run", "--env", "not-a-pair", "--", "true"],
+            2,
+        )
+        .names(&["not-a-pair"]),
+    );
+    t.push(
+        row(
+            "run",
+            MissingName,
+            &["run", "--env", "X=app/nope", "--", "true"],
+            1,
+        )
+        .names(&["app/nope"]),
+    );
+    t.push(
+        row(
+            "run",
+            WrongCredential,
+            &["run", "--env", "DB=app/db", "--", "true"],
+            3,
+        )
+        .env("TRESOR_KEY_FILE", "@other-key")
+        .names(&["wrong key"]),
+    );
+    t.push(row(
+        "run",
+        ClosedStdout,
+        &["run", "--env", "DB=app/db", "--", "true"],
+        0,
+    ));
 
     t.push(row("scan", Ok, &["scan", "@folder"], 0));
     t.push(row("scan", BadFlag, &["scan", "@folder", "--bogus-flag"], 2).names(&["--bogus-flag"]));
