@@ -33,8 +33,10 @@ pub mod files;
 pub mod fs;
 mod locate;
 pub mod manager;
+pub mod migrate;
 mod pkcs11_allow;
 pub mod session;
+pub mod sync;
 pub mod trust;
 // Its tests make a FIFO with libc::mkfifo; the module itself has no unsafe code.
 #[cfg_attr(test, allow(unsafe_code))]
