@@ -338,6 +338,10 @@ pub enum Command {
     /// Inspect the config file (tresor.toml), and approve project configs (trust).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy secrets from one store to another, verified, with rollback and resumable runs.
+    Migrate(crate::move_cmd::MigrateArgs),
+    /// Bring two stores in step (three-way, from the state of their last sync).
+    Sync(crate::move_cmd::SyncArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
