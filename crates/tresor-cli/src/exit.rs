@@ -33,6 +33,8 @@ pub enum Context {
     Secrets,
     /// `encrypt` / `decrypt`.
     Files,
+    /// `migrate` / `sync`.
+    Move,
 }
 
 /// The exit code for an error.
@@ -100,6 +102,17 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
         (Error::Integrity { .. }, Context::Secrets) => "the vault may be tampered with or \
              damaged; run `tresor verify` and restore from a backup"
             .into(),
+        (Error::Conflict { .. }, Context::Move) => {
+            "the target already holds another value under that name: nothing was written; \
+             `tresor migrate … --dry-run` lists every conflict; remove or rename them in the \
+             target (or in the source), then run again"
+                .into()
+        }
+        (Error::Unavailable { .. }, Context::Move) => {
+            "once the store is back, run the same command again: it completes the interrupted \
+             run"
+                .into()
+        }
         (Error::Conflict { .. }, _) => {
             "another writer changed the secret; read it again and retry".into()
         }

@@ -178,17 +178,18 @@ fn tresor_main(args: Vec<OsString>) -> u8 {
     };
     let json = cli.global.json;
     output::set_quiet(cli.global.quiet || json);
-    let file_command = matches!(
-        cli.command,
-        cli::Command::Encrypt(_) | cli::Command::Decrypt(_)
-    );
+    let context = match cli.command {
+        cli::Command::Encrypt(_) | cli::Command::Decrypt(_) => exit::Context::Files,
+        cli::Command::Migrate(_) | cli::Command::Sync(_) => exit::Context::Move,
+        _ => exit::Context::Secrets,
+    };
     match commands::run(cli) {
         Ok(()) => manager_cmd::EXIT.load(std::sync::atomic::Ordering::Relaxed),
         Err(e) => {
-            if file_command {
-                output::file_error(&e, json);
-            } else {
-                output::error(&e, json);
+            match context {
+                exit::Context::Secrets => output::error(&e, json),
+                exit::Context::Files => output::file_error(&e, json),
+                exit::Context::Move => output::report(&e, json, context),
             }
             exit::code(&e) as u8
         }

@@ -179,7 +179,8 @@ pub fn file_error(e: &Error, as_json: bool) {
     report(e, as_json, crate::exit::Context::Files);
 }
 
-fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
+/// Prints an error with the hints of `context`'s commands.
+pub fn report(e: &Error, as_json: bool, context: crate::exit::Context) {
     let hint = crate::exit::hint(e, context);
     if as_json {
         let mut error = serde_json::json!({
