@@ -14,6 +14,7 @@ use tresor::{Result, Tresor};
 use crate::commands::Ctx;
 use crate::exit::ExitCode;
 use crate::manager_cmd::EXIT;
+use crate::output;
 
 const MIGRATE_HELP: &str = "\
 Copy every secret under --prefix from one store to another: stores are the names in \
@@ -165,10 +166,7 @@ pub fn migrate(ctx: &Ctx, t: &mut Tresor, a: MigrateArgs) -> Result<()> {
     }
     let report = result?;
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report serializes")
-        );
+        output::json(&report);
         return Ok(());
     }
     if !ctx.quiet {
@@ -186,7 +184,7 @@ pub fn migrate(ctx: &Ctx, t: &mut Tresor, a: MigrateArgs) -> Result<()> {
             } else {
                 ""
             };
-            println!("{}\t{what}{deleted}", s.name);
+            output::line(&format!("{}\t{what}{deleted}", s.name));
         }
     }
     let summary = if report.dry_run {
@@ -244,10 +242,7 @@ pub fn sync(ctx: &Ctx, t: &mut Tresor, a: SyncArgs) -> Result<()> {
         EXIT.store(ExitCode::Conflict as u8, Ordering::Relaxed);
     }
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("a report serializes")
-        );
+        output::json(&report);
         return Ok(());
     }
     let (an, bn) = (report.a.as_str(), report.b.as_str());
@@ -277,7 +272,7 @@ pub fn sync(ctx: &Ctx, t: &mut Tresor, a: SyncArgs) -> Result<()> {
                 Some(Prefer::Newer) => " (conflict settled: --prefer newer)",
                 None => "",
             };
-            println!("{}\t{what}{settled}", c.name);
+            output::line(&format!("{}\t{what}{settled}", c.name));
         }
     }
     let acted = report.changes.len() - report.conflicts;
