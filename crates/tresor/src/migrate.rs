@@ -256,11 +256,26 @@ pub fn migrate(
 
     // ---- plan ----
     let sources = t.list_store(from, &options.prefix)?;
-    let present: BTreeSet<String> = t
-        .list_store(to, &options.prefix)?
-        .into_iter()
-        .map(|i| i.name.as_str().to_string())
-        .collect();
+    // What the target holds already: its listing, or, for a store that
+    // cannot list (a kernel keyring), a read of each name.
+    let present: BTreeSet<String> = if dst_caps.list {
+        t.list_store(to, &options.prefix)?
+            .into_iter()
+            .map(|i| i.name.as_str().to_string())
+            .collect()
+    } else {
+        let mut found = BTreeSet::new();
+        for info in &sources {
+            match t.read_in(to, &info.name, Selector::default()) {
+                Ok(_) => {
+                    found.insert(info.name.as_str().to_string());
+                }
+                Err(Error::NotFound { .. } | Error::Deleted { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        found
+    };
     let mut to_copy: Vec<SecretInfo> = Vec::new();
     let mut conflict: Option<(String, u64)> = None;
     for info in sources {
