@@ -62,7 +62,7 @@ fn open_or_create(path: &Path, key_file: &Path) -> Result<Vault, Box<dyn std::er
     }
     let key = Credential::key_material(&std::fs::read(key_file)?).ok_or("bad key file")?;
     if path.exists() {
-        let locked = Vault::open(path, &Default::default())?;
+        let locked = tresor::LockedVault::open(path, &Default::default())?;
         return Ok(locked.unlock(&key)?);
     }
     Ok(Vault::create(path, &key, &CreateOptions::default())?.vault)

@@ -620,6 +620,7 @@ fn roll_back(
 ) -> Error {
     let to = options.to.as_str();
     let names: Vec<SecretName> = created.iter().map(|i| i.name.clone()).collect();
+    let _ = t.retry_now(to);
     let undone = purge_created(t, to, &names).and_then(|()| remove_journal(t, journal_name));
     let note = match &undone {
         Ok(()) => format!("nothing was kept in '{to}': its writes were rolled back"),

@@ -227,7 +227,7 @@ fn a_target_that_stays_down_keeps_the_journal_and_the_next_run_completes() {
 /// The vault of `setup` reopened with the key file beside it.
 fn reopen(target: &Target, dir: &std::path::Path) -> Tresor {
     let key = Credential::key_material(&std::fs::read(dir.join("key")).unwrap()).unwrap();
-    let vault = Vault::open(&dir.join("v.db"), &Default::default())
+    let vault = tresor::LockedVault::open(&dir.join("v.db"), &Default::default())
         .unwrap()
         .unlock(&key)
         .unwrap();

@@ -39,6 +39,14 @@ impl Tresor {
         })
     }
 
+    /// Asks the store named again at its next use, even if it was found
+    /// unavailable a moment ago (a rollback after a failed write must try).
+    pub fn retry_now(&mut self, store: &str) -> Result<()> {
+        let i = self.index_or_local(store)?;
+        self.entries[i].down = None;
+        Ok(())
+    }
+
     /// Whether the stores named `a` and `b` are one and the same vault
     /// file (two names for the local vault, say).
     pub fn same_store(&mut self, a: &str, b: &str) -> Result<bool> {
