@@ -111,7 +111,7 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
         (Error::Unavailable { .. }, Context::Move) => {
             "once the store is back, run the same command again: it completes the interrupted \
              run"
-                .into()
+            .into()
         }
         (Error::Conflict { .. }, _) => {
             "another writer changed the secret; read it again and retry".into()

@@ -281,7 +281,11 @@ pub fn sync(ctx: &Ctx, t: &mut Tresor, a: SyncArgs) -> Result<()> {
         if report.dry_run { "dry run: " } else { "" },
         acted,
         report.names,
-        if report.dry_run { "to change" } else { "changed" },
+        if report.dry_run {
+            "to change"
+        } else {
+            "changed"
+        },
         report.unchanged,
         report.conflicts,
         if report.conflicts > 0 {

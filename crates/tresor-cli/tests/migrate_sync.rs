@@ -83,7 +83,17 @@ fn migrate_vault_to_vault_copies_every_version_and_the_metadata() {
 
     // A dry run plans, writes nothing.
     let plan = t
-        .run(&["migrate", "--from", "a", "--to", "b", "--prefix", "app/", "--dry-run", "--json"])
+        .run(&[
+            "migrate",
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--prefix",
+            "app/",
+            "--dry-run",
+            "--json",
+        ])
         .ok()
         .json();
     assert_eq!(plan["dry_run"], true);
@@ -97,12 +107,20 @@ fn migrate_vault_to_vault_copies_every_version_and_the_metadata() {
     assert!(names(&t, "b", "").is_empty());
 
     let report = t
-        .run(&["migrate", "--from", "a", "--to", "b", "--prefix", "app/", "--json"])
+        .run(&[
+            "migrate", "--from", "a", "--to", "b", "--prefix", "app/", "--json",
+        ])
         .ok()
         .json();
-    assert_eq!((report["copied"].as_u64(), report["unchanged"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (report["copied"].as_u64(), report["unchanged"].as_u64()),
+        (Some(2), Some(0))
+    );
     let db = &report["secrets"][1];
-    assert_eq!((db["name"].as_str(), db["versions"].as_u64()), (Some("app/db"), Some(3)));
+    assert_eq!(
+        (db["name"].as_str(), db["versions"].as_u64()),
+        (Some("app/db"), Some(3))
+    );
     // Every version, oldest first, the current one current.
     for (v, value) in [("1", "canary-v1"), ("2", "canary-v2"), ("3", "canary-v3")] {
         let got = t
@@ -113,7 +131,10 @@ fn migrate_vault_to_vault_copies_every_version_and_the_metadata() {
     }
     assert_eq!(get(&t, "b", "app/db").as_deref(), Some("canary-v3"));
     assert_eq!(get(&t, "b", "app/api").as_deref(), Some("canary-api"));
-    let meta = t.run(&["meta", "app/api", "--store", "b", "--json"]).ok().json();
+    let meta = t
+        .run(&["meta", "app/api", "--store", "b", "--json"])
+        .ok()
+        .json();
     assert_eq!(meta["owner"], "ops", "{meta}");
     // Outside the prefix: untouched. The source keeps everything.
     assert_eq!(names(&t, "b", ""), ["app/api", "app/db"]);
@@ -121,19 +142,44 @@ fn migrate_vault_to_vault_copies_every_version_and_the_metadata() {
 
     // Again: nothing to do, nothing written.
     let again = t
-        .run(&["migrate", "--from", "a", "--to", "b", "--prefix", "app/", "--json"])
+        .run(&[
+            "migrate", "--from", "a", "--to", "b", "--prefix", "app/", "--json",
+        ])
         .ok()
         .json();
-    assert_eq!((again["copied"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(2)));
-    let history = t.run(&["history", "app/db", "--store", "b", "--json"]).ok().json();
+    assert_eq!(
+        (again["copied"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let history = t
+        .run(&["history", "app/db", "--store", "b", "--json"])
+        .ok()
+        .json();
     assert_eq!(history.as_array().unwrap().len(), 3);
 
     // Human output: one line per secret and a summary, no values.
     let human = t.run(&["migrate", "--from", "a", "--to", "b"]);
     human.ok();
-    assert!(human.out().contains("other/keep\tcopied"), "{}", human.out());
-    assert!(human.err().contains("migrated 1 secret(s)"), "{}", human.err());
-    no_value_printed(&t, &["canary-v1", "canary-v2", "canary-v3", "canary-api", "canary-other"]);
+    assert!(
+        human.out().contains("other/keep\tcopied"),
+        "{}",
+        human.out()
+    );
+    assert!(
+        human.err().contains("migrated 1 secret(s)"),
+        "{}",
+        human.err()
+    );
+    no_value_printed(
+        &t,
+        &[
+            "canary-v1",
+            "canary-v2",
+            "canary-v3",
+            "canary-api",
+            "canary-other",
+        ],
+    );
 }
 
 #[test]
@@ -167,16 +213,31 @@ fn delete_source_soft_deletes_only_after_every_copy_is_verified() {
     // app/two is already in b with the same value: verified, deleted too.
     set(&t, "b", "app/two", "canary-2");
     let report = t
-        .run(&["migrate", "--from", "a", "--to", "b", "--delete-source", "--json"])
+        .run(&[
+            "migrate",
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--delete-source",
+            "--json",
+        ])
         .ok()
         .json();
     assert_eq!(
-        (report["copied"].as_u64(), report["unchanged"].as_u64(), report["source_deleted"].as_u64()),
+        (
+            report["copied"].as_u64(),
+            report["unchanged"].as_u64(),
+            report["source_deleted"].as_u64()
+        ),
         (Some(1), Some(1), Some(2))
     );
     assert_eq!(report["delete_mode"], "soft");
     assert!(names(&t, "a", "").is_empty());
-    let deleted = t.run(&["ls", "--deleted", "--store", "a", "--json"]).ok().json();
+    let deleted = t
+        .run(&["ls", "--deleted", "--store", "a", "--json"])
+        .ok()
+        .json();
     assert_eq!(deleted.as_array().unwrap().len(), 2);
     assert_eq!(get(&t, "b", "app/one").as_deref(), Some("canary-1"));
     // The same store twice, or a read-only target: refused before anything.
@@ -194,11 +255,16 @@ fn env_to_vault_and_the_local_vault_by_name() {
     t.set_default("MIG_SVC_URL", "canary-env-url");
     // `vault` is the local vault when no store has that name.
     let report = t
-        .run(&["migrate", "--from", "env", "--to", "vault", "--prefix", "svc/", "--json"])
+        .run(&[
+            "migrate", "--from", "env", "--to", "vault", "--prefix", "svc/", "--json",
+        ])
         .ok()
         .json();
     assert_eq!(report["copied"], 2, "{report}");
-    assert_eq!(get(&t, "a", "svc/token").as_deref(), Some("canary-env-token"));
+    assert_eq!(
+        get(&t, "a", "svc/token").as_deref(),
+        Some("canary-env-token")
+    );
     assert_eq!(get(&t, "a", "svc/url").as_deref(), Some("canary-env-url"));
     // The environment cannot delete: --delete-source is refused up front.
     t.run(&["migrate", "--from", "env", "--to", "b", "--delete-source"])
@@ -252,10 +318,16 @@ fn a_migration_killed_midway_completes_when_run_again() {
         }
         // Complete: a third run finds nothing to do and no journal.
         let third = t.run(&json_args).ok().json();
-        assert_eq!((third["copied"].as_u64(), third["resumed"].as_bool()), (Some(0), Some(false)));
+        assert_eq!(
+            (third["copied"].as_u64(), third["resumed"].as_bool()),
+            (Some(0), Some(false))
+        );
         assert_eq!(third["unchanged"].as_u64(), Some(n as u64));
     }
-    assert!(killed_any, "no run was still going when killed: the test proves nothing");
+    assert!(
+        killed_any,
+        "no run was still going when killed: the test proves nothing"
+    );
 }
 
 fn sync_json(t: &Tresor, extra: &[&str]) -> serde_json::Value {
@@ -301,7 +373,13 @@ fn sync_two_vaults_three_way() {
 
     // Nothing changed: nothing read, nothing written.
     let idle = sync_json(&t, &[]);
-    assert_eq!((idle["read"].as_u64(), idle["changes"].as_array().unwrap().len()), (Some(0), 0));
+    assert_eq!(
+        (
+            idle["read"].as_u64(),
+            idle["changes"].as_array().unwrap().len()
+        ),
+        (Some(0), 0)
+    );
     assert_eq!(idle["unchanged"], 3);
 
     // A change on one side goes to the other; only that name is read.
@@ -319,7 +397,10 @@ fn sync_two_vaults_three_way() {
     let deleted = sync_json(&t, &[]);
     assert_eq!(actions(&deleted), [("s/two".into(), "delete_in_a".into())]);
     assert_eq!(get(&t, "a", "s/two"), None);
-    let soft = t.run(&["ls", "--deleted", "--store", "a", "--json"]).ok().json();
+    let soft = t
+        .run(&["ls", "--deleted", "--store", "a", "--json"])
+        .ok()
+        .json();
     assert_eq!(soft[0]["name"], "s/two");
 
     // Both sides changed: a conflict, listed, left alone, exit 5.
@@ -330,27 +411,51 @@ fn sync_two_vaults_three_way() {
     let conflict = out.json();
     assert_eq!(conflict["conflicts"], 1);
     assert_eq!(
-        (conflict["changes"][0]["a"].as_str(), conflict["changes"][0]["b"].as_str()),
+        (
+            conflict["changes"][0]["a"].as_str(),
+            conflict["changes"][0]["b"].as_str()
+        ),
         (Some("changed"), Some("changed"))
     );
     assert_eq!(get(&t, "a", "s/three").as_deref(), Some("canary-three-a"));
     assert_eq!(get(&t, "b", "s/three").as_deref(), Some("canary-three-b"));
     let human = t.run(&["sync", "a", "b"]);
     human.code(5);
-    assert!(human.out().contains("s/three\tCONFLICT (a: changed, b: changed)"), "{}", human.out());
+    assert!(
+        human
+            .out()
+            .contains("s/three\tCONFLICT (a: changed, b: changed)"),
+        "{}",
+        human.out()
+    );
     assert!(human.err().contains("--prefer"), "{}", human.err());
     // Settled: b wins.
     let settled = sync_json(&t, &["--prefer", "b"]);
-    assert_eq!(actions(&settled), [("s/three".into(), "copy_b_to_a".into())]);
+    assert_eq!(
+        actions(&settled),
+        [("s/three".into(), "copy_b_to_a".into())]
+    );
     assert_eq!(settled["changes"][0]["settled_by"], "b");
     assert_eq!(get(&t, "a", "s/three").as_deref(), Some("canary-three-b"));
     let calm = sync_json(&t, &[]);
-    assert_eq!((calm["conflicts"].as_u64(), calm["changes"].as_array().unwrap().len()), (Some(0), 0));
+    assert_eq!(
+        (
+            calm["conflicts"].as_u64(),
+            calm["changes"].as_array().unwrap().len()
+        ),
+        (Some(0), 0)
+    );
 
     // The state names no value: the local vault's records hold fingerprints.
     no_value_printed(
         &t,
-        &["canary-one", "canary-two", "canary-three", "canary-three-a", "canary-three-b"],
+        &[
+            "canary-one",
+            "canary-two",
+            "canary-three",
+            "canary-three-a",
+            "canary-three-b",
+        ],
     );
 }
 
@@ -369,7 +474,13 @@ fn an_interrupted_sync_reruns_cleanly() {
         assert_eq!(names(&t, "b", "bulk/").len(), n);
         assert_eq!(get(&t, "b", "bulk/k0299").unwrap(), "canary-bulk-299");
         let again = sync_json(&t, &[]);
-        assert_eq!((again["read"].as_u64(), again["changes"].as_array().unwrap().len()), (Some(0), 0));
+        assert_eq!(
+            (
+                again["read"].as_u64(),
+                again["changes"].as_array().unwrap().len()
+            ),
+            (Some(0), 0)
+        );
     }
     assert!(killed_any, "no sync was still going when killed");
 }

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run under scripts/services exec"))
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{var} is not set: run under scripts/services exec"))
 }
 
 fn unique(prefix: &str) -> String {
@@ -128,23 +129,48 @@ fn vault_to_openbao_and_back_with_every_version() {
     set(&t, "vault", &api, "canary-api");
     let prefix = format!("{dir}/");
     let report = t
-        .run(&["migrate", "--from", "vault", "--to", "team", "--prefix", &prefix, "--jobs", "4", "--json"])
+        .run(&[
+            "migrate", "--from", "vault", "--to", "team", "--prefix", &prefix, "--jobs", "4",
+            "--json",
+        ])
         .ok()
         .json();
     assert_eq!(report["copied"], 2, "{report}");
-    let history = t.run(&["history", &db, "--store", "team", "--json"]).ok().json();
+    let history = t
+        .run(&["history", &db, "--store", "team", "--json"])
+        .ok()
+        .json();
     assert_eq!(history.as_array().unwrap().len(), 3, "{history}");
     for (v, value) in [("1", "canary-v1"), ("2", "canary-v2"), ("3", "canary-v3")] {
-        let got = t.run(&["get", &db, "--store", "team", "--version", v]).ok().out();
+        let got = t
+            .run(&["get", &db, "--store", "team", "--version", v])
+            .ok()
+            .out();
         assert_eq!(got, value);
     }
     // And back, into the second vault file, with the source deleted.
     let back = t
-        .run(&["migrate", "--from", "team", "--to", "b", "--prefix", &prefix, "--delete-source", "--json"])
+        .run(&[
+            "migrate",
+            "--from",
+            "team",
+            "--to",
+            "b",
+            "--prefix",
+            &prefix,
+            "--delete-source",
+            "--json",
+        ])
         .ok()
         .json();
-    assert_eq!((back["copied"].as_u64(), back["source_deleted"].as_u64()), (Some(2), Some(2)));
-    let history = t.run(&["history", &db, "--store", "b", "--json"]).ok().json();
+    assert_eq!(
+        (back["copied"].as_u64(), back["source_deleted"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let history = t
+        .run(&["history", &db, "--store", "b", "--json"])
+        .ok()
+        .json();
     assert_eq!(history.as_array().unwrap().len(), 3);
     assert_eq!(get(&t, "b", &db).as_deref(), Some("canary-v3"));
     assert_eq!(get(&t, "team", &db), None);
@@ -161,41 +187,73 @@ fn aws_to_vault_and_vault_to_keychain() {
     set(&t, "cloud", &format!("{dir}/one"), "canary-aws-2");
     set(&t, "cloud", &format!("{dir}/two"), "canary-aws-3");
     let report = t
-        .run(&["migrate", "--from", "cloud", "--to", "vault", "--prefix", &prefix, "--json"])
+        .run(&[
+            "migrate", "--from", "cloud", "--to", "vault", "--prefix", &prefix, "--json",
+        ])
         .ok()
         .json();
     assert_eq!(report["copied"], 2, "{report}");
-    assert_eq!(get(&t, "vault", &format!("{dir}/one")).as_deref(), Some("canary-aws-2"));
+    assert_eq!(
+        get(&t, "vault", &format!("{dir}/one")).as_deref(),
+        Some("canary-aws-2")
+    );
     let history = t
-        .run(&["history", &format!("{dir}/one"), "--store", "vault", "--json"])
+        .run(&[
+            "history",
+            &format!("{dir}/one"),
+            "--store",
+            "vault",
+            "--json",
+        ])
         .ok()
         .json();
-    assert_eq!(history.as_array().unwrap().len(), 2, "both versions: {history}");
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        2,
+        "both versions: {history}"
+    );
 
     // The local vault into the keychain: one value per name there.
     let report = t
-        .run(&["migrate", "--from", "vault", "--to", "login", "--prefix", &prefix, "--json"])
+        .run(&[
+            "migrate", "--from", "vault", "--to", "login", "--prefix", &prefix, "--json",
+        ])
         .ok()
         .json();
     assert_eq!(report["copied"], 2, "{report}");
-    assert_eq!(get(&t, "login", &format!("{dir}/one")).as_deref(), Some("canary-aws-2"));
-    assert_eq!(get(&t, "login", &format!("{dir}/two")).as_deref(), Some("canary-aws-3"));
+    assert_eq!(
+        get(&t, "login", &format!("{dir}/one")).as_deref(),
+        Some("canary-aws-2")
+    );
+    assert_eq!(
+        get(&t, "login", &format!("{dir}/two")).as_deref(),
+        Some("canary-aws-3")
+    );
     // Again: already there.
     let again = t
-        .run(&["migrate", "--from", "vault", "--to", "login", "--prefix", &prefix, "--json"])
+        .run(&[
+            "migrate", "--from", "vault", "--to", "login", "--prefix", &prefix, "--json",
+        ])
         .ok()
         .json();
     assert_eq!(again["unchanged"], 2);
     for n in ["one", "two"] {
-        t.run(&["rm", &format!("{dir}/{n}"), "--store", "login", "--purge"]).ok();
-        t.run(&["rm", &format!("{dir}/{n}"), "--store", "cloud", "--purge"]).ok();
+        t.run(&["rm", &format!("{dir}/{n}"), "--store", "login", "--purge"])
+            .ok();
+        t.run(&["rm", &format!("{dir}/{n}"), "--store", "cloud", "--purge"])
+            .ok();
     }
     // env → vault through the same command (no service, for completeness).
     t.set_default("MIG_ENVSVC_TOKEN", "canary-env");
-    t.run(&["migrate", "--from", "env", "--to", "b", "--prefix", "envsvc/"])
-        .ok();
+    t.run(&[
+        "migrate", "--from", "env", "--to", "b", "--prefix", "envsvc/",
+    ])
+    .ok();
     assert_eq!(get(&t, "b", "envsvc/token").as_deref(), Some("canary-env"));
-    no_value_printed(&t, &["canary-aws-1", "canary-aws-2", "canary-aws-3", "canary-env"]);
+    no_value_printed(
+        &t,
+        &["canary-aws-1", "canary-aws-2", "canary-aws-3", "canary-env"],
+    );
 }
 
 fn actions(report: &serde_json::Value) -> Vec<(String, String)> {
@@ -232,7 +290,14 @@ fn sync_a_vault_with_openbao() {
     assert_eq!(get(&t, "team", &x).as_deref(), Some("canary-x"));
     assert_eq!(get(&t, "vault", &z).as_deref(), Some("canary-z"));
     let idle = sync(&[]).ok().json();
-    assert_eq!((idle["read"].as_u64(), idle["changes"].as_array().unwrap().len()), (Some(0), 0), "{idle}");
+    assert_eq!(
+        (
+            idle["read"].as_u64(),
+            idle["changes"].as_array().unwrap().len()
+        ),
+        (Some(0), 0),
+        "{idle}"
+    );
 
     // Changed in OpenBao: into the vault.
     set(&t, "team", &x, "canary-x2");
@@ -265,10 +330,15 @@ fn sync_a_vault_with_openbao() {
     let bulk = format!("{dir}/bulk/");
     let mut t = t;
     for i in 0..150 {
-        t.set_default(&format!("MIG_{}_BULK_K{i:03}", dir.to_uppercase()), format!("canary-b{i}"));
+        t.set_default(
+            &format!("MIG_{}_BULK_K{i:03}", dir.to_uppercase()),
+            format!("canary-b{i}"),
+        );
     }
-    t.run(&["migrate", "--from", "env", "--to", "vault", "--prefix", &bulk])
-        .ok();
+    t.run(&[
+        "migrate", "--from", "env", "--to", "vault", "--prefix", &bulk,
+    ])
+    .ok();
     let mut child = t
         .cmd(&["sync", "vault", "team", "--prefix", &prefix])
         .into_command()
@@ -284,7 +354,10 @@ fn sync_a_vault_with_openbao() {
         .ok()
         .json();
     assert_eq!(rerun["conflicts"], 0, "{rerun}");
-    assert_eq!(get(&t, "team", &format!("{bulk}k149")).as_deref(), Some("canary-b149"));
+    assert_eq!(
+        get(&t, "team", &format!("{bulk}k149")).as_deref(),
+        Some("canary-b149")
+    );
     let calm = t
         .run(&["sync", "vault", "team", "--prefix", &prefix, "--json"])
         .ok()
@@ -333,12 +406,16 @@ fn a_target_that_goes_down_mid_migration() {
     for i in 0..n {
         t.set_default(&format!("MIG_DOWN_K{i:03}"), format!("canary-down-{i}"));
     }
-    t.run(&["migrate", "--from", "env", "--to", "vault", "--prefix", "down/"])
-        .ok();
+    t.run(&[
+        "migrate", "--from", "env", "--to", "vault", "--prefix", "down/",
+    ])
+    .ok();
     let mut server = start_bao(port, &token, t.dir.path());
 
     let child = t
-        .cmd(&["migrate", "--from", "vault", "--to", "team", "--prefix", "down/", "--json"])
+        .cmd(&[
+            "migrate", "--from", "vault", "--to", "team", "--prefix", "down/", "--json",
+        ])
         .into_command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -348,7 +425,12 @@ fn a_target_that_goes_down_mid_migration() {
     server.kill().unwrap();
     server.wait().unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err: serde_json::Value = serde_json::from_slice(
         out.stderr
             .split(|b| *b == b'\n')
@@ -357,20 +439,40 @@ fn a_target_that_goes_down_mid_migration() {
     )
     .unwrap();
     assert_eq!(err["error"]["kind"], "unavailable", "{err}");
-    assert!(err["error"]["message"].as_str().unwrap().contains("team"), "{err}");
-    assert!(err["error"]["hint"].as_str().unwrap().contains("run the same command again"), "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("team"),
+        "{err}"
+    );
+    assert!(
+        err["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("run the same command again"),
+        "{err}"
+    );
     assert!(!contains(&out.stderr, b"canary-down-"));
-    assert!(out.stdout.is_empty(), "no report of a migration that did not finish");
+    assert!(
+        out.stdout.is_empty(),
+        "no report of a migration that did not finish"
+    );
 
     // Back up (a dev server starts empty): the same command completes.
     let _server = KillOnDrop(start_bao(port, &token, t.dir.path()));
     let report = t
-        .run(&["migrate", "--from", "vault", "--to", "team", "--prefix", "down/", "--json"])
+        .run(&[
+            "migrate", "--from", "vault", "--to", "team", "--prefix", "down/", "--json",
+        ])
         .ok()
         .json();
     assert_eq!(report["copied"].as_u64(), Some(n), "{report}");
-    assert_eq!(get(&t, "team", "down/k399").as_deref(), Some("canary-down-399"));
-    let listed = t.run(&["ls", "down/", "--store", "team", "--json"]).ok().json();
+    assert_eq!(
+        get(&t, "team", "down/k399").as_deref(),
+        Some("canary-down-399")
+    );
+    let listed = t
+        .run(&["ls", "down/", "--store", "team", "--json"])
+        .ok()
+        .json();
     assert_eq!(listed.as_array().unwrap().len() as u64, n);
 }
 

@@ -20,7 +20,12 @@ use tresor::{CreateOptions, Credential, SecretName, SecretValue, Tresor, Vault};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["populate", vault, key, n, prefix] => {
             let mut v = open_or_create(Path::new(vault), Path::new(key))?;
             let t0 = Instant::now();
@@ -51,8 +56,8 @@ fn name(prefix: &str, i: usize) -> SecretName {
 
 fn open_or_create(path: &Path, key_file: &Path) -> Result<Vault, Box<dyn std::error::Error>> {
     if !key_file.exists() {
-        use std::os::unix::fs::OpenOptionsExt as _;
         use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -78,7 +83,12 @@ fn fill(v: &mut Vault, prefix: &str, n: usize, round: usize) -> tresor::Result<(
     Ok(())
 }
 
-fn raw_put(addr: &str, token: &str, prefix: &str, n: usize) -> Result<(), Box<dyn std::error::Error>> {
+fn raw_put(
+    addr: &str,
+    token: &str,
+    prefix: &str,
+    n: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -114,7 +124,10 @@ fn sync_bench(n: usize, changed: usize) -> Result<(), Box<dyn std::error::Error>
     let build = || -> Result<Tresor, Box<dyn std::error::Error>> {
         let a = open_or_create(&pa, &key)?;
         let b = open_or_create(&pb, &key)?;
-        Ok(Tresor::builder().vault("a", a, 10).vault("b", b, 20).build()?)
+        Ok(Tresor::builder()
+            .vault("a", a, 10)
+            .vault("b", b, 20)
+            .build()?)
     };
     let options = SyncOptions::new("a", "b");
 
@@ -169,7 +182,11 @@ fn sync_bench(n: usize, changed: usize) -> Result<(), Box<dyn std::error::Error>
             .output()?;
         let secs = t0.elapsed().as_secs_f64();
         if !out.status.success() {
-            return Err(format!("tresor sync failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+            return Err(format!(
+                "tresor sync failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
         }
         let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         assert_eq!(r["changes"].as_array().map(Vec::len), Some(changed));

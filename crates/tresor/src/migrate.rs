@@ -331,7 +331,10 @@ pub fn migrate(
             to: to.into(),
             prefix: options.prefix.clone(),
             phase: Phase::Copying,
-            names: to_copy.iter().map(|i| i.name.as_str().to_string()).collect(),
+            names: to_copy
+                .iter()
+                .map(|i| i.name.as_str().to_string())
+                .collect(),
         },
     )?;
     events(Event::Start(to_copy.len()));

@@ -39,8 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use tresor_core::{
-    Capabilities, DeleteMode, Error, Result, SecretInfo, SecretName, SecretValue,
-    Selector,
+    Capabilities, DeleteMode, Error, Result, SecretInfo, SecretName, SecretValue, Selector,
 };
 use tresor_crypto::Key;
 
@@ -235,7 +234,13 @@ pub fn sync(t: &mut Tresor, options: &SyncOptions) -> Result<SyncReport> {
         conflicts: 0,
     };
     let fp = |name: &str, value: &SecretValue| -> [u8; 16] {
-        let mac = fp_key.mac(&[pair.as_bytes(), b"\0", name.as_bytes(), b"\0", value.expose_secret()]);
+        let mac = fp_key.mac(&[
+            pair.as_bytes(),
+            b"\0",
+            name.as_bytes(),
+            b"\0",
+            value.expose_secret(),
+        ]);
         let mut out = [0u8; 16];
         out.copy_from_slice(&mac[..16]);
         out
@@ -256,11 +261,11 @@ pub fn sync(t: &mut Tresor, options: &SyncOptions) -> Result<SyncReport> {
         };
         // Each side: its state, and its value when it had to be read.
         let side = |store: &str,
-                        info: Option<&SecretInfo>,
-                        recorded: Option<Stamp>,
-                        caps: &Capabilities,
-                        report: &mut SyncReport,
-                        t: &mut Tresor|
+                    info: Option<&SecretInfo>,
+                    recorded: Option<Stamp>,
+                    caps: &Capabilities,
+                    report: &mut SyncReport,
+                    t: &mut Tresor|
          -> Result<(SideState, Option<SecretValue>)> {
             match (info, recorded, &entry) {
                 (None, None, _) => Ok((SideState::Absent, None)),

@@ -168,7 +168,11 @@ fn a_failed_copy_rolls_back_every_write_of_the_run() {
     assert!(!err.to_string().contains("canary"), "{err}");
     assert!(target.keys().is_empty(), "{:?}", target.keys());
     assert_eq!(journal_records(&mut t), 0);
-    assert_eq!(t.list_store("vault", "").unwrap().len(), 5, "the source is intact");
+    assert_eq!(
+        t.list_store("vault", "").unwrap().len(),
+        5,
+        "the source is intact"
+    );
     assert_eq!(warnings.len(), 1, "{warnings:?}");
 }
 
@@ -194,7 +198,10 @@ fn a_target_that_stays_down_keeps_the_journal_and_the_next_run_completes() {
     let (dir, mut t) = setup(&target);
     let err = migrate(&mut t, &MigrateOptions::new("vault", "target"), &mut |_| {}).unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
-    assert!(err.to_string().contains("running the same migrate again"), "{err}");
+    assert!(
+        err.to_string().contains("running the same migrate again"),
+        "{err}"
+    );
     // Two copies were made and could not be removed: the journal names them.
     assert_eq!(target.keys().len(), 2);
     assert_eq!(journal_records(&mut t), 1);

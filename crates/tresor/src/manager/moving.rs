@@ -3,9 +3,9 @@
 //! an unavailable store is an error, not a skip), with the local vault
 //! reachable by the name [`LOCAL_STORE`] when no configured store has it.
 
+use super::write::admit;
 #[allow(unused_imports)]
 use super::*;
-use super::write::admit;
 
 /// The name the local vault answers to in `migrate` and `sync` when no
 /// configured store has that name.
@@ -93,7 +93,12 @@ impl Tresor {
     }
 
     /// Reads `name` from the store named, from the store itself only.
-    pub fn read_in(&mut self, store: &str, name: &SecretName, selector: Selector) -> Result<Secret> {
+    pub fn read_in(
+        &mut self,
+        store: &str,
+        name: &SecretName,
+        selector: Selector,
+    ) -> Result<Secret> {
         check_name(name)?;
         let i = self.index_or_local(store)?;
         self.refuse_offline(i)?;
@@ -206,7 +211,12 @@ impl StoreWriter {
     }
 
     /// Writes a new value; returns its version.
-    pub fn put(&mut self, name: &SecretName, value: &SecretValue, options: &PutOptions) -> Result<u64> {
+    pub fn put(
+        &mut self,
+        name: &SecretName,
+        value: &SecretValue,
+        options: &PutOptions,
+    ) -> Result<u64> {
         admit(name, value, options)?;
         self.store.put(name, value, options)
     }
