@@ -678,7 +678,7 @@ fn delete_sources(
 }
 
 fn parse_names(names: &[String]) -> Result<Vec<SecretName>> {
-    names.iter().map(|n| SecretName::new(n)).collect()
+    names.iter().map(SecretName::new).collect()
 }
 
 /// `.tresor/migrate/<id>`: the id a keyed hash of (from, to, prefix) under
@@ -693,7 +693,7 @@ fn journal_name(t: &mut Tresor, options: &MigrateOptions) -> Result<SecretName> 
             options.prefix.as_bytes(),
         ],
     )?;
-    SecretName::new(&format!("{JOURNAL_PREFIX}{id}"))
+    SecretName::new(format!("{JOURNAL_PREFIX}{id}"))
 }
 
 /// Names per journal record: a record stays well under the vault's
@@ -708,7 +708,7 @@ struct JournalHead {
 }
 
 fn part_name(name: &SecretName, part: usize) -> Result<SecretName> {
-    SecretName::new(&format!("{name}/{part}"))
+    SecretName::new(format!("{name}/{part}"))
 }
 
 /// The journal: its head record `<name>` and, for long lists of names,

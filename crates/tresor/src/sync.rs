@@ -501,11 +501,11 @@ fn shard_of(name: &str, shards: u32) -> u32 {
 }
 
 fn head_name(pair: &str) -> Result<SecretName> {
-    SecretName::new(&format!("{STATE_PREFIX}{pair}"))
+    SecretName::new(format!("{STATE_PREFIX}{pair}"))
 }
 
 fn shard_name(pair: &str, shard: u32) -> Result<SecretName> {
-    SecretName::new(&format!("{STATE_PREFIX}{pair}/{shard}"))
+    SecretName::new(format!("{STATE_PREFIX}{pair}/{shard}"))
 }
 
 fn corrupt(detail: String) -> Error {
