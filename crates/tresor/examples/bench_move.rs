@@ -51,7 +51,7 @@ fn value(i: usize, round: usize) -> SecretValue {
 }
 
 fn name(prefix: &str, i: usize) -> SecretName {
-    SecretName::new(&format!("{prefix}k{i:06}")).expect("a valid name")
+    SecretName::new(format!("{prefix}k{i:06}")).expect("a valid name")
 }
 
 fn open_or_create(path: &Path, key_file: &Path) -> Result<Vault, Box<dyn std::error::Error>> {
@@ -65,7 +65,8 @@ fn open_or_create(path: &Path, key_file: &Path) -> Result<Vault, Box<dyn std::er
             .open(key_file)?;
         f.write_all(tresor::new_key_file_text().as_bytes())?;
     }
-    let key = Credential::key_material(&std::fs::read(key_file)?).ok_or("bad key file")?;
+    let key = Credential::key_material(&std::fs::read(key_file)?)
+        .map_err(|e| format!("bad key file: {e}"))?;
     if path.exists() {
         let locked = tresor::LockedVault::open(path, &Default::default())?;
         return Ok(locked.unlock(&key)?);
