@@ -35,6 +35,8 @@ pub enum Context {
     Files,
     /// `key decrypt` / `key rewrap`: envelopes given by the user.
     Envelopes,
+    /// `migrate` / `sync`.
+    Move,
 }
 
 impl Context {
@@ -45,6 +47,7 @@ impl Context {
         match command {
             Command::Encrypt(_) | Command::Decrypt(_) => Context::Files,
             Command::Key(KeyCommand::Decrypt(_) | KeyCommand::Rewrap(_)) => Context::Envelopes,
+            Command::Migrate(_) | Command::Sync(_) => Context::Move,
             _ => Context::Secrets,
         }
     }
@@ -156,6 +159,17 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
         (Error::WeakPassword { .. }, _) => "choose a longer password (a few uncommon words), \
              or give --weak-password to use this one anyway"
             .into(),
+        (Error::Conflict { .. }, Context::Move) => {
+            "the target already holds another value under that name: nothing was written; \
+             `tresor migrate … --dry-run` lists every conflict; remove or rename them in the \
+             target (or in the source), then run again"
+                .into()
+        }
+        (Error::Unavailable { .. }, Context::Move) => {
+            "once the store is back, run the same command again: it completes the interrupted \
+             run"
+            .into()
+        }
         (Error::Conflict { .. }, _) => {
             "another writer changed the secret; read it again and retry".into()
         }

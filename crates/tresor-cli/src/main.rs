@@ -40,6 +40,7 @@ mod files_cmd;
 mod input;
 mod keys_cmd;
 mod manager_cmd;
+mod move_cmd;
 mod output;
 mod progress;
 mod run_cmd;

@@ -1004,6 +1004,67 @@ fn table() -> Vec<Row> {
         0,
     ));
 
+    let mig = &[
+        "--config",
+        "@env-config",
+        "migrate",
+        "--from",
+        "env",
+        "--to",
+        "vault",
+    ];
+    t.push(row("migrate", Ok, mig, 0));
+    t.push(
+        row(
+            "migrate",
+            BadFlag,
+            &["migrate", "--from", "nope", "--to", "vault"],
+            2,
+        )
+        .names(&["nope"]),
+    );
+    t.push(
+        row(
+            "migrate",
+            Unavailable,
+            &[
+                "--config",
+                "@down-config",
+                "migrate",
+                "--from",
+                "team",
+                "--to",
+                "local",
+            ],
+            6,
+        )
+        .names(&["team"]),
+    );
+    t.push(
+        row("migrate", WrongCredential, mig, 3)
+            .env("TRESOR_KEY_FILE", "@other-key")
+            .names(&["wrong key"]),
+    );
+    t.push(row("migrate", ClosedStdout, mig, 0));
+    let sync = &["--config", "@env-config", "sync", "env", "vault"];
+    t.push(row("sync", Ok, sync, 0));
+    t.push(row("sync", BadFlag, &["sync", "vault", "vault"], 2).names(&["same store"]));
+    t.push(
+        row(
+            "sync",
+            Unavailable,
+            &["--config", "@down-config", "sync", "team", "local"],
+            6,
+        )
+        .names(&["team"]),
+    );
+    t.push(
+        row("sync", WrongCredential, sync, 3)
+            .env("TRESOR_KEY_FILE", "@other-key")
+            .names(&["wrong key"]),
+    );
+    t.push(row("sync", ClosedStdout, sync, 0));
+
     t.push(row("scan", Ok, &["scan", "@folder"], 0));
     t.push(row("scan", BadFlag, &["scan", "@folder", "--bogus-flag"], 2).names(&["--bogus-flag"]));
     t.push(
@@ -1081,6 +1142,10 @@ impl Fixture {
         t.write("garbage", &filler(8192, 99));
         t.write("bad.toml", b"bogus = 1\n");
         // Declared secrets and references: one that resolves, one that does not.
+        t.write(
+            "env-store.toml",
+            b"[[stores]]\nname = \"env\"\nkind = \"env\"\nprefix = \"TRESOR_TEST_MIG_\"\n",
+        );
         t.write("declared.toml", b"[secrets]\nDB = \"app/db\"\n");
         t.write("declared-missing.toml", b"[secrets]\nX = \"app/nope\"\n");
         t.write("ref.yaml", b"db: SEC/app/db\n");
@@ -1145,6 +1210,7 @@ impl Fixture {
             "@bad-config" => path("bad.toml"),
             "@down-config" => path("down.toml"),
             "@declared" => path("declared.toml"),
+            "@env-config" => path("env-store.toml"),
             "@declared-missing" => path("declared-missing.toml"),
             "@ref-yaml" => path("ref.yaml"),
             "@missing-ref-yaml" => path("missing-ref.yaml"),

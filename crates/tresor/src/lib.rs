@@ -35,6 +35,7 @@ pub mod fs;
 pub mod generate;
 mod locate;
 pub mod manager;
+pub mod migrate;
 mod pkcs11_allow;
 pub mod redact;
 pub mod refs;
@@ -45,6 +46,7 @@ pub mod scan;
 pub mod run;
 pub mod session;
 pub mod strength;
+pub mod sync;
 pub mod trust;
 // Its tests make a FIFO with libc::mkfifo; the module itself has no unsafe code.
 #[cfg_attr(test, allow(unsafe_code))]

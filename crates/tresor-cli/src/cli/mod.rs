@@ -363,6 +363,10 @@ pub enum Command {
     /// (--staged) or recent commits (--history N); exit 1 on a finding.
     #[command(long_about = crate::scan_cmd::SCAN_HELP)]
     Scan(crate::scan_cmd::ScanArgs),
+    /// Copy secrets from one store to another, verified, with rollback and resumable runs.
+    Migrate(crate::move_cmd::MigrateArgs),
+    /// Bring two stores in step (three-way, from the state of their last sync).
+    Sync(crate::move_cmd::SyncArgs),
     /// Print a shell completion script.
     ///
     /// The script is the output with or without --json (there is nothing to put in JSON);

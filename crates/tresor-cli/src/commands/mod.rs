@@ -241,7 +241,9 @@ pub fn run(cli: Cli) -> Result<()> {
         | Command::Check(_)
         | Command::Render(_)
         | Command::Inject(_)
-        | Command::Env(_) => unreachable!("handled by manager_cmd::dispatch"),
+        | Command::Env(_)
+        | Command::Migrate(_)
+        | Command::Sync(_) => unreachable!("handled by manager_cmd::dispatch"),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

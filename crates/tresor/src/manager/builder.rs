@@ -149,6 +149,7 @@ impl Builder {
                     down: None,
                     credentials: c.credentials(),
                     sends_to: c.destination(),
+                    config: Some(Box::new(c.clone())),
                 });
             }
         } else if let Some(p) = &self.profile {
@@ -169,6 +170,7 @@ impl Builder {
                 down: None,
                 credentials: Vec::new(),
                 sends_to: None,
+                config: None,
             });
         }
         // A config that declares no stores (say, the user's config.toml
@@ -191,6 +193,7 @@ impl Builder {
                         .into(),
                 }],
                 sends_to: None,
+                config: None,
             });
         }
         entries.sort_by_key(|e| e.settings.priority);

@@ -81,6 +81,7 @@ mod cache;
 mod check;
 mod doctor;
 mod listing;
+mod moving;
 mod write;
 
 pub use builder::Builder;
@@ -88,6 +89,7 @@ pub use cache::cache_name;
 pub use check::check_config;
 pub use doctor::{Checkup, StoreStatus};
 pub use listing::{Listed, Listing};
+pub use moving::{LOCAL_STORE, StoreWriter};
 
 /// Names under this prefix are the manager's own (offline copies, doctor
 /// probes): refused for users, hidden from listings.
@@ -205,6 +207,8 @@ struct Entry {
     down: Option<(Instant, Error)>,
     credentials: Vec<CredentialSource>,
     sends_to: Option<String>,
+    /// The config entry it was built from, kept to open more connections.
+    config: Option<Box<StoreConfig>>,
 }
 
 enum State {

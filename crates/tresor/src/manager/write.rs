@@ -1,8 +1,9 @@
 //! Writes: to the first writable store, or the one named; deletes and
 //! restores in the store that holds the name.
 
-#[allow(unused_imports)]
 use super::*;
+#[allow(unused_imports)]
+use tresor_core::rules::RuleSet;
 
 impl Tresor {
     /// Writes `name` to the first writable store.
@@ -84,20 +85,8 @@ impl Tresor {
         value: &SecretValue,
         options: &PutOptions,
     ) -> Result<Written> {
-        check_name(name)?;
-        // Every value written through the manager (set, rotate, staging,
-        // and whatever later writes through here) meets the rules for its
-        // name, unless the caller skipped them on purpose; the vault's
-        // audit entry then records that it did.
-        if !options.unvalidated {
-            self.rules.check(name, value)?;
-        }
-        self.refuse_offline(i)?;
-        if self.entries[i].settings.read_only {
-            return Err(Error::ReadOnly {
-                store: format!("store '{}' (read_only = true)", self.entries[i].name),
-            });
-        }
+        self.admit_store(i)?;
+        admit(&self.rules, name, value, options)?;
         let version = self.checked(i, |s| s.put(name, value, options))?;
         if self.entries[i].settings.cache && !options.stage {
             let secret = Secret {
@@ -111,6 +100,18 @@ impl Tresor {
             store: self.entries[i].name.clone(),
             version,
         })
+    }
+
+    /// Whether store `i` may be written now: not offline-refused, not
+    /// `read_only` in the config.
+    pub(super) fn admit_store(&self, i: usize) -> Result<()> {
+        self.refuse_offline(i)?;
+        if self.entries[i].settings.read_only {
+            return Err(Error::ReadOnly {
+                store: format!("store '{}' (read_only = true)", self.entries[i].name),
+            });
+        }
+        Ok(())
     }
 
     pub(super) fn first_writable(&mut self) -> Result<usize> {
@@ -136,4 +137,23 @@ impl Tresor {
             _ => true,
         }
     }
+}
+
+/// The checks every write of a value goes through, whichever path carries
+/// it ([`Tresor::set`], [`Tresor::set_many_in`], a [`super::StoreWriter`]):
+/// the one place rules on names and values are applied.
+pub(super) fn admit(
+    rules: &RuleSet,
+    name: &SecretName,
+    value: &SecretValue,
+    options: &PutOptions,
+) -> Result<()> {
+    check_name(name)?;
+    // Every value written through the manager (set, rotate, staging,
+    // import, migrate, sync) meets the rules for its name, unless the caller
+    // skipped them on purpose; the vault's audit entry then records that.
+    if !options.unvalidated {
+        rules.check(name, value)?;
+    }
+    Ok(())
 }
