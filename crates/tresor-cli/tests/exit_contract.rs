@@ -1046,9 +1046,25 @@ fn table() -> Vec<Row> {
             .names(&["wrong key"]),
     );
     t.push(row("migrate", ClosedStdout, mig, 0));
-    let sync = &["--config", "@env-config", "sync", "env", "vault"];
+    let sync = &[
+        "--config",
+        "@env-config",
+        "sync",
+        "env",
+        "vault",
+        "--dry-run",
+    ];
     t.push(row("sync", Ok, sync, 0));
     t.push(row("sync", BadFlag, &["sync", "vault", "vault"], 2).names(&["same store"]));
+    t.push(
+        row(
+            "sync",
+            BadFlag,
+            &["--config", "@env-config", "sync", "env", "vault"],
+            2,
+        )
+        .names(&["read-only"]),
+    );
     t.push(
         row(
             "sync",

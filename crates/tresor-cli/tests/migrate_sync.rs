@@ -463,7 +463,9 @@ fn sync_two_vaults_three_way() {
 fn an_interrupted_sync_reruns_cleanly() {
     let n = 300;
     let mut killed_any = false;
-    for delay_ms in [80, 300] {
+    // Several moments, from right after the start to well into the run, so
+    // that one kill lands mid-sync on a fast machine and on a loaded one.
+    for delay_ms in [2, 15, 80, 300] {
         let mut t = two_vaults();
         many_env(&mut t, n);
         t.run(&["migrate", "--from", "env", "--to", "a", "--prefix", "bulk/"])
