@@ -31,6 +31,7 @@ pub mod files;
 // and C strings this module owns; each call has its own SAFETY comment.
 #[allow(unsafe_code)]
 pub mod fs;
+pub mod import;
 mod locate;
 pub mod manager;
 mod pkcs11_allow;

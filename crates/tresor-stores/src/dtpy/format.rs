@@ -57,18 +57,25 @@ pub fn open(file: &[u8], password: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenErro
     signed.extend_from_slice(salt);
     signed.extend_from_slice(token.as_bytes());
     hmac::verify(&mac_key, &signed, mac).map_err(|_| OpenError::WrongPasswordOrAltered)?;
-    let fernet = fernet::Fernet::new(&key).ok_or(OpenError::Inner)?;
-    // Python's Fernet.decrypt(ttl=None) never looks at the timestamp; the
-    // crate refuses a token more than 60 s in the future, so "now" is taken
-    // to be no earlier than the token's own time.
+    fernet_decrypt(&key, token).ok_or(OpenError::Inner)
+}
+
+/// Opens a Fernet token with its key text (base64url, 32 bytes) as Python's
+/// `Fernet(key).decrypt(token)` does with no TTL: the token's timestamp is
+/// never checked. (The crate refuses a token more than 60 s in the future,
+/// so "now" is taken to be no earlier than the token's own time.) `None`:
+/// a wrong key, or a token that is not Fernet or was altered.
+pub fn fernet_decrypt(key_text: &str, token: &str) -> Option<Zeroizing<Vec<u8>>> {
+    let fernet = fernet::Fernet::new(key_text.trim())?;
+    let token = token.trim();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let stamped = token_time(token).unwrap_or(0);
     fernet
         .decrypt_at_time(token, None, now.max(stamped))
+        .ok()
         .map(Zeroizing::new)
-        .map_err(|_| OpenError::Inner)
 }
 
 /// The timestamp in a Fernet token (bytes 1..9 of its decoded form).

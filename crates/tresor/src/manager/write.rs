@@ -130,3 +130,87 @@ impl Tresor {
         }
     }
 }
+
+/// What an import wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct Imported {
+    /// The store written to.
+    pub store: String,
+    /// How many secrets were written.
+    pub written: usize,
+}
+
+impl Tresor {
+    /// Writes every item to the store named (or the first writable one),
+    /// all or nothing: into a vault in one transaction (one audit entry per
+    /// secret); into any other store one by one, and when a write fails,
+    /// the ones before it are undone (new names deleted, changed ones
+    /// written back). `progress` is called with the count written so far.
+    pub fn import(
+        &mut self,
+        store: Option<&str>,
+        items: &[(SecretName, SecretValue)],
+        reason: Option<&str>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Imported> {
+        let i = match store {
+            Some(s) => self.index(s)?,
+            None => self.first_writable()?,
+        };
+        for (name, _) in items {
+            check_name(name)?;
+        }
+        self.refuse_offline(i)?;
+        if self.entries[i].settings.read_only {
+            return Err(Error::ReadOnly {
+                store: format!("store '{}' (read_only = true)", self.entries[i].name),
+            });
+        }
+        let store_name = self.entries[i].name.clone();
+        match self.vault_at(i, "import") {
+            Ok(vault) => {
+                vault.put_many(items, reason, |n| progress(n))?;
+            }
+            Err(Error::Unsupported { .. }) => {
+                let options = PutOptions {
+                    reason: reason.map(str::to_string),
+                    ..PutOptions::default()
+                };
+                let mut undo: Vec<(SecretName, Option<SecretValue>)> = Vec::new();
+                let mut failure = None;
+                for (n, (name, value)) in items.iter().enumerate() {
+                    let before = match self.checked(i, |s| s.get(name, Selector::default())) {
+                        Ok(found) => Some(found.value),
+                        Err(Error::NotFound { .. } | Error::Deleted { .. }) => None,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    };
+                    if let Err(e) = self.checked(i, |s| s.put(name, value, &options)) {
+                        failure = Some(e);
+                        break;
+                    }
+                    undo.push((name.clone(), before));
+                    progress(n + 1);
+                }
+                if let Some(e) = failure {
+                    for (name, before) in undo.into_iter().rev() {
+                        let _ = match before {
+                            Some(v) => self
+                                .checked(i, |s| s.put(&name, &v, &PutOptions::default()))
+                                .map(drop),
+                            None => self.checked(i, |s| s.delete(&name, DeleteMode::Purge)),
+                        };
+                    }
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Imported {
+            store: store_name,
+            written: items.len(),
+        })
+    }
+}
