@@ -122,6 +122,15 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
              --key-label L`"
                 .into()
         }
+        (Error::Malformed { problem, .. }, _) if problem.starts_with(tresor::import::EMPTY_VALUE) => {
+            "give --allow-empty to import empty values".into()
+        }
+        (Error::Malformed { problem, .. }, _)
+            if problem.starts_with(tresor::import::INVALID_NAME) =>
+        {
+            "give --rename-invalid to import under the mapped names (see them with --dry-run)"
+                .into()
+        }
         (Error::Deleted { name, .. }, _) => format!(
             "restore it with `tresor undelete {}`",
             tresor::trust::shell_word(name)

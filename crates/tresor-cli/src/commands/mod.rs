@@ -230,7 +230,8 @@ pub fn run(cli: Cli) -> Result<()> {
         | Command::Rollback(_)
         | Command::Rm(_)
         | Command::Undelete(_)
-        | Command::Meta(_) => unreachable!("handled by manager_cmd::dispatch"),
+        | Command::Meta(_)
+        | Command::Import(_) => unreachable!("handled by manager_cmd::dispatch"),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -42,6 +42,11 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
         Command::Config(ConfigCommand::Untrust(a)) => {
             crate::trust_cmd::untrust(ctx, a).map(|()| None)
         }
+        Command::Import(a) => {
+            let config = Config::discover_and_load(ctx.config.as_deref())?;
+            let mut tresor = open(ctx, config)?;
+            crate::import_cmd::import(ctx, &mut tresor, a).map(|()| None)
+        }
         // Every secret command, with or without a config: with none the
         // manager holds the one vault store.
         c if routed(&c) => {
