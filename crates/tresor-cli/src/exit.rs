@@ -122,7 +122,9 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
              --key-label L`"
                 .into()
         }
-        (Error::Malformed { problem, .. }, _) if problem.starts_with(tresor::import::EMPTY_VALUE) => {
+        (Error::Malformed { problem, .. }, _)
+            if problem.starts_with(tresor::import::EMPTY_VALUE) =>
+        {
             "give --allow-empty to import empty values".into()
         }
         (Error::Malformed { problem, .. }, _)

@@ -159,6 +159,10 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
     drop(items);
     let written = result?;
     let after = import::finish(&plan, a.shred)?;
+    let backup_kept = format == Format::LegacyConfig && !a.shred;
+    if let (true, Some(after)) = (backup_kept, &after) {
+        warn(ctx, after);
+    }
     if ctx.json {
         crate::output::json(&json!({
             "store": written.store,
@@ -179,12 +183,8 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
         for r in &renamed {
             ctx.status(&format!("  renamed {} -> {}", r["from"], r["to"]));
         }
-        if let Some(after) = &after {
-            if format == Format::LegacyConfig && !a.shred {
-                warn(ctx, after);
-            } else {
-                ctx.status(after);
-            }
+        if let (false, Some(after)) = (backup_kept, &after) {
+            ctx.status(after);
         }
     }
     Ok(())

@@ -25,7 +25,8 @@ fn python() -> String {
 fn framework(cmd: &str, dir: &Path, password: Option<&str>, stdin: &str) -> (i32, Value) {
     let mut c = Command::new(python());
     c.arg(SCRIPT).arg(cmd).arg(dir).arg("myapp");
-    c.env_remove("KEYSTORE_PASSWORD").env_remove("CONTAINER_MODE");
+    c.env_remove("KEYSTORE_PASSWORD")
+        .env_remove("CONTAINER_MODE");
     if let Some(p) = password {
         c.env("KEYSTORE_PASSWORD", p);
     }
@@ -90,7 +91,10 @@ fn a_framework_keystore_reads_in_tresor_and_tresor_writes_read_in_the_framework(
     framework("make", dir.path(), Some("Pässw0rd"), &seed.to_string());
 
     let mut s = store(dir.path(), Some("Pässw0rd"), false);
-    assert_eq!(get(&mut s, "db_password"), "hunter2-Ünïcødé-密码-🔑".as_bytes());
+    assert_eq!(
+        get(&mut s, "db_password"),
+        "hunter2-Ünïcødé-密码-🔑".as_bytes()
+    );
     assert_eq!(get(&mut s, "smtp/user"), b"u@example.com");
     // Settings: readable by name (numbers and booleans as their JSON text),
     // listed only with `all`; the INDEX entry is never a secret.
@@ -105,7 +109,13 @@ fn a_framework_keystore_reads_in_tresor_and_tresor_writes_read_in_the_framework(
     let mut all = store(dir.path(), Some("Pässw0rd"), true);
     assert_eq!(
         names(&mut all),
-        ["api.key", "app.timeout", "db_password", "feature.on", "smtp/user"]
+        [
+            "api.key",
+            "app.timeout",
+            "db_password",
+            "feature.on",
+            "smtp/user"
+        ]
     );
 
     // tresor writes: a new secret, a changed one, a deleted one.

@@ -168,7 +168,10 @@ mod tests {
             Err(OpenError::Malformed(_))
         ));
         // A fresh salt every time.
-        assert_ne!(seal(b"{}", b"pw")[..SALT_LEN], seal(b"{}", b"pw")[..SALT_LEN]);
+        assert_ne!(
+            seal(b"{}", b"pw")[..SALT_LEN],
+            seal(b"{}", b"pw")[..SALT_LEN]
+        );
     }
 
     #[test]

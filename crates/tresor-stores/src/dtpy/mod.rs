@@ -169,7 +169,10 @@ pub fn json_value(bytes: &[u8]) -> Value {
         Ok(text) => Value::String(text.to_string()),
         Err(_) => {
             let mut o = Map::new();
-            o.insert(BASE64_KEY.to_string(), Value::String(STANDARD.encode(bytes)));
+            o.insert(
+                BASE64_KEY.to_string(),
+                Value::String(STANDARD.encode(bytes)),
+            );
             Value::Object(o)
         }
     }
@@ -280,7 +283,9 @@ impl Dtpy {
     /// `index_store`, `all`.
     pub fn from_options(options: &StoreOptions) -> Result<Self> {
         let path = PathBuf::from(options.require("path")?);
-        let password = options.get("password").map(|p| Zeroizing::new(p.to_string()));
+        let password = options
+            .get("password")
+            .map(|p| Zeroizing::new(p.to_string()));
         let app = options.get("app").map(str::to_string);
         let index_store = options
             .get("index_store")
@@ -357,7 +362,10 @@ impl Dtpy {
             .expect("the OS random source works");
         let tmp = dir.join(format!(
             "keystore_tresor_{}.tmp",
-            suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            suffix
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         ));
         let write = || -> std::io::Result<()> {
             let mut f = OpenOptions::new()

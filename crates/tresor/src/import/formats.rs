@@ -78,7 +78,11 @@ pub(super) fn read_file(path: &Path, cap: u64) -> Result<Zeroizing<Vec<u8>>> {
 
 fn text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         malformed(path, format!("line {line}: not UTF-8 text"))
     })
 }
@@ -147,7 +151,10 @@ fn json_flat(path: &Path) -> Result<Vec<RawEntry>> {
     let Value::Object(map) = &doc.0 else {
         return Err(malformed(
             path,
-            format!("the file holds {}, not an object of names to values", kind_of(&doc.0)),
+            format!(
+                "the file holds {}, not an object of names to values",
+                kind_of(&doc.0)
+            ),
         ));
     };
     let mut out = Vec::with_capacity(map.len());
@@ -155,7 +162,11 @@ fn json_flat(path: &Path) -> Result<Vec<RawEntry>> {
         let value = scalar(v).ok_or_else(|| {
             malformed(
                 path,
-                format!("key '{}': the value is {}, not a string", shorten(k), kind_of(v)),
+                format!(
+                    "key '{}': the value is {}, not a string",
+                    shorten(k),
+                    kind_of(v)
+                ),
             )
         })?;
         out.push(RawEntry {
@@ -183,7 +194,12 @@ fn legacy_config(path: &Path) -> Result<Vec<RawEntry>> {
                 format!("providers: is {}, not an object", kind_of(other)),
             ));
         }
-        None => return Err(malformed(path, "no \"providers\" object (not a legacy config)")),
+        None => {
+            return Err(malformed(
+                path,
+                "no \"providers\" object (not a legacy config)",
+            ));
+        }
     };
     let mut out = Vec::new();
     for (provider, data) in providers {
@@ -201,7 +217,10 @@ fn legacy_config(path: &Path) -> Result<Vec<RawEntry>> {
         for (key, v) in creds {
             let origin = format!("{place}.credentials.{}", shorten(key));
             let value = scalar(v).ok_or_else(|| {
-                malformed(path, format!("{origin}: the value is {}, not a string", kind_of(v)))
+                malformed(
+                    path,
+                    format!("{origin}: the value is {}, not a string", kind_of(v)),
+                )
             })?;
             out.push(RawEntry {
                 name: format!("{provider}/{key}"),
@@ -231,7 +250,10 @@ fn dotenv(path: &Path) -> Result<Vec<RawEntry>> {
         }
         let l = l.strip_prefix("export ").map_or(l, str::trim_start);
         let Some((key, rest)) = l.split_once('=') else {
-            return Err(malformed(path, format!("line {start}: no '=' (expected KEY=VALUE)")));
+            return Err(malformed(
+                path,
+                format!("line {start}: no '=' (expected KEY=VALUE)"),
+            ));
         };
         let key = key.trim();
         if key.is_empty()
@@ -335,7 +357,10 @@ fn env_map(path: &Path, options: &ReadOptions) -> Result<Vec<RawEntry>> {
             continue;
         }
         let Some((name, var)) = l.split_once('=') else {
-            return Err(malformed(path, format!("line {}: expected name=VARIABLE", n + 1)));
+            return Err(malformed(
+                path,
+                format!("line {}: expected name=VARIABLE", n + 1),
+            ));
         };
         let (name, var) = (name.trim(), var.trim());
         let value = match &options.environment {
@@ -409,9 +434,9 @@ fn secrets_yaml(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<RawEntry>
     }
     let text = text(path, &bytes)?;
     let doc: YamlDoc = serde_saphyr::from_str(text).map_err(|e| {
-        let place = e
-            .location()
-            .map_or(String::new(), |l| format!("line {} column {}: ", l.line(), l.column()));
+        let place = e.location().map_or(String::new(), |l| {
+            format!("line {} column {}: ", l.line(), l.column())
+        });
         malformed(
             path,
             format!("{place}not a secrets.yaml (a top-level `secrets:` list of entries)"),
@@ -441,7 +466,9 @@ fn secrets_yaml(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<RawEntry>
                         .into_bytes(),
                 ),
             },
-            (None, Some(file)) => yaml_file_value(path, base, file, e.store_as.as_deref(), &origin)?,
+            (None, Some(file)) => {
+                yaml_file_value(path, base, file, e.store_as.as_deref(), &origin)?
+            }
         };
         out.push(RawEntry {
             name,
@@ -463,7 +490,10 @@ fn yaml_file_value(
 ) -> Result<SecretValue> {
     let rel = Path::new(file);
     if rel.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(malformed(yaml, format!("{origin}: file: '..' is not allowed")));
+        return Err(malformed(
+            yaml,
+            format!("{origin}: file: '..' is not allowed"),
+        ));
     }
     let full = if rel.is_absolute() {
         rel.to_path_buf()
@@ -475,7 +505,10 @@ fn yaml_file_value(
     if !canon.starts_with(&root) {
         return Err(malformed(
             yaml,
-            format!("{origin}: file: {} is outside the folder of the YAML file", full.display()),
+            format!(
+                "{origin}: file: {} is outside the folder of the YAML file",
+                full.display()
+            ),
         ));
     }
     let bytes = read_file(&canon, MAX_YAML_VALUE_FILE)?;
@@ -484,7 +517,10 @@ fn yaml_file_value(
             Ok(_) => Ok(SecretValue::copy_from(&bytes)),
             Err(_) => Err(malformed(
                 yaml,
-                format!("{origin}: file: {} is not UTF-8 text (use store_as: base64)", full.display()),
+                format!(
+                    "{origin}: file: {} is not UTF-8 text (use store_as: base64)",
+                    full.display()
+                ),
             )),
         },
         "base64" => {
@@ -497,7 +533,10 @@ fn yaml_file_value(
         }
         other => Err(malformed(
             yaml,
-            format!("{origin}: store_as: {:?} (expected raw or base64)", shorten(other)),
+            format!(
+                "{origin}: store_as: {:?} (expected raw or base64)",
+                shorten(other)
+            ),
         )),
     }
 }
@@ -516,16 +555,15 @@ fn fernet(path: &Path, options: &ReadOptions) -> Result<Vec<RawEntry>> {
     let key = text(key_path, &key)?;
     let token = read_file(path, MAX_IMPORT_FILE)?;
     let token = text(path, &token)?;
-    let plain = tresor_stores::dtpy::format::fernet_decrypt(key, token).ok_or_else(|| {
-        Error::Auth {
+    let plain =
+        tresor_stores::dtpy::format::fernet_decrypt(key, token).ok_or_else(|| Error::Auth {
             store: "import".into(),
             reason: format!(
                 "{} does not open with the key in {} (a wrong key, or the file was changed)",
                 path.display(),
                 key_path.display()
             ),
-        }
-    })?;
+        })?;
     let doc = parse_json(path, &plain)?;
     let Value::Object(map) = &doc.0 else {
         return Err(malformed(path, "the decrypted file holds no JSON object"));
@@ -534,7 +572,10 @@ fn fernet(path: &Path, options: &ReadOptions) -> Result<Vec<RawEntry>> {
     for (k, v) in map {
         let origin = format!("entry '{}'", shorten(k));
         let value = scalar(v).ok_or_else(|| {
-            malformed(path, format!("{origin}: the value is {}, not a string", kind_of(v)))
+            malformed(
+                path,
+                format!("{origin}: the value is {}, not a string", kind_of(v)),
+            )
         })?;
         // Seed 001 keys entries "<provider>.<key>".
         let name = match k.split_once('.') {
@@ -673,7 +714,8 @@ pub fn shred(path: &Path) -> Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     for _ in 0..3 {
         use std::io::Seek as _;
-        f.seek(std::io::SeekFrom::Start(0)).map_err(|e| io(path, e))?;
+        f.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| io(path, e))?;
         let mut left = len;
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;

@@ -257,7 +257,10 @@ pub fn finish(plan: &Plan, shred_source: bool) -> Result<Option<String>> {
     match plan.format {
         Format::LegacyConfig if shred_source => {
             shred(&plan.source)?;
-            Ok(Some(format!("{} shredded and removed", plan.source.display())))
+            Ok(Some(format!(
+                "{} shredded and removed",
+                plan.source.display()
+            )))
         }
         Format::LegacyConfig => {
             let backup = plan.source.with_extension("json.backup");
@@ -275,11 +278,17 @@ pub fn finish(plan: &Plan, shred_source: bool) -> Result<Option<String>> {
         }
         Format::SecretsYaml => {
             shred(&plan.source)?;
-            Ok(Some(format!("{} shredded and removed", plan.source.display())))
+            Ok(Some(format!(
+                "{} shredded and removed",
+                plan.source.display()
+            )))
         }
         _ if shred_source => {
             shred(&plan.source)?;
-            Ok(Some(format!("{} shredded and removed", plan.source.display())))
+            Ok(Some(format!(
+                "{} shredded and removed",
+                plan.source.display()
+            )))
         }
         _ => Ok(None),
     }
