@@ -33,6 +33,9 @@ FORMATS
   dotenv         KEY=VALUE lines: quotes, `export`, comments, multi-line quoted
                  values; ${VAR} is kept as written.
   env-map        name=VARIABLE lines: each value is read from the environment.
+  bundle         a `tresor export` bundle (age): every version, oldest first, with
+                 reasons and metadata; opened with -i IDENTITY_FILE, --passphrase or
+                 --passphrase-file. A truncated or altered bundle is refused whole.
 
 All or nothing: every entry is checked before anything is written (a bad one is
 named by key path or line, never by value), and into a vault everything is one
@@ -45,7 +48,7 @@ EXAMPLES
   tresor import dotenv .env --prefix app --dry-run")]
 pub struct ImportArgs {
     /// What FILE holds: legacy-config, fernet, dtpy, secrets-yaml, json, dotenv, env-map.
-    #[arg(value_parser = ["legacy-config", "fernet", "dtpy", "secrets-yaml", "json", "dotenv", "env-map"])]
+    #[arg(value_parser = ["legacy-config", "fernet", "dtpy", "secrets-yaml", "json", "dotenv", "env-map", "bundle"])]
     pub format: String,
     /// The file (for dtpy also the folder holding the .v3keystore).
     pub file: PathBuf,
@@ -76,9 +79,73 @@ pub struct ImportArgs {
     /// dtpy: the framework's settings too (entries not in its INDEX).
     #[arg(long)]
     pub all: bool,
+    /// bundle: an age identity file that opens it (repeatable).
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// bundle: ask for its passphrase on the terminal.
+    #[arg(long, conflicts_with_all = ["identities", "passphrase_file"])]
+    pub passphrase: bool,
+    /// bundle: its passphrase is the first line of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "identities")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "\
+Without a recipient, --format or --plaintext, the export holds metadata only: names,
+stores, versions, dates, reasons, lengths and metadata, never a value.
+
+Values leave tresor only encrypted:
+  bundle (default with -r, -R, --key, --passphrase, --passphrase-file): an age file
+         with every version of every secret; `tresor import bundle` reads it back
+         exactly, and stock `age -d` opens it.
+  --format dtpy: a dtPyAppFramework .v3keystore (current values, INDEX kept) that a
+         framework app reads; its password from --password-env VAR, else the
+         framework's machine password for that path.
+  --plaintext: a flat JSON object of names to values, written as a new 0600 file
+         (-o required), with a warning.
+
+EXAMPLES
+  tresor export --prefix openai/ > inventory.json
+  tresor export -r age1... -o backup.age
+  tresor export --format dtpy --password-env KEYSTORE_PASSWORD -o data/myapp.v3keystore")]
+pub struct ExportArgs {
+    /// Only secrets whose names start with P.
+    #[arg(long, value_name = "P", default_value = "")]
+    pub prefix: String,
+    /// Write here instead of stdout (a bundle, a keystore and plaintext: a new file).
+    #[arg(long, short = 'o', value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// bundle: encrypt to this age recipient, age1… (repeatable).
+    #[arg(long = "to", short = 'r', value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// bundle: encrypt to the recipients listed in FILE (repeatable).
+    #[arg(long = "recipients-file", short = 'R', value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+    /// bundle: encrypt to the vault's age key NAME (`tresor key create NAME --type age`).
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
+    /// bundle: encrypt to a passphrase asked on the terminal.
+    #[arg(long)]
+    pub passphrase: bool,
+    /// bundle: encrypt to the passphrase on the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Write this format: bundle (age) or dtpy (a .v3keystore).
+    #[arg(long, value_parser = ["bundle", "dtpy"])]
+    pub format: Option<String>,
+    /// dtpy: the environment variable holding the keystore password, used verbatim.
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Write values in the clear (a 0600 file; a warning is printed).
+    #[arg(long, conflicts_with_all = ["recipients", "recipients_files", "key", "passphrase", "passphrase_file", "format"])]
+    pub plaintext: bool,
 }
 
 pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
+    if a.format == "bundle" {
+        return import_bundle(ctx, t, a);
+    }
     let format = Format::parse(&a.format).expect("clap checked the format");
     let password = match &a.password_env {
         Some(var) => Some(Zeroizing::new(std::env::var(var).map_err(|_| {
@@ -232,4 +299,254 @@ fn progress_bar(ctx: &Ctx, len: usize) -> Option<indicatif::ProgressBar> {
         bar.set_style(style);
     }
     Some(bar)
+}
+
+fn import_bundle(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
+    use tresor::files::{self, DecryptWith};
+    let with = if a.passphrase {
+        DecryptWith::Passphrase(crate::files_cmd::prompt_passphrase(false)?)
+    } else if let Some(p) = &a.passphrase_file {
+        DecryptWith::Passphrase(crate::files_cmd::passphrase_from_file(p)?)
+    } else {
+        let mut ids = Vec::new();
+        for p in &a.identities {
+            ids.extend(files::read_identity_file(p)?);
+        }
+        if ids.is_empty() {
+            return Err(Error::Validation(
+                "a bundle opens with -i IDENTITY_FILE, --passphrase or --passphrase-file".into(),
+            ));
+        }
+        DecryptWith::Identities(ids)
+    };
+    let bundle = import::bundle::open_file(&a.file, &with)?;
+    let items = bundle.items()?;
+    let versions: usize = items.iter().map(|(_, v)| v.len()).sum();
+    if a.dry_run {
+        if ctx.json {
+            crate::output::json(&json!({
+                "dry_run": true, "source": a.file, "format": "bundle",
+                "would_import": items.len(), "versions": versions,
+            }));
+        } else {
+            ctx.status(&format!(
+                "dry run: {} secrets ({versions} versions) would be imported; nothing was written",
+                items.len()
+            ));
+        }
+        return Ok(());
+    }
+    let bar = progress_bar(ctx, items.len());
+    let reason = format!("import bundle {}", a.file.display());
+    let result = t.import_histories(ctx.store.as_deref(), &items, Some(&reason), &mut |n| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let written = result?;
+    if ctx.json {
+        crate::output::json(&json!({
+            "store": written.store, "source": a.file, "format": "bundle",
+            "imported": written.written, "versions": versions,
+        }));
+    } else {
+        ctx.status(&format!(
+            "imported {} secrets ({versions} versions) into {}",
+            written.written, written.store
+        ));
+    }
+    Ok(())
+}
+
+pub fn export(ctx: &Ctx, t: &mut Tresor, a: ExportArgs) -> Result<()> {
+    use std::io::{IsTerminal as _, Write as _};
+    let encrypted = !a.recipients.is_empty()
+        || !a.recipients_files.is_empty()
+        || a.key.is_some()
+        || a.passphrase
+        || a.passphrase_file.is_some();
+    let format = match (a.format.as_deref(), encrypted, a.plaintext) {
+        (Some("dtpy"), true, _) => {
+            return Err(Error::Validation(
+                "--format dtpy writes a keystore sealed by its password; recipients and \
+                 passphrases are for bundles"
+                    .into(),
+            ));
+        }
+        (Some("dtpy"), _, _) => "dtpy",
+        (Some("bundle"), false, _) => {
+            return Err(Error::Validation(
+                "a bundle needs a recipient: -r RECIPIENT, -R FILE, --key NAME, --passphrase or \
+                 --passphrase-file"
+                    .into(),
+            ));
+        }
+        (_, true, _) => "bundle",
+        (_, false, true) => "plaintext",
+        _ => "metadata",
+    };
+    match format {
+        "metadata" => {
+            let bundle = import::bundle::export(t, &a.prefix, false)?;
+            let text = serde_json::to_vec_pretty(&bundle).expect("serializes");
+            match &a.output {
+                Some(p) => tresor::fs::create_private(p, &text)?,
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&text);
+                    let _ = writeln!(out);
+                }
+            }
+            ctx.status(&format!(
+                "exported metadata of {} secrets (no values)",
+                bundle.secrets.len()
+            ));
+        }
+        "bundle" => {
+            let to = crate::files_cmd::encrypt_to(
+                a.passphrase,
+                a.passphrase_file.as_deref(),
+                &a.recipients,
+                &a.recipients_files,
+                a.key.as_deref(),
+                || ctx.unlock(false),
+            )?;
+            if a.output.is_none() && std::io::stdout().is_terminal() {
+                return Err(Error::Validation(
+                    "refusing to write binary age data to a terminal; use -o OUT or a redirect"
+                        .into(),
+                ));
+            }
+            let bundle = import::bundle::export(t, &a.prefix, true)?;
+            let sealed = import::bundle::seal(&bundle, &to)?;
+            match &a.output {
+                Some(p) => tresor::fs::create_private(p, &sealed)?,
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&sealed).map_err(|e| Error::Io {
+                        store: "export".into(),
+                        path: "stdout".into(),
+                        source: e,
+                    })?;
+                }
+            }
+            let versions: usize = bundle.secrets.iter().map(|s| s.versions.len()).sum();
+            report(
+                ctx,
+                "bundle",
+                bundle.secrets.len(),
+                versions,
+                a.output.as_deref(),
+            );
+        }
+        "dtpy" => export_dtpy(ctx, t, &a)?,
+        _ => {
+            let path = a.output.as_deref().ok_or_else(|| {
+                Error::Validation("--plaintext writes a new 0600 file: give -o OUT".into())
+            })?;
+            let bundle = import::bundle::export(t, &a.prefix, true)?;
+            let mut map = serde_json::Map::new();
+            for s in &bundle.secrets {
+                let Some(v) = s.versions.iter().find(|v| v.version == s.current) else {
+                    continue;
+                };
+                let bytes = base64_decode(v.value.as_deref().unwrap_or_default());
+                let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    Error::Validation(format!(
+                        "'{}' is not UTF-8 text; a plaintext JSON export holds text only \
+                         (use a bundle)",
+                        s.name
+                    ))
+                })?;
+                map.insert(s.name.clone(), serde_json::Value::String(text));
+            }
+            let mut text = Zeroizing::new(Vec::new());
+            serde_json::to_writer_pretty(&mut *text, &map).expect("serializes");
+            let mut map = map;
+            for v in map.values_mut() {
+                if let serde_json::Value::String(s) = v {
+                    zeroize::Zeroize::zeroize(s);
+                }
+            }
+            tresor::fs::create_private(path, &text)?;
+            warn(
+                ctx,
+                &format!(
+                    "{} holds {} secret values in the clear; encrypt it or remove it when done",
+                    path.display(),
+                    bundle.secrets.len()
+                ),
+            );
+            report(
+                ctx,
+                "plaintext",
+                bundle.secrets.len(),
+                bundle.secrets.len(),
+                Some(path),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn base64_decode(text: &str) -> Zeroizing<Vec<u8>> {
+    use base64::Engine as _;
+    Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap_or_default(),
+    )
+}
+
+fn export_dtpy(ctx: &Ctx, t: &mut Tresor, a: &ExportArgs) -> Result<()> {
+    use tresor::stores::dtpy::{Dtpy, DtpyOptions};
+    let path = a.output.as_deref().ok_or_else(|| {
+        Error::Validation("--format dtpy writes a keystore file: give -o OUT.v3keystore".into())
+    })?;
+    if path.exists() {
+        return Err(Error::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    let password = match &a.password_env {
+        Some(var) => Some(Zeroizing::new(std::env::var(var).map_err(|_| {
+            Error::Validation(format!("--password-env: the variable {var} is not set"))
+        })?)),
+        None => None,
+    };
+    let bundle = import::bundle::export(t, &a.prefix, true)?;
+    let mut items = Vec::with_capacity(bundle.secrets.len());
+    for s in &bundle.secrets {
+        if let Some(v) = s.versions.iter().find(|v| v.version == s.current) {
+            items.push((
+                tresor::SecretName::new(s.name.clone())?,
+                tresor::SecretValue::from(
+                    base64_decode(v.value.as_deref().unwrap_or_default()).to_vec(),
+                ),
+            ));
+        }
+    }
+    let mut store = Dtpy::open(DtpyOptions {
+        name: "export".into(),
+        ..DtpyOptions::new(path, password)
+    })?;
+    store.put_many(&items)?;
+    report(ctx, "dtpy", items.len(), items.len(), Some(path));
+    Ok(())
+}
+
+fn report(ctx: &Ctx, format: &str, secrets: usize, versions: usize, out: Option<&std::path::Path>) {
+    if ctx.json {
+        crate::output::json(&json!({
+            "format": format, "exported": secrets, "versions": versions, "output": out,
+        }));
+    } else {
+        ctx.status(&format!(
+            "exported {secrets} secrets ({versions} versions) as {format}{}",
+            out.map_or(String::new(), |p| format!(" to {}", p.display()))
+        ));
+    }
 }

@@ -297,6 +297,9 @@ pub enum Command {
     /// dtPyAppFramework keystore or secrets.yaml, JSON, dotenv, env-map): all or nothing,
     /// counted per provider or prefix.
     Import(crate::import_cmd::ImportArgs),
+    /// Take secrets out: metadata only by default; values only in an age-encrypted bundle
+    /// (`import bundle` reads it back), a dtPyAppFramework keystore, or with --plaintext.
+    Export(crate::import_cmd::ExportArgs),
     /// Read or check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -47,6 +47,11 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
             let mut tresor = open(ctx, config)?;
             crate::import_cmd::import(ctx, &mut tresor, a).map(|()| None)
         }
+        Command::Export(a) => {
+            let config = Config::discover_and_load(ctx.config.as_deref())?;
+            let mut tresor = open(ctx, config)?;
+            crate::import_cmd::export(ctx, &mut tresor, a).map(|()| None)
+        }
         // Every secret command, with or without a config: with none the
         // manager holds the one vault store.
         c if routed(&c) => {

@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 
 use tresor_core::{Error, Result, SecretName, SecretValue};
 
+pub mod bundle;
 mod formats;
 #[cfg(test)]
 mod tests;

@@ -214,3 +214,54 @@ impl Tresor {
         })
     }
 }
+
+impl Tresor {
+    /// Writes whole histories (an export bundle read back) to the store
+    /// named or the first writable one: into a vault every version, oldest
+    /// first, with its reason and metadata, in one transaction; into a store
+    /// without versions only each secret's last version, all or nothing as
+    /// [`Tresor::import`].
+    pub fn import_histories(
+        &mut self,
+        store: Option<&str>,
+        items: &[(SecretName, Vec<(SecretValue, PutOptions)>)],
+        reason: Option<&str>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Imported> {
+        let i = match store {
+            Some(s) => self.index(s)?,
+            None => self.first_writable()?,
+        };
+        for (name, _) in items {
+            check_name(name)?;
+        }
+        self.refuse_offline(i)?;
+        if self.entries[i].settings.read_only {
+            return Err(Error::ReadOnly {
+                store: format!("store '{}' (read_only = true)", self.entries[i].name),
+            });
+        }
+        let store_name = self.entries[i].name.clone();
+        match self.vault_at(i, "import") {
+            Ok(vault) => {
+                vault.put_histories(items, reason, |n| progress(n))?;
+                Ok(Imported {
+                    store: store_name,
+                    written: items.len(),
+                })
+            }
+            Err(Error::Unsupported { .. }) => {
+                let last: Vec<(SecretName, SecretValue)> = items
+                    .iter()
+                    .filter_map(|(name, versions)| {
+                        versions
+                            .last()
+                            .map(|(v, _)| (name.clone(), SecretValue::copy_from(v.expose_secret())))
+                    })
+                    .collect();
+                self.import(Some(&store_name), &last, reason, progress)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
