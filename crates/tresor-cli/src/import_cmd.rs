@@ -550,3 +550,42 @@ fn report(ctx: &Ctx, format: &str, secrets: usize, versions: usize, out: Option<
         ));
     }
 }
+
+/// dtPyAppFramework's auto-import, as tresor does it: a `secrets.yaml`
+/// beside the vault is imported into the first writable store when a
+/// command opens the stores, then shredded and removed. A file that does
+/// not import (malformed, a bad entry) is left in place with a warning and
+/// blocks nothing.
+pub fn auto_import(ctx: &Ctx, t: &mut Tresor) {
+    let Ok(vault) = ctx.path() else { return };
+    let Some(yaml) = vault.parent().map(|d| d.join("secrets.yaml")) else {
+        return;
+    };
+    if !yaml.is_file() {
+        return;
+    }
+    let result = (|| -> Result<usize> {
+        let plan = import::read(Format::SecretsYaml, &yaml, &ReadOptions::default())?;
+        for w in &plan.warnings {
+            warn(ctx, w);
+        }
+        let items = plan.items();
+        let reason = format!("auto-import {}", yaml.display());
+        let written = t.import(None, &items, Some(&reason), &mut |_| {})?;
+        import::finish(&plan, true)?;
+        Ok(written.written)
+    })();
+    match result {
+        Ok(n) => ctx.status(&format!(
+            "imported {n} secrets from {} (then shredded and removed)",
+            yaml.display()
+        )),
+        Err(e) => warn(
+            ctx,
+            &format!(
+                "{} was not imported and is left in place: {e}",
+                yaml.display()
+            ),
+        ),
+    }
+}

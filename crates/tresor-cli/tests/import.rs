@@ -368,3 +368,28 @@ fn a_hundred_thousand_entries_import_in_one_transaction() {
     assert_eq!(r["imported"], 20_000);
     assert_eq!(get(&t, "bulk/s019999"), "v19999");
 }
+
+#[test]
+fn a_secrets_yaml_beside_the_vault_is_auto_imported_and_a_bad_one_blocks_nothing() {
+    let t = Tresor::with_key();
+    t.run_in(&["set", "existing"], b"e").ok();
+    let yaml = t.write(
+        "vault/secrets.yaml",
+        b"secrets:\n  - name: auto/one\n    value: \"a1\"\n",
+    );
+    // Any command that opens the stores imports it first.
+    let out = t.run(&["get", "auto/one"]);
+    out.ok();
+    assert_eq!(out.out(), "a1");
+    assert!(out.err().contains("imported 1 secrets"), "{}", out.err());
+    assert!(!yaml.exists());
+
+    let bad = format!("secrets:\n  - name: x\n    value: [{CANARY}\n");
+    let yaml = t.write("vault/secrets.yaml", bad.as_bytes());
+    let out = t.run(&["get", "existing"]);
+    out.ok();
+    assert_eq!(out.out(), "e");
+    assert!(out.err().contains("left in place"), "{}", out.err());
+    assert!(!out.err().contains(CANARY));
+    assert_eq!(std::fs::read(&yaml).unwrap(), bad.as_bytes());
+}

@@ -123,7 +123,9 @@ fn open(ctx: &Ctx, config: Option<Config>) -> Result<Tresor> {
     if let Some(p) = &ctx.profile {
         b = b.profile(p.clone());
     }
-    b.build()
+    let mut t = b.build()?;
+    crate::import_cmd::auto_import(ctx, &mut t);
+    Ok(t)
 }
 
 fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
