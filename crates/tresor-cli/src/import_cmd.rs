@@ -69,6 +69,11 @@ pub struct ImportArgs {
     /// import (legacy-config: instead of keeping a .json.backup).
     #[arg(long)]
     pub shred: bool,
+    /// dotenv, legacy-config, json: replace each imported value in FILE by its SEC/NAME
+    /// reference, so programs reading FILE keep working through tresor and no plaintext
+    /// stays in it (the old text is overwritten; legacy-config keeps no backup).
+    #[arg(long, conflicts_with = "shred")]
+    pub rewrite: bool,
     /// fernet: the Fernet key file [default: .encryption_key beside FILE].
     #[arg(long, value_name = "FILE")]
     pub fernet_key: Option<PathBuf>,
@@ -172,6 +177,12 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
         all: a.all,
         environment: None,
     };
+    if a.rewrite && !import::rewritable(format) {
+        return Err(Error::Validation(format!(
+            "--rewrite applies to dotenv, legacy-config and json files, not {}",
+            format.as_str()
+        )));
+    }
     let plan = import::read(format, &a.file, &options)?;
     for w in &plan.warnings {
         warn(ctx, w);
@@ -225,8 +236,16 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
     }
     drop(items);
     let written = result?;
-    let after = import::finish(&plan, a.shred)?;
-    let backup_kept = format == Format::LegacyConfig && !a.shred;
+    let after = if a.rewrite {
+        import::rewrite(&plan)?;
+        Some(format!(
+            "{}: every imported value replaced by its SEC/ reference",
+            plan.source.display()
+        ))
+    } else {
+        import::finish(&plan, a.shred)?
+    };
+    let backup_kept = format == Format::LegacyConfig && !a.shred && !a.rewrite;
     if let (true, Some(after)) = (backup_kept, &after) {
         warn(ctx, after);
     }

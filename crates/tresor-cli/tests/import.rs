@@ -393,3 +393,58 @@ fn a_secrets_yaml_beside_the_vault_is_auto_imported_and_a_bad_one_blocks_nothing
     assert!(!out.err().contains(CANARY));
     assert_eq!(std::fs::read(&yaml).unwrap(), bad.as_bytes());
 }
+
+#[test]
+fn rewrite_replaces_values_with_sec_references_and_leaves_no_plaintext() {
+    let t = Tresor::with_key();
+    let env = t.write(
+        "app/.env",
+        format!(
+            "# settings\nexport DB_USER=alice\nDB_PASSWORD=\"{CANARY}\nline2\"\nPORT=5432 # kept\n"
+        )
+        .as_bytes(),
+    );
+    t.run(&[
+        "import",
+        "dotenv",
+        env.to_str().unwrap(),
+        "--prefix",
+        "app",
+        "--rewrite",
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        "# settings\nexport DB_USER=SEC/app/DB_USER\nDB_PASSWORD=SEC/app/DB_PASSWORD\nPORT=SEC/app/PORT\n"
+    );
+    assert_eq!(get(&t, "app/DB_PASSWORD"), format!("{CANARY}\nline2"));
+
+    let config = t.write(
+        "c/config.json",
+        format!(r#"{{"default": "openai", "providers": {{"openai": {{"base_url": "u", "credentials": {{"api_key": "{CANARY}"}}}}}}}}"#)
+            .as_bytes(),
+    );
+    t.run(&[
+        "import",
+        "legacy-config",
+        config.to_str().unwrap(),
+        "--rewrite",
+    ])
+    .ok();
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(
+        doc["providers"]["openai"]["credentials"]["api_key"],
+        "SEC/openai/api_key"
+    );
+    assert_eq!(doc["providers"]["openai"]["base_url"], "u");
+    assert!(!t.path("c/config.json.backup").exists());
+    let yaml = t.write("s.yaml", b"secrets: []\n");
+    t.run(&[
+        "import",
+        "secrets-yaml",
+        yaml.to_str().unwrap(),
+        "--rewrite",
+    ])
+    .code(2)
+    .err_has(&["--rewrite applies to"]);
+}

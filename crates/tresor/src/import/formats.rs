@@ -22,6 +22,21 @@ pub(super) struct RawEntry {
     pub name: String,
     pub value: SecretValue,
     pub origin: String,
+    /// Where the entry sits in the file, for `rewrite`: dotenv lines
+    /// (first, last, 1-based), or the JSON key path.
+    pub place: Place,
+}
+
+/// Where an entry sits in its file.
+#[derive(Clone, Debug, Default)]
+pub enum Place {
+    /// Not rewritable.
+    #[default]
+    None,
+    /// Dotenv lines `first..=last` (1-based) holding `KEY`.
+    Lines(usize, usize, String),
+    /// A JSON object key path.
+    Keys(Vec<String>),
 }
 
 pub(super) struct Raw {
@@ -94,6 +109,10 @@ impl Drop for Json {
     fn drop(&mut self) {
         wipe(&mut self.0);
     }
+}
+
+pub(super) fn wipe_json(v: &mut Value) {
+    wipe(v);
 }
 
 fn wipe(v: &mut Value) {
@@ -173,6 +192,7 @@ fn json_flat(path: &Path) -> Result<Vec<RawEntry>> {
             name: k.clone(),
             value,
             origin: format!("key '{}'", shorten(k)),
+            place: Place::Keys(vec![k.clone()]),
         });
     }
     Ok(out)
@@ -226,6 +246,12 @@ fn legacy_config(path: &Path) -> Result<Vec<RawEntry>> {
                 name: format!("{provider}/{key}"),
                 value,
                 origin,
+                place: Place::Keys(vec![
+                    "providers".into(),
+                    provider.clone(),
+                    "credentials".into(),
+                    key.clone(),
+                ]),
             });
         }
     }
@@ -312,6 +338,7 @@ fn dotenv(path: &Path) -> Result<Vec<RawEntry>> {
             name: key.to_string(),
             value: SecretValue::copy_from(value.as_bytes()),
             origin: format!("line {start}"),
+            place: Place::Lines(start, i, key.to_string()),
         });
     }
     Ok(out)
@@ -380,6 +407,7 @@ fn env_map(path: &Path, options: &ReadOptions) -> Result<Vec<RawEntry>> {
             name: name.to_string(),
             value,
             origin: format!("line {} ({var})", n + 1),
+            place: Place::None,
         });
     }
     Ok(out)
@@ -474,6 +502,7 @@ fn secrets_yaml(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<RawEntry>
             name,
             value,
             origin,
+            place: Place::None,
         });
     }
     Ok(out)
@@ -586,6 +615,7 @@ fn fernet(path: &Path, options: &ReadOptions) -> Result<Vec<RawEntry>> {
             name,
             value,
             origin,
+            place: Place::None,
         });
     }
     Ok(out)
@@ -651,6 +681,7 @@ fn dtpy(path: &Path, options: &ReadOptions) -> Result<Vec<RawEntry>> {
             name: k.clone(),
             value,
             origin: format!("entry '{}'", shorten(k)),
+            place: Place::None,
         });
     }
     Ok(out)
@@ -742,4 +773,61 @@ fn shorten(s: &str) -> String {
     } else {
         cut
     }
+}
+
+/// Replaces `path`'s contents with `bytes`: a temporary file beside it with
+/// the same mode, synced; the old file overwritten with random bytes; then
+/// the rename.
+pub(super) fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mode = std::fs::metadata(path)
+        .map_err(|e| io(path, e))?
+        .permissions()
+        .mode()
+        & 0o777;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut suffix = [0u8; 6];
+    getrandom::fill(&mut suffix).map_err(|e| io(path, std::io::Error::other(e.to_string())))?;
+    let name = path
+        .file_name()
+        .map_or("import".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(
+        ".{name}.tresor-{}",
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(&tmp, e)
+    })?;
+    // The old text held the values: overwritten before it is replaced.
+    let overwrite = || -> std::io::Result<()> {
+        let len = std::fs::metadata(path)?.len();
+        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        let mut buf = vec![0u8; len.min(1 << 20) as usize];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            getrandom::fill(&mut buf[..n]).map_err(|e| std::io::Error::other(e.to_string()))?;
+            f.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        f.sync_all()
+    };
+    if let Err(e) = overwrite().and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(path, e));
+    }
+    Ok(())
 }

@@ -33,7 +33,7 @@ mod formats;
 #[cfg(test)]
 mod tests;
 
-pub use formats::{map_name, shred};
+pub use formats::{Place, map_name, shred};
 
 /// The start of the problem text of an entry whose value is empty (the CLI
 /// adds how to allow it).
@@ -124,6 +124,8 @@ pub struct Entry {
     pub origin: String,
     /// The name as the file gave it, when it was mapped.
     pub renamed_from: Option<String>,
+    /// Where it sits in the file (for [`rewrite`]).
+    pub place: Place,
 }
 
 /// What a file holds, checked and ready to write.
@@ -197,6 +199,7 @@ pub fn read(format: Format, path: &Path, options: &ReadOptions) -> Result<Plan> 
             value: r.value,
             origin: r.origin,
             renamed_from,
+            place: r.place,
         });
     }
     Ok(Plan {
@@ -293,4 +296,89 @@ pub fn finish(plan: &Plan, shred_source: bool) -> Result<Option<String>> {
         }
         _ => Ok(None),
     }
+}
+
+/// Whether `format` can be rewritten with `SEC/` references (the plaintext
+/// files programs still read: dotenv, legacy-config, json).
+pub fn rewritable(format: Format) -> bool {
+    matches!(format, Format::Dotenv | Format::LegacyConfig | Format::Json)
+}
+
+/// Replaces each imported value in the source file by its `SEC/<name>`
+/// reference, so a program that reads the file keeps working through
+/// tresor and no plaintext stays in it. The new text goes to a temporary
+/// file beside it (same mode); the old file is overwritten with random
+/// bytes before the new one is renamed over it.
+pub fn rewrite(plan: &Plan) -> Result<()> {
+    let path = &plan.source;
+    let old = formats::read_file(path, 512 * 1024 * 1024)?;
+    let new: Zeroizing<Vec<u8>> = match plan.format {
+        Format::Dotenv => {
+            let text = std::str::from_utf8(&old).map_err(|_| Error::Malformed {
+                what: path.display().to_string(),
+                problem: "not UTF-8 text".into(),
+            })?;
+            let lines: Vec<&str> = text.split('\n').collect();
+            let mut by_first: HashMap<usize, (usize, String, &SecretName)> = HashMap::new();
+            for e in &plan.entries {
+                if let Place::Lines(first, last, key) = &e.place {
+                    by_first.insert(*first, (*last, key.clone(), &e.name));
+                }
+            }
+            let mut out = Zeroizing::new(String::with_capacity(text.len()));
+            let mut n = 1;
+            while n <= lines.len() {
+                if let Some((last, key, name)) = by_first.get(&n) {
+                    let export = if lines[n - 1].trim_start().starts_with("export ") {
+                        "export "
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!("{export}{key}=SEC/{name}"));
+                    n = last + 1;
+                } else {
+                    out.push_str(lines[n - 1]);
+                    n += 1;
+                }
+                if n <= lines.len() {
+                    out.push('\n');
+                }
+            }
+            Zeroizing::new(std::mem::take(&mut *out).into_bytes())
+        }
+        Format::Json | Format::LegacyConfig => {
+            let mut doc: serde_json::Value =
+                serde_json::from_slice(&old).map_err(|e| Error::Malformed {
+                    what: path.display().to_string(),
+                    problem: format!("line {} column {}: invalid JSON", e.line(), e.column()),
+                })?;
+            for e in &plan.entries {
+                if let Place::Keys(keys) = &e.place {
+                    let pointer: String = keys
+                        .iter()
+                        .map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
+                        .collect();
+                    let Some(at) = doc.pointer_mut(&pointer) else {
+                        continue;
+                    };
+                    if let serde_json::Value::String(s) = at {
+                        zeroize::Zeroize::zeroize(s);
+                    }
+                    *at = serde_json::Value::String(format!("SEC/{}", e.name));
+                }
+            }
+            let mut out = Zeroizing::new(Vec::new());
+            serde_json::to_writer_pretty(&mut *out, &doc).expect("serializes");
+            out.push(b'\n');
+            formats::wipe_json(&mut doc);
+            out
+        }
+        other => {
+            return Err(Error::Validation(format!(
+                "{} files are not rewritten (only dotenv, legacy-config and json)",
+                other.as_str()
+            )));
+        }
+    };
+    formats::replace_file(path, &new)
 }
