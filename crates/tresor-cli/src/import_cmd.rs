@@ -484,7 +484,6 @@ pub fn export(ctx: &Ctx, t: &mut Tresor, a: ExportArgs) -> Result<()> {
             }
             let mut text = Zeroizing::new(Vec::new());
             serde_json::to_writer_pretty(&mut *text, &map).expect("serializes");
-            let mut map = map;
             for v in map.values_mut() {
                 if let serde_json::Value::String(s) = v {
                     zeroize::Zeroize::zeroize(s);

@@ -42,6 +42,7 @@ use tresor_core::{
 
 use crate::Tresor;
 use crate::files::{self, DecryptWith, EncryptTo};
+use crate::manager::History;
 
 /// The `format` field of a bundle.
 pub const FORMAT: &str = "tresor-bundle";
@@ -108,7 +109,7 @@ impl Drop for BundleVersion {
 impl Bundle {
     /// The histories to write back: each secret's versions oldest first,
     /// with their reasons; the secret's metadata goes with its first version.
-    pub fn items(&self) -> Result<Vec<(SecretName, Vec<(SecretValue, PutOptions)>)>> {
+    pub fn items(&self) -> Result<Vec<History>> {
         let mut out = Vec::with_capacity(self.secrets.len());
         for (i, s) in self.secrets.iter().enumerate() {
             let name = SecretName::new(s.name.clone())?;

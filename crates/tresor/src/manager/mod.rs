@@ -87,7 +87,7 @@ pub use cache::cache_name;
 pub use check::check_config;
 pub use doctor::{Checkup, StoreStatus};
 pub use listing::{Listed, Listing};
-pub use write::Imported;
+pub use write::{History, Imported};
 
 /// Names under this prefix are the manager's own (offline copies, doctor
 /// probes): refused for users, hidden from listings.

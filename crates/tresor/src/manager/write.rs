@@ -131,6 +131,9 @@ impl Tresor {
     }
 }
 
+/// A secret's versions to write, oldest first, each with its options.
+pub type History = (SecretName, Vec<(SecretValue, PutOptions)>);
+
 /// What an import wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct Imported {
@@ -169,7 +172,7 @@ impl Tresor {
         let store_name = self.entries[i].name.clone();
         match self.vault_at(i, "import") {
             Ok(vault) => {
-                vault.put_many(items, reason, |n| progress(n))?;
+                vault.put_many(items, reason, &mut *progress)?;
             }
             Err(Error::Unsupported { .. }) => {
                 let options = PutOptions {
@@ -224,7 +227,7 @@ impl Tresor {
     pub fn import_histories(
         &mut self,
         store: Option<&str>,
-        items: &[(SecretName, Vec<(SecretValue, PutOptions)>)],
+        items: &[History],
         reason: Option<&str>,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Imported> {
@@ -244,7 +247,7 @@ impl Tresor {
         let store_name = self.entries[i].name.clone();
         match self.vault_at(i, "import") {
             Ok(vault) => {
-                vault.put_histories(items, reason, |n| progress(n))?;
+                vault.put_histories(items, reason, &mut *progress)?;
                 Ok(Imported {
                     store: store_name,
                     written: items.len(),
