@@ -520,39 +520,17 @@ fn base64_decode(text: &str) -> Zeroizing<Vec<u8>> {
 }
 
 fn export_dtpy(ctx: &Ctx, t: &mut Tresor, a: &ExportArgs) -> Result<()> {
-    use tresor::stores::dtpy::{Dtpy, DtpyOptions};
     let path = a.output.as_deref().ok_or_else(|| {
         Error::Validation("--format dtpy writes a keystore file: give -o OUT.v3keystore".into())
     })?;
-    if path.exists() {
-        return Err(Error::Exists {
-            path: path.to_path_buf(),
-        });
-    }
     let password = match &a.password_env {
         Some(var) => Some(Zeroizing::new(std::env::var(var).map_err(|_| {
             Error::Validation(format!("--password-env: the variable {var} is not set"))
         })?)),
         None => None,
     };
-    let bundle = import::bundle::export(t, &a.prefix, true)?;
-    let mut items = Vec::with_capacity(bundle.secrets.len());
-    for s in &bundle.secrets {
-        if let Some(v) = s.versions.iter().find(|v| v.version == s.current) {
-            items.push((
-                tresor::SecretName::new(s.name.clone())?,
-                tresor::SecretValue::from(
-                    base64_decode(v.value.as_deref().unwrap_or_default()).to_vec(),
-                ),
-            ));
-        }
-    }
-    let mut store = Dtpy::open(DtpyOptions {
-        name: "export".into(),
-        ..DtpyOptions::new(path, password)
-    })?;
-    store.put_many(&items)?;
-    report(ctx, "dtpy", items.len(), items.len(), Some(path));
+    let n = import::bundle::export_dtpy(t, &a.prefix, path, password)?;
+    report(ctx, "dtpy", n, n, Some(path));
     Ok(())
 }
 

@@ -246,3 +246,52 @@ pub fn open_file(path: &std::path::Path, with: &DecryptWith) -> Result<Bundle> {
     let sealed = super::formats::read_file(path, MAX_BUNDLE)?;
     open(&sealed, with, &path.display().to_string())
 }
+
+/// Writes the current values under `prefix` as a new dtPyAppFramework
+/// keystore at `path` (INDEX filled), sealed with `password` (verbatim) or
+/// the framework's machine password for that path. Returns how many were
+/// written. An existing file is never replaced.
+#[cfg(feature = "dtpy")]
+pub fn export_dtpy(
+    t: &mut Tresor,
+    prefix: &str,
+    path: &std::path::Path,
+    password: Option<Zeroizing<String>>,
+) -> Result<usize> {
+    use tresor_stores::dtpy::{Dtpy, DtpyOptions};
+    if path.exists() {
+        return Err(Error::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    let bundle = export(t, prefix, true)?;
+    let mut items = Vec::with_capacity(bundle.secrets.len());
+    for s in &bundle.secrets {
+        if let Some(v) = s.versions.iter().find(|v| v.version == s.current) {
+            let bytes = STANDARD
+                .decode(v.value.as_deref().unwrap_or_default())
+                .unwrap_or_default();
+            items.push((SecretName::new(s.name.clone())?, SecretValue::from(bytes)));
+        }
+    }
+    let mut store = Dtpy::open(DtpyOptions {
+        name: "export".into(),
+        ..DtpyOptions::new(path, password)
+    })?;
+    store.put_many(&items)?;
+    Ok(items.len())
+}
+
+/// Without the `dtpy` feature: an error saying so.
+#[cfg(not(feature = "dtpy"))]
+pub fn export_dtpy(
+    _: &mut Tresor,
+    _: &str,
+    path: &std::path::Path,
+    _: Option<Zeroizing<String>>,
+) -> Result<usize> {
+    Err(Error::Validation(format!(
+        "{}: this build of tresor writes no dtPyAppFramework keystores (cargo feature dtpy)",
+        path.display()
+    )))
+}

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use serde_json::Value;
 use zeroize::{Zeroize as _, Zeroizing};
@@ -633,7 +633,7 @@ fn fernet(path: &Path, _: &ReadOptions) -> Result<Vec<RawEntry>> {
 
 /// The keystore a path names: the file, or the one `.v3keystore` in a folder.
 #[cfg(feature = "dtpy")]
-pub(crate) fn keystore_in(path: &Path) -> Result<PathBuf> {
+pub(crate) fn keystore_in(path: &Path) -> Result<std::path::PathBuf> {
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
