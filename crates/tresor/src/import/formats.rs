@@ -637,7 +637,7 @@ pub(crate) fn keystore_in(path: &Path) -> Result<std::path::PathBuf> {
     if !path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(path)
         .map_err(|e| io(path, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "v3keystore"))
