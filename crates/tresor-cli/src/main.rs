@@ -178,10 +178,12 @@ fn tresor_main(args: Vec<OsString>) -> u8 {
     };
     let json = cli.global.json;
     output::set_quiet(cli.global.quiet || json);
-    let file_command = matches!(
-        cli.command,
-        cli::Command::Encrypt(_) | cli::Command::Decrypt(_)
-    );
+    // Bundles are age files: their errors get the age hints.
+    let file_command = match &cli.command {
+        cli::Command::Encrypt(_) | cli::Command::Decrypt(_) => true,
+        cli::Command::Import(a) => a.format == "bundle",
+        _ => false,
+    };
     match commands::run(cli) {
         Ok(()) => manager_cmd::EXIT.load(std::sync::atomic::Ordering::Relaxed),
         Err(e) => {

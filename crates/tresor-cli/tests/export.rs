@@ -91,7 +91,8 @@ fn a_bundle_round_trips_every_version_and_metadata_and_a_damaged_one_writes_noth
             "--passphrase-file",
             pass2.to_str().unwrap(),
         ]);
-        out.code(4);
+        out.code(4)
+            .err_has(&["age file was modified, truncated or damaged"]);
         assert!(!out.err().contains(CANARY));
     }
     let wrong = u.write_key("wrong.txt", b"nope\n");
