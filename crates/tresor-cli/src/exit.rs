@@ -48,6 +48,8 @@ impl Context {
             Command::Encrypt(_) | Command::Decrypt(_) => Context::Files,
             Command::Key(KeyCommand::Decrypt(_) | KeyCommand::Rewrap(_)) => Context::Envelopes,
             Command::Migrate(_) | Command::Sync(_) => Context::Move,
+            // Bundles are age files: their errors get the age hints.
+            Command::Import(a) if a.format == "bundle" => Context::Files,
             _ => Context::Secrets,
         }
     }
@@ -208,6 +210,17 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
             "check that this is the right credential for the name; `--no-validate` stores it \
              anyway (the audit log records that), and [[rules]] in tresor.toml can change the \
              rule (docs/validation-and-scan.md)"
+                .into()
+        }
+        (Error::Malformed { problem, .. }, _)
+            if problem.starts_with(tresor::import::EMPTY_VALUE) =>
+        {
+            "give --allow-empty to import empty values".into()
+        }
+        (Error::Malformed { problem, .. }, _)
+            if problem.starts_with(tresor::import::INVALID_NAME) =>
+        {
+            "give --rename-invalid to import under the mapped names (see them with --dry-run)"
                 .into()
         }
         (Error::NoVault { .. }, _) => "create one with `tresor init`, or name another with \

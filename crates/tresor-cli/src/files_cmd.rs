@@ -80,20 +80,56 @@ pub fn encrypt(
     report: &Report,
     unlock: impl FnOnce() -> Result<Vault>,
 ) -> Result<()> {
-    let to = if a.passphrase {
+    let to = encrypt_to(
+        a.passphrase,
+        a.passphrase_file.as_deref(),
+        &a.recipients,
+        &a.recipients_files,
+        a.key.as_deref(),
+        unlock,
+    )?;
+    if a.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(Error::Validation(
+            "refusing to write binary age data to a terminal; use -o OUT or a redirect".into(),
+        ));
+    }
+    run(
+        a.file.as_deref(),
+        a.output.as_deref(),
+        report,
+        "encrypted",
+        |input, out, what| {
+            let bar = report.bar(a.output.is_none());
+            files::encrypt_file_with(&to, input, out, what, &bar)
+        },
+    )
+    .map(drop)
+}
+
+/// Who an age file is encrypted to: a passphrase (asked, or from a file),
+/// or recipients (`-r`, `-R` files, the vault's age key `--key NAME`).
+pub(crate) fn encrypt_to(
+    passphrase: bool,
+    passphrase_file: Option<&Path>,
+    recipients: &[String],
+    recipients_files: &[PathBuf],
+    key: Option<&str>,
+    unlock: impl FnOnce() -> Result<Vault>,
+) -> Result<EncryptTo> {
+    Ok(if passphrase {
         EncryptTo::Passphrase(prompt_passphrase(true, None)?)
-    } else if let Some(path) = &a.passphrase_file {
+    } else if let Some(path) = passphrase_file {
         EncryptTo::Passphrase(passphrase_from_file(path)?)
     } else {
         let mut list = Vec::new();
-        for r in &a.recipients {
+        for r in recipients {
             list.push(files::parse_recipient(r)?);
         }
-        for path in &a.recipients_files {
+        for path in recipients_files {
             list.extend(files::read_recipients_file(path)?);
         }
-        if let Some(name) = &a.key {
-            let name = SecretName::new(name.clone())?;
+        if let Some(name) = key {
+            let name = SecretName::new(name.to_string())?;
             let mut vault = unlock()?;
             let mut keys = vault.keys();
             let recipient = keys.age_use(&name, AgeUse::Encrypt, |lent| {
@@ -111,23 +147,7 @@ pub fn encrypt(
             ));
         }
         EncryptTo::Recipients(list)
-    };
-    if a.output.is_none() && std::io::stdout().is_terminal() {
-        return Err(Error::Validation(
-            "refusing to write binary age data to a terminal; use -o OUT or a redirect".into(),
-        ));
-    }
-    run(
-        a.file.as_deref(),
-        a.output.as_deref(),
-        report,
-        "encrypted",
-        |input, out, what| {
-            let bar = report.bar(a.output.is_none());
-            files::encrypt_file_with(&to, input, out, what, &bar)
-        },
-    )
-    .map(drop)
+    })
 }
 
 pub fn decrypt(
@@ -305,7 +325,7 @@ fn is_passphrase_file(path: &Path) -> bool {
 /// A passphrase from the terminal; asked twice when encrypting.
 /// Without a terminal: encrypting needs a passphrase to encrypt to;
 /// decrypting `file`, the passphrase it is encrypted to.
-fn prompt_passphrase(twice: bool, file: Option<&Path>) -> Result<SecretString> {
+pub(crate) fn prompt_passphrase(twice: bool, file: Option<&Path>) -> Result<SecretString> {
     if !input::can_prompt() {
         return Err(if twice {
             Error::CredentialNeeded {
@@ -335,7 +355,7 @@ fn prompt_passphrase(twice: bool, file: Option<&Path>) -> Result<SecretString> {
 }
 
 /// The first line of `path`, without its line ending.
-fn passphrase_from_file(path: &Path) -> Result<SecretString> {
+pub(crate) fn passphrase_from_file(path: &Path) -> Result<SecretString> {
     let raw = input::read_file(path)?;
     let line = raw.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -37,6 +37,7 @@ mod cli;
 mod commands;
 mod exit;
 mod files_cmd;
+mod import_cmd;
 mod input;
 mod keys_cmd;
 mod manager_cmd;

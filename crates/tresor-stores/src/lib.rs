@@ -8,6 +8,7 @@
 //! | `azure` | `azure` | Azure Key Vault secrets through Azure's SDK (not yet verified against Azure) |
 //! | `aws` | `aws` | AWS Secrets Manager through the official SDK |
 //! | `keychain` | `keychain` | the OS keychain through keyring-core |
+//! | `dtpy` | `dtpy` | dtPyAppFramework `.v3keystore` files, read and written natively |
 //! | `conformance` | `conformance` | the suite every store passes (for tests) |
 //! | (always) | `options` | [`StoreOptions`]: a store's `tresor.toml` options |
 //! | (always) | `registry` | every store kind: built from its options, behind its feature |
@@ -47,6 +48,8 @@ pub mod aws;
 pub mod azure;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(feature = "dtpy")]
+pub mod dtpy;
 #[cfg(feature = "env")]
 pub mod env;
 #[cfg(feature = "keychain")]

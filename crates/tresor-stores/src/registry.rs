@@ -23,7 +23,9 @@ use tresor_core::{Error, Result, Store};
 use crate::StoreOptions;
 
 /// Every kind a `tresor.toml` may name, built into this binary or not.
-pub const KINDS: [&str; 6] = ["vault", "keychain", "env", "openbao", "aws", "azure"];
+pub const KINDS: [&str; 7] = [
+    "vault", "keychain", "env", "openbao", "aws", "azure", "dtpy",
+];
 
 /// Whether this build can make stores of `kind`.
 // With every feature on, the arms all read `true`; the match is the matrix.
@@ -36,6 +38,7 @@ pub fn in_build(kind: &str) -> bool {
         "keychain" => cfg!(feature = "keychain"),
         "aws" => cfg!(feature = "aws"),
         "azure" => cfg!(feature = "azure"),
+        "dtpy" => cfg!(feature = "dtpy"),
         _ => false,
     }
 }
@@ -66,6 +69,10 @@ pub fn build(kind: &str, options: &StoreOptions) -> Result<Box<dyn Store>> {
             return Ok(Box::new(crate::azure::AzureKeyVault::from_options(
                 options,
             )?));
+        }
+        "dtpy" => {
+            #[cfg(feature = "dtpy")]
+            return Ok(Box::new(crate::dtpy::Dtpy::from_options(options)?));
         }
         "vault" => {
             return Err(Error::Validation(format!(
@@ -102,8 +109,9 @@ pub fn check_options(kind: &str, options: &StoreOptions) -> Result<()> {
             #[cfg(not(feature = "keychain"))]
             return Err(not_in_build(kind, options));
         }
-        // Their from_options builds a client without contacting the service.
-        "env" | "aws" | "azure" => build(kind, options).map(drop),
+        // Their from_options builds a client without contacting the service
+        // (dtpy: reads no file; the machine password is derived).
+        "env" | "aws" | "azure" | "dtpy" => build(kind, options).map(drop),
         _ => Err(unknown_kind(kind, options)),
     }
 }

@@ -83,3 +83,46 @@ mod env_prefixed {
         prefix: "MODEL_FORGE_"
     });
 }
+
+/// A `dtpy` keystore per store, in a temporary folder, with a verbatim
+/// password; the second handle is a second `Dtpy` on the same file.
+struct DtpyFixture {
+    dir: TempDir,
+    made: u32,
+    last: Option<PathBuf>,
+}
+
+impl DtpyFixture {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            made: 0,
+            last: None,
+        }
+    }
+
+    fn open(path: &std::path::Path) -> tresor_stores::dtpy::Dtpy {
+        let password = Some(zeroize::Zeroizing::new("conformance-pw".to_string()));
+        tresor_stores::dtpy::Dtpy::open(tresor_stores::dtpy::DtpyOptions::new(path, password))
+            .unwrap()
+    }
+}
+
+impl Fixture for DtpyFixture {
+    fn store(&mut self, seed: &[(SecretName, SecretValue)]) -> Box<dyn Store> {
+        self.made += 1;
+        let path = self.dir.path().join(format!("app{}.v3keystore", self.made));
+        let mut store = Self::open(&path);
+        seed_by_put(&mut store, seed);
+        self.last = Some(path);
+        Box::new(store)
+    }
+
+    fn second_handle(&mut self) -> Option<Box<dyn Store>> {
+        Some(Box::new(Self::open(self.last.as_ref()?)))
+    }
+}
+
+mod dtpy {
+    tresor_stores::conformance_tests!(super::DtpyFixture::new());
+}

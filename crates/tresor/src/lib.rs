@@ -33,6 +33,7 @@ pub mod files;
 #[allow(unsafe_code)]
 pub mod fs;
 pub mod generate;
+pub mod import;
 mod locate;
 pub mod manager;
 pub mod migrate;

@@ -313,6 +313,13 @@ pub enum Command {
     /// Decrypt an age v1 file with age identity files (-i), the vault's age key (--key) or a
     /// passphrase; output is written only when the whole file authenticated.
     Decrypt(crate::files_cmd::DecryptArgs),
+    /// Bring secrets in from the files they live in now (legacy JSON config, Fernet file,
+    /// dtPyAppFramework keystore or secrets.yaml, JSON, dotenv, env-map): all or nothing,
+    /// counted per provider or prefix.
+    Import(crate::import_cmd::ImportArgs),
+    /// Take secrets out: metadata only by default; values only in an age-encrypted bundle
+    /// (`import bundle` reads it back), a dtPyAppFramework keystore, or with --plaintext.
+    Export(crate::import_cmd::ExportArgs),
     /// Read or check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -59,7 +59,7 @@ impl Ctx {
 
     /// Opens and unlocks the vault through the unlock chain; `skip_flag`
     /// leaves `--key-file` out (it names a new slot's file instead).
-    fn unlock(&self, skip_flag: bool) -> Result<Vault> {
+    pub(crate) fn unlock(&self, skip_flag: bool) -> Result<Vault> {
         self.unlock_chain(skip_flag, true).map(|(vault, _)| vault)
     }
 
@@ -243,7 +243,9 @@ pub fn run(cli: Cli) -> Result<()> {
         | Command::Inject(_)
         | Command::Env(_)
         | Command::Migrate(_)
-        | Command::Sync(_) => unreachable!("handled by manager_cmd::dispatch"),
+        | Command::Sync(_)
+        | Command::Import(_)
+        | Command::Export(_) => unreachable!("handled by manager_cmd::dispatch"),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

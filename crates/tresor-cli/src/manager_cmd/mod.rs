@@ -62,6 +62,16 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
             let mut tresor = open(ctx, config)?;
             crate::move_cmd::sync(ctx, &mut tresor, a).map(|()| None)
         }
+        Command::Import(a) => {
+            let config = Config::discover_and_load(ctx.config.as_deref())?;
+            let mut tresor = open(ctx, config)?;
+            crate::import_cmd::import(ctx, &mut tresor, a).map(|()| None)
+        }
+        Command::Export(a) => {
+            let config = Config::discover_and_load(ctx.config.as_deref())?;
+            let mut tresor = open(ctx, config)?;
+            crate::import_cmd::export(ctx, &mut tresor, a).map(|()| None)
+        }
         // Every secret command, with or without a config: with none the
         // manager holds the one vault store.
         c if routed(&c) => {
@@ -133,7 +143,9 @@ pub(crate) fn open(ctx: &Ctx, config: Option<Config>) -> Result<Tresor> {
     if let Some(p) = &ctx.profile {
         b = b.profile(p.clone());
     }
-    b.build()
+    let mut t = b.build()?;
+    crate::import_cmd::auto_import(ctx, &mut t);
+    Ok(t)
 }
 
 fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {

@@ -343,6 +343,44 @@ impl Vault {
         .inspect(|_| self.checkpoint_truncate())
     }
 
+    /// Writes whole histories in one transaction (an export bundle read
+    /// back): each secret's versions oldest first, each with its own reason
+    /// and metadata, one audit entry per secret naming every version written.
+    /// Every value and metadata map is checked before anything is written;
+    /// `progress` is called after each secret.
+    pub fn put_histories(
+        &mut self,
+        items: &[(SecretName, Vec<(SecretValue, PutOptions)>)],
+        reason: Option<&str>,
+        mut progress: impl FnMut(usize),
+    ) -> Result<()> {
+        for (name, versions) in items {
+            for (value, options) in versions {
+                self.check_value(name, value)?;
+                validate_metadata(&options.metadata)?;
+            }
+        }
+        self.transaction(|v| {
+            for (i, (name, versions)) in items.iter().enumerate() {
+                let mut written = Vec::with_capacity(versions.len());
+                for (value, options) in versions {
+                    written.push(v.put_in_tx(name, value, options)?);
+                }
+                let body = v.audit_body(
+                    Operation::Import,
+                    Some(name),
+                    written,
+                    "ok",
+                    reason.map(str::to_string),
+                );
+                v.append_audit(&body)?;
+                progress(i + 1);
+            }
+            Ok(())
+        })
+        .inspect(|_| self.checkpoint_truncate())
+    }
+
     /// Soft-deletes (hides) or purges (destroys every version of) a secret.
     pub fn delete(&mut self, name: &SecretName, mode: DeleteMode) -> Result<()> {
         let op = if mode == DeleteMode::Purge {

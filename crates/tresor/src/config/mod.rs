@@ -70,6 +70,8 @@ pub enum StoreKind {
     Aws,
     /// Azure Key Vault.
     Azure,
+    /// A dtPyAppFramework `.v3keystore` file.
+    Dtpy,
     /// Environment variables (read-only).
     Env,
     /// The OS keychain.
@@ -82,13 +84,14 @@ pub enum StoreKind {
 
 impl StoreKind {
     /// Every kind, as written in `tresor.toml`.
-    pub const ALL: [StoreKind; 6] = [
+    pub const ALL: [StoreKind; 7] = [
         StoreKind::Vault,
         StoreKind::Keychain,
         StoreKind::Env,
         StoreKind::Openbao,
         StoreKind::Aws,
         StoreKind::Azure,
+        StoreKind::Dtpy,
     ];
 
     /// The kind as written in `tresor.toml`.
@@ -96,6 +99,7 @@ impl StoreKind {
         match self {
             StoreKind::Aws => "aws",
             StoreKind::Azure => "azure",
+            StoreKind::Dtpy => "dtpy",
             StoreKind::Env => "env",
             StoreKind::Keychain => "keychain",
             StoreKind::Openbao => "openbao",
@@ -316,6 +320,15 @@ impl StoreConfig {
             StoreKind::Env => vec![CredentialSource::none(
                 "none (reads this process's environment)",
             )],
+            StoreKind::Dtpy => {
+                let mut out = given(&["password"]);
+                if out.is_empty() {
+                    out.push(CredentialSource::ambient(
+                        "the framework's machine password (app name, file path, machine id, host name)",
+                    ));
+                }
+                out
+            }
             StoreKind::Keychain => vec![CredentialSource::none(
                 "none (the OS keychain of this user)",
             )],
@@ -342,7 +355,7 @@ impl StoreConfig {
             StoreKind::Azure => {
                 Some(option("vault_url").unwrap_or_else(|| "(no vault_url)".into()))
             }
-            StoreKind::Env | StoreKind::Keychain | StoreKind::Vault => None,
+            StoreKind::Env | StoreKind::Keychain | StoreKind::Vault | StoreKind::Dtpy => None,
         }
     }
 }

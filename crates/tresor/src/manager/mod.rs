@@ -90,6 +90,7 @@ pub use check::check_config;
 pub use doctor::{Checkup, StoreStatus};
 pub use listing::{Listed, Listing};
 pub use moving::{LOCAL_STORE, StoreWriter};
+pub use write::{History, Imported};
 
 /// Names under this prefix are the manager's own (offline copies, doctor
 /// probes): refused for users, hidden from listings.

@@ -157,3 +157,139 @@ pub(super) fn admit(
     }
     Ok(())
 }
+
+/// A secret's versions to write, oldest first, each with its options.
+pub type History = (SecretName, Vec<(SecretValue, PutOptions)>);
+
+/// What an import wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct Imported {
+    /// The store written to.
+    pub store: String,
+    /// How many secrets were written.
+    pub written: usize,
+}
+
+impl Tresor {
+    /// Writes every item to the store named (or the first writable one),
+    /// all or nothing: into a vault in one transaction (one audit entry per
+    /// secret); into any other store one by one, and when a write fails,
+    /// the ones before it are undone (new names deleted, changed ones
+    /// written back). `progress` is called with the count written so far.
+    pub fn import(
+        &mut self,
+        store: Option<&str>,
+        items: &[(SecretName, SecretValue)],
+        reason: Option<&str>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Imported> {
+        let i = match store {
+            Some(s) => self.index(s)?,
+            None => self.first_writable()?,
+        };
+        self.admit_store(i)?;
+        // Every value meets the rules for its name, as on every write path.
+        let checked = PutOptions::default();
+        for (name, value) in items {
+            admit(&self.rules, name, value, &checked)?;
+        }
+        let store_name = self.entries[i].name.clone();
+        match self.vault_at(i, "import") {
+            Ok(vault) => {
+                vault.put_many(items, reason, &mut *progress)?;
+            }
+            Err(Error::Unsupported { .. }) => {
+                let options = PutOptions {
+                    reason: reason.map(str::to_string),
+                    ..PutOptions::default()
+                };
+                let mut undo: Vec<(SecretName, Option<SecretValue>)> = Vec::new();
+                let mut failure = None;
+                for (n, (name, value)) in items.iter().enumerate() {
+                    let before = match self.checked(i, |s| s.get(name, Selector::default())) {
+                        Ok(found) => Some(found.value),
+                        Err(Error::NotFound { .. } | Error::Deleted { .. }) => None,
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
+                    };
+                    if let Err(e) = self.checked(i, |s| s.put(name, value, &options)) {
+                        failure = Some(e);
+                        break;
+                    }
+                    undo.push((name.clone(), before));
+                    progress(n + 1);
+                }
+                if let Some(e) = failure {
+                    for (name, before) in undo.into_iter().rev() {
+                        let _ = match before {
+                            Some(v) => self
+                                .checked(i, |s| s.put(&name, &v, &PutOptions::default()))
+                                .map(drop),
+                            None => self.checked(i, |s| s.delete(&name, DeleteMode::Purge)),
+                        };
+                    }
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Imported {
+            store: store_name,
+            written: items.len(),
+        })
+    }
+}
+
+impl Tresor {
+    /// Writes whole histories (an export bundle read back) to the store
+    /// named or the first writable one: into a vault every version, oldest
+    /// first, with its reason and metadata, in one transaction; into a store
+    /// without versions only each secret's last version, all or nothing as
+    /// [`Tresor::import`].
+    pub fn import_histories(
+        &mut self,
+        store: Option<&str>,
+        items: &[History],
+        reason: Option<&str>,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Imported> {
+        let i = match store {
+            Some(s) => self.index(s)?,
+            None => self.first_writable()?,
+        };
+        self.admit_store(i)?;
+        // A bundle restores tresor's own history: the current (last) version
+        // of each secret meets today's rules; older versions are kept as
+        // they were written.
+        for (name, versions) in items {
+            match versions.last() {
+                Some((value, options)) => admit(&self.rules, name, value, options)?,
+                None => check_name(name)?,
+            }
+        }
+        let store_name = self.entries[i].name.clone();
+        match self.vault_at(i, "import") {
+            Ok(vault) => {
+                vault.put_histories(items, reason, &mut *progress)?;
+                Ok(Imported {
+                    store: store_name,
+                    written: items.len(),
+                })
+            }
+            Err(Error::Unsupported { .. }) => {
+                let last: Vec<(SecretName, SecretValue)> = items
+                    .iter()
+                    .filter_map(|(name, versions)| {
+                        versions
+                            .last()
+                            .map(|(v, _)| (name.clone(), SecretValue::copy_from(v.expose_secret())))
+                    })
+                    .collect();
+                self.import(Some(&store_name), &last, reason, progress)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
