@@ -12,6 +12,7 @@ use tresor::import::{self, Format, ReadOptions};
 use tresor::{Error, Result, Tresor};
 
 use crate::commands::Ctx;
+use crate::output;
 
 /// Imports with at least this many secrets show a progress bar.
 const PROGRESS_FROM: usize = 1000;
@@ -211,8 +212,11 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
         } else {
             for e in &plan.entries {
                 match &e.renamed_from {
-                    Some(from) => println!("{}  ({}, renamed from {from:?})", e.name, e.origin),
-                    None => println!("{}  ({})", e.name, e.origin),
+                    Some(from) => output::line(&format!(
+                        "{}  ({}, renamed from {from:?})",
+                        e.name, e.origin
+                    )),
+                    None => output::line(&format!("{}  ({})", e.name, e.origin)),
                 }
             }
             ctx.status(&format!(

@@ -1081,6 +1081,64 @@ fn table() -> Vec<Row> {
     );
     t.push(row("sync", ClosedStdout, sync, 0));
 
+    t.push(row(
+        "import",
+        Ok,
+        &["import", "json", "@import-json", "--dry-run"],
+        0,
+    ));
+    t.push(
+        row(
+            "import",
+            BadFlag,
+            &["import", "json", "@import-json", "--bogus-flag"],
+            2,
+        )
+        .names(&["--bogus-flag"]),
+    );
+    t.push(
+        row(
+            "import",
+            BadFlag,
+            &["import", "json", "@import-bad-json"],
+            2,
+        )
+        .names(&["import-bad.json"]),
+    );
+    t.push(
+        row(
+            "import",
+            Unavailable,
+            &["import", "json", "@new:no-such.json"],
+            6,
+        )
+        .names(&["no-such.json"]),
+    );
+    t.push(
+        row(
+            "import",
+            WrongCredential,
+            &["import", "json", "@import-json"],
+            3,
+        )
+        .env("TRESOR_KEY_FILE", "@other-key")
+        .names(&["wrong key"]),
+    );
+    t.push(row(
+        "import",
+        ClosedStdout,
+        &["import", "json", "@import-json", "--dry-run"],
+        0,
+    ));
+    t.push(row("export", Ok, &["export"], 0));
+    t.push(row("export", BadFlag, &["export", "--bogus-flag"], 2).names(&["--bogus-flag"]));
+    t.push(
+        row("export", WrongCredential, &["export"], 3)
+            .env("TRESOR_KEY_FILE", "@other-key")
+            .names(&["wrong key"]),
+    );
+    t.push(row("export", ClosedStdout, &["export"], 0));
+
     t.push(row("scan", Ok, &["scan", "@folder"], 0));
     t.push(row("scan", BadFlag, &["scan", "@folder", "--bogus-flag"], 2).names(&["--bogus-flag"]));
     t.push(
@@ -1162,6 +1220,8 @@ impl Fixture {
             "env-store.toml",
             b"[[stores]]\nname = \"env\"\nkind = \"env\"\nprefix = \"TRESOR_TEST_MIG_\"\n",
         );
+        t.write("import.json", b"{\"imp/a\": \"value-one\"}\n");
+        t.write("import-bad.json", b"{\"imp/a\": \n");
         t.write("declared.toml", b"[secrets]\nDB = \"app/db\"\n");
         t.write("declared-missing.toml", b"[secrets]\nX = \"app/nope\"\n");
         t.write("ref.yaml", b"db: SEC/app/db\n");
@@ -1226,6 +1286,8 @@ impl Fixture {
             "@bad-config" => path("bad.toml"),
             "@down-config" => path("down.toml"),
             "@declared" => path("declared.toml"),
+            "@import-json" => path("import.json"),
+            "@import-bad-json" => path("import-bad.json"),
             "@env-config" => path("env-store.toml"),
             "@declared-missing" => path("declared-missing.toml"),
             "@ref-yaml" => path("ref.yaml"),

@@ -30,8 +30,8 @@ fn seed_001_legacy_config_moves_in_and_leaves_a_backup_with_a_warning() {
         "home/.model-forge/config.json",
         br#"{"default_provider": "openai",
             "providers": {
-              "openai": {"base_url": "https://api.openai.com", "credentials": {"api_key": "sk-openai-1"}},
-              "anthropic": {"credentials": {"api_key": "sk-ant-2", "admin_key": "adm-3"}},
+              "openai": {"base_url": "https://api.openai.com", "credentials": {"api_key": "sk-openai-000000000000000001"}},
+              "anthropic": {"credentials": {"api_key": "sk-ant-api03-000000000000000002", "admin_key": "sk-ant-admin01-000000000000000003"}},
               "local": {"base_url": "http://localhost"}
             }}"#,
     );
@@ -53,8 +53,11 @@ fn seed_001_legacy_config_moves_in_and_leaves_a_backup_with_a_warning() {
         "{}",
         out.err()
     );
-    assert_eq!(get(&t, "openai/api_key"), "sk-openai-1");
-    assert_eq!(get(&t, "anthropic/admin_key"), "adm-3");
+    assert_eq!(get(&t, "openai/api_key"), "sk-openai-000000000000000001");
+    assert_eq!(
+        get(&t, "anthropic/admin_key"),
+        "sk-ant-admin01-000000000000000003"
+    );
     assert!(!config.exists());
     assert!(t.path("home/.model-forge/config.json.backup").is_file());
     // The audit log has one import entry per secret, with the reason.
@@ -421,7 +424,7 @@ fn rewrite_replaces_values_with_sec_references_and_leaves_no_plaintext() {
 
     let config = t.write(
         "c/config.json",
-        format!(r#"{{"default": "openai", "providers": {{"openai": {{"base_url": "u", "credentials": {{"api_key": "{CANARY}"}}}}}}}}"#)
+        format!(r#"{{"default": "acme", "providers": {{"acme": {{"base_url": "u", "credentials": {{"api_key": "{CANARY}"}}}}}}}}"#)
             .as_bytes(),
     );
     t.run(&[
@@ -433,10 +436,10 @@ fn rewrite_replaces_values_with_sec_references_and_leaves_no_plaintext() {
     .ok();
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
     assert_eq!(
-        doc["providers"]["openai"]["credentials"]["api_key"],
-        "SEC/openai/api_key"
+        doc["providers"]["acme"]["credentials"]["api_key"],
+        "SEC/acme/api_key"
     );
-    assert_eq!(doc["providers"]["openai"]["base_url"], "u");
+    assert_eq!(doc["providers"]["acme"]["base_url"], "u");
     assert!(!t.path("c/config.json.backup").exists());
     let yaml = t.write("s.yaml", b"secrets: []\n");
     t.run(&[
