@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod exit;
 pub mod files;
 // SAFETY (module): openat/renameat/unlinkat/fsync and friends on descriptors
 // and C strings this module owns; each call has its own SAFETY comment.
