@@ -60,7 +60,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let classes = [
         ("Error", py.get_type::<Error>(), ExitCode::Usage),
         ("NotFound", py.get_type::<NotFound>(), ExitCode::NotFound),
-        ("InvalidInput", py.get_type::<InvalidInput>(), ExitCode::Usage),
+        (
+            "InvalidInput",
+            py.get_type::<InvalidInput>(),
+            ExitCode::Usage,
+        ),
         ("Locked", py.get_type::<Locked>(), ExitCode::Locked),
         (
             "IntegrityError",

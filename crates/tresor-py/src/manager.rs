@@ -444,7 +444,8 @@ impl Tresor {
         store: Option<&str>,
     ) -> PyResult<Bound<'py, PyList>> {
         let name = secret_name(name)?;
-        let (_, versions): (String, Vec<VersionInfo>) = self.call(py, |t| t.history(&name, store))?;
+        let (_, versions): (String, Vec<VersionInfo>) =
+            self.call(py, |t| t.history(&name, store))?;
         let out = PyList::empty(py);
         for v in &versions {
             let d = PyDict::new(py);
@@ -472,7 +473,8 @@ impl Tresor {
         store: Option<&str>,
     ) -> PyResult<std::collections::BTreeMap<String, String>> {
         let name = secret_name(name)?;
-        let changes: Vec<(String, Option<String>)> = changes.unwrap_or_default().into_iter().collect();
+        let changes: Vec<(String, Option<String>)> =
+            changes.unwrap_or_default().into_iter().collect();
         let (_, meta) = self.call(py, |t| {
             t.with_vault(&name, store, "metadata", |v| {
                 if changes.is_empty() {
