@@ -346,3 +346,21 @@ def test_gil_is_released_during_the_unlock(password_vault, monkeypatch):
     # A held GIL would leave no tick at all inside the unlock.
     assert t1 - t0 > 0.01, "the unlock was too fast to observe"
     assert len(during) >= 3, (t1 - t0, len(during))
+
+
+def test_the_example_script_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import tresor_bin
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRESOR_")}
+    env["TRESOR_BIN"] = tresor_bin()
+    done = subprocess.run([sys.executable, str(example)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "[redacted]" in done.stdout
+    for value in ("first-password", "second-password", "third-password"):
+        assert value not in done.stdout and value not in done.stderr
