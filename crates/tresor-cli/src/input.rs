@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use base64::Engine as _;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use tresor::{Error, Result, SecretValue};
 
@@ -162,43 +162,15 @@ fn decode_base64(text: &[u8], what: &str) -> Result<SecretValue> {
         .map_err(|_| Error::Validation(format!("{what} is not valid base64")))
 }
 
-/// A random value of `len` characters from `charset`, by rejection sampling
-/// so every character is equally likely.
+/// A random value of `len` characters from `charset` (the library's
+/// generator, [`tresor::generate`]).
 pub fn generate(len: usize, charset: Charset) -> Result<SecretValue> {
-    if len == 0 || len > 4096 {
+    if len == 0 || len > tresor::generate::MAX_LENGTH {
         return Err(Error::Validation(
             "--generate takes a length from 1 to 4096".into(),
         ));
     }
-    let alphabet: Vec<u8> = match charset {
-        Charset::Alnum => (b'A'..=b'Z')
-            .chain(b'a'..=b'z')
-            .chain(b'0'..=b'9')
-            .collect(),
-        Charset::Alpha => (b'A'..=b'Z').chain(b'a'..=b'z').collect(),
-        Charset::Digits => (b'0'..=b'9').collect(),
-        Charset::Hex => (b'0'..=b'9').chain(b'a'..=b'f').collect(),
-        Charset::Base64url => (b'A'..=b'Z')
-            .chain(b'a'..=b'z')
-            .chain(b'0'..=b'9')
-            .chain([b'-', b'_'])
-            .collect(),
-        Charset::Ascii => (b'!'..=b'~').collect(),
-    };
-    let limit = 256 - (256 % alphabet.len());
-    let mut out = Zeroizing::new(Vec::with_capacity(len));
-    let mut pool = [0u8; 64];
-    while out.len() < len {
-        getrandom::fill(&mut pool)
-            .map_err(|e| Error::Validation(format!("the OS random source failed: {e}")))?;
-        for &b in &pool {
-            if (b as usize) < limit && out.len() < len {
-                out.push(alphabet[b as usize % alphabet.len()]);
-            }
-        }
-    }
-    pool.zeroize();
-    Ok(SecretValue::copy_from(&out))
+    tresor::generate::generate(len, charset.into())
 }
 
 #[cfg(test)]

@@ -258,6 +258,22 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// A value failed a validation rule (a preset or a config `[[rules]]`
+    /// entry). Names the secret, the rule and the check, never the value.
+    #[error(
+        "{} does not pass validation rule '{rule}' ({origin}): {problem}",
+        name.as_ref().map_or_else(|| "the value".to_string(), |n| format!("'{n}'"))
+    )]
+    RuleFailed {
+        /// The secret, when the value was about to be stored under a name.
+        name: Option<String>,
+        /// The rule's name.
+        rule: String,
+        /// Where the rule comes from: `preset`, or the config file and line.
+        origin: String,
+        /// Which check failed, in words that never hold the value.
+        problem: String,
+    },
     /// Input broke a rule no other kind covers.
     #[error("{0}")]
     Validation(String),
@@ -295,6 +311,7 @@ impl Error {
             Error::WrongKeyType { .. } => "wrong_key_type",
             Error::KeyBudgetSpent { .. } => "key_budget_spent",
             Error::KeyLabel { .. } => "key_label",
+            Error::RuleFailed { .. } => "rule_failed",
             Error::Validation(_) => "validation",
         }
     }

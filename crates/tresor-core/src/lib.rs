@@ -28,6 +28,7 @@ mod name;
 // SAFETY (module): geteuid and getuid, which have no preconditions.
 #[allow(unsafe_code)]
 pub mod perm;
+pub mod rules;
 mod store;
 mod value;
 mod version;

@@ -77,6 +77,10 @@ pub struct PutOptions {
     pub metadata: Metadata,
     /// Stage the version as `pending` instead of making it `current`.
     pub stage: bool,
+    /// The writer skipped the validation rules on purpose (`--no-validate`):
+    /// the manager does not check the value, and a store with an audit log
+    /// records the override in the write's entry.
+    pub unvalidated: bool,
 }
 
 /// How to delete.

@@ -26,15 +26,18 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod declared;
 pub mod exit;
 pub mod files;
 // SAFETY (module): openat/renameat/unlinkat/fsync and friends on descriptors
 // and C strings this module owns; each call has its own SAFETY comment.
 #[allow(unsafe_code)]
 pub mod fs;
+pub mod generate;
 mod locate;
 pub mod manager;
 mod pkcs11_allow;
+pub mod refs;
 pub mod session;
 pub mod trust;
 // Its tests make a FIFO with libc::mkfifo; the module itself has no unsafe code.
@@ -42,6 +45,8 @@ pub mod trust;
 pub mod unlock;
 
 pub use manager::{Builder, Found, Listed, Listing, StoreSettings, Tresor, Written};
+/// Validation rules: presets per provider and `[[rules]]` from `tresor.toml`.
+pub use tresor_core::rules;
 /// The stores beyond the vault (`env`, `openbao`, …) and [`stores::StoreOptions`].
 pub use tresor_stores as stores;
 

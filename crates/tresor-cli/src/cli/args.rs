@@ -70,6 +70,19 @@ pub enum Charset {
     Ascii,
 }
 
+impl From<Charset> for tresor::generate::Charset {
+    fn from(c: Charset) -> Self {
+        match c {
+            Charset::Alnum => Self::Alnum,
+            Charset::Alpha => Self::Alpha,
+            Charset::Digits => Self::Digits,
+            Charset::Hex => Self::Hex,
+            Charset::Base64url => Self::Base64url,
+            Charset::Ascii => Self::Ascii,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ValueArgs {
     /// Read the value from FILE.

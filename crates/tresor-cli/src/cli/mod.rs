@@ -340,6 +340,19 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Check that the secrets declared in tresor.toml are present and valid (--fix fills in
+    /// missing ones).
+    #[command(long_about = crate::manager_cmd::use_cmd::CHECK_HELP)]
+    Check(crate::manager_cmd::use_cmd::CheckArgs),
+    /// Resolve SEC/ and ENV/ references in a YAML, TOML or JSON file.
+    #[command(long_about = crate::manager_cmd::use_cmd::RENDER_HELP)]
+    Render(crate::manager_cmd::use_cmd::RenderArgs),
+    /// Fill {{ SEC/name }} placeholders in a template (stdin to stdout).
+    #[command(long_about = crate::manager_cmd::use_cmd::INJECT_HELP)]
+    Inject(crate::manager_cmd::use_cmd::InjectArgs),
+    /// Print the declared secrets as shell assignments (eval, direnv, fish, .env, JSON).
+    #[command(long_about = crate::manager_cmd::use_cmd::ENV_HELP)]
+    Env(crate::manager_cmd::use_cmd::EnvArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -230,7 +230,11 @@ pub fn run(cli: Cli) -> Result<()> {
         | Command::Rollback(_)
         | Command::Rm(_)
         | Command::Undelete(_)
-        | Command::Meta(_) => unreachable!("handled by manager_cmd::dispatch"),
+        | Command::Meta(_)
+        | Command::Check(_)
+        | Command::Render(_)
+        | Command::Inject(_)
+        | Command::Env(_) => unreachable!("handled by manager_cmd::dispatch"),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

@@ -21,6 +21,7 @@ use crate::{input, output};
 
 mod config_cmd;
 mod status;
+pub mod use_cmd;
 
 use config_cmd::{config_check, config_path};
 use status::{credentials_line, doctor, stores};
@@ -36,6 +37,10 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> Result<Option<Command>> {
     match command {
         Command::Stores => stores(ctx).map(|()| None),
         Command::Doctor => doctor(ctx).map(|()| None),
+        Command::Check(a) => use_cmd::check(ctx, a).map(|()| None),
+        Command::Render(a) => use_cmd::render(ctx, a).map(|()| None),
+        Command::Inject(a) => use_cmd::inject(ctx, a).map(|()| None),
+        Command::Env(a) => use_cmd::env(ctx, a).map(|()| None),
         Command::Config(ConfigCommand::Check) => config_check(ctx).map(|()| None),
         Command::Config(ConfigCommand::Path) => config_path(ctx).map(|()| None),
         Command::Config(ConfigCommand::Trust(a)) => crate::trust_cmd::trust(ctx, a).map(|()| None),

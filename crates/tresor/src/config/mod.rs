@@ -51,6 +51,8 @@ pub const MAX_PRIORITY: i64 = 1_000_000;
 
 mod discover;
 mod parse;
+mod rules;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -58,6 +60,7 @@ pub(crate) use discover::unsafe_owner_or_mode;
 pub use discover::{
     ConfigFile, Discovery, MAX_CONFIG_LEN, PROJECT_FILE, discover, user_config_path,
 };
+pub use secrets::{Declared, Generate, MAX_VAR_LEN, valid_var_name};
 
 /// The kinds of store a config can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -349,6 +352,9 @@ impl StoreConfig {
 pub struct Profile {
     /// The stores it uses, by name, in the order given.
     pub stores: Vec<String>,
+    /// The secrets declared for it: the top level's `[secrets]` with its
+    /// own `[profiles.NAME.secrets]` merged over them.
+    pub secrets: Vec<Declared>,
 }
 
 /// A 1-based line and column in the config file.
@@ -394,6 +400,11 @@ pub struct Config {
     pub stores: Vec<StoreConfig>,
     /// The profiles.
     pub profiles: BTreeMap<String, Profile>,
+    /// The top-level `[secrets]`, in file order.
+    pub secrets: Vec<Declared>,
+    /// Validation rules: the presets and the `[[rules]]` entries (see
+    /// [`tresor_core::rules`]).
+    pub rules: tresor_core::rules::RuleSet,
     /// Where each profile's `stores` list starts, for later problems.
     profile_at: BTreeMap<String, Position>,
     /// Where each store option is, for later problems.
@@ -498,6 +509,22 @@ impl Config {
         };
         chosen.sort_by_key(|s| s.priority);
         Ok(chosen)
+    }
+
+    /// The secrets declared for `profile` (see [`Config::profile_name`]):
+    /// its `[profiles.NAME.secrets]` merged over `[secrets]`, or `[secrets]`
+    /// alone with no profile. An unknown profile is an error.
+    pub fn declared(&self, profile: Option<&str>) -> Result<&[Declared]> {
+        match profile {
+            None => Ok(&self.secrets),
+            Some(name) => self
+                .profiles
+                .get(name)
+                .map(|p| p.secrets.as_slice())
+                .ok_or_else(|| {
+                    Error::Validation(format!("no profile '{name}' in {}", self.file_name()))
+                }),
+        }
     }
 
     /// Where option `key` of store `store` is written, for problems found

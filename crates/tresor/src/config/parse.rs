@@ -3,10 +3,10 @@
 
 use super::*;
 
-/// Top-level keys other features read (`tresor check`, `run`, validation
-/// rules; `pkcs11`, the allowed PKCS#11 modules, read from the user's own
-/// config only by `pkcs11_allow`): accepted here, checked by those features.
-const OTHER_TOP_LEVEL: [&str; 3] = ["secrets", "rules", "pkcs11"];
+/// Top-level keys other features read (`pkcs11`, the allowed PKCS#11
+/// modules, read from the user's own config only by `pkcs11_allow`):
+/// accepted here, checked by those features.
+const OTHER_TOP_LEVEL: [&str; 1] = ["pkcs11"];
 /// Keys of a `[[stores]]` entry the manager reads; the rest are the store's
 /// own options.
 const STORE_KEYS: [&str; 6] = ["name", "kind", "priority", "read_only", "required", "cache"];
@@ -20,13 +20,14 @@ pub(super) fn parse(text: &str, path: Option<&Path>) -> (Config, Vec<Problem>) {
         problems: Vec::new(),
         declared: BTreeSet::new(),
         named_at: BTreeMap::new(),
+        profile_secrets: BTreeMap::new(),
     };
     let config = p.document();
     p.problems.sort_by_key(|x| (x.line, x.column));
     (config, p.problems)
 }
 
-struct Parser<'t> {
+pub(super) struct Parser<'t> {
     text: &'t str,
     file: Option<PathBuf>,
     problems: Vec<Problem>,
@@ -34,19 +35,16 @@ struct Parser<'t> {
     declared: BTreeSet<String>,
     /// Where each profile names each store.
     named_at: BTreeMap<(String, String), Position>,
+    /// Each profile's `secrets` entries, merged once the top level's are known.
+    profile_secrets: BTreeMap<String, Vec<secrets::RawSecret>>,
 }
 
 impl Parser<'_> {
-    fn position(&self, offset: usize) -> Position {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
-        Position { line, column }
+    pub(super) fn position(&self, offset: usize) -> Position {
+        position_in(self.text, offset)
     }
 
-    fn problem(&mut self, offset: usize, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, offset: usize, message: impl Into<String>) {
         let at = self.position(offset);
         self.problems.push(Problem {
             file: self.file.clone(),
@@ -69,6 +67,7 @@ impl Parser<'_> {
         }
         let root = root.into_inner();
         let mut profile_default: Option<Spanned<String>> = None;
+        let mut top_secrets = Vec::new();
         for (key, value) in root.iter() {
             match key.get_ref().as_ref() {
                 "profile" => match value.get_ref() {
@@ -82,6 +81,8 @@ impl Parser<'_> {
                 },
                 "stores" => self.stores(value, &mut config),
                 "profiles" => self.profiles(value, &mut config),
+                "secrets" => top_secrets = self.secrets(value, "secrets"),
+                "rules" => self.rules(value, &mut config),
                 k if OTHER_TOP_LEVEL.contains(&k) => {}
                 k => self.problem(
                     key.span().start,
@@ -93,6 +94,14 @@ impl Parser<'_> {
         }
         // Cross references, now that every store and profile is known.
         let mut later = Vec::new();
+        let (declared, per_profile, problems) = secrets::merge(&top_secrets, &self.profile_secrets);
+        later.extend(problems);
+        config.secrets = declared;
+        for (pname, list) in per_profile {
+            if let Some(p) = config.profiles.get_mut(&pname) {
+                p.secrets = list;
+            }
+        }
         for (pname, profile) in &config.profiles {
             for s in &profile.stores {
                 if !self.declared.contains(s) {
@@ -121,6 +130,26 @@ impl Parser<'_> {
             self.problems.push(config.problem(at, message));
         }
         config
+    }
+
+    fn rules(&mut self, value: &Spanned<DeValue<'_>>, config: &mut Config) {
+        let text = self.text;
+        let file = self
+            .file
+            .as_ref()
+            .map_or_else(|| "tresor.toml".to_string(), |p| p.display().to_string());
+        let position = |offset: usize| position_in(text, offset);
+        let mut found = Vec::new();
+        super::rules::parse_rules(
+            value,
+            &file,
+            &position,
+            &mut |offset, message| found.push((offset, message)),
+            &mut config.rules,
+        );
+        for (offset, message) in found {
+            self.problem(offset, message);
+        }
     }
 
     fn stores(&mut self, value: &Spanned<DeValue<'_>>, config: &mut Config) {
@@ -356,15 +385,20 @@ impl Parser<'_> {
                 );
                 continue;
             };
-            for (k, _) in body.iter() {
-                if k.get_ref().as_ref() != "stores" {
-                    self.problem(
+            for (k, v) in body.iter() {
+                match k.get_ref().as_ref() {
+                    "stores" => {}
+                    "secrets" => {
+                        let owner = format!("profiles.{pname}.secrets");
+                        let entries = self.secrets(v, &owner);
+                        self.profile_secrets.insert(pname.clone(), entries);
+                    }
+                    other => self.problem(
                         k.span().start,
                         format!(
-                            "profile '{pname}': unknown key '{}' (expected stores)",
-                            k.get_ref()
+                            "profile '{pname}': unknown key '{other}' (expected stores or secrets)"
                         ),
-                    );
+                    ),
                 }
             }
             let Some(list) = body.get("stores") else {
@@ -410,7 +444,26 @@ impl Parser<'_> {
                 );
             }
             config.profile_at.insert(pname.clone(), at);
-            config.profiles.insert(pname, Profile { stores });
+            config.profiles.insert(
+                pname,
+                Profile {
+                    stores,
+                    secrets: Vec::new(),
+                },
+            );
         }
     }
+}
+
+/// The line and column of byte `offset` in `text`.
+fn position_in(text: &str, offset: usize) -> Position {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    Position { line, column }
 }

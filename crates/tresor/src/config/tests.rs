@@ -188,3 +188,121 @@ fn a_config_open_to_writers_is_refused_in_one_readable_sentence() {
     );
     assert!(!err.contains("  "), "{err}");
 }
+
+#[test]
+fn declared_secrets_parse_with_defaults_and_profile_overrides() {
+    let text = r#"
+[[stores]]
+name = "local"
+kind = "vault"
+
+[[stores]]
+name = "env"
+kind = "env"
+
+[secrets]
+OPENAI_API_KEY = { name = "openai/api_key", rule = "openai", description = "model calls" }
+DATABASE_URL = "app/database_url"
+SESSION_KEY = { name = "app/session", generate = { length = 48, charset = "base64url" } }
+LOG_LEVEL = { name = "app/log_level", required = false, default = "info" }
+TLS_KEY = { name = "app/tls", as_file = true }
+
+[profiles.prod]
+stores = ["local"]
+
+[profiles.prod.secrets]
+DATABASE_URL = { name = "prod/database_url" }
+EXTRA = { name = "prod/extra", required = false }
+"#;
+    let c = Config::parse(text, None).unwrap();
+    let top = c.declared(None).unwrap();
+    let vars: Vec<&str> = top.iter().map(|d| d.var.as_str()).collect();
+    assert_eq!(
+        vars,
+        [
+            "OPENAI_API_KEY",
+            "DATABASE_URL",
+            "SESSION_KEY",
+            "LOG_LEVEL",
+            "TLS_KEY"
+        ]
+    );
+    assert_eq!(top[0].rule.as_deref(), Some("openai"));
+    assert!(top[0].required && !top[0].as_file);
+    assert_eq!(top[1].name.as_str(), "app/database_url");
+    let g = top[2].generate.unwrap();
+    assert_eq!(
+        (g.length, g.charset),
+        (48, crate::generate::Charset::Base64url)
+    );
+    assert!(!top[3].required);
+    assert_eq!(top[3].default.as_deref(), Some("info"));
+    assert!(top[4].as_file);
+    assert_eq!(top[1].at.line, 12);
+
+    let prod = c.declared(Some("prod")).unwrap();
+    let vars: Vec<&str> = prod.iter().map(|d| d.var.as_str()).collect();
+    assert_eq!(
+        vars,
+        [
+            "OPENAI_API_KEY",
+            "DATABASE_URL",
+            "SESSION_KEY",
+            "LOG_LEVEL",
+            "TLS_KEY",
+            "EXTRA"
+        ]
+    );
+    assert_eq!(prod[1].name.as_str(), "prod/database_url");
+    assert!(prod[1].required, "unset fields are inherited");
+    assert_eq!(prod[1].at.line, 21);
+    assert!(!prod[5].required);
+    assert!(c.declared(Some("nope")).is_err());
+}
+
+#[test]
+fn bad_declared_secrets_are_problems_with_positions() {
+    let text = r#"[secrets]
+"1BAD" = "a/b"
+OK = { name = "../x" }
+NO_NAME = { required = true }
+TYPE = { name = "a/b", required = "yes" }
+GEN = { name = "a/g", generate = { length = 0, charset = "emoji" } }
+BOTH = { name = "a/c", default = "x", generate = true }
+ODD = { name = "a/d", colour = "red" }
+LIST = ["a"]
+
+[profiles.p]
+stores = []
+secrets = { NEW = { required = false } }
+"#;
+    let p = problems(text);
+    let has = |line: usize, part: &str| {
+        assert!(
+            p.iter().any(|(l, _, m)| *l == line && m.contains(part)),
+            "line {line}: {part:?} not in {p:#?}"
+        )
+    };
+    has(2, "not an environment variable name");
+    has(3, "secret OK");
+    has(4, "secret NO_NAME: no name");
+    has(5, "required must be true or false, not string");
+    has(6, "generate.length must be from 1 to 4096");
+    has(6, "unknown charset \"emoji\"");
+    has(7, "give default or generate, not both");
+    has(8, "unknown key 'colour'");
+    has(9, "write a name");
+    has(13, "secret NEW: no name");
+    // Problems never echo a default's value.
+    assert!(!p.iter().any(|(_, _, m)| m.contains("\"x\"")));
+}
+
+#[test]
+fn var_names() {
+    for ok in ["A", "_X", "OPENAI_API_KEY", "a1"] {
+        assert!(valid_var_name(ok), "{ok}");
+    }
+    for bad in ["", "1A", "A-B", "A B", "A=B", "Ä", &"A".repeat(300)] {
+        assert!(!valid_var_name(bad), "{bad}");
+    }
+}

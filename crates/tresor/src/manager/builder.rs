@@ -15,6 +15,7 @@ pub struct Builder {
     pub(super) offline: bool,
     pub(super) max_age: Option<Duration>,
     pub(super) warn: Option<WarningSink>,
+    pub(super) rules: Option<RuleSet>,
 }
 
 impl Builder {
@@ -104,6 +105,14 @@ impl Builder {
         self
     }
 
+    /// The validation rules every write is checked against (default: the
+    /// config's, which are the presets plus its `[[rules]]`; with no config,
+    /// the presets). [`RuleSet::none`] turns validation off.
+    pub fn rules(mut self, rules: RuleSet) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
     /// Where warnings go (default: standard error, `tresor: warning: …`).
     pub fn on_warning(mut self, sink: impl FnMut(&str) + Send + 'static) -> Self {
         self.warn = Some(Box::new(sink));
@@ -119,8 +128,10 @@ impl Builder {
             (None, None) => Local::Path(crate::vault_path(None)?),
         };
         let mut entries = Vec::new();
+        let mut declared = Vec::new();
         if let Some(config) = &self.config {
             let profile = config.profile_name(self.profile.as_deref());
+            declared = config.declared(profile.as_deref())?.to_vec();
             for c in config.stores_for(profile.as_deref())? {
                 entries.push(Entry {
                     name: c.name.clone(),
@@ -181,7 +192,12 @@ impl Builder {
             });
         }
         entries.sort_by_key(|e| e.settings.priority);
+        let rules = self
+            .rules
+            .or_else(|| self.config.as_ref().map(|c| c.rules.clone()))
+            .unwrap_or_default();
         Ok(Tresor {
+            rules,
             entries,
             local,
             opener: self
@@ -195,6 +211,8 @@ impl Builder {
             warned: BTreeSet::new(),
             missed: None,
             skipped: Vec::new(),
+            declared,
+            prefetched: Default::default(),
         })
     }
 }

@@ -65,6 +65,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use tresor_core::rules::RuleSet;
 use tresor_core::{
     Capabilities, DeleteMode, Error, Health, Metadata, PutOptions, Result, Secret, SecretInfo,
     SecretName, SecretValue, Selector, Store, VersionInfo,
@@ -172,6 +173,7 @@ pub struct Written {
 /// [module docs](self) for the routing rules.
 pub struct Tresor {
     entries: Vec<Entry>,
+    rules: RuleSet,
     local: Local,
     opener: VaultOpener,
     offline: bool,
@@ -184,7 +186,14 @@ pub struct Tresor {
     /// Stores the current read skipped, and why: warned about only when
     /// another store answers (otherwise the read's error says it).
     skipped: Vec<(String, String)>,
+    /// The secrets the config declares for the profile in use.
+    pub(crate) declared: Vec<crate::config::Declared>,
+    /// Answers fetched ahead, in parallel across remote stores, by
+    /// [`Tresor::get_many`]: (store index, name, selector) → answer.
+    prefetched: Prefetched,
 }
+
+type Prefetched = std::collections::HashMap<(usize, SecretName, String), Result<Secret>>;
 
 struct Entry {
     name: String,
@@ -292,6 +301,7 @@ impl Tresor {
             offline: false,
             max_age: None,
             warn: None,
+            rules: None,
         }
     }
 
@@ -326,6 +336,77 @@ impl Tresor {
             store: self.store_names().join(", "),
             what: format!("'{name}'"),
         })
+    }
+
+    /// Reads several names, each as [`Tresor::get`] would, answers in the
+    /// order asked. With two or more remote stores (openbao, aws, azure)
+    /// in use, each is asked for every name at once, one thread per store,
+    /// before the usual routing picks the answers: the wait is the slowest
+    /// store's, not their sum.
+    pub fn get_many(&mut self, requests: &[(SecretName, Selector)]) -> Vec<Result<Found>> {
+        if requests.len() > 1 && !self.offline {
+            self.prefetch(requests);
+        }
+        let out = requests
+            .iter()
+            .map(|(name, selector)| self.get(name, *selector))
+            .collect();
+        self.prefetched.clear();
+        out
+    }
+
+    fn prefetch(&mut self, requests: &[(SecretName, Selector)]) {
+        let remote: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| {
+                self.is_remote(i)
+                    && self.entries[i]
+                        .down
+                        .as_ref()
+                        .is_none_or(|(since, _)| since.elapsed() >= RETRY_AFTER)
+                    && requests.iter().all(|(n, _)| check_name(n).is_ok())
+            })
+            .collect();
+        if remote.len() < 2 {
+            return;
+        }
+        // Built one by one (a failure is left for the read to report).
+        let ready: Vec<usize> = remote
+            .into_iter()
+            .filter(|&i| self.store_at(i).is_ok())
+            .collect();
+        let answers: Vec<Vec<((usize, SecretName, String), Result<Secret>)>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = self
+                    .entries
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(i, _)| ready.contains(i))
+                    .filter_map(|(i, e)| match &mut e.state {
+                        State::Ready(store) => Some((i, store)),
+                        _ => None,
+                    })
+                    .map(|(i, store)| {
+                        scope.spawn(move || {
+                            let mut out = Vec::with_capacity(requests.len());
+                            for (name, selector) in requests {
+                                let answer = store.get(name, *selector);
+                                let down = matches!(&answer, Err(e) if is_unavailable(e));
+                                out.push(((i, name.clone(), selector.to_string()), answer));
+                                // A store that is down is not asked again.
+                                if down {
+                                    break;
+                                }
+                            }
+                            out
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+        self.prefetched = answers.into_iter().flatten().collect();
     }
 
     /// Reads `name` from the store named `store` only.
@@ -375,6 +456,27 @@ impl Tresor {
         f(vault).map(|t| (store_name, t))
     }
 
+    /// The validation rules writes are checked against.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Checks `value` against the validation rule named `rule_name` (a
+    /// config rule's `name`, else a preset such as `openai`), as declared
+    /// secrets' `rule = "…"` asks. An unknown name is
+    /// [`Error::Validation`], a failed check [`Error::RuleFailed`].
+    pub fn validate_rule(&self, rule_name: &str, value: &SecretValue) -> Result<()> {
+        self.rules.check_rule(rule_name, value)
+    }
+
+    /// Checks the value about to be stored under `name` against the rules
+    /// for that name ([`Error::RuleFailed`] names the rule, never the
+    /// value). Every write checks this itself unless
+    /// [`PutOptions::unvalidated`] says not to.
+    pub fn validate(&self, name: &SecretName, value: &SecretValue) -> Result<()> {
+        self.rules.check(name, value)
+    }
+
     /// Whether the manager runs offline.
     pub fn offline(&self) -> bool {
         self.offline
@@ -418,7 +520,14 @@ impl Tresor {
             );
             return Ok(None);
         }
-        match self.checked(i, |s| s.get(name, selector)) {
+        let answer = match self
+            .prefetched
+            .remove(&(i, name.clone(), selector.to_string()))
+        {
+            Some(answer) => self.note_unavailable(i, answer),
+            None => self.checked(i, |s| s.get(name, selector)),
+        };
+        match answer {
             Ok(secret) => {
                 if self.entries[i].settings.cache {
                     self.keep_copy(i, &secret);
@@ -533,6 +642,11 @@ impl Tresor {
             self.entries[i].down = None;
         }
         let result = self.store_at(i).and_then(f);
+        self.note_unavailable(i, result)
+    }
+
+    /// Remembers store `i` as unavailable when `result` says so.
+    fn note_unavailable<T>(&mut self, i: usize, result: Result<T>) -> Result<T> {
         if let Err(e) = &result
             && is_unavailable(e)
         {

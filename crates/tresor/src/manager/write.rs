@@ -85,6 +85,13 @@ impl Tresor {
         options: &PutOptions,
     ) -> Result<Written> {
         check_name(name)?;
+        // Every value written through the manager (set, rotate, staging,
+        // and whatever later writes through here) meets the rules for its
+        // name, unless the caller skipped them on purpose; the vault's
+        // audit entry then records that it did.
+        if !options.unvalidated {
+            self.rules.check(name, value)?;
+        }
         self.refuse_offline(i)?;
         if self.entries[i].settings.read_only {
             return Err(Error::ReadOnly {
