@@ -86,7 +86,10 @@ fn render_toml_and_json_round_trip_to_a_private_file() {
     let mode = std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let text = std::fs::read_to_string(&out_path).unwrap();
-    assert!(text.starts_with("# app settings\ntitle = \"x\"\n\n[db]\n"), "{text}");
+    assert!(
+        text.starts_with("# app settings\ntitle = \"x\"\n\n[db]\n"),
+        "{text}"
+    );
     assert!(text.contains("# kept"));
     let v: toml::Table = toml::from_str(&text).unwrap();
     assert_eq!(v["db"]["password"].as_str(), Some(HOSTILE));
@@ -105,7 +108,10 @@ fn render_toml_and_json_round_trip_to_a_private_file() {
     assert_eq!(v["a"], "ENV/HOME");
 
     // stdin needs --format; the format flag also reads files without an extension.
-    let out = t.cmd(&["render", "-", "--format", "json"]).stdin(json.as_bytes()).run();
+    let out = t
+        .cmd(&["render", "-", "--format", "json"])
+        .stdin(json.as_bytes())
+        .run();
     out.ok();
     t.run_in(&["render", "-"], json.as_bytes())
         .code(2)
@@ -123,13 +129,20 @@ fn render_fails_naming_file_key_and_reference_and_writes_nothing() {
     out.code(1)
         .err_has(&["conf.yaml", "db.replicas[0].password", "SEC/db/missing"]);
     assert!(out.stdout.is_empty());
-    assert!(!out.err().contains("line2"), "a value leaked: {}", out.err());
+    assert!(
+        !out.err().contains("line2"),
+        "a value leaked: {}",
+        out.err()
+    );
     assert!(!t.path("out.yaml").exists());
 
     t.write("env.json", br#"{"region": "ENV/TRESOR_TEST_UNSET"}"#);
-    t.run(&["render", "env.json"])
-        .code(1)
-        .err_has(&["env.json", "region", "ENV/TRESOR_TEST_UNSET", "not set"]);
+    t.run(&["render", "env.json"]).code(1).err_has(&[
+        "env.json",
+        "region",
+        "ENV/TRESOR_TEST_UNSET",
+        "not set",
+    ]);
 
     // Malformed references are usage errors.
     for (bad, part) in [
@@ -145,7 +158,9 @@ fn render_fails_naming_file_key_and_reference_and_writes_nothing() {
     }
     // A document that does not parse.
     t.write("broken.yaml", b"a: [unclosed\n");
-    t.run(&["render", "broken.yaml"]).code(2).err_has(&["broken.yaml"]);
+    t.run(&["render", "broken.yaml"])
+        .code(2)
+        .err_has(&["broken.yaml"]);
     // --json errors carry the kind.
     let e = t.run(&["--json", "render", "conf.yaml"]).code(1).err_json();
     assert_eq!(e["kind"], "not_found");
@@ -206,9 +221,11 @@ cloud:
     });
     assert_eq!(v, expected);
     // Where the framework handed on the literal for an unset variable, tresor fails.
-    t.run(&["render", "config/config.yaml"])
-        .code(1)
-        .err_has(&["config/config.yaml", "cloud.subscription_id", "ENV/AZURE_SUBSCRIPTION_ID"]);
+    t.run(&["render", "config/config.yaml"]).code(1).err_has(&[
+        "config/config.yaml",
+        "cloud.subscription_id",
+        "ENV/AZURE_SUBSCRIPTION_ID",
+    ]);
 }
 
 #[test]
@@ -219,19 +236,28 @@ fn inject_fills_placeholders_from_stdin_and_files() {
     out.ok();
     assert_eq!(
         out.out(),
-        format!("[client]\npassword = {HOSTILE}\nkey=k-2\nhelm = {{{{ .Values.x }}}}\nraw = {{{{ SEC/num }}}}\n")
+        format!(
+            "[client]\npassword = {HOSTILE}\nkey=k-2\nhelm = {{{{ .Values.x }}}}\nraw = {{{{ SEC/num }}}}\n"
+        )
     );
     t.write("app.ini.tmpl", b"a={{ SEC/num }}\n");
-    t.run(&["inject", "-i", "app.ini.tmpl", "-o", "app.ini"]).ok();
+    t.run(&["inject", "-i", "app.ini.tmpl", "-o", "app.ini"])
+        .ok();
     assert_eq!(std::fs::read(t.path("app.ini")).unwrap(), b"a=0123\n");
-    let mode = std::fs::metadata(t.path("app.ini")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(t.path("app.ini"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 
     t.write("bad.tmpl", b"one\ntwo {{ SEC/nope }}\n");
     let out = t.run(&["inject", "-i", "bad.tmpl", "-o", "bad.out"]);
     out.code(1).err_has(&["bad.tmpl:2:5", "SEC/nope"]);
     assert!(!t.path("bad.out").exists());
-    t.run_in(&["inject"], b"{{ SEC/x#0 }}").code(2).err_has(&["line 1, column 1"]);
+    t.run_in(&["inject"], b"{{ SEC/x#0 }}")
+        .code(2)
+        .err_has(&["line 1, column 1"]);
 }
 
 const CHECK_CONFIG: &str = r#"
@@ -274,7 +300,10 @@ fn check_reports_missing_invalid_and_fixes_by_generating() {
         assert!(table.contains(part), "{part} not in {table}");
     }
     assert!(!table.contains("not-an-openai-key") && !table.contains("postgres://"));
-    assert!(out.err().contains("2 required secrets are missing or invalid"));
+    assert!(
+        out.err()
+            .contains("2 required secrets are missing or invalid")
+    );
 
     let j = t.run(&["--json", "check"]).code(1).json();
     assert_eq!(j["ok"], false);
@@ -301,7 +330,11 @@ fn check_reports_missing_invalid_and_fixes_by_generating() {
     assert_eq!(generated.trim_end().len(), 40);
     assert!(generated.trim_end().bytes().all(|b| b.is_ascii_hexdigit()));
 
-    set(&t, "app/llm_key", "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789");
+    set(
+        &t,
+        "app/llm_key",
+        "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789",
+    );
     let j = t.run(&["--json", "check"]).ok().json();
     assert_eq!(j["ok"], true);
     assert_eq!(j["secrets"][2]["state"], "ok");
@@ -311,12 +344,18 @@ fn check_reports_missing_invalid_and_fixes_by_generating() {
 fn check_fix_without_a_terminal_names_what_it_cannot_fix() {
     let t = project(CHECK_CONFIG);
     let out = t.run(&["check", "--fix"]);
-    out.code(2)
-        .err_has(&["OPENAI_API_KEY ('app/llm_key')", "DATABASE_URL", "no terminal"]);
+    out.code(2).err_has(&[
+        "OPENAI_API_KEY ('app/llm_key')",
+        "DATABASE_URL",
+        "no terminal",
+    ]);
     // What could be generated was.
     t.run(&["get", "app/session"]).ok();
     // A profile's overrides apply: DATABASE_URL is optional in ci.
-    let j = t.run(&["--json", "--profile", "ci", "check"]).code(1).json();
+    let j = t
+        .run(&["--json", "--profile", "ci", "check"])
+        .code(1)
+        .json();
     let db = j["secrets"]
         .as_array()
         .unwrap()
@@ -324,7 +363,10 @@ fn check_fix_without_a_terminal_names_what_it_cannot_fix() {
         .find(|s| s["var"] == "DATABASE_URL")
         .unwrap()
         .clone();
-    assert_eq!((db["name"].clone(), db["required"].clone()), ("ci/database_url".into(), false.into()));
+    assert_eq!(
+        (db["name"].clone(), db["required"].clone()),
+        ("ci/database_url".into(), false.into())
+    );
     assert_eq!(j["failing"], 1, "{j}");
     // Without a config there is nothing to check.
     let bare = Tresor::with_key();
@@ -354,7 +396,11 @@ fn eval_in(shell: &str, script: &str, reader: &str) -> String {
         .args(["-c", reader, "sh", script])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -406,8 +452,15 @@ fn env_for_fish_reads_back_exactly() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{HOSTILE}|simple"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{HOSTILE}|simple")
+    );
 }
 
 #[test]

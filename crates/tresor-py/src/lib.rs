@@ -19,6 +19,8 @@ mod errors;
 #[cfg(feature = "python")]
 mod manager;
 #[cfg(feature = "python")]
+mod refs;
+#[cfg(feature = "python")]
 mod secret;
 #[cfg(feature = "python")]
 mod value;

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use tresor::config::Config;
 use tresor::manager::Listing;
+use tresor::refs::{Place, Resolver};
 use tresor::{
     DeleteMode, Error, Found, Label, PutOptions, Result, SecretName, Selector, Unlock, VersionInfo,
 };
@@ -311,7 +312,7 @@ impl Tresor {
             expect_version,
             reason,
             metadata: metadata.unwrap_or_default(),
-            stage: false,
+            ..PutOptions::default()
         };
         self.write(py, name, value, options, store)
     }
@@ -485,6 +486,48 @@ impl Tresor {
             })
         })?;
         Ok(meta)
+    }
+
+    /// `value` with its reference resolved: `SEC/name` (`#3`, `@previous`,
+    /// `SEC/store:name`) is the secret's text, `ENV/VAR` the variable,
+    /// `\\SEC/…` the literal without the backslash; any other string comes
+    /// back as it is. A missing secret or variable is `NotFound`, never the
+    /// reference text handed on as a value.
+    fn resolve<'py>(
+        &self,
+        py: Python<'py>,
+        value: Bound<'py, PyString>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        let text = value.to_cow()?.into_owned();
+        let resolved = self.call(py, |t| Resolver::new(t).resolve_at(&text, Place::default()))?;
+        Ok(match resolved {
+            Some(v) => PyString::new(py, &v),
+            None => value,
+        })
+    }
+
+    /// A copy of `obj` (a config loaded from YAML, TOML or JSON: nested
+    /// dicts, lists, tuples) with every string that is a reference
+    /// resolved, as `resolve` does; keys and other values are kept. A
+    /// missing reference is `NotFound` naming its key path (`db.password`).
+    fn render<'py>(&self, py: Python<'py>, obj: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let mut strings = Vec::new();
+        crate::refs::collect(&obj, &mut String::new(), &mut strings)?;
+        let resolved = self.call(py, |t| {
+            let mut resolver = Resolver::new(t);
+            strings
+                .iter()
+                .map(|(path, text)| {
+                    let place = Place {
+                        file: None,
+                        path,
+                        line: None,
+                    };
+                    resolver.resolve_at(text, place)
+                })
+                .collect::<Result<Vec<_>>>()
+        })?;
+        crate::refs::rebuild(&obj, &mut resolved.into_iter())
     }
 
     /// The store names, in the order reads ask them.

@@ -73,7 +73,8 @@ fn row(e: &Error) -> (ExitCode, &'static str) {
         | Error::SlotsUnavailable { .. }
         | Error::WrongKeyType { .. }
         | Error::KeyBudgetSpent { .. }
-        | Error::KeyLabel { .. } => (Usage, "validation"),
+        | Error::KeyLabel { .. }
+        | Error::RuleFailed { .. } => (Usage, "validation"),
         // A kind added to the library later: a usage error until it has
         // its own row.
         _ => (Usage, "validation"),
