@@ -4,8 +4,8 @@
 //! unlock chain, read audit on as by default).
 //!
 //! ```text
-//! bench_get populate VAULT KEY_FILE N PREFIX   # N random 37-byte values, PREFIX{i:06}
-//! bench_get get VAULT KEY_FILE N PREFIX SECONDS
+//! bench_get populate VAULT KEY_FILE N PREFIX [SUFFIX]   # N random 37-byte values, PREFIX{i:06}SUFFIX
+//! bench_get get VAULT KEY_FILE N PREFIX SECONDS [SUFFIX]
 //! ```
 //!
 //! `get` prints one JSON object: gets per second over random existing names.
@@ -18,14 +18,16 @@ use tresor::{CreateOptions, Given, SecretName, SecretValue, Selector, Tresor, Un
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: bench_get populate|get VAULT KEY_FILE N PREFIX [SECONDS]";
+    let usage = "usage: bench_get populate VAULT KEY_FILE N PREFIX [SUFFIX] | get VAULT KEY_FILE N PREFIX SECONDS [SUFFIX]";
     if args.len() < 5 {
         return Err(usage.into());
     }
     let (vault, key_file) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]));
     let n: usize = args[3].parse()?;
     let prefix = &args[4];
-    let name = |i: usize| SecretName::new(format!("{prefix}{i:06}"));
+    let suffix_at = if args[0] == "populate" { 5 } else { 6 };
+    let suffix = args.get(suffix_at).map_or("", String::as_str);
+    let name = |i: usize| SecretName::new(format!("{prefix}{i:06}{suffix}"));
     match args[0].as_str() {
         "populate" => {
             if !key_file.exists() {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Literal, Mapping, Optional, TypedDict, Union
+from typing import Literal, Mapping, Optional, TypedDict, TypeVar, Union
 
 __version__: str
 
 _Path = Union[str, "os.PathLike[str]"]
 _Value = Union[str, bytes, bytearray, "Secret"]
+_T = TypeVar("_T")
 _Label = Literal["current", "previous", "pending"]
 
 class Error(Exception):
@@ -192,6 +193,10 @@ class Tresor:
         *,
         store: Optional[str] = None,
     ) -> dict[str, str]: ...
+    def resolve(self, value: str) -> str:
+        """The value a ``SEC/``/``ENV/`` reference names; other text unchanged."""
+    def render(self, obj: _T) -> _T:
+        """A copy of a loaded config with every reference string resolved."""
     def close(self) -> None: ...
     def __enter__(self) -> Tresor: ...
     def __exit__(
