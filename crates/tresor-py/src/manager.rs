@@ -71,6 +71,9 @@ impl Tresor {
 
     fn flush_warnings(&self, py: Python<'_>) -> PyResult<()> {
         let pending = std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()));
+        if pending.is_empty() {
+            return Ok(());
+        }
         let category = py.get_type::<PyUserWarning>();
         for text in pending {
             let text = CString::new(text.replace('\0', " ")).expect("NULs replaced above");

@@ -364,3 +364,30 @@ def test_the_example_script_runs(tmp_path):
     assert "[redacted]" in done.stdout
     for value in ("first-password", "second-password", "third-password"):
         assert value not in done.stdout and value not in done.stderr
+
+
+def test_library_warnings_become_python_warnings(vault, tmp_path, monkeypatch):
+    config = tmp_path / "down.toml"
+    config.write_text(
+        f"""
+[[stores]]
+name = "team"
+kind = "openbao"
+address = "http://127.0.0.1:1"
+token = "ENV/PYTEST_BAO_TOKEN"
+priority = 10
+
+[[stores]]
+name = "local"
+kind = "vault"
+path = "{vault.path}"
+priority = 50
+"""
+    )
+    config.chmod(0o600)
+    monkeypatch.setenv("PYTEST_BAO_TOKEN", "not-a-real-token")
+    monkeypatch.setenv("TRESOR_KEY_FILE", str(vault.key_file))
+    with tresor.open(config=str(config)) as t:
+        t.set("w/x", "v", store="local")
+        with pytest.warns(UserWarning, match="team"):
+            assert t.get_text("w/x") == "v"
