@@ -43,8 +43,15 @@ def test_resolve_each_reference_form(t, monkeypatch):
 
 def test_resolve_uses_one_default_manager(t):
     # TRESOR_VAULT / TRESOR_KEY_FILE are set: tresor.open() finds the vault.
-    assert tresor.resolve("SEC/db/password") == CANARY
-    assert tresor.render({"a": "SEC/db/password"}) == {"a": CANARY}
+    tresor._default = None
+    try:
+        assert tresor.resolve("SEC/db/password") == CANARY
+        first = tresor._default
+        assert tresor.render({"a": "SEC/db/password"}) == {"a": CANARY}
+        assert tresor._default is first
+    finally:
+        tresor._default.close()
+        tresor._default = None
 
 
 def test_missing_references_raise_not_found(t):
