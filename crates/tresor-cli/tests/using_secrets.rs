@@ -74,6 +74,19 @@ alpha: true
     assert_eq!(v["hosts"][0], "0123");
     assert_eq!(v["hosts"][2], 7);
     assert_eq!(v["alpha"], true);
+    // Read in one batch, still one audit entry per secret read.
+    let gets: Vec<String> = t
+        .audit()
+        .iter()
+        .filter(|e| e["operation"] == "get")
+        .map(|e| e["name"].as_str().unwrap_or("-").to_string())
+        .collect();
+    for name in ["db/password", "api.key", "num"] {
+        assert!(
+            gets.iter().any(|g| g == name),
+            "{name} not audited: {gets:?}"
+        );
+    }
 }
 
 #[test]
@@ -163,7 +176,7 @@ fn render_fails_naming_file_key_and_reference_and_writes_nothing() {
         .err_has(&["broken.yaml"]);
     // --json errors carry the kind.
     let e = t.run(&["--json", "render", "conf.yaml"]).code(1).err_json();
-    assert_eq!(e["kind"], "not_found");
+    assert_eq!(e["error"]["kind"], "not_found");
 }
 
 #[test]
@@ -470,6 +483,28 @@ fn env_fails_before_printing_when_a_required_secret_is_missing() {
     let out = t.run(&["env"]);
     out.code(1).err_has(&["HOSTILE", "app/hostile"]);
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn env_warns_on_a_terminal_only() {
+    let t = env_project();
+    let piped = t.run(&["env"]);
+    piped.ok();
+    assert!(!piped.err().contains("plaintext"), "{}", piped.err());
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    which("script").expect("script (util-linux) is installed");
+    let out = t
+        .cmd_via(
+            &["sh", "-c", r#"exec script -q -e -c "$0 env" /dev/null"#],
+            &[] as &[&str],
+        )
+        .into_command()
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("holds secrets in plaintext"), "{text}");
+    assert!(text.contains("export PLAIN='simple'"), "{text}");
 }
 
 fn which(program: &str) -> Option<std::path::PathBuf> {

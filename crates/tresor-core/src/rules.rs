@@ -595,8 +595,7 @@ fn pem_problem(text: &str, label: Option<&str>) -> Option<String> {
 fn first_line(e: &impl fmt::Display) -> String {
     e.to_string()
         .lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim()
         .to_string()

@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // A throwaway vault holding db/password, and the variable set.
             let dir = tempfile::tempdir()?;
             let key = Credential::key_material(tresor::new_key_file_text().as_bytes())
-                .ok_or("bad key")?;
+                .map_err(|_| "the new key does not read back")?;
             let vault =
                 Vault::create(&dir.path().join("v.db"), &key, &CreateOptions::default())?.vault;
             let mut tresor = Tresor::builder().vault("local", vault, 50).build()?;

@@ -154,6 +154,7 @@ fn run(ctx: &Ctx, t: &mut Tresor, command: Command) -> Result<()> {
                     .map(|(k, v)| (k, v.unwrap_or_default()))
                     .collect(),
                 stage: false,
+                ..PutOptions::default()
             };
             write(&out, t, &name, &value, &options, "set")
         }

@@ -310,7 +310,18 @@ fn fix(ctx: &Ctx, t: &mut Tresor, fetched: &[Fetched], rows: &mut [Row]) -> Resu
                 .description
                 .as_deref()
                 .map_or_else(String::new, |s| format!(" ({s})"));
-            let first = input::prompt(&format!("Value for {} [{}]{what}: ", d.var, d.name))?;
+            let optional = if d.required {
+                ""
+            } else {
+                ", optional: empty to skip"
+            };
+            let first = input::prompt(&format!(
+                "Value for {} [{}]{what}{optional}: ",
+                d.var, d.name
+            ))?;
+            if first.is_empty() && !d.required {
+                continue;
+            }
             let second = input::prompt("Again: ")?;
             if *first != *second || first.is_empty() {
                 return Err(Error::Validation(format!(
@@ -320,7 +331,10 @@ fn fix(ctx: &Ctx, t: &mut Tresor, fetched: &[Fetched], rows: &mut [Row]) -> Resu
             }
             (SecretValue::from(first.to_string()), "entered")
         } else {
-            unfixable.push(format!("{} ('{}')", d.var, d.name));
+            // An optional secret may stay missing.
+            if d.required {
+                unfixable.push(format!("{} ('{}')", d.var, d.name));
+            }
             continue;
         };
         let verdict = match &d.rule {
@@ -369,7 +383,7 @@ fn read_text(path: Option<&Path>) -> Result<Zeroizing<String>> {
     if bytes.len() as u64 > MAX_INPUT {
         return Err(Error::TooLarge {
             what: what.clone(),
-            limit: MAX_INPUT as usize,
+            limit: MAX_INPUT,
         });
     }
     match std::str::from_utf8(&bytes) {
@@ -511,16 +525,16 @@ pub fn format_env(format: EnvFormat, pairs: &[(&str, &SecretValue)]) -> Result<Z
         match format {
             EnvFormat::Sh => {
                 out.push_str(&format!("export {var}="));
-                push_single_quoted_sh(&mut out, &text);
+                push_single_quoted_sh(&mut out, text);
             }
             EnvFormat::Fish => {
                 out.push_str(&format!("set -gx {var} "));
-                push_single_quoted_fish(&mut out, &text);
+                push_single_quoted_fish(&mut out, text);
             }
             EnvFormat::Dotenv => {
                 out.push_str(var);
                 out.push('=');
-                push_dotenv(&mut out, &text);
+                push_dotenv(&mut out, text);
             }
             EnvFormat::Json => unreachable!("handled above"),
         }

@@ -320,10 +320,7 @@ fn a_rule_can_extend_a_preset_and_be_called_by_name() {
 #[test]
 fn bad_regexes_and_charsets_are_refused() {
     assert!(Pattern::new("(").is_err());
-    assert!(
-        Pattern::new(&format!("{}", "a{1000}{1000}")).is_err(),
-        "size limit"
-    );
+    assert!(Pattern::new("a{1000}{1000}").is_err(), "size limit");
     assert!(Charset::new("emoji").is_err());
     assert!(Charset::new("[]").is_err());
 }

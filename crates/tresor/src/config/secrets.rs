@@ -145,17 +145,18 @@ impl RawSecret {
     }
 }
 
-/// The declarations in effect: the top level's, then each profile's merged
-/// over them. Problems (a declaration without a name, say) are reported
-/// where the entry is.
-pub(super) fn merge(
-    top: &[RawSecret],
-    profiles: &BTreeMap<String, Vec<RawSecret>>,
-) -> (
+/// What [`merge`] gives: the top level's declarations, each profile's, and
+/// the problems found.
+pub(super) type Merged = (
     Vec<Declared>,
     BTreeMap<String, Vec<Declared>>,
     Vec<(Position, String)>,
-) {
+);
+
+/// The declarations in effect: the top level's, then each profile's merged
+/// over them. Problems (a declaration without a name, say) are reported
+/// where the entry is.
+pub(super) fn merge(top: &[RawSecret], profiles: &BTreeMap<String, Vec<RawSecret>>) -> Merged {
     let mut problems = Vec::new();
     let mut finish = |raw: RawSecret, out: &mut Vec<Declared>| match raw.finish() {
         Ok(d) => out.push(d),

@@ -194,6 +194,8 @@ pub struct Tresor {
 }
 
 type Prefetched = std::collections::HashMap<(usize, SecretName, String), Result<Secret>>;
+/// One entry of [`Prefetched`].
+type PrefetchedAnswer = ((usize, SecretName, String), Result<Secret>);
 
 struct Entry {
     name: String,
@@ -344,8 +346,11 @@ impl Tresor {
     /// before the usual routing picks the answers: the wait is the slowest
     /// store's, not their sum.
     pub fn get_many(&mut self, requests: &[(SecretName, Selector)]) -> Vec<Result<Found>> {
-        if requests.len() > 1 && !self.offline {
-            self.prefetch(requests);
+        if requests.len() > 1 {
+            self.prefetch_vault(requests);
+            if !self.offline {
+                self.prefetch(requests);
+            }
         }
         let out = requests
             .iter()
@@ -353,6 +358,28 @@ impl Tresor {
             .collect();
         self.prefetched.clear();
         out
+    }
+
+    /// When a vault is the first store asked, reads every name from it in
+    /// one transaction ([`Vault::get_many`]): one commit for the batch, and
+    /// only reads the routing would make anyway (it asks that store first).
+    fn prefetch_vault(&mut self, requests: &[(SecretName, Selector)]) {
+        let first_is_vault = self
+            .entries
+            .first()
+            .is_some_and(|e| e.kind == Some(StoreKind::Vault) && e.down.is_none());
+        if !first_is_vault || requests.iter().any(|(n, _)| check_name(n).is_err()) {
+            return;
+        }
+        // A vault that does not open is left for the reads to report.
+        let Ok(vault) = self.vault_at(0, "get") else {
+            return;
+        };
+        let answers = vault.get_many(requests);
+        for ((name, selector), answer) in requests.iter().zip(answers) {
+            self.prefetched
+                .insert((0, name.clone(), selector.to_string()), answer);
+        }
     }
 
     fn prefetch(&mut self, requests: &[(SecretName, Selector)]) {
@@ -374,38 +401,37 @@ impl Tresor {
             .into_iter()
             .filter(|&i| self.store_at(i).is_ok())
             .collect();
-        let answers: Vec<Vec<((usize, SecretName, String), Result<Secret>)>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = self
-                    .entries
-                    .iter_mut()
-                    .enumerate()
-                    .filter(|(i, _)| ready.contains(i))
-                    .filter_map(|(i, e)| match &mut e.state {
-                        State::Ready(store) => Some((i, store)),
-                        _ => None,
-                    })
-                    .map(|(i, store)| {
-                        scope.spawn(move || {
-                            let mut out = Vec::with_capacity(requests.len());
-                            for (name, selector) in requests {
-                                let answer = store.get(name, *selector);
-                                let down = matches!(&answer, Err(e) if is_unavailable(e));
-                                out.push(((i, name.clone(), selector.to_string()), answer));
-                                // A store that is down is not asked again.
-                                if down {
-                                    break;
-                                }
+        let answers: Vec<Vec<PrefetchedAnswer>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .entries
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| ready.contains(i))
+                .filter_map(|(i, e)| match &mut e.state {
+                    State::Ready(store) => Some((i, store)),
+                    _ => None,
+                })
+                .map(|(i, store)| {
+                    scope.spawn(move || {
+                        let mut out = Vec::with_capacity(requests.len());
+                        for (name, selector) in requests {
+                            let answer = store.get(name, *selector);
+                            let down = matches!(&answer, Err(e) if is_unavailable(e));
+                            out.push(((i, name.clone(), selector.to_string()), answer));
+                            // A store that is down is not asked again.
+                            if down {
+                                break;
                             }
-                            out
-                        })
+                        }
+                        out
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_default())
-                    .collect()
-            });
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
         self.prefetched = answers.into_iter().flatten().collect();
     }
 

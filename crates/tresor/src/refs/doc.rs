@@ -269,6 +269,26 @@ pub(super) fn yaml_to_json(text: &str, file: Option<&Path>) -> Result<serde_json
     Ok(node.into_json())
 }
 
+/// Every string value in `value` (not keys).
+pub(super) fn json_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| json_strings(v, out)),
+        _ => {}
+    }
+}
+
+fn node_strings<'a>(node: &'a Node, out: &mut Vec<&'a str>) {
+    match node {
+        Node::Str(s) => out.push(s),
+        Node::Seq(items) => items.iter().for_each(|v| node_strings(v, out)),
+        Node::Map(pairs) => pairs.iter().for_each(|(_, v)| node_strings(v, out)),
+        _ => {}
+    }
+}
+
 /// Zeroizes every string in `value`.
 pub(super) fn wipe_json(value: &mut serde_json::Value) {
     use serde_json::Value;
@@ -290,6 +310,9 @@ pub(super) fn render(
         return render_toml(resolver, text, file);
     }
     let mut tree = read_tree(text, format, file)?;
+    let mut texts = Vec::new();
+    node_strings(&tree.0, &mut texts);
+    resolver.prefetch(texts);
     let mut path = String::new();
     resolve_node(resolver, &mut tree.0, file, &mut path)?;
     let out = match format {

@@ -234,12 +234,15 @@ impl fmt::Display for Place<'_> {
     }
 }
 
+/// Reads an environment variable for `ENV/…` references.
+type EnvLookup<'t> = dyn FnMut(&str) -> Option<Zeroizing<String>> + 't;
+
 /// Resolves references through a [`Tresor`] (secrets) and this process's
 /// environment (variables). Each reference is looked up once per resolver;
 /// the values it holds are zeroized when it is dropped.
 pub struct Resolver<'t> {
     tresor: &'t mut Tresor,
-    env: Box<dyn FnMut(&str) -> Option<Zeroizing<String>> + 't>,
+    env: Box<EnvLookup<'t>>,
     cache: HashMap<String, Zeroizing<String>>,
 }
 
@@ -294,6 +297,46 @@ impl<'t> Resolver<'t> {
             Classified::Plain => Ok(None),
             Classified::Escaped(t) => Ok(Some(Zeroizing::new(t.to_string()))),
             Classified::Reference(r) => self.lookup(&r, place).map(Some),
+        }
+    }
+
+    /// Reads every `SEC/name` reference among `texts` ahead, in one batch
+    /// through [`Tresor::get_many`] (one vault transaction, remote stores at
+    /// once); the values are cached for the resolution that follows, and a
+    /// reference that fails is left for it to report.
+    pub fn prefetch<'a>(&mut self, texts: impl IntoIterator<Item = &'a str>) {
+        let mut refs: Vec<(SecretName, Selector)> = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for text in texts {
+            if let Ok(Classified::Reference(Reference::Secret {
+                store: None,
+                name,
+                selector,
+            })) = classify(text)
+            {
+                let key = Reference::Secret {
+                    store: None,
+                    name: name.clone(),
+                    selector,
+                }
+                .to_string();
+                if self.cache.contains_key(&key) || !seen.insert(key.clone()) {
+                    continue;
+                }
+                refs.push((name, selector));
+                keys.push(key);
+            }
+        }
+        if refs.len() < 2 {
+            return;
+        }
+        for (key, answer) in keys.into_iter().zip(self.tresor.get_many(&refs)) {
+            if let Ok(found) = answer
+                && let Ok(text) = std::str::from_utf8(found.secret.value.expose_secret())
+            {
+                self.cache.insert(key, Zeroizing::new(text.to_string()));
+            }
         }
     }
 
@@ -355,6 +398,9 @@ impl<'t> Resolver<'t> {
         value: &mut serde_json::Value,
         file: Option<&Path>,
     ) -> Result<()> {
+        let mut texts = Vec::new();
+        doc::json_strings(value, &mut texts);
+        self.prefetch(texts);
         let mut path = String::new();
         self.json_at(value, file, &mut path)
     }
@@ -433,6 +479,12 @@ impl<'t> Resolver<'t> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn inject(&mut self, template: &str, file: Option<&Path>) -> Result<Zeroizing<String>> {
+        let placeholders: Vec<&str> = template
+            .split("{{")
+            .skip(1)
+            .filter_map(|s| s.split_once("}}").map(|(inner, _)| inner.trim()))
+            .collect();
+        self.prefetch(placeholders);
         let mut out = Zeroizing::new(String::with_capacity(template.len()));
         let mut rest = 0;
         let mut from = 0;

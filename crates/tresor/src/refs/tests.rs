@@ -261,3 +261,25 @@ fn inject_replaces_placeholders_and_names_line_and_column() {
     assert!(matches!(e, Error::Malformed { .. }));
     assert!(e.to_string().contains("line 1, column 3"), "{e}");
 }
+
+#[test]
+fn hostile_documents_fail_cleanly() {
+    let (_d, mut t) = tresor();
+    let mut r = Resolver::new(&mut t).with_env(env);
+    // An alias bomb: nine levels of ten aliases each.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    assert!(r.render(&bomb, Format::Yaml, None).is_err());
+    // Nesting far deeper than any config.
+    let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(r.render(&deep_json, Format::Json, None).is_err());
+    let deep_yaml = format!("{}x{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(r.render(&deep_yaml, Format::Yaml, None).is_err());
+    let deep_toml = format!("a = {}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(r.render(&deep_toml, Format::Toml, None).is_err());
+}
