@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """The Python half of scripts/bench-python (runs in the bench venv).
 
-    python bench_python.py tresor --vault V --key-file K --n N --prefix P [--suffix S] [--seconds T]
+    python bench_python.py populate --vault V --key-file K --n N --prefix P [--suffix S]
+    python bench_python.py rust --vault V --key-file K --n N --prefix P [--seconds T]
+    python bench_python.py tresor --vault V --key-file K --n N --prefix P [--seconds T]
     python bench_python.py keyring-tresor --vault V --key-file K --n N [--seconds T]
     python bench_python.py sqlite --dir D --n N [--seconds T]
     python bench_python.py hvac --addr URL --token TOKEN --n N [--seconds T]
     python bench_python.py import-time --module tresor [--runs R]
 
 Each prints one JSON object: {"tool", "op", "ops_per_s" | "ms", "note"}.
-The names read are the same pseudo-random walk the Rust side uses
-(crates/tresor/examples/bench_get.rs): name (j * 7919 + 13) % N for j < 2000.
+`populate` and `rust` call the extension's private helpers
+(crates/tresor-py/src/bench.rs): a vault filled in one transaction, and
+`tresor::Tresor::get` timed in a Rust loop inside the same compiled library
+the Python calls use. Both sides read the same pseudo-random walk of names:
+(j * 7919 + 13) % N for j < 2000.
 Values are random and never printed.
 """
 
@@ -45,6 +50,21 @@ def rate(op, keys, seconds: float, min_ops: int = 3) -> float:
 
 def emit(tool: str, op: str, note: str, **fig) -> None:
     print(json.dumps({"tool": tool, "op": op, "note": note, **fig}), flush=True)
+
+
+def bench_populate(a) -> None:
+    from tresor import _native
+
+    _native._bench_populate(a.vault, a.key_file, a.n, a.prefix, a.suffix)
+
+
+def bench_rust(a) -> None:
+    from tresor import _native
+
+    names = [f"{a.prefix}{i:06d}{a.suffix}" for i in walk(a.n)]
+    r = _native._bench_rust_get(a.vault, a.key_file, names, a.seconds)
+    emit("tresor (Rust, in process)", "get",
+         f"tresor::Tresor::get in a Rust loop, {a.n} secrets, read audit on", ops_per_s=round(r))
 
 
 def bench_tresor(a) -> None:
@@ -133,7 +153,8 @@ def bench_import(a) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["tresor", "keyring-tresor", "sqlite", "hvac", "import-time"])
+    p.add_argument("what", choices=["populate", "rust", "tresor", "keyring-tresor", "sqlite",
+                                    "hvac", "import-time"])
     p.add_argument("--vault")
     p.add_argument("--key-file")
     p.add_argument("--n", type=int, default=100_000)
@@ -147,6 +168,8 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=30)
     a = p.parse_args()
     {
+        "populate": bench_populate,
+        "rust": bench_rust,
         "tresor": bench_tresor,
         "keyring-tresor": bench_keyring_tresor,
         "sqlite": bench_sqlite,

@@ -15,6 +15,8 @@
 //! `cargo test` links no libpython.
 
 #[cfg(feature = "python")]
+mod bench;
+#[cfg(feature = "python")]
 mod errors;
 #[cfg(feature = "python")]
 mod manager;
@@ -37,5 +39,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<manager::Tresor>()?;
     m.add_class::<secret::Secret>()?;
     m.add_function(wrap_pyfunction!(manager::open, m)?)?;
+    m.add_function(wrap_pyfunction!(bench::populate, m)?)?;
+    m.add_function(wrap_pyfunction!(bench::rust_get, m)?)?;
     Ok(())
 }
