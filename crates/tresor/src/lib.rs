@@ -27,6 +27,7 @@
 
 pub mod config;
 pub mod declared;
+pub mod exit;
 pub mod files;
 // SAFETY (module): openat/renameat/unlinkat/fsync and friends on descriptors
 // and C strings this module owns; each call has its own SAFETY comment.
