@@ -97,13 +97,14 @@ fn pair(text: &str, flag: &str) -> Result<(String, SecretName)> {
 pub fn run(ctx: &Ctx, a: RunArgs) -> Result<u8> {
     // Options after the command's own words go to the command; a first word
     // that looks like an option is a mistyped tresor option, not a program.
-    if let Some(first) = a.command.first().and_then(|c| c.to_str()) {
-        if first.starts_with('-') && first != "-" {
-            return Err(Error::Validation(format!(
-                "unknown option '{first}' for tresor run; the command goes after `--` \
-                 (tresor run [OPTIONS] -- COMMAND [ARGS]…)"
-            )));
-        }
+    if let Some(first) = a.command.first().and_then(|c| c.to_str())
+        && first.starts_with('-')
+        && first != "-"
+    {
+        return Err(Error::Validation(format!(
+            "unknown option '{first}' for tresor run; the command goes after `--` \
+             (tresor run [OPTIONS] -- COMMAND [ARGS]…)"
+        )));
     }
     if ctx.store.is_some() {
         return Err(Error::Validation(

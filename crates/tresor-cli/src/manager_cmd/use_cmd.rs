@@ -204,10 +204,9 @@ pub fn check(ctx: &Ctx, a: CheckArgs) -> Result<()> {
                 crate::exit::ExitCode::Locked | crate::exit::ExitCode::Integrity
             )
         })
-    }) {
-        if let Some(e) = fetched.swap_remove(at).error {
-            return Err(e);
-        }
+    }) && let Some(e) = fetched.swap_remove(at).error
+    {
+        return Err(e);
     }
     let mut rows: Vec<Row> = fetched.iter().map(|f| row(&t, f)).collect();
     if a.fix {
