@@ -233,16 +233,21 @@ fn usage_error(e: clap::Error, wants_json: bool) -> u8 {
     2
 }
 
-/// For an unknown command that clap found nothing like: the command one
-/// edit away (a letter added, dropped, changed, or two swapped: `gte`,
-/// `gt`, `sett`), if exactly one is.
+/// For an unknown command: the command one edit away (a letter added,
+/// dropped, changed, or two swapped: `gte`, `gt`, `sett`, `mr`), if exactly
+/// one is and clap did not already suggest it. clap's own suggestion is by
+/// likeness (`mr` → `migrate`) and misses swapped letters.
 fn nearest_command(e: &clap::Error) -> Option<String> {
     use clap::CommandFactory;
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if e.kind() != ErrorKind::InvalidSubcommand || e.get(ContextKind::SuggestedSubcommand).is_some()
-    {
+    if e.kind() != ErrorKind::InvalidSubcommand {
         return None;
     }
+    let suggested: Vec<String> = match e.get(ContextKind::SuggestedSubcommand) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
     let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else {
         return None;
     };
@@ -253,7 +258,7 @@ fn nearest_command(e: &clap::Error) -> Option<String> {
         .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_visible_aliases()))
         .filter(|name| strsim::osa_distance(typed, name) == 1);
     let first = near.next()?;
-    near.next().is_none().then(|| first.to_string())
+    (near.next().is_none() && !suggested.iter().any(|s| s == first)).then(|| first.to_string())
 }
 
 #[cfg(test)]
