@@ -155,9 +155,12 @@ fn binary_huge_and_ignored_files_are_skipped_and_counted() {
         ),
         (Some(1), Some(1))
     );
-    // A path named explicitly; a missing one is a usage error.
+    // A path named explicitly; a missing one is unavailable (exit 6), as a
+    // missing input is for every command.
     scan_in(&t, "repo", &["big.txt"]).code(1);
-    scan_in(&t, "repo", &["missing"]).code(2);
+    scan_in(&t, "repo", &["missing"])
+        .code(6)
+        .err_has(&["missing"]);
     scan_in(&t, "repo", &["--max-size", "lots"]).code(2);
 }
 
