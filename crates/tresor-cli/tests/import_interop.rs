@@ -67,7 +67,7 @@ import json, sys, pathlib
 from cryptography.fernet import Fernet
 d = pathlib.Path(sys.argv[1]); d.mkdir(parents=True, exist_ok=True)
 key = Fernet.generate_key(); (d / ".encryption_key").write_bytes(key)
-creds = {"openai.api_key": "sk-fernet-1", "anthropic.api_key": "sk-ant-🔑"}
+creds = {"openai.api_key": "sk-fernet-000000000000000001", "acme.api_key": "key-🔑"}
 (d / "credentials.enc").write_bytes(Fernet(key).encrypt(json.dumps(creds).encode()))
 (d / "other.key").write_bytes(Fernet.generate_key())
 "#;
@@ -99,9 +99,12 @@ fn seed_001_fernet_file_from_python_cryptography_imports_and_a_wrong_key_is_exit
         .run(&["--json", "import", "fernet", file.to_str().unwrap()])
         .ok()
         .json();
-    assert_eq!(r["counts"], json!({"anthropic": 1, "openai": 1}));
-    assert_eq!(get(&t, &["get", "openai/api_key"]), "sk-fernet-1");
-    assert_eq!(get(&t, &["get", "anthropic/api_key"]), "sk-ant-🔑");
+    assert_eq!(r["counts"], json!({"acme": 1, "openai": 1}));
+    assert_eq!(
+        get(&t, &["get", "openai/api_key"]),
+        "sk-fernet-000000000000000001"
+    );
+    assert_eq!(get(&t, &["get", "acme/api_key"]), "key-🔑");
 }
 
 #[test]
