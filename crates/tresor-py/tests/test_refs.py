@@ -4,6 +4,7 @@ and a dtPyAppFramework-style app (examples/dtpy-app) running on tresor."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -131,3 +132,45 @@ def test_the_dtpy_style_app_runs_on_tresor(vault):
     assert "workers: 4" in done.stdout
     assert "note: SEC/this/is/not/a/reference" in done.stdout
     assert CANARY not in done.stdout + done.stderr
+
+
+FRAMEWORK = Path(__file__).resolve().parents[2] / "tresor-stores" / "tests" / "dtpy" / "framework.py"
+
+
+def test_the_seed_004_app_moves_from_its_framework_keystore_with_tresor_import_dtpy(vault, tmp_path):
+    """Seed 004's whole story: the real dtPyAppFramework (PyPI 4.4.1, the venv
+    of scripts/python-venv) makes the app's keystore; `tresor import dtpy`
+    takes it in; the unchanged config.yaml then renders on tresor."""
+    framework_python = os.environ.get("TRESOR_TEST_PYTHON")
+    if not framework_python:
+        pytest.fail('TRESOR_TEST_PYTHON is not set: run `eval "$(scripts/python-venv)"` first '
+                    "(the venv with dtpyappframework 4.4.1)")
+    data = tmp_path / "app" / "data"
+    secrets = {
+        "inventory/db_password": "db-pw-" + CANARY,
+        "payments/api_key": "pay-key-" + CANARY,
+        "maps/api_key": "maps-key-" + CANARY,
+    }
+    seed = json.dumps({"secrets": secrets, "settings": {"app.timeout": 30}})
+    env = {k: v for k, v in os.environ.items() if k not in ("KEYSTORE_PASSWORD", "CONTAINER_MODE")}
+    env["KEYSTORE_PASSWORD"] = "ks-Pässw0rd-" + CANARY
+    made = subprocess.run([framework_python, str(FRAMEWORK), "make", str(data), "myapp"],
+                          input=seed, env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    keystore = data / "myapp.v3keystore"
+    assert keystore.exists()
+
+    # Before the import the app stops, naming the first missing reference.
+    done = run_app(vault, {"INVENTORY_WORKERS": "2"})
+    assert done.returncode == 1, done.stderr
+    assert "SEC/inventory/db_password" in done.stderr
+
+    report = run_cli("--vault", str(vault.path), "--key-file", str(vault.key_file), "--json",
+                     "import", "dtpy", str(keystore), "--password-env", "KEYSTORE_PASSWORD",
+                     env={"KEYSTORE_PASSWORD": env["KEYSTORE_PASSWORD"]})
+    assert json.loads(report)["imported"] == 3
+    done = run_app(vault, {"INVENTORY_WORKERS": "2"})
+    assert done.returncode == 0, done.stderr
+    assert f"password: {len(secrets['inventory/db_password'])} chars" in done.stdout
+    assert f"api maps at https://maps.example.com key: {len(secrets['maps/api_key'])} chars" in done.stdout
+    assert CANARY not in done.stdout + done.stderr + report
