@@ -66,6 +66,30 @@ pub enum DecryptWith {
     Passphrase(SecretString),
 }
 
+/// The highest scrypt work factor (log2 N) a passphrase file may ask for
+/// unless [`DecryptOptions::max_work_factor`] says otherwise: 22, as stock
+/// age (2^22 takes 4 GiB of memory; tresor and age write 2^18 or so).
+pub const DEFAULT_MAX_WORK_FACTOR: u8 = 22;
+
+/// Limits of a decryption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecryptOptions {
+    /// The highest scrypt work factor (log2 N) a passphrase file may ask
+    /// for; a file asking for more is refused before any memory is
+    /// allocated ([`refused_work_factor`] tells that error apart). The work
+    /// and the memory (1 KiB × 2^N) double with each step: raise it only for
+    /// a file you trust.
+    pub max_work_factor: u8,
+}
+
+impl Default for DecryptOptions {
+    fn default() -> Self {
+        Self {
+            max_work_factor: DEFAULT_MAX_WORK_FACTOR,
+        }
+    }
+}
+
 /// Byte counts of one encryption or decryption.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Copied {
@@ -101,6 +125,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use errors::refused_work_factor;
 use errors::*;
 use header::*;
 pub use output::Output;
@@ -282,8 +307,28 @@ pub fn decrypt_file_with(
     what: &str,
     progress: &dyn Progress,
 ) -> Result<Copied> {
+    decrypt_file_with_options(
+        with,
+        &DecryptOptions::default(),
+        input,
+        output,
+        what,
+        progress,
+    )
+}
+
+/// [`decrypt_file_with`] under `options` (a higher scrypt work factor
+/// limit).
+pub fn decrypt_file_with_options(
+    with: &DecryptWith,
+    options: &DecryptOptions,
+    input: &File,
+    output: impl Write + Send,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<Copied> {
     let stage = Stage::start(progress, "decrypting", file_size(input), Unit::Bytes);
-    decrypt_file(with, input, Counted::new(output, &stage), what)
+    decrypt_file_options(with, options, input, Counted::new(output, &stage), what)
 }
 
 /// The size of a regular file from its current position; `None` for a
@@ -334,11 +379,22 @@ impl<W: Write> Write for Counted<'_, '_, W> {
 pub fn decrypt(
     with: &DecryptWith,
     input: impl Read + Send,
+    output: impl Write + Send,
+    what: &str,
+) -> Result<Copied> {
+    decrypt_with_options(with, &DecryptOptions::default(), input, output, what)
+}
+
+/// [`decrypt`] under `options` (a higher scrypt work factor limit).
+pub fn decrypt_with_options(
+    with: &DecryptWith,
+    options: &DecryptOptions,
+    input: impl Read + Send,
     mut output: impl Write + Send,
     what: &str,
 ) -> Result<Copied> {
     let mut buffered = BufReader::with_capacity(BUF_LEN, input);
-    let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
+    let (header_len, key, identity) = decryption_header(with, options, &mut buffered, what)?;
     open_to(
         header_len,
         identity,
@@ -355,12 +411,22 @@ pub fn decrypt(
 pub fn decrypt_file(
     with: &DecryptWith,
     input: &File,
+    output: impl Write + Send,
+    what: &str,
+) -> Result<Copied> {
+    decrypt_file_options(with, &DecryptOptions::default(), input, output, what)
+}
+
+fn decrypt_file_options(
+    with: &DecryptWith,
+    options: &DecryptOptions,
+    input: &File,
     mut output: impl Write + Send,
     what: &str,
 ) -> Result<Copied> {
     let start = positional_start(input)?;
     let mut buffered = BufReader::with_capacity(BUF_LEN, input);
-    let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
+    let (header_len, key, identity) = decryption_header(with, options, &mut buffered, what)?;
     let (positional, sequential);
     let source: &dyn stream::Source = match start {
         Some(start) => {
