@@ -14,11 +14,19 @@
 //! was written, so a failed or interrupted decryption (truncated file,
 //! flipped bit, wrong key, Ctrl-C) leaves no partial plaintext behind; an
 //! existing FIFO or device at the path is refused. Headers are read in one
-//! bounded pass ([`MAX_HEADER_BYTES`], [`MAX_HEADER_STANZAS`]).
+//! bounded pass ([`MAX_HEADER_BYTES`], [`MAX_HEADER_STANZAS`]) and checked
+//! exactly against the specification (stanza bodies that end with a short
+//! line, canonical base64, the shapes of X25519 and scrypt stanzas, scrypt
+//! alone) before the age crate, whose own parser is more lenient, sees
+//! them. A passphrase file asking for more scrypt work than
+//! [`DecryptOptions::max_work_factor`] (2^22 by default) is refused before
+//! any memory is allocated.
 //!
 //! Errors: a wrong identity or passphrase is [`Error::Auth`] (exit code 3);
-//! a damaged or tampered file (bad header MAC, a chunk failing
-//! authentication, truncation) is [`Error::Integrity`] (exit code 4).
+//! a damaged, malformed or tampered file (a header outside the
+//! specification, bad header MAC, a chunk failing authentication,
+//! truncation) is [`Error::Integrity`] (exit code 4); a work factor above
+//! the limit is [`Error::Validation`] (exit code 2).
 //!
 //! ```
 //! use tresor::files::{self, DecryptWith, EncryptTo, age};
