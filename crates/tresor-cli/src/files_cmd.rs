@@ -181,7 +181,16 @@ pub fn decrypt(
             },
         )
     };
+    // Before a passphrase is asked: a named file whose header tresor would
+    // refuse (malformed, or too much scrypt work) is refused first.
+    let check_first = || match a.file.as_deref() {
+        Some(p) if p.as_os_str() != "-" && std::fs::metadata(p).is_ok_and(|m| m.is_file()) => {
+            files::check_header_before_passphrase(p, &options)
+        }
+        _ => Ok(()),
+    };
     if a.passphrase {
+        check_first()?;
         return decrypt(&DecryptWith::Passphrase(prompt_passphrase(
             false,
             a.file.as_deref(),
@@ -198,6 +207,7 @@ pub fn decrypt(
     let Some(name) = &a.key else {
         if ids.is_empty() && a.file.as_deref().is_some_and(is_passphrase_file) {
             // As stock age does: a passphrase file needs no flag.
+            check_first()?;
             return decrypt(&DecryptWith::Passphrase(prompt_passphrase(
                 false,
                 a.file.as_deref(),

@@ -1202,7 +1202,7 @@ fn tresor_accepts_exactly_what_stock_age_and_the_spec_accept() {
 /// A passphrase file whose scrypt stanza claims work factor `claimed`
 /// (its body made at 2^`made`, so a file claiming more than it was made
 /// with opens with no passphrase); returns the file and its plaintext.
-fn passphrase_file(claimed: u8, made: u8) -> (Vec<u8>, Vec<u8>) {
+fn passphrase_file(claimed: &str, made: u8) -> (Vec<u8>, Vec<u8>) {
     let keys = Keys {
         file_key: *b"work-factor-fk16",
         ours: age::x25519::Identity::generate().to_public(),
@@ -1220,7 +1220,7 @@ fn passphrase_file(claimed: u8, made: u8) -> (Vec<u8>, Vec<u8>) {
 fn a_work_factor_above_22_is_refused_before_any_memory_is_allocated() {
     let t = Tresor::new();
     let pass = t.write("pass", format!("{PASSPHRASE}\n").as_bytes());
-    let (file, _) = passphrase_file(23, 10);
+    let (file, _) = passphrase_file("23", 10);
     let sealed = t.write("big.age", &file);
     let out = t.path("big.out");
     // 2^23 needs 8 GiB: under a 2 GiB address-space limit an attempt to
@@ -1272,7 +1272,7 @@ fn max_work_factor_raises_and_lowers_the_limit() {
     let t = Tresor::new();
     let pass = t.write("pass", format!("{PASSPHRASE}\n").as_bytes());
     let pass = pass.display().to_string();
-    let (file, plain) = passphrase_file(12, 12);
+    let (file, plain) = passphrase_file("12", 12);
     let sealed = t.write("f.age", &file).display().to_string();
     // The default (22) reads it; a limit of 11 refuses it and names 12.
     let o = t.run(&["decrypt", "--passphrase-file", &pass, &sealed]);
@@ -1303,7 +1303,7 @@ fn max_work_factor_raises_and_lowers_the_limit() {
     // A file claiming 2^13, made at 2^12: within the limit it gets past the
     // limit to the key, which does not open (exit 3); below, the limit stops
     // it first (exit 2).
-    let (claims, _) = passphrase_file(13, 12);
+    let (claims, _) = passphrase_file("13", 12);
     let claims = t.write("claims.age", &claims).display().to_string();
     t.run(&["decrypt", "--passphrase-file", &pass, &claims])
         .code(3);
@@ -1329,4 +1329,42 @@ fn max_work_factor_raises_and_lowers_the_limit() {
         ])
         .code(2);
     }
+}
+
+#[test]
+fn on_a_terminal_a_refused_header_is_refused_before_the_passphrase_is_asked() {
+    use common::pty::{Expect, Send, on_tty};
+    let t = Tresor::new();
+    let (big, _) = passphrase_file("23", 10);
+    let big = t.write("big.age", &big).display().to_string();
+    let (zero, _) = passphrase_file("012", 12);
+    let zero = t.write("zero.age", &zero).display().to_string();
+    for (args, needle) in [
+        (
+            vec![BIN, "decrypt", "-o", "out", &big],
+            "--max-work-factor 23",
+        ),
+        (
+            vec![BIN, "decrypt", "-p", "-o", "out", &big],
+            "--max-work-factor 23",
+        ),
+        (vec![BIN, "decrypt", "-o", "out", &zero], "leading zeros"),
+    ] {
+        let run = on_tty(&t, &args, &[], &[Expect(needle)]);
+        assert_ne!(run.exit, 0, "{}", run.text());
+        assert!(!run.text().contains("Passphrase"), "{}", run.text());
+        assert!(!t.path("out").exists());
+    }
+    // A good one is asked for, and opens.
+    let (good, plain) = passphrase_file("12", 12);
+    let good = t.write("good.age", &good).display().to_string();
+    let typed = format!("{PASSPHRASE}\n");
+    let run = on_tty(
+        &t,
+        &[BIN, "decrypt", "-o", "good.out", &good],
+        &[],
+        &[Expect("Passphrase: "), Send(&typed)],
+    );
+    assert_eq!(run.exit, 0, "{}", run.text());
+    assert_eq!(std::fs::read(t.path("good.out")).unwrap(), plain);
 }

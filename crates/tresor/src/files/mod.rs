@@ -381,6 +381,24 @@ impl<W: Write> Write for Counted<'_, '_, W> {
     }
 }
 
+/// Checks the age header of the file at `path` as [`decrypt`] does before
+/// it tries a passphrase (the bounded read, the strict check against the
+/// specification, the scrypt work factor limit of `options`), without
+/// trying one: a front end that asks for a passphrase asks only for a file
+/// it would then go on to read.
+pub fn check_header_before_passphrase(path: &Path, options: &DecryptOptions) -> Result<()> {
+    let what = path.display().to_string();
+    let file = File::open(path).map_err(|source| io_error("input", path, source))?;
+    let header = read_header(&mut BufReader::new(file), &what)?;
+    let checked = check_header(&header).map_err(|m| m.error(&what))?;
+    match checked.scrypt_work_factor {
+        Some(factor) if factor > u64::from(options.max_work_factor) => {
+            Err(work_factor_refused(&what, factor, options.max_work_factor))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Decrypts the age file `input` into `output`. Chunks are written as they
 /// authenticate: on an error, `output` may hold a verified prefix (use
 /// [`Output`] to discard it). `what` names the input in errors.
