@@ -53,6 +53,15 @@ pub fn hint(e: &Error, context: Context) -> Option<String> {
             "give the identity file with -i IDENTITY_FILE".into()
         }
         (Error::Auth { .. }, Context::Files) => "check the identity file (-i) or passphrase".into(),
+        (Error::Validation(_), Context::Files)
+            if tresor::files::refused_work_factor(e).is_some() =>
+        {
+            let factor = tresor::files::refused_work_factor(e).unwrap_or_default();
+            format!(
+                "if you trust the file, raise the limit: `tresor decrypt --max-work-factor {factor}` \
+                 (it then takes that memory and time)"
+            )
+        }
         (Error::Integrity { .. }, Context::Files) => {
             "the age file was modified, truncated or damaged; an -o OUT file is never written \
              from it, but discard anything already sent to stdout"

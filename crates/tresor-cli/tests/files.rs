@@ -262,7 +262,7 @@ fn tampering_and_wrong_keys_fail_and_leave_no_output() {
         &t,
         &["decrypt", "-i", &key_s, &p(&garbled)],
         4,
-        "header is damaged",
+        "the age header is malformed: line",
     );
 
     // The wrong identity.

@@ -28,8 +28,10 @@ pub(super) fn decrypt_error(e: age::DecryptError, what: &str) -> Error {
         D::UnknownFormat => {
             Error::Validation(format!("{what}: not an age v1 file (unknown format)"))
         }
-        D::ExcessiveWork { required, target } => Error::Validation(format!(
-            "{what}: the passphrase work factor 2^{required} is far above this machine's 2^{target}; refused"
+        // Checked before age is asked ([`work_factor_refused`]); age's own
+        // limit is set to the same number.
+        D::ExcessiveWork { required, .. } => Error::Validation(format!(
+            "{what}: {WORK_FACTOR_REFUSED} 2^{required}; refused"
         )),
         D::Io(e) => payload_error(e, what),
         other => Error::Integrity {
@@ -37,6 +39,57 @@ pub(super) fn decrypt_error(e: age::DecryptError, what: &str) -> Error {
             detail: other.to_string(),
         },
     }
+}
+
+/// The words [`work_factor_refused`] starts its message with (after the
+/// file's name), followed by `2^N`.
+const WORK_FACTOR_REFUSED: &str = "the passphrase file asks for an scrypt work factor of";
+
+/// A passphrase file whose scrypt work factor (log2 N) is above the limit:
+/// refused before any memory is allocated.
+pub(super) fn work_factor_refused(what: &str, factor: u64, max: u8) -> Error {
+    if factor >= 64 {
+        // scrypt's N = 2^factor must fit in 64 bits: no limit allows it.
+        return Error::Validation(format!(
+            "{what}: the scrypt work factor the passphrase file asks for is 2^64 or more, \
+             which no machine can compute; refused"
+        ));
+    }
+    Error::Validation(format!(
+        "{what}: {WORK_FACTOR_REFUSED} 2^{factor}, above the limit of 2^{max}: refused before \
+         any work is done (2^{factor} needs {} of memory and as much time; 2^{max} is the \
+         most stock age reads)",
+        scrypt_memory(factor)
+    ))
+}
+
+/// The memory scrypt with r = 8 needs for work factor 2^`factor` (below
+/// 64): 1 KiB × N.
+fn scrypt_memory(factor: u64) -> String {
+    let exponent = factor + 10;
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if exponent >= 70 {
+        return format!("2^{factor} KiB");
+    }
+    let unit = (exponent / 10) as usize;
+    format!("{} {}", 1u64 << (exponent - unit as u64 * 10), units[unit])
+}
+
+/// The work factor named in an error of [`work_factor_refused`] (or age's
+/// own refusal), for a front end to say how to raise the limit (the
+/// `tresor decrypt --max-work-factor N` hint); `None` for any other error.
+pub fn refused_work_factor(e: &Error) -> Option<u64> {
+    let Error::Validation(text) = e else {
+        return None;
+    };
+    let (_, rest) = text.split_once(WORK_FACTOR_REFUSED)?;
+    let digits: String = rest
+        .trim_start()
+        .strip_prefix("2^")?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// Maps a payload failure.

@@ -50,6 +50,7 @@ pub(super) fn encryption_header(to: &EncryptTo) -> Result<(Vec<u8>, PayloadKey)>
 /// key go by.
 pub(super) fn decryption_header<R: Read>(
     with: &DecryptWith,
+    options: &DecryptOptions,
     input: &mut BufReader<R>,
     what: &str,
 ) -> Result<(u64, PayloadKey, Option<usize>)> {
@@ -73,6 +74,14 @@ pub(super) fn decryption_header<R: Read>(
     // holds after every line it reads, which costs time quadratic in the
     // header's length.
     let header = read_header(input, what)?;
+    // Strictly as the specification says, before age's own (more lenient)
+    // parser sees it, and before any key or passphrase is tried.
+    let checked = check_header(&header).map_err(|m| m.error(what))?;
+    if let (DecryptWith::Passphrase(_), Some(factor)) = (with, checked.scrypt_work_factor)
+        && factor > u64::from(options.max_work_factor)
+    {
+        return Err(work_factor_refused(what, factor, options.max_work_factor));
+    }
     let header_end = header.len();
     let mut header_nonce = header;
     header_nonce.resize(header_end + NONCE_LEN, 0);
@@ -111,7 +120,9 @@ pub(super) fn decryption_header<R: Read>(
                             .into(),
                 });
             }
-            scrypt_identity = age::scrypt::Identity::new(pw.clone());
+            let mut identity = age::scrypt::Identity::new(pw.clone());
+            identity.set_max_work_factor(options.max_work_factor);
+            scrypt_identity = identity;
             vec![&scrypt_identity]
         }
     };
@@ -331,4 +342,232 @@ impl age::Identity for SeeFileKey<'_, dyn age::Identity> {
         }
         r
     }
+}
+
+/// Columns of a full stanza body line; the last line of a body is shorter.
+const BODY_COLUMNS: usize = 64;
+const X25519_TAG: &[u8] = b"X25519";
+const SCRYPT_TAG: &[u8] = b"scrypt";
+
+/// What [`check_header`] learnt from a header that follows the
+/// specification.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Checked {
+    /// The scrypt work factor (log2 N) of a passphrase file.
+    pub(super) scrypt_work_factor: Option<u64>,
+}
+
+/// Why a header was refused: its 1-based line and what is wrong there.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Malformed {
+    pub(super) line: usize,
+    pub(super) why: &'static str,
+}
+
+impl Malformed {
+    pub(super) fn error(&self, what: &str) -> Error {
+        Error::Integrity {
+            store: what.into(),
+            detail: format!(
+                "the age header is malformed: line {}: {} (tresor reads age headers only \
+                 exactly as the age v1 specification writes them)",
+                self.line, self.why
+            ),
+        }
+    }
+}
+
+fn malformed(line: usize, why: &'static str) -> Malformed {
+    Malformed { line, why }
+}
+
+/// One recipient stanza as [`check_header`] saw it.
+struct StanzaShape<'h> {
+    /// The 1-based line of its `->` line.
+    line: usize,
+    /// Its arguments; the first is its type.
+    args: Vec<&'h [u8]>,
+    /// The decoded length of its body.
+    body_len: usize,
+}
+
+/// Canonical unpadded base64 (RFC 4648 §3.5): no `=`, no set trailing
+/// bits, no other characters; the decoded bytes.
+fn canonical_base64(text: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text)
+        .ok()
+}
+
+/// Checks an age v1 header (as [`read_header`] returns it: through the MAC
+/// line) against the specification's grammar and the rules of the native
+/// stanzas, before any key is tried:
+///
+/// - the version line, then one or more stanzas, then `--- ` and 43
+///   characters of base64 (a 32-byte MAC), each line ending in a line feed;
+/// - a stanza line is `-> ` and arguments of visible ASCII separated by
+///   single spaces (no empty argument, no stray space);
+/// - a stanza body is base64 wrapped at 64 columns and always ends with a
+///   line shorter than 64 columns, empty when the body is a multiple of 48
+///   bytes (so a stanza with no body line, or whose body ends on a full
+///   line, is refused); base64 is canonical and unpadded;
+/// - an `X25519` stanza has one argument, the canonical base64 of 32 bytes,
+///   and a 32-byte body; an `scrypt` stanza has a 16-byte salt and a decimal
+///   work factor without leading zeros, a 32-byte body, and is the only
+///   stanza in the header. These hold for every such stanza, wherever it
+///   is: whether a file is well formed does not depend on the key tried.
+pub(super) fn check_header(header: &[u8]) -> std::result::Result<Checked, Malformed> {
+    let mut lines = Vec::new();
+    for (i, line) in header.split_inclusive(|&b| b == b'\n').enumerate() {
+        lines.push(
+            line.strip_suffix(b"\n")
+                .ok_or(malformed(i + 1, "the header does not end with a line feed"))?,
+        );
+    }
+    if lines.first() != Some(&&MAGIC_V1[..MAGIC_V1.len() - 1]) {
+        return Err(malformed(
+            1,
+            "the first line is not \"age-encryption.org/v1\"",
+        ));
+    }
+    let mut stanzas: Vec<StanzaShape<'_>> = Vec::new();
+    let mut n = 1;
+    loop {
+        let Some(line) = lines.get(n) else {
+            return Err(malformed(n, "the header ends without its MAC line"));
+        };
+        if line.starts_with(b"---") {
+            check_mac_line(line).map_err(|why| malformed(n + 1, why))?;
+            if n + 1 != lines.len() {
+                return Err(malformed(n + 2, "a line follows the MAC line"));
+            }
+            break;
+        }
+        let start = n + 1;
+        let args = stanza_args(line).map_err(|why| malformed(start, why))?;
+        n += 1;
+        let mut body_len = 0;
+        loop {
+            let Some(body) = lines.get(n) else {
+                return Err(malformed(n, "the header ends inside a stanza body"));
+            };
+            if body.starts_with(b"->") || body.starts_with(b"---") {
+                // A missing body is the stanza line's fault.
+                return Err(malformed(
+                    if n == start { start } else { n + 1 },
+                    if n == start {
+                        "a stanza has no body line (its body must end with a line shorter \
+                         than 64 columns, an empty one if need be)"
+                    } else {
+                        "a stanza body ends without a line shorter than 64 columns (an \
+                         empty line must follow a body that fills its last line)"
+                    },
+                ));
+            }
+            if body.len() > BODY_COLUMNS {
+                return Err(malformed(
+                    n + 1,
+                    "a stanza body line is longer than 64 columns",
+                ));
+            }
+            let bytes = canonical_base64(body).ok_or(malformed(
+                n + 1,
+                "a stanza body line is not canonical unpadded base64",
+            ))?;
+            body_len += bytes.len();
+            n += 1;
+            if body.len() < BODY_COLUMNS {
+                break;
+            }
+        }
+        stanzas.push(StanzaShape {
+            line: start,
+            args,
+            body_len,
+        });
+    }
+    if stanzas.is_empty() {
+        return Err(malformed(2, "the header has no recipient stanza"));
+    }
+    let mut scrypt_work_factor = None;
+    for s in &stanzas {
+        if s.args[0] == X25519_TAG {
+            check_x25519(s).map_err(|why| malformed(s.line, why))?;
+        } else if s.args[0] == SCRYPT_TAG {
+            if stanzas.len() != 1 {
+                return Err(malformed(
+                    s.line,
+                    "an scrypt (passphrase) stanza must be the only stanza in the header",
+                ));
+            }
+            scrypt_work_factor = Some(check_scrypt(s).map_err(|why| malformed(s.line, why))?);
+        }
+    }
+    Ok(Checked { scrypt_work_factor })
+}
+
+/// The arguments of a stanza line: `-> ` and visible ASCII arguments
+/// separated by single spaces.
+fn stanza_args(line: &[u8]) -> std::result::Result<Vec<&[u8]>, &'static str> {
+    let rest = line
+        .strip_prefix(b"-> ")
+        .ok_or("a line that is neither a recipient stanza (\"-> \") nor the MAC line (\"--- \")")?;
+    let args: Vec<&[u8]> = rest.split(|&b| b == b' ').collect();
+    for arg in &args {
+        if arg.is_empty() {
+            return Err("a stanza line has an empty argument (a stray space)");
+        }
+        if !arg.iter().all(|b| (33..=126).contains(b)) {
+            return Err("a stanza argument holds a character that is not visible ASCII");
+        }
+    }
+    Ok(args)
+}
+
+/// `--- ` and the canonical base64 of a 32-byte MAC.
+fn check_mac_line(line: &[u8]) -> std::result::Result<(), &'static str> {
+    let mac = line
+        .strip_prefix(b"--- ")
+        .ok_or("the MAC line is not \"--- \" and the MAC")?;
+    match canonical_base64(mac) {
+        Some(bytes) if bytes.len() == 32 && mac.len() == 43 => Ok(()),
+        _ => Err("the MAC line's MAC is not the canonical base64 of 32 bytes"),
+    }
+}
+
+fn check_x25519(s: &StanzaShape<'_>) -> std::result::Result<(), &'static str> {
+    if s.args.len() != 2 {
+        return Err("an X25519 stanza must have exactly one argument after its type");
+    }
+    if canonical_base64(s.args[1]).is_none_or(|share| share.len() != 32) {
+        return Err("an X25519 stanza's share is not the canonical base64 of 32 bytes");
+    }
+    if s.body_len != 32 {
+        return Err("an X25519 stanza's body is not 32 bytes");
+    }
+    Ok(())
+}
+
+/// The work factor of a well-formed scrypt stanza.
+fn check_scrypt(s: &StanzaShape<'_>) -> std::result::Result<u64, &'static str> {
+    if s.args.len() != 3 {
+        return Err("an scrypt stanza must have exactly two arguments after its type");
+    }
+    if canonical_base64(s.args[1]).is_none_or(|salt| salt.len() != 16) {
+        return Err("an scrypt stanza's salt is not the canonical base64 of 16 bytes");
+    }
+    let factor = s.args[2];
+    if factor.first().is_none_or(|&b| b == b'0') || !factor.iter().all(u8::is_ascii_digit) {
+        return Err("an scrypt stanza's work factor is not a decimal number without leading zeros");
+    }
+    if s.body_len != 32 {
+        return Err("an scrypt stanza's body is not 32 bytes");
+    }
+    // Digits only: it parses unless it is too large for u64, which is
+    // far above any limit anyway.
+    Ok(std::str::from_utf8(factor)
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(u64::MAX))
 }

@@ -14,11 +14,19 @@
 //! was written, so a failed or interrupted decryption (truncated file,
 //! flipped bit, wrong key, Ctrl-C) leaves no partial plaintext behind; an
 //! existing FIFO or device at the path is refused. Headers are read in one
-//! bounded pass ([`MAX_HEADER_BYTES`], [`MAX_HEADER_STANZAS`]).
+//! bounded pass ([`MAX_HEADER_BYTES`], [`MAX_HEADER_STANZAS`]) and checked
+//! exactly against the specification (stanza bodies that end with a short
+//! line, canonical base64, the shapes of X25519 and scrypt stanzas, scrypt
+//! alone) before the age crate, whose own parser is more lenient, sees
+//! them. A passphrase file asking for more scrypt work than
+//! [`DecryptOptions::max_work_factor`] (2^22 by default) is refused before
+//! any memory is allocated.
 //!
 //! Errors: a wrong identity or passphrase is [`Error::Auth`] (exit code 3);
-//! a damaged or tampered file (bad header MAC, a chunk failing
-//! authentication, truncation) is [`Error::Integrity`] (exit code 4).
+//! a damaged, malformed or tampered file (a header outside the
+//! specification, bad header MAC, a chunk failing authentication,
+//! truncation) is [`Error::Integrity`] (exit code 4); a work factor above
+//! the limit is [`Error::Validation`] (exit code 2).
 //!
 //! ```
 //! use tresor::files::{self, DecryptWith, EncryptTo, age};
@@ -66,6 +74,30 @@ pub enum DecryptWith {
     Passphrase(SecretString),
 }
 
+/// The highest scrypt work factor (log2 N) a passphrase file may ask for
+/// unless [`DecryptOptions::max_work_factor`] says otherwise: 22, as stock
+/// age (2^22 takes 4 GiB of memory; tresor and age write 2^18 or so).
+pub const DEFAULT_MAX_WORK_FACTOR: u8 = 22;
+
+/// Limits of a decryption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecryptOptions {
+    /// The highest scrypt work factor (log2 N) a passphrase file may ask
+    /// for; a file asking for more is refused before any memory is
+    /// allocated ([`refused_work_factor`] tells that error apart). The work
+    /// and the memory (1 KiB × 2^N) double with each step: raise it only for
+    /// a file you trust.
+    pub max_work_factor: u8,
+}
+
+impl Default for DecryptOptions {
+    fn default() -> Self {
+        Self {
+            max_work_factor: DEFAULT_MAX_WORK_FACTOR,
+        }
+    }
+}
+
 /// Byte counts of one encryption or decryption.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Copied {
@@ -101,6 +133,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub use errors::refused_work_factor;
 use errors::*;
 use header::*;
 pub use output::Output;
@@ -282,8 +315,28 @@ pub fn decrypt_file_with(
     what: &str,
     progress: &dyn Progress,
 ) -> Result<Copied> {
+    decrypt_file_with_options(
+        with,
+        &DecryptOptions::default(),
+        input,
+        output,
+        what,
+        progress,
+    )
+}
+
+/// [`decrypt_file_with`] under `options` (a higher scrypt work factor
+/// limit).
+pub fn decrypt_file_with_options(
+    with: &DecryptWith,
+    options: &DecryptOptions,
+    input: &File,
+    output: impl Write + Send,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<Copied> {
     let stage = Stage::start(progress, "decrypting", file_size(input), Unit::Bytes);
-    decrypt_file(with, input, Counted::new(output, &stage), what)
+    decrypt_file_options(with, options, input, Counted::new(output, &stage), what)
 }
 
 /// The size of a regular file from its current position; `None` for a
@@ -328,17 +381,46 @@ impl<W: Write> Write for Counted<'_, '_, W> {
     }
 }
 
+/// Checks the age header of the file at `path` as [`decrypt`] does before
+/// it tries a passphrase (the bounded read, the strict check against the
+/// specification, the scrypt work factor limit of `options`), without
+/// trying one: a front end that asks for a passphrase asks only for a file
+/// it would then go on to read.
+pub fn check_header_before_passphrase(path: &Path, options: &DecryptOptions) -> Result<()> {
+    let what = path.display().to_string();
+    let file = File::open(path).map_err(|source| io_error("input", path, source))?;
+    let header = read_header(&mut BufReader::new(file), &what)?;
+    let checked = check_header(&header).map_err(|m| m.error(&what))?;
+    match checked.scrypt_work_factor {
+        Some(factor) if factor > u64::from(options.max_work_factor) => {
+            Err(work_factor_refused(&what, factor, options.max_work_factor))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Decrypts the age file `input` into `output`. Chunks are written as they
 /// authenticate: on an error, `output` may hold a verified prefix (use
 /// [`Output`] to discard it). `what` names the input in errors.
 pub fn decrypt(
     with: &DecryptWith,
     input: impl Read + Send,
+    output: impl Write + Send,
+    what: &str,
+) -> Result<Copied> {
+    decrypt_with_options(with, &DecryptOptions::default(), input, output, what)
+}
+
+/// [`decrypt`] under `options` (a higher scrypt work factor limit).
+pub fn decrypt_with_options(
+    with: &DecryptWith,
+    options: &DecryptOptions,
+    input: impl Read + Send,
     mut output: impl Write + Send,
     what: &str,
 ) -> Result<Copied> {
     let mut buffered = BufReader::with_capacity(BUF_LEN, input);
-    let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
+    let (header_len, key, identity) = decryption_header(with, options, &mut buffered, what)?;
     open_to(
         header_len,
         identity,
@@ -355,12 +437,22 @@ pub fn decrypt(
 pub fn decrypt_file(
     with: &DecryptWith,
     input: &File,
+    output: impl Write + Send,
+    what: &str,
+) -> Result<Copied> {
+    decrypt_file_options(with, &DecryptOptions::default(), input, output, what)
+}
+
+fn decrypt_file_options(
+    with: &DecryptWith,
+    options: &DecryptOptions,
+    input: &File,
     mut output: impl Write + Send,
     what: &str,
 ) -> Result<Copied> {
     let start = positional_start(input)?;
     let mut buffered = BufReader::with_capacity(BUF_LEN, input);
-    let (header_len, key, identity) = decryption_header(with, &mut buffered, what)?;
+    let (header_len, key, identity) = decryption_header(with, options, &mut buffered, what)?;
     let (positional, sequential);
     let source: &dyn stream::Source = match start {
         Some(start) => {

@@ -230,3 +230,195 @@ fn roundtrips_and_failures() {
         roundtrip(len);
     }
 }
+
+/// A header of `stanzas` with a MAC line (any MAC: only the shape is
+/// checked here).
+fn shaped(stanzas: &str) -> Vec<u8> {
+    format!("age-encryption.org/v1\n{stanzas}--- {}\n", "A".repeat(43)).into_bytes()
+}
+
+#[test]
+fn the_strict_header_check_follows_the_specification() {
+    let share = "A".repeat(43);
+    let body = format!("{}A", "B".repeat(42));
+    let x = format!("-> X25519 {share}\n{body}\n");
+    let salt = format!("{}A", "C".repeat(21));
+    let s = format!("-> scrypt {salt} 18\n{body}\n");
+    let full = "D".repeat(64);
+    let ok = |stanzas: &str| check_header(&shaped(stanzas));
+    // Accepted: the shapes age writes, unknown stanzas of any body length.
+    assert_eq!(
+        ok(&x),
+        Ok(Checked {
+            scrypt_work_factor: None
+        })
+    );
+    assert_eq!(
+        ok(&s),
+        Ok(Checked {
+            scrypt_work_factor: Some(18)
+        })
+    );
+    assert!(ok(&format!("-> t a b\n\n{x}")).is_ok());
+    assert!(ok(&format!("-> t\n{full}\n\n{x}")).is_ok());
+    assert!(ok(&format!("-> t\n{full}\nWg\n{x}")).is_ok());
+    assert!(ok(&format!("{x}-> x25519 lower case is another type\n\n")).is_ok());
+    // Refused, with the line and the rule.
+    let cases: Vec<(String, usize, &str)> = vec![
+        (String::new(), 2, "no recipient stanza"),
+        (format!("-> t\n{x}"), 2, "no body line"),
+        (format!("{x}-> t\n"), 4, "no body line"),
+        (
+            format!("-> t\n{full}\n{x}"),
+            4,
+            "without a line shorter than 64",
+        ),
+        (
+            format!("-> t\n{full}\n"),
+            4,
+            "without a line shorter than 64",
+        ),
+        (format!("-> t\n{full}A\n\n{x}"), 3, "longer than 64 columns"),
+        (format!("-> t\nWg==\n{x}"), 3, "not canonical"),
+        (format!("-> t\nWh\n{x}"), 3, "not canonical"),
+        (format!("-> t\nWhBcD\n{x}"), 3, "not canonical"),
+        (format!("-> t\nWg \n{x}"), 3, "not canonical"),
+        (format!("-> t\nWg\r\n{x}"), 3, "not canonical"),
+        (format!("-> t\nWg\n\n{x}"), 4, "neither a recipient stanza"),
+        (format!("->t\n\n{x}"), 2, "neither a recipient stanza"),
+        (format!("->  t\n\n{x}"), 2, "empty argument"),
+        (format!("-> t \n\n{x}"), 2, "empty argument"),
+        (format!("-> \n\n{x}"), 2, "empty argument"),
+        (format!("-> t\tu\n\n{x}"), 2, "not visible ASCII"),
+        (format!("-> t\u{e9}\n\n{x}"), 2, "not visible ASCII"),
+        (format!("-> X25519\n{body}\n"), 2, "exactly one argument"),
+        (
+            format!("-> X25519 {share} x\n{body}\n"),
+            2,
+            "exactly one argument",
+        ),
+        (format!("-> X25519 {share}=\n{body}\n"), 2, "share is not"),
+        (
+            format!("-> X25519 {}B\n{body}\n", &share[..42]),
+            2,
+            "share is not",
+        ),
+        (
+            format!("-> X25519 {}\n{body}\n", "A".repeat(42)),
+            2,
+            "share is not",
+        ),
+        (
+            format!("-> X25519 {share}\n{}\n", "A".repeat(42)),
+            2,
+            "body is not 32",
+        ),
+        // Wherever the malformed stanza is, before or after a good one.
+        (format!("{x}-> X25519 {share}\n\n"), 4, "body is not 32"),
+        (format!("{x}{s}"), 4, "only stanza"),
+        (format!("{s}{x}"), 2, "only stanza"),
+        (format!("{s}{s}"), 2, "only stanza"),
+        (
+            format!("-> scrypt {salt}\n{body}\n"),
+            2,
+            "exactly two arguments",
+        ),
+        (
+            format!("-> scrypt {salt} 18 x\n{body}\n"),
+            2,
+            "exactly two arguments",
+        ),
+        (
+            format!("-> scrypt {} 18\n{body}\n", "C".repeat(21)),
+            2,
+            "salt is not",
+        ),
+        (format!("-> scrypt {salt}== 18\n{body}\n"), 2, "salt is not"),
+        (
+            format!("-> scrypt {salt} 018\n{body}\n"),
+            2,
+            "leading zeros",
+        ),
+        (format!("-> scrypt {salt} 0\n{body}\n"), 2, "leading zeros"),
+        (
+            format!("-> scrypt {salt} +18\n{body}\n"),
+            2,
+            "leading zeros",
+        ),
+        (format!("-> scrypt {salt} 18\n\n"), 2, "body is not 32"),
+    ];
+    for (stanzas, line, why) in cases {
+        let m = ok(&stanzas).expect_err(&stanzas);
+        assert!(m.why.contains(why), "{stanzas:?}: {m:?}");
+        assert_eq!(m.line, line, "{stanzas:?}: {m:?}");
+    }
+    // The MAC line.
+    for mac in [
+        "---".to_string(),
+        format!("---  {}", "A".repeat(43)),
+        format!("--- {} ", "A".repeat(43)),
+        format!("--- {}=", "A".repeat(43)),
+        format!("--- {}", "A".repeat(42)),
+        format!("--- {}", "A".repeat(44)),
+        format!("--- {}B", "A".repeat(42)),
+        format!("---- {}", "A".repeat(43)),
+    ] {
+        let header = format!("age-encryption.org/v1\n{x}{mac}\n");
+        let m = check_header(header.as_bytes()).expect_err(&mac);
+        assert_eq!(m.line, 4, "{mac:?}: {m:?}");
+        assert!(m.why.contains("MAC line"), "{mac:?}: {m:?}");
+    }
+    let e = Malformed { line: 3, why: "x" }.error("f.age");
+    assert!(matches!(e, Error::Integrity { .. }), "{e}");
+    assert!(e.to_string().contains("f.age"), "{e}");
+}
+
+#[test]
+fn the_strict_check_runs_before_age_and_before_any_output() {
+    // age's own parser reads a stanza with no body line (its "legacy"
+    // form); tresor refuses it before trying the key, and writes nothing.
+    let identity = age::x25519::Identity::generate();
+    let to = EncryptTo::Recipients(vec![Box::new(identity.to_public())]);
+    let mut sealed = Vec::new();
+    encrypt(&to, &b"secret"[..], &mut sealed, "t").unwrap();
+    let with = DecryptWith::Identities(vec![Box::new(identity)]);
+    let at = sealed.windows(4).position(|w| w == b"\n---").unwrap() + 1;
+    let mut bad = sealed[..at].to_vec();
+    bad.extend(b"-> grease\n");
+    bad.extend(&sealed[at..]);
+    let mut out = Vec::new();
+    let e = decrypt(&with, &bad[..], &mut out, "bad.age").unwrap_err();
+    assert!(e.to_string().contains("no body line"), "{e}");
+    assert!(matches!(e, Error::Integrity { .. }), "{e}");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_passphrase_work_factor_over_the_limit_is_refused_before_scrypt_runs() {
+    // A stanza claiming 2^40 (a TiB of memory): refused at once by the
+    // default limit, and by a lower one for 2^19.
+    let body = format!("{}A", "B".repeat(42));
+    let mut file = shaped(&format!("-> scrypt {}A 40\n{body}\n", "C".repeat(21)));
+    file.extend([0u8; NONCE_LEN + 16]);
+    let with = DecryptWith::Passphrase(SecretString::from("pw".to_string()));
+    let e = decrypt(&with, &file[..], Vec::new(), "big.age").unwrap_err();
+    assert!(matches!(e, Error::Validation(_)), "{e}");
+    assert_eq!(refused_work_factor(&e), Some(40), "{e}");
+    assert!(e.to_string().contains("1 PiB"), "{e}");
+    let options = DecryptOptions {
+        max_work_factor: 18,
+    };
+    let mut file = shaped(&format!("-> scrypt {}A 19\n{body}\n", "C".repeat(21)));
+    file.extend([0u8; NONCE_LEN + 16]);
+    let e = decrypt_with_options(&with, &options, &file[..], Vec::new(), "f").unwrap_err();
+    assert_eq!(refused_work_factor(&e), Some(19), "{e}");
+    assert!(e.to_string().contains("above the limit of 2^18"), "{e}");
+    // 2^64 and beyond: no limit allows it, and no hint offers one.
+    let mut file = shaped(&format!("-> scrypt {}A 64\n{body}\n", "C".repeat(21)));
+    file.extend([0u8; NONCE_LEN + 16]);
+    let e = decrypt(&with, &file[..], Vec::new(), "f").unwrap_err();
+    assert!(e.to_string().contains("2^64 or more"), "{e}");
+    assert_eq!(refused_work_factor(&e), None);
+    assert_eq!(refused_work_factor(&Error::Validation("x".into())), None);
+    assert_eq!(DecryptOptions::default().max_work_factor, 22);
+}
