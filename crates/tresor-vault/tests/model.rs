@@ -37,7 +37,7 @@ use zeroize::Zeroizing;
 
 /// Cases per run unless `TRESOR_MODEL_CASES` says otherwise: about a minute
 /// of a debug build on an idle 2-core machine (docs/development.md).
-const DEFAULT_CASES: u32 = 64;
+const DEFAULT_CASES: u32 = 256;
 
 /// Names drawn for every operation: few, so operations collide, and sharing
 /// prefixes, so `list` by prefix has something to tell apart.
@@ -1201,9 +1201,10 @@ proptest! {
     #![proptest_config(Config {
         cases: cases(),
         // A failure's seed goes to crates/tresor-vault/proptest-regressions/
-        // model.txt, replayed first by every later run.
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
-            "proptest-regressions",
+        // model.txt (tests run in the crate's folder), replayed first by
+        // every later run; not committed (docs/development.md).
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/model.txt",
         ))),
         max_shrink_iters: 4096,
         ..Config::default()
