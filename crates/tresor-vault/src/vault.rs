@@ -207,6 +207,9 @@ pub struct Vault {
     key_missed: std::cell::Cell<bool>,
     /// The audit head this handle wrote last (see `audit::append_at`).
     known_head: std::cell::Cell<Option<audit::Head>>,
+    /// SQLite's `data_version` when `settings` were last read from the
+    /// file (see [`Vault::refresh_settings`]); `None`: read them again.
+    settings_version: Option<i64>,
 }
 
 /// The WAL size above which a one-shot process truncates it on exit: 64
@@ -379,11 +382,16 @@ impl Vault {
         if settings.max_versions == 0 {
             return Err(Error::Validation("max_versions must be at least 1".into()));
         }
-        self.write(Operation::Settings, None, None, |v| {
+        let result = self.write(Operation::Settings, None, None, |v| {
             v.settings = settings;
             v.store_settings()?;
             Ok(((), vec![]))
-        })
+        });
+        if result.is_err() {
+            // Rolled back in the file: read them again before the next use.
+            self.settings_version = None;
+        }
+        result
     }
 
     /// Sets who is recorded as the actor in versions and audit entries

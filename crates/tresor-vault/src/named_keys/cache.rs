@@ -37,8 +37,10 @@ impl Keys<'_> {
             .map_err(|e| v.db(e))?;
         if v.named_keys.data_version != Some(version) {
             // Another connection committed: it may have rekeyed, re-sealing
-            // the key versions under data keys this handle lacks.
+            // the key versions under data keys this handle lacks, or changed
+            // the settings (`audit_reads`).
             v.ensure_keys_current()?;
+            v.refresh_settings()?;
             v.named_keys.keys.clear();
             v.named_keys.data_version = Some(version);
         }

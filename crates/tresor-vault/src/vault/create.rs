@@ -93,6 +93,7 @@ impl Vault {
             bound_wal_on_drop: options.open.no_checkpoint_on_close,
             key_missed: Default::default(),
             known_head: Default::default(),
+            settings_version: None,
         };
         let first = slot_params_for(credential, &options.password_params);
         let first_id = vault.insert_slot(&first, credential, None)?;
@@ -147,6 +148,7 @@ impl Vault {
             bound_wal_on_drop: options.no_checkpoint_on_close,
             key_missed: Default::default(),
             known_head: Default::default(),
+            settings_version: None,
         };
         // The data keys and the settings (sealed under a data key) from one
         // snapshot: a `rekey --reencrypt` committed between two reads would
@@ -154,6 +156,7 @@ impl Vault {
         vault.exec_cached("BEGIN")?;
         let loaded = vault.load_data_keys().and_then(|()| {
             vault.settings = vault.load_settings()?;
+            vault.settings_version = Some(vault.data_version()?);
             Ok(())
         });
         if vault.exec_cached("COMMIT").is_err() {

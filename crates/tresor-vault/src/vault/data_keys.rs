@@ -144,6 +144,31 @@ impl Vault {
         Ok(out)
     }
 
+    /// SQLite's `data_version`: it changes when another connection commits.
+    pub(crate) fn data_version(&self) -> Result<i64> {
+        self.conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.db(e))
+    }
+
+    /// Reads the settings again when another connection has committed since
+    /// they were read (one pragma when none has): a handle kept open follows
+    /// `tresor settings` run elsewhere, so it prunes to the vault's
+    /// `max_versions`, refuses values over its `max_value_len`, audits reads
+    /// as `audit_reads` says, and a rekey (which re-seals the settings)
+    /// never writes back an older copy. Inside a transaction, the settings
+    /// it sees; otherwise one snapshot with the keys made current first.
+    pub(crate) fn refresh_settings(&mut self) -> Result<()> {
+        let version = self.data_version()?;
+        if self.settings_version == Some(version) {
+            return Ok(());
+        }
+        self.settings = self.snapshot(|v| v.load_settings())?;
+        self.settings_version = Some(version);
+        Ok(())
+    }
+
     pub(super) fn load_settings(&self) -> Result<Settings> {
         let row: Option<Vec<u8>> = self
             .conn

@@ -8,6 +8,7 @@ impl Vault {
 
     /// Reads one version of a secret. A soft-deleted secret is not found.
     pub fn get(&mut self, name: &SecretName, selector: Selector) -> Result<Secret> {
+        self.refresh_settings()?;
         if !self.settings.audit_reads {
             let result = self.fresh(|v| v.get_unaudited(name, selector));
             if let Err(e @ Error::Integrity { .. }) = &result {
@@ -38,7 +39,8 @@ impl Vault {
     /// its own entry, all in one transaction: one commit for the batch
     /// instead of one per secret. Answers in the order asked.
     pub fn get_many(&mut self, requests: &[(SecretName, Selector)]) -> Vec<Result<Secret>> {
-        if !self.settings.audit_reads || requests.len() < 2 {
+        // A failure here fails each get below the same way.
+        if self.refresh_settings().is_err() || !self.settings.audit_reads || requests.len() < 2 {
             return requests.iter().map(|(n, s)| self.get(n, *s)).collect();
         }
         if let Err(e) = self.exec_cached("PRAGMA synchronous=NORMAL") {
@@ -158,6 +160,7 @@ impl Vault {
     /// Lists secrets whose names start with `prefix`, sorted by name; with
     /// `deleted`, only soft-deleted ones.
     pub fn list(&mut self, prefix: &str, deleted: bool) -> Result<Vec<SecretInfo>> {
+        self.refresh_settings()?;
         let out = self.fresh(|v| v.list_unaudited(prefix, deleted))?;
         if self.settings.audit_reads {
             self.audit_write(
@@ -201,6 +204,7 @@ impl Vault {
 
     /// Every version of a secret, oldest first, without values.
     pub fn history(&mut self, name: &SecretName) -> Result<Vec<VersionInfo>> {
+        self.refresh_settings()?;
         // The header and its versions from one snapshot, under current keys.
         let out = self.snapshot(|v| v.history_unaudited(name))?;
         if self.settings.audit_reads {
@@ -213,6 +217,7 @@ impl Vault {
     /// soft-deleted secret is [`Error::Deleted`] (as for `get`) unless
     /// `deleted` asks for it.
     pub fn history_of(&mut self, name: &SecretName, deleted: bool) -> Result<Vec<VersionInfo>> {
+        self.refresh_settings()?;
         let out = self.snapshot(|v| {
             let bidx = v.keys.blind_index(name.as_str());
             let (_, header) = v.find(name, &bidx)?.ok_or_else(|| not_found(name, None))?;
@@ -294,7 +299,6 @@ impl Vault {
         value: &SecretValue,
         options: &PutOptions,
     ) -> Result<u64> {
-        self.check_value(name, value)?;
         validate_metadata(&options.metadata)?;
         let reason = options.reason.clone();
         let flags: &[&str] = if options.unvalidated {
@@ -303,6 +307,8 @@ impl Vault {
             &[]
         };
         self.write_flagged(Operation::Set, Some(name), reason.as_deref(), flags, |v| {
+            // Under the write lock, against the vault's settings as they are now.
+            v.check_value(name, value)?;
             let version = v.put_in_tx(name, value, options)?;
             Ok((version, vec![version]))
         })
@@ -316,14 +322,14 @@ impl Vault {
         reason: Option<&str>,
         mut progress: impl FnMut(usize) + 'a,
     ) -> Result<Vec<u64>> {
-        for (name, value) in items {
-            self.check_value(name, value)?;
-        }
         let options = PutOptions {
             reason: reason.map(str::to_string),
             ..PutOptions::default()
         };
         self.transaction(|v| {
+            for (name, value) in items {
+                v.check_value(name, value)?;
+            }
             let mut versions = Vec::with_capacity(items.len());
             for (i, (name, value)) in items.iter().enumerate() {
                 let version = v.put_in_tx(name, value, &options)?;
@@ -354,13 +360,17 @@ impl Vault {
         reason: Option<&str>,
         mut progress: impl FnMut(usize),
     ) -> Result<()> {
-        for (name, versions) in items {
-            for (value, options) in versions {
-                self.check_value(name, value)?;
+        for (_, versions) in items {
+            for (_, options) in versions {
                 validate_metadata(&options.metadata)?;
             }
         }
         self.transaction(|v| {
+            for (name, versions) in items {
+                for (value, _) in versions {
+                    v.check_value(name, value)?;
+                }
+            }
             for (i, (name, versions)) in items.iter().enumerate() {
                 let mut written = Vec::with_capacity(versions.len());
                 for (value, options) in versions {

@@ -119,11 +119,16 @@ impl Vault {
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, first making sure,
-    /// under the write lock, that this handle's keys are the vault's current
-    /// ones ([`Vault::ensure_keys_current`]).
+    /// under the write lock, that this handle's keys and settings are the
+    /// vault's current ones ([`Vault::ensure_keys_current`],
+    /// [`Vault::refresh_settings`]).
     pub(crate) fn transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.exec_cached("BEGIN IMMEDIATE")?;
-        match self.ensure_keys_current().and_then(|()| f(self)) {
+        match self
+            .ensure_keys_current()
+            .and_then(|()| self.refresh_settings())
+            .and_then(|()| f(self))
+        {
             Ok(out) => match self.exec_cached("COMMIT") {
                 Ok(()) => Ok(out),
                 Err(e) => {
