@@ -153,7 +153,12 @@ fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
-            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?.to_string();
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
             Some(state != "Z" && state != "X")
         })
         .unwrap_or(false)
@@ -211,12 +216,17 @@ fn checks_right_after_a_kill_pass_while_the_writer_it_missed_writes_on() {
         for args in [&["verify"][..], &["audit", "verify"][..]] {
             let (code, _, err) = env.run(args, b"");
             if code != 0 {
-                failures.push(format!("round {round}: tresor {args:?}: exit {code}: {err}"));
+                failures.push(format!(
+                    "round {round}: tresor {args:?}: exit {code}: {err}"
+                ));
             }
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         while alive(writer) {
-            assert!(Instant::now() < deadline, "the orphaned writer never finished");
+            assert!(
+                Instant::now() < deadline,
+                "the orphaned writer never finished"
+            );
             thread::sleep(Duration::from_millis(5));
         }
         // The kill missed it: its write landed.
@@ -239,6 +249,57 @@ fn checks_right_after_a_kill_pass_while_the_writer_it_missed_writes_on() {
     );
     t.run(&["verify"]).ok();
     t.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn checks_beside_a_looping_master_rekey_unlock_afresh_and_pass() {
+    // Issue 14: a check that unlocked just before another process's
+    // `rekey --master` committed used to stop with exit 3 ("rekeyed by
+    // another process; run the command again"), a failing `verify` right
+    // after a kill that missed a rekey. A check writes nothing, so it now
+    // unlocks afresh and runs again.
+    let t = Tresor::with_key();
+    for i in 0..3 {
+        t.run_in(&["set", &format!("c/k{i}")], b"start").ok();
+    }
+    let env = Env::of(&t);
+    let stop = Arc::new(AtomicBool::new(false));
+    let rekeys = Arc::new(AtomicUsize::new(0));
+    let rekeyer = {
+        let (env, stop, rekeys) = (env.clone(), stop.clone(), rekeys.clone());
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let (code, _, err) = env.run(&["rekey", "--master"], b"");
+                assert_eq!(code, 0, "rekey --master: {err}");
+                rekeys.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let runs = 40;
+    let mut failures = Vec::new();
+    for _ in 0..runs {
+        for args in [&["verify"][..], &["audit", "verify"][..]] {
+            let (code, _, err) = env.run(args, b"");
+            if code != 0 {
+                failures.push(format!("tresor {args:?}: exit {code}: {err}"));
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    rekeyer.join().unwrap();
+    let rekeys = rekeys.load(Ordering::Relaxed);
+    assert!(
+        rekeys >= 10,
+        "only {rekeys} master rekeys during the checks"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} checks failed beside {rekeys} master rekeys:\n{}",
+        failures.len(),
+        2 * runs,
+        failures.join("\n")
+    );
+    t.run(&["verify"]).ok();
 }
 
 /// Starts `tresor decrypt --key NAME` on a pipe, and waits until it has
