@@ -162,7 +162,7 @@ class Driver:
         self.run(big, ["keyslot", "add", "--password", "--weak-password", *FAST_KDF],
                  new_password=OLD_PASSWORD)
         self.big_values = {f"big/b{i:05d}": value_of(f"big/b{i:05d}", 0)
-                           for i in range(BIG_SECRETS)}
+                           for i in range(self.args.big)}
         path = os.path.join(big, "in.json")
         with open(path, "w") as f:
             json.dump(self.big_values, f)
@@ -172,7 +172,7 @@ class Driver:
         self.big_slots = slot_rows(os.path.join(big, "vault.db"))
         self.big_data_keys = data_key_use(os.path.join(big, "vault.db"))
         print(f"crash-trials: templates ready in {time.monotonic() - t0:.1f} s "
-              f"({SMALL_SECRETS + MIGRATE_SECRETS} and {BIG_SECRETS} secrets)", flush=True)
+              f"({SMALL_SECRETS + MIGRATE_SECRETS} and {self.args.big} secrets)", flush=True)
 
     # ------------------------------------------------------------ operations
 
@@ -287,7 +287,8 @@ class Driver:
             # its keyed fingerprint; the values themselves are read back in
             # full every 10th trial and a block of 100 otherwise (an export
             # of 10,000 takes seconds).
-            prefix = "big/b" if notes["trial"] % 10 == 0 else f"big/b{notes['block']:03d}"
+            block = notes["block"] % max(1, self.args.big // 100)
+            prefix = "big/b" if notes["trial"] % 10 == 0 else f"big/b{block:03d}"
             want = {k: v for k, v in self.big_values.items() if k.startswith(prefix)}
             got = self.export(d, prefix=prefix)
             if got != want:
@@ -622,6 +623,8 @@ def main():
     ap.add_argument("--kill-wrapper", action="store_true",
                     help="diagnosis: kill a shell around tresor, not tresor, and check "
                          "while tresor runs on (the false alarms of issue 14's note)")
+    ap.add_argument("--big", type=int, default=BIG_SECRETS,
+                    help="secrets in the vault the rekey trials rewrite")
     ap.add_argument("--measure", type=int, default=3, help="un-killed runs to time each op")
     args = ap.parse_args()
     if args.seed is None:
