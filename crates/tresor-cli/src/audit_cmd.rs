@@ -65,9 +65,12 @@ pub fn anchor(ctx: &Ctx, mut vault: Vault) -> Result<()> {
 }
 
 /// `tresor audit verify [--anchor ANCHOR]`.
-pub fn verify(ctx: &Ctx, a: AuditVerifyArgs, mut vault: Vault) -> Result<()> {
+/// Unlocks (with `unlock`) afresh when a `rekey --master` in another process
+/// overtook it (see `commands::again_if_rekeyed`).
+pub fn verify(ctx: &Ctx, a: AuditVerifyArgs, unlock: impl Fn() -> Result<Vault>) -> Result<()> {
+    use crate::commands::again_if_rekeyed;
     let Some(text) = a.anchor else {
-        let n = vault.audit_verify()?;
+        let n = again_if_rekeyed(|| unlock()?.audit_verify())?;
         done(
             ctx,
             json!({"ok": true, "entries": n}),
@@ -78,7 +81,7 @@ pub fn verify(ctx: &Ctx, a: AuditVerifyArgs, mut vault: Vault) -> Result<()> {
     let anchor = AuditAnchor::parse(&text).map_err(|e| {
         Error::Validation(format!("--anchor: {e}, as `tresor audit anchor` prints it"))
     })?;
-    let n = vault.audit_verify_anchor(&anchor)?;
+    let n = again_if_rekeyed(|| unlock()?.audit_verify_anchor(&anchor))?;
     done(
         ctx,
         json!({"ok": true, "entries": n, "anchor": {"seq": anchor.seq, "found": true}}),

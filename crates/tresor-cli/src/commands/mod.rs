@@ -116,6 +116,27 @@ pub fn unlock_chain(key_file: Option<PathBuf>) -> Unlock {
         })
 }
 
+/// Whether `e` is the clean refusal of a process whose unlock a `rekey
+/// --master` in another process overtook (its keys are gone; unlocking
+/// afresh opens the vault).
+fn overtaken_by_rekey(e: &Error) -> bool {
+    matches!(e, Error::Auth { reason, .. } if reason.contains("rekeyed by another process"))
+}
+
+/// Runs a read-only check, unlocking afresh when a `rekey --master` in
+/// another process overtook it (at most three times): a check must not
+/// fail because another process changed the master key meanwhile, and a
+/// check writes nothing, so running it again is safe.
+pub(crate) fn again_if_rekeyed<T>(mut check: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        match check() {
+            Err(e) if overtaken_by_rekey(&e) && tries < 3 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let global = cli.global;
     let ctx = Ctx {
@@ -190,14 +211,16 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Audit(AuditCommand::Verify(a)) => {
-            crate::audit_cmd::verify(&ctx, a, ctx.unlock(false)?)
+            crate::audit_cmd::verify(&ctx, a, || ctx.unlock(false))
         }
         Command::Audit(AuditCommand::Anchor(_)) => {
             crate::audit_cmd::anchor(&ctx, ctx.unlock(false)?)
         }
         Command::Verify => {
-            let mut vault = ctx.unlock(false)?;
-            let report = vault.verify_with(&crate::progress::Bar::new(ctx.quiet, ctx.json))?;
+            let report = again_if_rekeyed(|| {
+                ctx.unlock(false)?
+                    .verify_with(&crate::progress::Bar::new(ctx.quiet, ctx.json))
+            })?;
             if ctx.json {
                 output::json(&json!({"ok": true, "report": report}));
             } else if !ctx.quiet {
