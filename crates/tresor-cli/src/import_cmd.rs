@@ -220,7 +220,9 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
             for e in &plan.entries {
                 use std::fmt::Write as _;
                 let _ = match &e.renamed_from {
-                    Some(from) => writeln!(text, "{}  ({}, renamed from {from:?})", e.name, e.origin),
+                    Some(from) => {
+                        writeln!(text, "{}  ({}, renamed from {from:?})", e.name, e.origin)
+                    }
                     None => writeln!(text, "{}  ({})", e.name, e.origin),
                 };
             }

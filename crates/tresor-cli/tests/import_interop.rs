@@ -228,7 +228,8 @@ fn a_framework_keystore_migrates_into_the_vault_verified_and_the_source_emptied(
     t.write(
         "tresor.toml",
         format!(
-            "[[stores]]\nname = \"app\"\nkind = \"dtpy\"\npath = \"{}\"\npassword = \"ENV/KEYSTORE_PASSWORD\"\n",
+            "[[stores]]\nname = \"app\"\nkind = \"dtpy\"\npath = \"{}\"\npassword = \"ENV/KEYSTORE_PASSWORD\"\n\n\
+             [[stores]]\nname = \"local\"\nkind = \"vault\"\n",
             data.join("myapp.v3keystore").display()
         )
         .as_bytes(),
@@ -243,7 +244,7 @@ fn a_framework_keystore_migrates_into_the_vault_verified_and_the_source_emptied(
             "--from",
             "app",
             "--to",
-            "vault",
+            "local",
             "--delete-source",
         ])
         .ok()
@@ -252,14 +253,14 @@ fn a_framework_keystore_migrates_into_the_vault_verified_and_the_source_emptied(
     assert_eq!(report["source_deleted"], 2, "{report}");
     // The keystore holds no versions: one value each, read back and compared.
     assert_eq!(
-        get(&t, &["get", "--store", "vault", "db_password"]),
+        get(&t, &["get", "--store", "local", "db_password"]),
         "pw-mig-Ü-1"
     );
     assert_eq!(
-        get(&t, &["get", "--store", "vault", "smtp/user"]),
+        get(&t, &["get", "--store", "local", "smtp/user"]),
         "u@example.com"
     );
-    let out = t.run(&["--json", "migrate", "--from", "app", "--to", "vault"]);
+    let out = t.run(&["--json", "migrate", "--from", "app", "--to", "local"]);
     assert!(!out.out().contains("pw-mig") && !out.err().contains("pw-mig"));
     // The framework sees its secrets gone (INDEX kept right) and its
     // settings untouched.
@@ -285,8 +286,7 @@ print(json.dumps(out))
 "#;
 
 #[test]
-fn seed_001_whole_story_plaintext_json_and_fernet_file_into_tresor_then_the_app_reads_through_it()
-{
+fn seed_001_whole_story_plaintext_json_and_fernet_file_into_tresor_then_the_app_reads_through_it() {
     let t = Tresor::with_key();
     let home = t.path("home/.model-forge");
     std::fs::create_dir_all(&home).unwrap();
@@ -320,7 +320,12 @@ key = Fernet.generate_key(); (d / ".encryption_key").write_bytes(key)
     );
 
     let r = t
-        .run(&["--json", "import", "legacy-config", config.to_str().unwrap()])
+        .run(&[
+            "--json",
+            "import",
+            "legacy-config",
+            config.to_str().unwrap(),
+        ])
         .ok()
         .json();
     assert_eq!(r["counts"], json!({"ollama": 1, "openai": 1}));
@@ -336,19 +341,19 @@ key = Fernet.generate_key(); (d / ".encryption_key").write_bytes(key)
     // The app, unchanged, gets its credentials through `tresor run`.
     let python = python();
     let out = t.run(&[
-            "run",
-            "--no-declared",
-            "--env",
-            "MODEL_FORGE_OPENAI_API_KEY=openai/api_key",
-            "--env",
-            "MODEL_FORGE_ACME_API_KEY=acme/api_key",
-            "--env",
-            "MODEL_FORGE_OLLAMA_TOKEN=ollama/token",
-            "--",
-            &python,
-            "-c",
-            SEED_001_APP,
-        ]);
+        "run",
+        "--no-declared",
+        "--env",
+        "MODEL_FORGE_OPENAI_API_KEY=openai/api_key",
+        "--env",
+        "MODEL_FORGE_ACME_API_KEY=acme/api_key",
+        "--env",
+        "MODEL_FORGE_OLLAMA_TOKEN=ollama/token",
+        "--",
+        &python,
+        "-c",
+        SEED_001_APP,
+    ]);
     out.ok();
     let seen: Value = serde_json::from_str(out.out().trim()).unwrap();
     let sha = |v: &str| {

@@ -249,13 +249,14 @@ pub fn sync(t: &mut Tresor, options: &SyncOptions) -> Result<SyncReport> {
     // The values to read, found from the listings and the state alone,
     // then read per side in one batch (one vault transaction) instead of
     // one read each.
-    let needs_read = |info: Option<&SecretInfo>, recorded: Option<Stamp>, caps: &Capabilities| {
-        match (info, recorded) {
+    let needs_read =
+        |info: Option<&SecretInfo>, recorded: Option<Stamp>, caps: &Capabilities| match (
+            info, recorded,
+        ) {
             (None, _) => false,
             (Some(_), None) => true,
             (Some(i), Some(s)) => !stamp_unchanged(i, s, caps),
-        }
-    };
+        };
     let mut read_a: Vec<SecretName> = Vec::new();
     let mut read_b: Vec<SecretName> = Vec::new();
     for name in &names {

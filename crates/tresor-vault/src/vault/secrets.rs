@@ -138,7 +138,10 @@ impl Vault {
             .map_err(|e| self.db(e))?;
         let mut values = Vec::with_capacity(rows.len());
         for (version, key_id, body) in rows {
-            values.push((version, self.open_value(owner, version, key_id, &body, name)?));
+            values.push((
+                version,
+                self.open_value(owner, version, key_id, &body, name)?,
+            ));
         }
         if !values.iter().any(|(n, _)| *n == current) {
             return Err(Error::NotFound {

@@ -110,7 +110,11 @@ impl Tresor {
     /// store itself only: from a vault in one transaction with one audit
     /// entry per read ([`Vault::get_many`]), from any other store one read
     /// after another. Answers in the order asked.
-    pub fn read_many_in(&mut self, store: &str, names: &[SecretName]) -> Result<Vec<Result<Secret>>> {
+    pub fn read_many_in(
+        &mut self,
+        store: &str,
+        names: &[SecretName],
+    ) -> Result<Vec<Result<Secret>>> {
         for name in names {
             check_name(name)?;
         }
@@ -167,7 +171,12 @@ impl Tresor {
         Ok(out)
     }
 
-    fn versions_one(&mut self, i: usize, name: &SecretName, all_versions: bool) -> Result<Versions> {
+    fn versions_one(
+        &mut self,
+        i: usize,
+        name: &SecretName,
+        all_versions: bool,
+    ) -> Result<Versions> {
         let current = self.checked(i, |s| s.get(name, Selector::default()))?;
         let mut values = Vec::new();
         if all_versions {
