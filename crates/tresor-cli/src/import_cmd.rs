@@ -66,6 +66,11 @@ pub struct ImportArgs {
     /// Import empty values (refused without it).
     #[arg(long)]
     pub allow_empty: bool,
+    /// Import values even if they fail the validation rules for their names
+    /// (presets such as openai/* → sk-…, and [[rules]] in tresor.toml); each
+    /// secret's audit entry records the override (flag `unvalidated`).
+    #[arg(long)]
+    pub no_validate: bool,
     /// Overwrite the source file with random bytes and remove it after a successful
     /// import (legacy-config: instead of keeping a .json.backup).
     #[arg(long)]
@@ -184,7 +189,7 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
             format.as_str()
         )));
     }
-    let plan = import::read(format, &a.file, &options)?;
+    let mut plan = import::read(format, &a.file, &options)?;
     for w in &plan.warnings {
         warn(ctx, w);
     }
@@ -210,14 +215,19 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
                 "renamed": renamed,
             }));
         } else {
+            // One write for the whole listing, not one per line.
+            let mut text = String::new();
             for e in &plan.entries {
-                match &e.renamed_from {
-                    Some(from) => output::line(&format!(
-                        "{}  ({}, renamed from {from:?})",
-                        e.name, e.origin
-                    )),
-                    None => output::line(&format!("{}  ({})", e.name, e.origin)),
-                }
+                use std::fmt::Write as _;
+                let _ = match &e.renamed_from {
+                    Some(from) => {
+                        writeln!(text, "{}  ({}, renamed from {from:?})", e.name, e.origin)
+                    }
+                    None => writeln!(text, "{}  ({})", e.name, e.origin),
+                };
+            }
+            if let Some(body) = text.strip_suffix('\n') {
+                output::line(body);
             }
             ctx.status(&format!(
                 "dry run: {} secrets would be imported ({}); nothing was written",
@@ -227,10 +237,18 @@ pub fn import(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let items = plan.items();
+    let items = plan.take_items();
     let bar = progress_bar(ctx, items.len());
-    let reason = format!("import {} {}", format.as_str(), plan.source.display());
-    let result = t.import(ctx.store.as_deref(), &items, Some(&reason), &mut |n| {
+    let options = tresor::PutOptions {
+        reason: Some(format!(
+            "import {} {}",
+            format.as_str(),
+            plan.source.display()
+        )),
+        unvalidated: a.no_validate,
+        ..tresor::PutOptions::default()
+    };
+    let result = t.import_with(ctx.store.as_deref(), &items, &options, &mut |n| {
         if let Some(b) = &bar {
             b.set_position(n as u64);
         }
@@ -343,7 +361,14 @@ fn import_bundle(ctx: &Ctx, t: &mut Tresor, a: ImportArgs) -> Result<()> {
         DecryptWith::Identities(ids)
     };
     let bundle = import::bundle::open_file(&a.file, &with)?;
-    let items = bundle.items()?;
+    let mut items = bundle.items()?;
+    if a.no_validate {
+        for (_, versions) in &mut items {
+            for (_, options) in versions {
+                options.unvalidated = true;
+            }
+        }
+    }
     let versions: usize = items.iter().map(|(_, v)| v.len()).sum();
     if a.dry_run {
         if ctx.json {

@@ -210,3 +210,169 @@ fn a_dtpy_store_in_tresor_toml_shares_the_keystore_with_the_framework() {
         .run()
         .code(3);
 }
+
+#[test]
+fn a_framework_keystore_migrates_into_the_vault_verified_and_the_source_emptied() {
+    let mut t = Tresor::with_key();
+    let data = t.path("app/data");
+    framework(
+        "make",
+        &data,
+        Some("mig-pw"),
+        &json!({
+            "secrets": {"db_password": "pw-mig-Ü-1", "smtp/user": "u@example.com"},
+            "settings": {"app.timeout": 30},
+        })
+        .to_string(),
+    );
+    t.write(
+        "tresor.toml",
+        format!(
+            "[[stores]]\nname = \"app\"\nkind = \"dtpy\"\npath = \"{}\"\npassword = \"ENV/KEYSTORE_PASSWORD\"\n\n\
+             [[stores]]\nname = \"local\"\nkind = \"vault\"\n",
+            data.join("myapp.v3keystore").display()
+        )
+        .as_bytes(),
+    );
+    t.run(&["config", "trust"]).ok();
+    t.set_default("KEYSTORE_PASSWORD", "mig-pw");
+
+    let report = t
+        .run(&[
+            "--json",
+            "migrate",
+            "--from",
+            "app",
+            "--to",
+            "local",
+            "--delete-source",
+        ])
+        .ok()
+        .json();
+    assert_eq!(report["copied"], 2, "{report}");
+    assert_eq!(report["source_deleted"], 2, "{report}");
+    // The keystore holds no versions: one value each, read back and compared.
+    assert_eq!(
+        get(&t, &["get", "--store", "local", "db_password"]),
+        "pw-mig-Ü-1"
+    );
+    assert_eq!(
+        get(&t, &["get", "--store", "local", "smtp/user"]),
+        "u@example.com"
+    );
+    let out = t.run(&["--json", "migrate", "--from", "app", "--to", "local"]);
+    assert!(!out.out().contains("pw-mig") && !out.err().contains("pw-mig"));
+    // The framework sees its secrets gone (INDEX kept right) and its
+    // settings untouched.
+    let (code, read) = framework("read", &data, Some("mig-pw"), "");
+    assert_eq!(code, 0);
+    assert_eq!(read["secrets"], json!({}));
+    assert_eq!(read["index"], json!([]));
+    assert_eq!(read["all"]["app.timeout"], json!(30));
+}
+
+/// Seed 001's app reading its credentials as its EnvVarStorage does
+/// (`MODEL_FORGE_<PROVIDER>_<KEY>`): it prints whether each one is there
+/// and a hash of it, never the value.
+const SEED_001_APP: &str = r#"
+import hashlib, json, os
+def retrieve(provider, key):
+    return os.environ.get(f"MODEL_FORGE_{provider.upper()}_{key.upper()}")
+out = {}
+for provider, key in [("openai", "api_key"), ("acme", "api_key"), ("ollama", "token")]:
+    v = retrieve(provider, key)
+    out[f"{provider}.{key}"] = None if v is None else hashlib.sha256(v.encode()).hexdigest()
+print(json.dumps(out))
+"#;
+
+#[test]
+fn seed_001_whole_story_plaintext_json_and_fernet_file_into_tresor_then_the_app_reads_through_it() {
+    let t = Tresor::with_key();
+    let home = t.path("home/.model-forge");
+    std::fs::create_dir_all(&home).unwrap();
+    // The plaintext config the app wrote before (providers.*.credentials).
+    let config = t.write(
+        "home/.model-forge/config.json",
+        json!({
+            "providers": {
+                "openai": {"credentials": {"api_key": "sk-proj-demo-000000000000001"}, "model": "gpt"},
+                "ollama": {"credentials": {"token": "ollama-tok-1"}},
+            }
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    // And the EncryptedFileStorage file, written by Python's cryptography.
+    py(
+        &[
+            "-c",
+            r#"
+import json, sys, pathlib
+from cryptography.fernet import Fernet
+d = pathlib.Path(sys.argv[1])
+key = Fernet.generate_key(); (d / ".encryption_key").write_bytes(key)
+(d / "credentials.enc").write_bytes(Fernet(key).encrypt(json.dumps({"acme.api_key": "acme-key-🔑"}).encode()))
+"#,
+            home.to_str().unwrap(),
+        ],
+        None,
+        "",
+    );
+
+    let r = t
+        .run(&[
+            "--json",
+            "import",
+            "legacy-config",
+            config.to_str().unwrap(),
+        ])
+        .ok()
+        .json();
+    assert_eq!(r["counts"], json!({"ollama": 1, "openai": 1}));
+    assert!(!config.exists());
+    assert!(home.join("config.json.backup").is_file());
+    t.run(&[
+        "import",
+        "fernet",
+        home.join("credentials.enc").to_str().unwrap(),
+    ])
+    .ok();
+
+    // The app, unchanged, gets its credentials through `tresor run`.
+    let python = python();
+    let out = t.run(&[
+        "run",
+        "--no-declared",
+        "--env",
+        "MODEL_FORGE_OPENAI_API_KEY=openai/api_key",
+        "--env",
+        "MODEL_FORGE_ACME_API_KEY=acme/api_key",
+        "--env",
+        "MODEL_FORGE_OLLAMA_TOKEN=ollama/token",
+        "--",
+        &python,
+        "-c",
+        SEED_001_APP,
+    ]);
+    out.ok();
+    let seen: Value = serde_json::from_str(out.out().trim()).unwrap();
+    let sha = |v: &str| {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(v.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        seen,
+        json!({
+            "openai.api_key": sha("sk-proj-demo-000000000000001"),
+            "acme.api_key": sha("acme-key-🔑"),
+            "ollama.token": sha("ollama-tok-1"),
+        })
+    );
+    // No value on tresor's own output.
+    for v in ["sk-proj-demo", "acme-key", "ollama-tok"] {
+        assert!(!out.err().contains(v));
+    }
+}

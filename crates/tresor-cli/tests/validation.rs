@@ -179,3 +179,83 @@ regex = "[A-Za-z0-9+/]{8,}={0,2}"
         .run()
         .code(2);
 }
+
+fn last_import(t: &Tresor, name: &str) -> serde_json::Value {
+    t.audit()
+        .into_iter()
+        .rev()
+        .find(|e| e["operation"] == "import" && e["name"] == name)
+        .expect("an import entry")
+}
+
+#[test]
+fn import_no_validate_overrides_and_each_audit_entry_records_it() {
+    let t = Tresor::with_key();
+    let file = t.write(
+        "in.json",
+        format!(r#"{{"github/token": "{BAD}", "db/password": "pw-000000000001"}}"#).as_bytes(),
+    );
+    let file = file.to_str().unwrap();
+    // Refused whole without the flag, naming the rule and not the value.
+    let out = t.run(&["import", "json", file]);
+    out.code(2).err_has(&["'github/token'", "validation rule"]);
+    assert!(!out.err().contains(BAD));
+    t.run(&["get", "db/password"]).code(1);
+
+    t.run(&["import", "json", file, "--no-validate"]).ok();
+    assert_eq!(t.run(&["get", "github/token"]).ok().out(), BAD);
+    for name in ["github/token", "db/password"] {
+        let entry = last_import(&t, name);
+        assert_eq!(
+            entry["flags"],
+            serde_json::json!(["unvalidated"]),
+            "{entry}"
+        );
+        assert!(!entry.to_string().contains(BAD));
+    }
+    // A validated import carries no flag.
+    let good = t.write("good.json", br#"{"db/other": "pw-000000000002"}"#);
+    t.run(&["import", "json", good.to_str().unwrap()]).ok();
+    assert_eq!(last_import(&t, "db/other")["flags"], serde_json::json!([]));
+    t.run(&["audit", "verify"]).ok();
+}
+
+#[test]
+fn bundle_import_no_validate_overrides_and_each_audit_entry_records_it() {
+    let t = Tresor::with_key();
+    t.run_in(&["set", "github/token", "--no-validate"], BAD.as_bytes())
+        .ok();
+    let pass = t.write_key("pass.txt", b"correct horse battery staple\n");
+    let bundle = t.path("backup.age");
+    t.run(&[
+        "export",
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+        "-o",
+        bundle.to_str().unwrap(),
+    ])
+    .ok();
+
+    let u = Tresor::with_key();
+    let copy = u.write("backup.age", &std::fs::read(&bundle).unwrap());
+    let pass = u.write_key("pass.txt", b"correct horse battery staple\n");
+    let args = [
+        "import",
+        "bundle",
+        copy.to_str().unwrap(),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ];
+    let out = u.run(&args);
+    out.code(2).err_has(&["'github/token'", "validation rule"]);
+    assert!(!out.err().contains(BAD));
+    let mut flagged = args.to_vec();
+    flagged.push("--no-validate");
+    u.run(&flagged).ok();
+    assert_eq!(u.run(&["get", "github/token"]).ok().out(), BAD);
+    assert_eq!(
+        last_import(&u, "github/token")["flags"],
+        serde_json::json!(["unvalidated"])
+    );
+    u.run(&["audit", "verify"]).ok();
+}

@@ -194,3 +194,71 @@ fn the_machine_password_opens_a_desktop_keystore_with_nothing_typed() {
     let (_, read) = framework("read", dir.path(), None, "");
     assert_eq!(read["secrets"], json!({"desk": "top", "more": "m"}));
 }
+
+/// Holds the framework's lock (Python's `filelock` on `<file>.lock`, as the
+/// framework takes it) for `secs` seconds: prints `locked` once it holds it,
+/// and `releasing <time>` while still holding it, just before letting go.
+const HOLD_LOCK: &str = r#"
+import sys, time
+from filelock import FileLock
+lock = FileLock(sys.argv[1] + ".lock")
+with lock:
+    print("locked", flush=True)
+    time.sleep(float(sys.argv[2]))
+    print("releasing", time.time(), flush=True)
+"#;
+
+#[test]
+fn a_write_waits_for_the_frameworks_lock_held_by_python_then_writes() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    framework(
+        "make",
+        dir.path(),
+        Some("lock-pw"),
+        &json!({"secrets": {"db_password": "pw-1"}}).to_string(),
+    );
+    let keystore = dir.path().join("myapp.v3keystore");
+    let mut holder = Command::new(python())
+        .arg("-c")
+        .arg(HOLD_LOCK)
+        .arg(&keystore)
+        .arg("1.5")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(holder.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "locked");
+
+    // While Python holds the lock, tresor's write waits for it.
+    let mut s = store(dir.path(), Some("lock-pw"), false);
+    s.put(
+        &SecretName::new("api/token").unwrap(),
+        &SecretValue::copy_from(b"written-after-the-lock"),
+        &PutOptions::default(),
+    )
+    .unwrap();
+    let wrote_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let released = lines.next().unwrap().unwrap();
+    let released_at: f64 = released
+        .strip_prefix("releasing ")
+        .expect("the holder released the lock")
+        .parse()
+        .unwrap();
+    assert!(holder.wait().unwrap().success());
+    assert!(
+        wrote_at >= released_at,
+        "tresor wrote at {wrote_at}, while the framework still held its lock ({released_at})"
+    );
+
+    // The write is complete and the framework reads it, INDEX included.
+    let (code, read) = framework("read", dir.path(), Some("lock-pw"), "");
+    assert_eq!(code, 0);
+    assert_eq!(
+        read["secrets"],
+        json!({"db_password": "pw-1", "api/token": "written-after-the-lock"})
+    );
+}

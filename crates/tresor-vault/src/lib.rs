@@ -45,5 +45,5 @@ pub use schema::FORMAT_VERSION;
 pub use tresor_crypto::KeyType;
 pub use vault::{
     CreateOptions, Created, LockedVault, MasterRekey, OpenOptions, Pkcs11Location, RekeyReport,
-    SlotInfo, Vault, VerifyReport,
+    SlotInfo, Vault, VerifyReport, Versions,
 };

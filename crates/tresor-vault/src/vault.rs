@@ -40,6 +40,7 @@ pub(crate) use sql::db_error;
 use sql::{check_vault_path, create_private_dir, create_private_file, read_meta};
 
 pub use rekey::{MasterRekey, RekeyReport};
+pub use secrets::Versions;
 
 const STORE: &str = "vault";
 

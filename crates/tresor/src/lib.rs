@@ -80,6 +80,7 @@ pub use tresor_vault::{
 pub use tresor_vault::{
     AuditAnchor, AuditEntry, AuditFilter, CreateOptions, Created, FORMAT_VERSION, LockedVault,
     MasterRekey, OpenOptions, Pkcs11Location, RekeyReport, Settings, SlotInfo, Vault, VerifyReport,
+    Versions,
 };
 pub use tresor_vault::{keychain, pkcs11};
 pub use unlock::{

@@ -404,41 +404,48 @@ struct Job {
     metadata: Metadata,
 }
 
-fn job_for(t: &mut Tresor, from: &str, plan: &Plan, info: &SecretInfo) -> Result<Job> {
-    let name = info.name.clone();
-    let current = t.read_in(from, &name, Selector::default())?;
-    let mut values = Vec::new();
-    if plan.versions {
-        for v in t.history_in(from, &name)? {
-            if v.destroyed_at.is_some() || v.version == current.version {
-                continue;
+/// Secrets read from the source per batch: one vault transaction each.
+const READ_BATCH: usize = 256;
+
+/// The jobs for `infos`, read from the source in one batch
+/// ([`Tresor::versions_in`]): each secret's values oldest first, the
+/// current one last (versions after it, a staged rotation, come before it,
+/// so it is current in the target as well).
+fn jobs_for(t: &mut Tresor, from: &str, plan: &Plan, infos: &[SecretInfo]) -> Result<Vec<Job>> {
+    let names: Vec<SecretName> = infos.iter().map(|i| i.name.clone()).collect();
+    let read = t.versions_in(from, &names, plan.versions)?;
+    let mut jobs = Vec::with_capacity(infos.len());
+    for (info, found) in infos.iter().zip(read) {
+        let found = found?;
+        let mut values = Vec::with_capacity(found.values.len());
+        let mut current = None;
+        for (version, value) in found.values {
+            if version == found.current {
+                current = Some(value);
+            } else {
+                values.push(value);
             }
-            match t.read_in(from, &name, Selector::Version(v.version)) {
-                Ok(s) => values.push(s.value),
-                // Pruned between the history and the read.
-                Err(Error::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-            // Versions after the current one (a staged rotation) are
-            // copied too; the current value is written last, so it is
-            // current in the target as well.
         }
+        values.push(current.ok_or_else(|| Error::NotFound {
+            store: from.into(),
+            what: format!("'{}' version {}", info.name, found.current),
+        })?);
+        let metadata = if plan.metadata {
+            info.metadata
+                .iter()
+                .filter(|(k, _)| !k.starts_with("tresor."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        } else {
+            Metadata::new()
+        };
+        jobs.push(Job {
+            name: info.name.clone(),
+            values,
+            metadata,
+        });
     }
-    values.push(current.value);
-    let metadata = if plan.metadata {
-        info.metadata
-            .iter()
-            .filter(|(k, _)| !k.starts_with("tresor."))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    } else {
-        Metadata::new()
-    };
-    Ok(Job {
-        name,
-        values,
-        metadata,
-    })
+    Ok(jobs)
 }
 
 /// Writes one secret's values with `put`, then reads each back with `get`
@@ -502,19 +509,20 @@ fn copy_all(
     };
     if writers.is_empty() {
         let mut out = Vec::with_capacity(infos.len());
-        for info in infos {
-            let job = job_for(t, from, plan, info)?;
-            let n = {
-                let cell = std::cell::RefCell::new(&mut *t);
-                write_job(
-                    plan,
-                    &job,
-                    &mut |n, v, o| cell.borrow_mut().write_in(to, n, v, o),
-                    &mut |n, s| cell.borrow_mut().read_in(to, n, s).map(|s| s.value),
-                )?
-            };
-            events(Event::Copied(job.name.as_str()));
-            out.push((job.name.as_str().to_string(), n));
+        for batch in infos.chunks(READ_BATCH) {
+            for job in jobs_for(t, from, plan, batch)? {
+                let n = {
+                    let cell = std::cell::RefCell::new(&mut *t);
+                    write_job(
+                        plan,
+                        &job,
+                        &mut |n, v, o| cell.borrow_mut().write_in(to, n, v, o),
+                        &mut |n, s| cell.borrow_mut().read_in(to, n, s).map(|s| s.value),
+                    )?
+                };
+                events(Event::Copied(job.name.as_str()));
+                out.push((job.name.as_str().to_string(), n));
+            }
         }
         return Ok(out);
     }
@@ -580,24 +588,26 @@ fn copy_parallel(
                 }
             }
         };
-        for info in infos {
+        'reading: for batch in infos.chunks(READ_BATCH) {
             if first_error.is_some() {
                 break;
             }
-            match job_for(t, from, plan, info) {
-                Ok(job) => {
-                    if job_tx.send(job).is_err() {
-                        break;
+            match jobs_for(t, from, plan, batch) {
+                Ok(jobs) => {
+                    for job in jobs {
+                        if job_tx.send(job).is_err() {
+                            break 'reading;
+                        }
+                        sent += 1;
+                        while let Ok(done) = done_rx.try_recv() {
+                            handle(done, &mut out, &mut first_error);
+                        }
                     }
-                    sent += 1;
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
                     break;
                 }
-            }
-            while let Ok(done) = done_rx.try_recv() {
-                handle(done, &mut out, &mut first_error);
             }
         }
         drop(job_tx);

@@ -246,6 +246,35 @@ pub fn sync(t: &mut Tresor, options: &SyncOptions) -> Result<SyncReport> {
         out
     };
 
+    // The values to read, found from the listings and the state alone,
+    // then read per side in one batch (one vault transaction) instead of
+    // one read each.
+    let needs_read =
+        |info: Option<&SecretInfo>, recorded: Option<Stamp>, caps: &Capabilities| match (
+            info, recorded,
+        ) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(i), Some(s)) => !stamp_unchanged(i, s, caps),
+        };
+    let mut read_a: Vec<SecretName> = Vec::new();
+    let mut read_b: Vec<SecretName> = Vec::new();
+    for name in &names {
+        let entry = state.get(*name);
+        if let Some(i) = list_a.get(*name)
+            && needs_read(Some(i), entry.map(|e| e.a), &caps_a)
+        {
+            read_a.push(i.name.clone());
+        }
+        if let Some(i) = list_b.get(*name)
+            && needs_read(Some(i), entry.map(|e| e.b), &caps_b)
+        {
+            read_b.push(i.name.clone());
+        }
+    }
+    let mut values_a = read_values(t, a, &read_a)?;
+    let mut values_b = read_values(t, b, &read_b)?;
+
     let mut to_b: Vec<(SecretName, SecretValue, Stamp)> = Vec::new();
     let mut to_a: Vec<(SecretName, SecretValue, Stamp)> = Vec::new();
     let mut delete_a: Vec<SecretName> = Vec::new();
@@ -265,22 +294,26 @@ pub fn sync(t: &mut Tresor, options: &SyncOptions) -> Result<SyncReport> {
                     recorded: Option<Stamp>,
                     caps: &Capabilities,
                     report: &mut SyncReport,
-                    t: &mut Tresor|
+                    values: &mut std::collections::HashMap<String, SecretValue>|
          -> Result<(SideState, Option<SecretValue>)> {
+            let mut read = || -> Result<SecretValue> {
+                report.read += 1;
+                values.remove(name).ok_or_else(|| Error::NotFound {
+                    store: store.into(),
+                    what: format!("'{name}' (listed, then gone)"),
+                })
+            };
             match (info, recorded, &entry) {
                 (None, None, _) => Ok((SideState::Absent, None)),
                 (None, Some(_), _) => Ok((SideState::Deleted, None)),
                 (Some(_), None, _) | (Some(_), Some(_), None) => {
-                    report.read += 1;
-                    let v = t.read_in(store, &sname, Selector::default())?.value;
-                    Ok((SideState::Changed, Some(v)))
+                    Ok((SideState::Changed, Some(read()?)))
                 }
                 (Some(i), Some(s), Some(e)) => {
                     if stamp_unchanged(i, s, caps) {
                         return Ok((SideState::Unchanged, None));
                     }
-                    report.read += 1;
-                    let v = t.read_in(store, &sname, Selector::default())?.value;
+                    let v = read()?;
                     if fp(name, &v) == e.fp {
                         Ok((SideState::Unchanged, None))
                     } else {
@@ -289,8 +322,22 @@ pub fn sync(t: &mut Tresor, options: &SyncOptions) -> Result<SyncReport> {
                 }
             }
         };
-        let (sa, va) = side(a, ia, entry.as_ref().map(|e| e.a), &caps_a, &mut report, t)?;
-        let (sb, vb) = side(b, ib, entry.as_ref().map(|e| e.b), &caps_b, &mut report, t)?;
+        let (sa, va) = side(
+            a,
+            ia,
+            entry.as_ref().map(|e| e.a),
+            &caps_a,
+            &mut report,
+            &mut values_a,
+        )?;
+        let (sb, vb) = side(
+            b,
+            ib,
+            entry.as_ref().map(|e| e.b),
+            &caps_b,
+            &mut report,
+            &mut values_b,
+        )?;
         let stamp_a = ia.map(stamp_of).unwrap_or_default();
         let stamp_b = ib.map(stamp_of).unwrap_or_default();
         use SideState::*;
@@ -468,6 +515,21 @@ pub fn sync(t: &mut Tresor, options: &SyncOptions) -> Result<SyncReport> {
     }
     report.changes.sort_by(|x, y| x.name.cmp(&y.name));
     Ok(report)
+}
+
+/// The current values of `names` in `store`, read in one batch, by name.
+fn read_values(
+    t: &mut Tresor,
+    store: &str,
+    names: &[SecretName],
+) -> Result<std::collections::HashMap<String, SecretValue>> {
+    let mut out = std::collections::HashMap::with_capacity(names.len());
+    for batch in names.chunks(BATCH) {
+        for (name, found) in batch.iter().zip(t.read_many_in(store, batch)?) {
+            out.insert(name.as_str().to_string(), found?.value);
+        }
+    }
+    Ok(out)
 }
 
 fn stamp_of(info: &SecretInfo) -> Stamp {

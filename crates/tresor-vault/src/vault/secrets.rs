@@ -70,6 +70,90 @@ impl Vault {
         }
     }
 
+    /// Reads, for each name, every version that still has its value
+    /// (oldest first; with `all_versions` false, only the current one) and
+    /// which of them is current: what a migration copies. One transaction
+    /// for the batch and one audit entry per secret naming the versions
+    /// read (a `get`), as [`Vault::get_many`] does. A soft-deleted secret
+    /// is [`Error::Deleted`]. Answers in the order asked.
+    pub fn versions_many(
+        &mut self,
+        names: &[SecretName],
+        all_versions: bool,
+    ) -> Result<Vec<Result<Versions>>> {
+        let read = |v: &mut Self, name: &SecretName| -> Result<Versions> {
+            if !all_versions {
+                let s = v.get_unaudited(name, Selector::default())?;
+                return Ok(Versions {
+                    current: s.version,
+                    values: vec![(s.version, s.value)],
+                });
+            }
+            v.versions_unaudited(name)
+        };
+        if !self.settings.audit_reads {
+            return self.snapshot(|v| Ok(names.iter().map(|n| read(v, n)).collect()));
+        }
+        self.exec_cached("PRAGMA synchronous=NORMAL")?;
+        let batch = self.transaction(|v| {
+            let mut out = Vec::with_capacity(names.len());
+            for name in names {
+                let result = read(v, name);
+                let (versions, outcome) = match &result {
+                    Ok(found) => (found.values.iter().map(|(n, _)| *n).collect(), "ok"),
+                    Err(e) => (vec![], e.kind()),
+                };
+                let body = v.audit_body(Operation::Get, Some(name), versions, outcome, None);
+                v.append_audit(&body)?;
+                out.push(result);
+            }
+            Ok(out)
+        });
+        let restored = self.exec_cached("PRAGMA synchronous=FULL");
+        let out = batch?;
+        restored?;
+        Ok(out)
+    }
+
+    fn versions_unaudited(&self, name: &SecretName) -> Result<Versions> {
+        let bidx = self.keys.blind_index(name.as_str());
+        let (owner, header) = self
+            .find(name, &bidx)?
+            .ok_or_else(|| not_found(name, None))?;
+        if header.deleted_at.is_some() {
+            return Err(Error::Deleted {
+                store: STORE.into(),
+                name: name.to_string(),
+            });
+        }
+        let current = header.current.ok_or_else(|| not_found(name, None))?;
+        let rows: Vec<(u64, u32, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT version, key_id, body FROM versions
+                 WHERE secret_id = ?1 AND body IS NOT NULL ORDER BY version",
+            )
+            .and_then(|mut st| {
+                st.query_map([owner.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.db(e))?;
+        let mut values = Vec::with_capacity(rows.len());
+        for (version, key_id, body) in rows {
+            values.push((
+                version,
+                self.open_value(owner, version, key_id, &body, name)?,
+            ));
+        }
+        if !values.iter().any(|(n, _)| *n == current) {
+            return Err(Error::NotFound {
+                store: STORE.into(),
+                what: format!("'{name}' version {current} (destroyed)"),
+            });
+        }
+        Ok(Versions { current, values })
+    }
+
     pub(super) fn get_unaudited(
         &mut self,
         name: &SecretName,
@@ -320,26 +404,42 @@ impl Vault {
         &mut self,
         items: &[(SecretName, SecretValue)],
         reason: Option<&str>,
-        mut progress: impl FnMut(usize) + 'a,
+        progress: impl FnMut(usize) + 'a,
     ) -> Result<Vec<u64>> {
         let options = PutOptions {
             reason: reason.map(str::to_string),
             ..PutOptions::default()
         };
+        self.put_many_with(items, &options, progress)
+    }
+
+    /// [`Vault::put_many`] with every secret written under `options`: its
+    /// reason (also in each audit entry), metadata and labels; with
+    /// `unvalidated`, each audit entry carries the flag `unvalidated`, as
+    /// [`Vault::put`] does.
+    pub fn put_many_with<'a>(
+        &mut self,
+        items: &[(SecretName, SecretValue)],
+        options: &PutOptions,
+        mut progress: impl FnMut(usize) + 'a,
+    ) -> Result<Vec<u64>> {
+        validate_metadata(&options.metadata)?;
+        let flags = flags_of(options.unvalidated);
         self.transaction(|v| {
             for (name, value) in items {
                 v.check_value(name, value)?;
             }
             let mut versions = Vec::with_capacity(items.len());
             for (i, (name, value)) in items.iter().enumerate() {
-                let version = v.put_in_tx(name, value, &options)?;
-                let body = v.audit_body(
+                let version = v.put_in_tx(name, value, options)?;
+                let mut body = v.audit_body(
                     Operation::Import,
                     Some(name),
                     vec![version],
                     "ok",
-                    reason.map(str::to_string),
+                    options.reason.clone(),
                 );
+                body.flags.clone_from(&flags);
                 v.append_audit(&body)?;
                 versions.push(version);
                 progress(i + 1);
@@ -376,13 +476,16 @@ impl Vault {
                 for (value, options) in versions {
                     written.push(v.put_in_tx(name, value, options)?);
                 }
-                let body = v.audit_body(
+                let mut body = v.audit_body(
                     Operation::Import,
                     Some(name),
                     written,
                     "ok",
                     reason.map(str::to_string),
                 );
+                // A version written without its rules being checked marks
+                // the secret's entry, as a single `put` would.
+                body.flags = flags_of(versions.iter().any(|(_, o)| o.unvalidated));
                 v.append_audit(&body)?;
                 progress(i + 1);
             }
@@ -502,4 +605,23 @@ impl Vault {
             Ok((header.metadata, vec![]))
         })
     }
+}
+
+/// The audit flags of a write: `unvalidated` when its rules were skipped.
+fn flags_of(unvalidated: bool) -> Vec<String> {
+    if unvalidated {
+        vec![crate::audit::FLAG_UNVALIDATED.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A secret's versions that still have their values (see
+/// [`Vault::versions_many`]).
+#[derive(Debug)]
+pub struct Versions {
+    /// The current version's number.
+    pub current: u64,
+    /// (version, value), oldest first.
+    pub values: Vec<(u64, SecretValue)>,
 }

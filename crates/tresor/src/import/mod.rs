@@ -157,6 +157,21 @@ impl Plan {
         counts.into_iter().collect()
     }
 
+    /// The entries as the (name, value) pairs a store writes, the values
+    /// moved out of the plan (its entries keep their names, origins and
+    /// places, all that [`rewrite`] and [`finish`] need): no second copy of
+    /// every value, and none of its cost (a copy, a lock into RAM, a wipe)
+    /// for a large import.
+    pub fn take_items(&mut self) -> Vec<(SecretName, SecretValue)> {
+        self.entries
+            .iter_mut()
+            .map(|e| {
+                let value = std::mem::replace(&mut e.value, SecretValue::from(Vec::new()));
+                (e.name.clone(), value)
+            })
+            .collect()
+    }
+
     /// The entries as the (name, value) pairs a store writes.
     pub fn items(&self) -> Vec<(SecretName, SecretValue)> {
         self.entries

@@ -71,7 +71,7 @@ use tresor_core::{
     SecretName, SecretValue, Selector, Store, VersionInfo,
 };
 use tresor_stores::StoreOptions;
-use tresor_vault::{LockedVault, Vault};
+use tresor_vault::{LockedVault, Vault, Versions};
 
 use crate::config::{Config, CredentialSource, OptionValue, StoreConfig, StoreKind};
 

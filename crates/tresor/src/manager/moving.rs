@@ -106,12 +106,98 @@ impl Tresor {
         self.checked(i, |s| s.get(name, selector))
     }
 
+    /// Reads the current value of each name from the store named, from the
+    /// store itself only: from a vault in one transaction with one audit
+    /// entry per read ([`Vault::get_many`]), from any other store one read
+    /// after another. Answers in the order asked.
+    pub fn read_many_in(
+        &mut self,
+        store: &str,
+        names: &[SecretName],
+    ) -> Result<Vec<Result<Secret>>> {
+        for name in names {
+            check_name(name)?;
+        }
+        let i = self.index_or_local(store)?;
+        self.refuse_offline(i)?;
+        if self.entries[i].kind == Some(StoreKind::Vault) {
+            let requests: Vec<(SecretName, Selector)> = names
+                .iter()
+                .map(|n| (n.clone(), Selector::default()))
+                .collect();
+            let vault = self.vault_at(i, "get")?;
+            return Ok(vault.get_many(&requests));
+        }
+        Ok(names
+            .iter()
+            .map(|name| self.checked(i, |s| s.get(name, Selector::default())))
+            .collect())
+    }
+
     /// Every version of `name` in the store named, oldest first.
     pub fn history_in(&mut self, store: &str, name: &SecretName) -> Result<Vec<VersionInfo>> {
         check_name(name)?;
         let i = self.index_or_local(store)?;
         self.refuse_offline(i)?;
         self.checked(i, |s| s.history(name))
+    }
+
+    /// For each name, the versions of it the store named still holds with
+    /// their values, oldest first (with `all_versions` false, only the
+    /// current one), and which is current: what a migration copies. From a
+    /// vault in one read transaction with one audit entry per secret
+    /// ([`Vault::versions_many`]); from any other store by its history and
+    /// one read per version. Answers in the order asked; a version pruned
+    /// between the history and its read is left out.
+    pub fn versions_in(
+        &mut self,
+        store: &str,
+        names: &[SecretName],
+        all_versions: bool,
+    ) -> Result<Vec<Result<Versions>>> {
+        for name in names {
+            check_name(name)?;
+        }
+        let i = self.index_or_local(store)?;
+        self.refuse_offline(i)?;
+        if self.entries[i].kind == Some(StoreKind::Vault) {
+            let vault = self.vault_at(i, "reading versions")?;
+            return vault.versions_many(names, all_versions);
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.push(self.versions_one(i, name, all_versions));
+        }
+        Ok(out)
+    }
+
+    fn versions_one(
+        &mut self,
+        i: usize,
+        name: &SecretName,
+        all_versions: bool,
+    ) -> Result<Versions> {
+        let current = self.checked(i, |s| s.get(name, Selector::default()))?;
+        let mut values = Vec::new();
+        if all_versions {
+            for v in self.checked(i, |s| s.history(name))? {
+                if v.destroyed_at.is_some() || v.version == current.version {
+                    continue;
+                }
+                match self.checked(i, |s| s.get(name, Selector::Version(v.version))) {
+                    Ok(found) => values.push((v.version, found.value)),
+                    // Pruned between the history and the read.
+                    Err(Error::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        values.push((current.version, current.value));
+        values.sort_by_key(|(n, _)| *n);
+        Ok(Versions {
+            current: current.version,
+            values,
+        })
     }
 
     /// Writes `name` to the store named (the local vault too, as

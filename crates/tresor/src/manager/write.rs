@@ -183,26 +183,39 @@ impl Tresor {
         reason: Option<&str>,
         progress: &mut dyn FnMut(usize),
     ) -> Result<Imported> {
+        let options = PutOptions {
+            reason: reason.map(str::to_string),
+            ..PutOptions::default()
+        };
+        self.import_with(store, items, &options, progress)
+    }
+
+    /// [`Tresor::import`] with every item written under `options` (its
+    /// reason; with `unvalidated` the rules are skipped and a vault's audit
+    /// entry for each secret carries the flag `unvalidated`).
+    pub fn import_with(
+        &mut self,
+        store: Option<&str>,
+        items: &[(SecretName, SecretValue)],
+        options: &PutOptions,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Imported> {
         let i = match store {
             Some(s) => self.index(s)?,
             None => self.first_writable()?,
         };
         self.admit_store(i)?;
-        // Every value meets the rules for its name, as on every write path.
-        let checked = PutOptions::default();
+        // Every value meets the rules for its name, as on every write path
+        // (unless the caller skipped them on purpose).
         for (name, value) in items {
-            admit(&self.rules, name, value, &checked)?;
+            admit(&self.rules, name, value, options)?;
         }
         let store_name = self.entries[i].name.clone();
         match self.vault_at(i, "import") {
             Ok(vault) => {
-                vault.put_many(items, reason, &mut *progress)?;
+                vault.put_many_with(items, options, &mut *progress)?;
             }
             Err(Error::Unsupported { .. }) => {
-                let options = PutOptions {
-                    reason: reason.map(str::to_string),
-                    ..PutOptions::default()
-                };
                 let mut undo: Vec<(SecretName, Option<SecretValue>)> = Vec::new();
                 let mut failure = None;
                 for (n, (name, value)) in items.iter().enumerate() {
@@ -214,7 +227,7 @@ impl Tresor {
                             break;
                         }
                     };
-                    if let Err(e) = self.checked(i, |s| s.put(name, value, &options)) {
+                    if let Err(e) = self.checked(i, |s| s.put(name, value, options)) {
                         failure = Some(e);
                         break;
                     }
@@ -287,7 +300,14 @@ impl Tresor {
                             .map(|(v, _)| (name.clone(), SecretValue::copy_from(v.expose_secret())))
                     })
                     .collect();
-                self.import(Some(&store_name), &last, reason, progress)
+                let options = PutOptions {
+                    reason: reason.map(str::to_string),
+                    unvalidated: items
+                        .iter()
+                        .any(|(_, v)| v.last().is_some_and(|(_, o)| o.unvalidated)),
+                    ..PutOptions::default()
+                };
+                self.import_with(Some(&store_name), &last, &options, progress)
             }
             Err(e) => Err(e),
         }
