@@ -1,7 +1,8 @@
 //! `tresor run`: values in the environment and in files, exit codes,
 //! signals passed on, file folders removed (after a normal exit, a SIGTERM
 //! to tresor, and a SIGKILL followed by a later run), an interactive
-//! program on a terminal, and `--redact`. The programs run are `bash`
+//! program on a terminal (Ctrl-C, and Ctrl-Z / `fg` under a real
+//! interactive bash), and `--redact`. The programs run are `bash`
 //! scripts that report what they saw.
 
 mod common;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::pty::{Expect, Send, on_tty};
+use common::pty::{Expect, Send, Type, on_tty};
 use common::*;
 
 const VALUE: &str = "s3cret-Value-4f9a";
@@ -357,6 +358,71 @@ fn an_interactive_program_has_the_terminal() {
         ],
     );
     assert_eq!(run.exit, 42, "{}", run.text());
+}
+
+/// Job control as if the program ran alone: an interactive `bash -i` on a
+/// pseudo-terminal runs `tresor run`; Ctrl-Z stops tresor and the program
+/// together (the shell reports the job stopped, and both are in state T),
+/// `fg` resumes both (the program reads the terminal again, tresor waits
+/// for it), and Ctrl-C reaches the program, whose exit code the shell sees.
+#[test]
+fn ctrl_z_stops_tresor_and_the_program_together_and_fg_resumes_both() {
+    let t = vault_with(&[("db/pass", VALUE)]);
+    let key = t.key.display().to_string();
+    // The program: writes its PID and its parent's (tresor's), then reads
+    // the terminal; on SIGCONT it reports its parent's state once the
+    // parent runs again (state R or S, not T); Ctrl-C ends it with 5.
+    t.write(
+        "child.sh",
+        b"echo \"$$ $PPID\" > pids\n\
+          trap 'for i in 1 2 3 4 5 6 7 8 9 10; do s=$(cut -d\" \" -f3 /proc/$PPID/stat); \
+          [ \"$s\" != T ] && break; sleep 0.05; done; \
+          [ \"$s\" = T ] && s=stopped || s=running; echo \"resumed parent=$s\"' CONT\n\
+          trap 'echo int-seen; exit 5' INT\n\
+          echo ready\n\
+          read a\n\
+          echo \"got $a with $A\"\n\
+          echo armed\n\
+          read b\n\
+          echo no-int; exit 1\n",
+    );
+    // Both stopped (state T): the signal may reach the program a moment
+    // after the shell sees tresor stop, so this waits up to 2 s for it.
+    let states = "for i in $(seq 40); do s=$(for p in $(cat pids); do cut -d' ' -f3 \
+                  /proc/$p/stat; done | tr -d '\\n'); [ \"$s\" = TT ] && break; sleep 0.05; \
+                  done; echo \"states:$s:end\"\n";
+    // Lines for the shell are sent once its line editor has the terminal
+    // (echo off), so none is typed while it is still setting it up.
+    let run = on_tty(
+        &t,
+        &["/bin/bash", "--norc", "--noprofile", "-i"],
+        &[("TRESOR_KEY_FILE", &key), ("T", BIN), ("PS1", "prompt> ")],
+        &[
+            Expect("prompt> "),
+            Send("$T run --env A=db/pass -- bash ./child.sh\n"),
+            Expect("ready"),
+            // Ctrl-Z: the terminal stops the whole foreground job.
+            Type("\x1a"),
+            Expect("Stopped"),
+            Expect("prompt> "),
+            Send(states),
+            Expect("states:TT:end"),
+            Expect("prompt> "),
+            Send("fg\n"),
+            Expect("resumed parent=running"),
+            Type("typed-after-fg\n"),
+            Expect(&format!("got typed-after-fg with {VALUE}")),
+            Expect("armed"),
+            // Ctrl-C: the program's trap runs; tresor passes on its exit code.
+            Type("\x03"),
+            Expect("int-seen"),
+            Expect("prompt> "),
+            Send("echo \"rc=$?\"\n"),
+            Expect("rc=5"),
+            Send("exit\n"),
+        ],
+    );
+    assert_eq!(run.exit, 0, "{}", run.text());
 }
 
 #[test]

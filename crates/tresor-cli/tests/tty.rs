@@ -2,7 +2,8 @@
 //! (its controlling terminal and stdio) that `common/pty_driver.py` drives,
 //! typing only once the terminal's echo is off. Covers the password prompts
 //! of `init` and of unlocking, the hidden value prompt of `set` (asked
-//! twice), mismatched entries, a wrong password, and passphrase-encrypted
+//! twice), `check --fix` asking for a missing declared secret, mismatched
+//! entries, a wrong password, and passphrase-encrypted
 //! age files exchanged both ways with stock `age`, whose passphrase prompt
 //! also only reads a terminal. Needs `python3` and `age` (scripts/test
 //! installs both); these tests fail, never skip, without them.
@@ -140,6 +141,69 @@ fn mismatched_entries_and_a_wrong_password_change_nothing() {
         !fresh.vault.exists(),
         "a vault was made from mismatched passwords"
     );
+}
+
+#[test]
+fn check_fix_asks_for_a_missing_declared_secret_with_hidden_input() {
+    let t = Tresor::with_key();
+    t.write(
+        "tresor.toml",
+        b"[secrets]\n\
+          DB_PASSWORD = { name = \"db/password\", description = \"the database's\" }\n\
+          SESSION_KEY = { name = \"app/session\", generate = { length = 32 } }\n",
+    );
+    t.run(&["config", "trust"]).ok();
+    let key = t.key.display().to_string();
+    let value = "typed-Db-Value-5e1f";
+    let line = format!("{value}\n");
+    let run = on_tty(
+        &t,
+        &[BIN, "check", "--fix"],
+        &[("TRESOR_KEY_FILE", &key)],
+        &[
+            Expect("Value for DB_PASSWORD [db/password] (the database's): "),
+            Send(&line),
+            Expect("Again: "),
+            Send(&line),
+            Expect("DB_PASSWORD: entered and stored as 'db/password'"),
+        ],
+    );
+    assert_eq!(run.exit, 0, "{}", run.text());
+    let text = run.text();
+    // The generated one was not asked for; both are fixed in the table.
+    assert!(text.contains("SESSION_KEY: generated"), "{text}");
+    assert_eq!(text.matches("Value for ").count(), 1, "{text}");
+    assert_eq!(text.matches("fixed").count(), 2, "{text}");
+    // Hidden input: the typed value never reached the screen.
+    assert!(!contains(&run.transcript, value.as_bytes()), "{text}");
+    // Stored exactly as typed, without the newline; the check now passes.
+    let got = t.run(&["get", "db/password"]);
+    got.ok();
+    assert_eq!(got.stdout, value.as_bytes());
+    t.run(&["check"]).ok();
+
+    // Two different entries: exit 2, nothing stored.
+    let t = Tresor::with_key();
+    t.write(
+        "tresor.toml",
+        b"[secrets]\nDB_PASSWORD = { name = \"db/password\" }\n",
+    );
+    t.run(&["config", "trust"]).ok();
+    let key = t.key.display().to_string();
+    let run = on_tty(
+        &t,
+        &[BIN, "check", "--fix"],
+        &[("TRESOR_KEY_FILE", &key)],
+        &[
+            Expect("Value for DB_PASSWORD [db/password]: "),
+            Send("first-entry-1\n"),
+            Expect("Again: "),
+            Send("other-entry-2\n"),
+            Expect("differ"),
+        ],
+    );
+    assert_eq!(run.exit, 2, "{}", run.text());
+    t.run(&["get", "db/password"]).code(1);
 }
 
 /// A path inside `t`'s folder, as the text an argument list takes.

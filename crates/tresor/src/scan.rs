@@ -211,13 +211,25 @@ impl Scanner {
     /// lists, through its current version), and the token shapes.
     pub fn from_tresor(tresor: &mut Tresor) -> Result<Self> {
         let listing = tresor.list("")?;
-        let mut secrets = Vec::with_capacity(listing.entries.len());
+        // One batch per store (a vault answers its batch in one
+        // transaction), in the order the stores first appear.
+        let mut batches: Vec<(String, Vec<(SecretName, Selector)>)> = Vec::new();
         for entry in listing.entries {
-            match tresor.get_from(&entry.store, &entry.info.name, Selector::default()) {
-                Ok(found) => secrets.push((found.secret.name, found.secret.value)),
-                // Listed, then gone or without a current version: nothing to find.
-                Err(Error::NotFound { .. } | Error::Deleted { .. }) => {}
-                Err(e) => return Err(e),
+            let request = (entry.info.name, Selector::default());
+            match batches.iter_mut().find(|(s, _)| *s == entry.store) {
+                Some((_, names)) => names.push(request),
+                None => batches.push((entry.store, vec![request])),
+            }
+        }
+        let mut secrets = Vec::new();
+        for (store, requests) in batches {
+            for answer in tresor.get_many_from(&store, &requests) {
+                match answer {
+                    Ok(found) => secrets.push((found.secret.name, found.secret.value)),
+                    // Listed, then gone or without a current version: nothing to find.
+                    Err(Error::NotFound { .. } | Error::Deleted { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(Self::new(secrets))

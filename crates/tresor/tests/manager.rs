@@ -228,6 +228,64 @@ fn reads_follow_priority_and_not_found_goes_on() {
 }
 
 #[test]
+fn get_many_from_reads_one_store_in_order_with_each_read_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v = vault(dir.path());
+    for (n, val) in [("a", "vault-a"), ("b", "vault-b")] {
+        v.put(
+            &name(n),
+            &SecretValue::copy_from(val.as_bytes()),
+            &PutOptions::default(),
+        )
+        .unwrap();
+    }
+    // The vault is not the first store: the batch still reads it alone.
+    let mut t = Tresor::builder()
+        .vault("local", v, 50)
+        .store("early", Mock::new("early").with("a", b"early-a"), 10)
+        .build()
+        .unwrap();
+    let requests: Vec<(SecretName, Selector)> = ["b", "missing", "a"]
+        .iter()
+        .map(|n| (name(n), Selector::default()))
+        .collect();
+    let answers = t.get_many_from("local", &requests);
+    assert_eq!(answers.len(), 3);
+    let b = answers[0].as_ref().unwrap();
+    assert_eq!((b.store.as_str(), value(b)), ("local", &b"vault-b"[..]));
+    assert!(matches!(answers[1], Err(Error::NotFound { .. })));
+    let a = answers[2].as_ref().unwrap();
+    assert_eq!((a.store.as_str(), value(a)), ("local", &b"vault-a"[..]));
+    // The same from another store, and an unknown store for every name.
+    let early = t.get_many_from("early", &requests);
+    assert!(matches!(early[0], Err(Error::NotFound { .. })));
+    assert_eq!(value(early[2].as_ref().unwrap()), b"early-a");
+    assert!(
+        t.get_many_from("nope", &requests)
+            .iter()
+            .all(Result::is_err)
+    );
+    drop(t);
+    // Every read of the batch has its own audit entry, in order.
+    let mut v = opener(&dir.path().join("vault.db")).unwrap();
+    let reads: Vec<(Option<String>, String)> = v
+        .audit_log(&tresor::AuditFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.operation.as_str() == "get")
+        .map(|e| (e.name, e.result))
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            (Some("b".to_string()), "ok".to_string()),
+            (Some("missing".to_string()), "not_found".to_string()),
+            (Some("a".to_string()), "ok".to_string()),
+        ]
+    );
+}
+
+#[test]
 fn writes_go_to_the_first_writable_store_or_the_one_named() {
     let dir = tempfile::tempdir().unwrap();
     let ro = Mock {

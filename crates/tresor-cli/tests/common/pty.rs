@@ -19,10 +19,14 @@ impl TtyRun {
 }
 
 pub enum Step<'a> {
+    /// Waits for the text (after the previous match).
     Expect(&'a str),
+    /// Types the text once the terminal's echo is off (a hidden prompt).
     Send(&'a str),
+    /// Types the text at once (a shell's command line, a control key).
+    Type(&'a str),
 }
-pub use Step::{Expect, Send};
+pub use Step::{Expect, Send, Type};
 
 /// Runs `argv` on a fresh pty in `t`'s folder with `t`'s environment
 /// (vault, HOME, XDG folders; no credential) plus `extra`.
@@ -44,13 +48,14 @@ pub fn on_tty(t: &Tresor, argv: &[&str], extra: &[(&str, &str)], steps: &[Step<'
         .map(|s| match s {
             Expect(text) => serde_json::json!(["expect", text]),
             Send(text) => serde_json::json!(["send", text]),
+            Type(text) => serde_json::json!(["type", text]),
         })
         .collect();
     let spec = serde_json::json!({
         "argv": argv,
         "env": env,
         "cwd": t.dir.path(),
-        "timeout": 20,
+        "timeout": 60,
         "steps": steps,
     });
     let out = clean_command("python3")

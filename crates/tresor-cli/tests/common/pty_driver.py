@@ -4,10 +4,10 @@
 #   python3 pty_driver.py SPEC_JSON
 #
 # SPEC: {"argv": [...], "env": {...}, "cwd": "...", "timeout": seconds,
-#        "steps": [["expect", "text"], ["send", "text"], ...]}
+#        "steps": [["expect", "text"], ["send", "text"], ["type", "text"], ...]}
 # "expect" waits for the text to appear after the previous match; "send"
 # first waits until the terminal's echo is off (a hidden prompt is up), then
-# types the text. Prints one JSON object: {"exit": code, "transcript": b64,
+# types the text; "type" types it at once (a shell's command line, Ctrl-Z). Prints one JSON object: {"exit": code, "transcript": b64,
 # "error": null or why the driver gave up}. The driver exits 0 unless its own
 # arguments are bad.
 import base64
@@ -15,6 +15,7 @@ import json
 import os
 import pty
 import select
+import signal
 import sys
 import termios
 import time
@@ -24,6 +25,13 @@ deadline = time.time() + float(spec.get("timeout", 30))
 pid, fd = pty.fork()
 if pid == 0:
     try:
+        # A fresh terminal session starts as a login would: every signal at
+        # its default action. Ignored ones would survive the exec (a test
+        # harness started in the background ignores SIGINT and SIGQUIT,
+        # Python ignores SIGPIPE), and Ctrl-C would reach nothing.
+        for sig in ("SIGINT", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGPIPE",
+                    "SIGXFSZ", "SIGHUP", "SIGTERM"):
+            signal.signal(getattr(signal, sig), signal.SIG_DFL)
         os.chdir(spec.get("cwd", "/"))
         os.execve(spec["argv"][0], spec["argv"], spec["env"])
     finally:
@@ -79,6 +87,8 @@ try:
                 if time.time() > deadline:
                     raise TimeoutError("echo never went off before sending")
                 pump(0.01)
+            os.write(fd, data)
+        elif step == "type":
             os.write(fd, data)
         else:
             raise ValueError("unknown step %r" % step)

@@ -379,25 +379,53 @@ impl Tresor {
         out
     }
 
+    /// Reads several names from the store named `store` only, each as
+    /// [`Tresor::get_from`] would, answers in the order asked. A vault
+    /// store answers them all in one transaction ([`Vault::get_many`]: one
+    /// commit for the batch's audit entries) instead of one each.
+    pub fn get_many_from(
+        &mut self,
+        store: &str,
+        requests: &[(SecretName, Selector)],
+    ) -> Vec<Result<Found>> {
+        if requests.len() > 1
+            && let Ok(i) = self.index(store)
+        {
+            self.prefetch_vault_at(i, requests);
+        }
+        let out = requests
+            .iter()
+            .map(|(name, selector)| self.get_from(store, name, *selector))
+            .collect();
+        self.prefetched.clear();
+        out
+    }
+
     /// When a vault is the first store asked, reads every name from it in
     /// one transaction ([`Vault::get_many`]): one commit for the batch, and
     /// only reads the routing would make anyway (it asks that store first).
     fn prefetch_vault(&mut self, requests: &[(SecretName, Selector)]) {
-        let first_is_vault = self
+        self.prefetch_vault_at(0, requests);
+    }
+
+    /// Reads every name from store `i`, when it is a vault, in one
+    /// transaction, for the reads that follow to take.
+    fn prefetch_vault_at(&mut self, i: usize, requests: &[(SecretName, Selector)]) {
+        let is_vault = self
             .entries
-            .first()
+            .get(i)
             .is_some_and(|e| e.kind == Some(StoreKind::Vault) && e.down.is_none());
-        if !first_is_vault || requests.iter().any(|(n, _)| check_name(n).is_err()) {
+        if !is_vault || requests.iter().any(|(n, _)| check_name(n).is_err()) {
             return;
         }
         // A vault that does not open is left for the reads to report.
-        let Ok(vault) = self.vault_at(0, "get") else {
+        let Ok(vault) = self.vault_at(i, "get") else {
             return;
         };
         let answers = vault.get_many(requests);
         for ((name, selector), answer) in requests.iter().zip(answers) {
             self.prefetched
-                .insert((0, name.clone(), selector.to_string()), answer);
+                .insert((i, name.clone(), selector.to_string()), answer);
         }
     }
 
