@@ -197,6 +197,39 @@ pub(crate) fn append_at(
     Ok(())
 }
 
+/// Appends `bodies` in order, as [`append`] would one by one, but reads the
+/// head once and moves it once, after the last entry (all inside the
+/// caller's transaction, so no reader sees the entries without their
+/// head). A bulk write (an import of 100k secrets) spent a tenth of its
+/// time rewriting the head after every entry.
+pub(crate) fn append_many(
+    conn: &Connection,
+    keys: &VaultKeys,
+    vault_id: &[u8; 16],
+    key_id: u32,
+    dek: &Key,
+    bodies: &[AuditBody],
+    known: &Cell<Option<Head>>,
+) -> rusqlite::Result<()> {
+    if bodies.is_empty() {
+        return Ok(());
+    }
+    let head = read_head(conn)?.ok_or_else(|| {
+        corrupt("the audit chain head is missing (every vault has one from its init entry)")
+    })?;
+    if known.get() != Some(head) && head.tag != keys.audit_head_tag(head.seq, &head.mac) {
+        return Err(corrupt(
+            "the audit chain head does not carry its tag (altered)",
+        ));
+    }
+    let (mut seq, mut mac) = (head.seq, head.mac);
+    for body in bodies {
+        (seq, mac) = insert_entry(conn, keys, vault_id, key_id, dek, body, None, seq, &mac)?;
+    }
+    known.set(Some(write_head(conn, keys, seq, &mac)?));
+    Ok(())
+}
+
 /// Writes entry 1 of a new vault's chain, and its head.
 pub(crate) fn start(
     conn: &Connection,
@@ -228,6 +261,27 @@ fn link(
     last: u64,
     prev: &[u8; 32],
 ) -> rusqlite::Result<Head> {
+    let (seq, mac) = insert_entry(conn, keys, vault_id, key_id, dek, body, at, last, prev)?;
+    write_head(conn, keys, seq, &mac)
+}
+
+/// Seals `body` as entry `last + 1` chained to `prev` and inserts it,
+/// leaving the head where it was; returns the entry's number and MAC.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the entry's whole context, kept explicit like append_at's"
+)]
+fn insert_entry(
+    conn: &Connection,
+    keys: &VaultKeys,
+    vault_id: &[u8; 16],
+    key_id: u32,
+    dek: &Key,
+    body: &AuditBody,
+    at: Option<i64>,
+    last: u64,
+    prev: &[u8; 32],
+) -> rusqlite::Result<(u64, [u8; 32])> {
     let seq = last + 1;
     let at = at.unwrap_or_else(now_ms);
     let aad = RecordAad {
@@ -244,7 +298,7 @@ fn link(
         "INSERT INTO audit(seq, at, key_id, body, mac) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![seq, at, key_id, sealed, &mac[..]])?;
-    write_head(conn, keys, seq, &mac)
+    Ok((seq, mac))
 }
 
 type Row = (u64, i64, u32, Vec<u8>, Vec<u8>);

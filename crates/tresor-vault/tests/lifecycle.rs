@@ -379,3 +379,38 @@ fn one_shot_processes_keep_the_wal_bounded() {
     );
     v.verify().unwrap();
 }
+
+/// A bulk write (`put_many`, an import) appends one entry per secret in
+/// order and moves the chain head once: the chain verifies, a reopened
+/// handle extends it, and a later single write links to the last entry.
+#[test]
+fn a_bulk_write_chains_one_entry_per_secret_and_the_chain_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut v) = new_vault(dir.path());
+    let items: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|n| (name(n), value(n.as_bytes())))
+        .collect();
+    assert_eq!(v.put_many(&items, Some("bulk"), |_| {}).unwrap(), [1, 1, 1]);
+    assert_eq!(v.audit_verify().unwrap(), 4);
+    put(&mut v, "a", b"a2");
+    let log = v.audit_log(&AuditFilter::default()).unwrap();
+    let rows: Vec<_> = log
+        .iter()
+        .map(|e| (e.seq, e.operation.as_str(), e.name.clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (1, "init", None),
+            (2, "import", Some("a".to_string())),
+            (3, "import", Some("b".to_string())),
+            (4, "import", Some("c".to_string())),
+            (5, "set", Some("a".to_string())),
+        ]
+    );
+    assert_eq!(v.audit_verify().unwrap(), 5);
+    // An empty batch writes nothing and leaves the chain as it was.
+    assert!(v.put_many(&[], None, |_| {}).unwrap().is_empty());
+    assert_eq!(v.audit_verify().unwrap(), 5);
+}

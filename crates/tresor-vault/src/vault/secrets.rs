@@ -430,6 +430,7 @@ impl Vault {
                 v.check_value(name, value)?;
             }
             let mut versions = Vec::with_capacity(items.len());
+            let mut bodies = Vec::with_capacity(items.len());
             for (i, (name, value)) in items.iter().enumerate() {
                 let version = v.put_in_tx(name, value, options)?;
                 let mut body = v.audit_body(
@@ -440,10 +441,12 @@ impl Vault {
                     options.reason.clone(),
                 );
                 body.flags.clone_from(&flags);
-                v.append_audit(&body)?;
+                bodies.push(body);
                 versions.push(version);
                 progress(i + 1);
             }
+            // One entry per secret, in order; the head moves once.
+            v.append_audit_many(&bodies)?;
             Ok(versions)
         })
         .inspect(|_| self.checkpoint_truncate())
@@ -471,6 +474,7 @@ impl Vault {
                     v.check_value(name, value)?;
                 }
             }
+            let mut bodies = Vec::with_capacity(items.len());
             for (i, (name, versions)) in items.iter().enumerate() {
                 let mut written = Vec::with_capacity(versions.len());
                 for (value, options) in versions {
@@ -486,9 +490,10 @@ impl Vault {
                 // A version written without its rules being checked marks
                 // the secret's entry, as a single `put` would.
                 body.flags = flags_of(versions.iter().any(|(_, o)| o.unvalidated));
-                v.append_audit(&body)?;
+                bodies.push(body);
                 progress(i + 1);
             }
+            v.append_audit_many(&bodies)?;
             Ok(())
         })
         .inspect(|_| self.checkpoint_truncate())

@@ -55,6 +55,21 @@ impl Vault {
         .map_err(|e| self.db(e))
     }
 
+    /// Appends `bodies` in order inside the current transaction, moving the
+    /// chain head once (see `audit::append_many`).
+    pub(crate) fn append_audit_many(&self, bodies: &[AuditBody]) -> Result<()> {
+        audit::append_many(
+            &self.conn,
+            &self.keys,
+            &self.vault_id,
+            self.write_key,
+            self.write_dek(),
+            bodies,
+            &self.known_head,
+        )
+        .map_err(|e| self.db(e))
+    }
+
     /// Appends one audit entry in its own transaction. Read entries commit
     /// at `synchronous=NORMAL`: they survive a process crash, and only a
     /// power loss before the next checkpoint can drop them.
