@@ -54,7 +54,10 @@ fn config(text: &str) {
     let path = Path::new("/fuzz/tresor.toml");
     let (config, problems) = Config::parse_lenient(text, Some(path));
     for p in &problems {
-        assert!(p.line >= 1 && p.column >= 1, "a problem at line 0 or column 0");
+        assert!(
+            p.line >= 1 && p.column >= 1,
+            "a problem at line 0 or column 0"
+        );
         let _ = p.to_string();
     }
     let _ = Config::parse(text, Some(path));

@@ -65,7 +65,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(parsed.is_ok(), "an envelope that does not parse opened");
         }
         if let Ok(rewrapped) = keys.rewrap(text) {
-            let again = keys.decrypt(&rewrapped).expect("a rewrapped envelope opens");
+            let again = keys
+                .decrypt(&rewrapped)
+                .expect("a rewrapped envelope opens");
             let first = opened.expect("an envelope that rewraps also opens");
             assert_eq!(again.expose_secret(), first.expose_secret());
         }

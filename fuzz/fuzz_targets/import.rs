@@ -50,7 +50,10 @@ thread_local! {
 
 fn options(flags: u8, w: &Working) -> ReadOptions {
     let mut environment = HashMap::new();
-    environment.insert("DB_PASSWORD".to_string(), Zeroizing::new("pa55".to_string()));
+    environment.insert(
+        "DB_PASSWORD".to_string(),
+        Zeroizing::new("pa55".to_string()),
+    );
     environment.insert("EMPTY".to_string(), Zeroizing::new(String::new()));
     ReadOptions {
         prefix: (flags & 1 != 0).then(|| "app".to_string()),

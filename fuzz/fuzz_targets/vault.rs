@@ -128,7 +128,10 @@ fuzz_target!(|data: &[u8]| {
         }
         m => WORKING.with_borrow_mut(|w| {
             let (file, sidecar) = if m == 7 {
-                (w.original.clone(), Some(checksummed(&String::from_utf8_lossy(rest))))
+                (
+                    w.original.clone(),
+                    Some(checksummed(&String::from_utf8_lossy(rest))),
+                )
             } else {
                 (patched(&w.original, rest), None)
             };
