@@ -246,6 +246,32 @@ pub fn ids() -> (u32, u32) {
 mod tests {
     use super::*;
 
+    /// What the fuzz target feeds the parser: lines given their checksum
+    /// reach the fields behind it, and only well-formed ones count.
+    #[test]
+    fn fold_reads_checksummed_lines_and_counts_the_rest_garbled() {
+        let good = line(&Failure {
+            at: 1,
+            kind: "key-file".into(),
+            source: "prompt".into(),
+            user: "u".into(),
+            uid: 1000,
+            pid: 7,
+        });
+        let bad_kind = format!("{MAGIC} v1\t1\tKEY\t1\t2\tdQ\tcA");
+        let bad_kind = format!("{bad_kind}\t{}\n", checksum(&bad_kind));
+        let text = format!("{good}{bad_kind}{}not a line\n", overflow_line(2));
+        let folded = fold(text.as_bytes());
+        assert_eq!(folded.failures.len(), 1);
+        assert_eq!(folded.failures[0].pid, 7);
+        assert_eq!(folded.garbled, 2);
+        assert!(folded.overflow);
+        assert_eq!(
+            crate::fuzzing::fold_failures(good.trim_end().as_bytes()).garbled,
+            1
+        );
+    }
+
     fn failure(kind: &str) -> Failure {
         Failure {
             at: 1_764_000_000_123,
