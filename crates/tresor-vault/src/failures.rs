@@ -63,7 +63,7 @@ pub struct Folded {
     pub overflow: bool,
 }
 
-fn checksum(text: &str) -> String {
+pub(crate) fn checksum(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -198,9 +198,19 @@ pub fn read(vault: &Path) -> std::io::Result<Option<(fs::File, Folded)>> {
     (&mut file)
         .take(2 * MAX_BYTES + 4096)
         .read_to_end(&mut bytes)?;
+    let mut folded = fold(&bytes);
+    if file.metadata()?.len() > bytes.len() as u64 {
+        folded.garbled += 1;
+    }
+    Ok(Some((file, folded)))
+}
+
+/// The lines of a sidecar's bytes, parsed: a line that fails to parse or
+/// its checksum, or a last line without its newline, counts as garbled.
+pub(crate) fn fold(bytes: &[u8]) -> Folded {
     let mut folded = Folded::default();
     let complete = bytes.ends_with(b"\n") || bytes.is_empty();
-    let text = String::from_utf8_lossy(&bytes);
+    let text = String::from_utf8_lossy(bytes);
     let mut lines: Vec<&str> = text.split('\n').collect();
     if lines.last() == Some(&"") {
         lines.pop();
@@ -216,10 +226,7 @@ pub fn read(vault: &Path) -> std::io::Result<Option<(fs::File, Folded)>> {
             Err(()) => folded.garbled += 1,
         }
     }
-    if file.metadata()?.len() > bytes.len() as u64 {
-        folded.garbled += 1;
-    }
-    Ok(Some((file, folded)))
+    folded
 }
 
 /// Removes the sidecar read by [`read`] (its lock is still held).
@@ -238,6 +245,32 @@ pub fn ids() -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the fuzz target feeds the parser: lines given their checksum
+    /// reach the fields behind it, and only well-formed ones count.
+    #[test]
+    fn fold_reads_checksummed_lines_and_counts_the_rest_garbled() {
+        let good = line(&Failure {
+            at: 1,
+            kind: "key-file".into(),
+            source: "prompt".into(),
+            user: "u".into(),
+            uid: 1000,
+            pid: 7,
+        });
+        let bad_kind = format!("{MAGIC} v1\t1\tKEY\t1\t2\tdQ\tcA");
+        let bad_kind = format!("{bad_kind}\t{}\n", checksum(&bad_kind));
+        let text = format!("{good}{bad_kind}{}not a line\n", overflow_line(2));
+        let folded = fold(text.as_bytes());
+        assert_eq!(folded.failures.len(), 1);
+        assert_eq!(folded.failures[0].pid, 7);
+        assert_eq!(folded.garbled, 2);
+        assert!(folded.overflow);
+        assert_eq!(
+            crate::fuzzing::fold_failures(good.trim_end().as_bytes()).garbled,
+            1
+        );
+    }
 
     fn failure(kind: &str) -> Failure {
         Failure {

@@ -35,6 +35,37 @@ mod schema;
 mod store;
 mod vault;
 
+/// Entry points for the fuzz targets in `fuzz/` (not a public API: no
+/// stability promise, hidden from the docs).
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::payload;
+
+    /// Decodes `plain` as every kind of record payload the vault reads
+    /// once a record is opened: a secret's header and version, an audit
+    /// entry (both layouts), the settings, a named key's header and
+    /// version. The results are dropped: only a panic matters.
+    pub fn decode_records(plain: &[u8]) {
+        let _ = payload::decode_owned::<payload::Header>(plain, "fuzz");
+        let _ = payload::decode::<payload::VersionBody<'_>>(plain, "fuzz");
+        let _ = payload::decode_audit(plain, "fuzz");
+        let _ = payload::decode_owned::<payload::Settings>(plain, "fuzz");
+        crate::named_keys::fuzz_decode(plain);
+    }
+
+    /// Parses the bytes of an unlock-failure sidecar as
+    /// [`crate::failures::read`] does.
+    pub fn fold_failures(bytes: &[u8]) -> crate::failures::Folded {
+        crate::failures::fold(bytes)
+    }
+
+    /// The checksum field the sidecar writes after a line's `body`, so a
+    /// fuzz target can make lines that pass it.
+    pub fn failure_checksum(body: &str) -> String {
+        crate::failures::checksum(body)
+    }
+}
+
 pub use audit::{AuditAnchor, AuditEntry, AuditFilter, FLAG_UNVALIDATED};
 pub use named_keys::{
     AUDIT_INTERVAL, AgeUse, BudgetWarning, CACHE_CHECK_INTERVAL, GCM_BUDGET, GCM_RESERVE_BLOCK,

@@ -47,6 +47,7 @@ mod uses;
 mod verify;
 
 pub(crate) use budget::release_reservations;
+pub(crate) use records::fuzz_decode;
 use records::*;
 pub(crate) use verify::{reseal, verify};
 

@@ -349,3 +349,10 @@ pub(super) fn tables_exist(v: &Vault) -> Result<bool> {
         )
         .map_err(|e| v.db(e))
 }
+
+/// Decodes `plain` as a named key's header and as a key version, as the
+/// vault does after opening their records (for the fuzz targets).
+pub(crate) fn fuzz_decode(plain: &[u8]) {
+    let _ = decode_owned::<KeyHeader>(plain, "fuzz");
+    let _ = decode::<KeyVersionBody<'_>>(plain, "fuzz");
+}

@@ -537,3 +537,42 @@ fn payload_to<S: stream::Source + ?Sized, W: Write + Send>(
         .map_err(|source| crate::fs::write_error("output", source))?;
     Ok(counts)
 }
+
+/// Entry points for the fuzz targets in `fuzz/` (not a public API: no
+/// stability promise, hidden from the docs).
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::stream;
+
+    /// Seals `plain` as an age v1 payload (without header or nonce) under
+    /// the payload key `key`, with `workers` threads.
+    pub fn seal_payload(key: &[u8; 32], plain: &[u8], workers: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        stream::run(
+            stream::Mode::Seal,
+            key,
+            &stream::Sequential::new(plain),
+            &mut out,
+            workers,
+        )
+        .expect("sealing into memory cannot fail");
+        out
+    }
+
+    /// Opens an age v1 payload sealed under `key` as [`super::decrypt`]
+    /// does after the header, with `workers` threads. `Err` names the
+    /// failure (no plaintext is returned on failure).
+    pub fn open_payload(key: &[u8; 32], sealed: &[u8], workers: usize) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        match stream::run(
+            stream::Mode::Open,
+            key,
+            &stream::Sequential::new(sealed),
+            &mut out,
+            workers,
+        ) {
+            Ok(_) => Ok(out),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    }
+}

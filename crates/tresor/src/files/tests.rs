@@ -422,3 +422,25 @@ fn a_passphrase_work_factor_over_the_limit_is_refused_before_scrypt_runs() {
     assert_eq!(refused_work_factor(&Error::Validation("x".into())), None);
     assert_eq!(DecryptOptions::default().max_work_factor, 22);
 }
+
+/// The fuzz target's payload entry points (`fuzzing`): a sealed payload
+/// opens to its plaintext with any number of workers, and one cut short by
+/// a byte, or at a chunk boundary, does not.
+#[test]
+fn fuzzing_payload_entry_points_round_trip_and_refuse_a_cut() {
+    let key = [9u8; 32];
+    for len in [0, 1, stream::CHUNK, stream::CHUNK + 1, 2 * stream::CHUNK] {
+        let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let sealed = fuzzing::seal_payload(&key, &plain, 2);
+        for workers in [1, 3] {
+            assert_eq!(
+                fuzzing::open_payload(&key, &sealed, workers),
+                Ok(plain.clone())
+            );
+        }
+        assert!(fuzzing::open_payload(&key, &sealed[..sealed.len() - 1], 2).is_err());
+        if len > stream::CHUNK {
+            assert!(fuzzing::open_payload(&key, &sealed[..stream::SEALED], 1).is_err());
+        }
+    }
+}
