@@ -124,7 +124,7 @@ impl Sandbox {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_copied()
             .unwrap_or_else(|e| self.cannot_start(&self.bin, e));
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         let out = child.wait_with_output().unwrap();
@@ -145,7 +145,7 @@ impl Sandbox {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
+            .spawn_copied()
             .unwrap_or_else(|e| self.cannot_start(program, e));
         let comm: String = program
             .file_name()
@@ -156,6 +156,29 @@ impl Sandbox {
             .collect();
         wait_until_sleeping(child.id(), &comm);
         child
+    }
+}
+
+/// Spawning a program this test binary copied moments ago.
+trait SpawnCopied {
+    /// [`Command::spawn`], again while the file is "busy" (ETXTBSY): a
+    /// child that another test thread forked while the copy was open for
+    /// writing holds that descriptor until its own exec, and the kernel
+    /// refuses to run a file open for writing.
+    fn spawn_copied(&mut self) -> std::io::Result<Child>;
+}
+
+impl SpawnCopied for Command {
+    fn spawn_copied(&mut self) -> std::io::Result<Child> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
     }
 }
 
