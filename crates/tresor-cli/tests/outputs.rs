@@ -218,6 +218,20 @@ fn interrupt_decrypt(
     if named {
         cmd.env("TRESOR_TEST_NAMED_TEMP", "1");
     }
+    // A harness started in the background of a non-interactive shell runs
+    // with SIGINT and SIGQUIT ignored, which a child inherits (and tresor,
+    // like any Unix tool, then leaves ignored): the signal this test sends
+    // must reach the default action.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&sealed[..3 << 20]).unwrap();

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Audit entries of a bulk write appended (and the chain head moved) per
+/// this many secrets: the head is not rewritten after every entry, and the
+/// entries waiting stay few (memory flat in the size of an import).
+const AUDIT_BATCH: usize = 1024;
 impl Vault {
     // ---------------------------------------------------------------- reads
 
@@ -430,7 +434,7 @@ impl Vault {
                 v.check_value(name, value)?;
             }
             let mut versions = Vec::with_capacity(items.len());
-            let mut bodies = Vec::with_capacity(items.len());
+            let mut bodies = Vec::with_capacity(items.len().min(AUDIT_BATCH));
             for (i, (name, value)) in items.iter().enumerate() {
                 let version = v.put_in_tx(name, value, options)?;
                 let mut body = v.audit_body(
@@ -442,10 +446,14 @@ impl Vault {
                 );
                 body.flags.clone_from(&flags);
                 bodies.push(body);
+                if bodies.len() == AUDIT_BATCH {
+                    v.append_audit_many(&bodies)?;
+                    bodies.clear();
+                }
                 versions.push(version);
                 progress(i + 1);
             }
-            // One entry per secret, in order; the head moves once.
+            // One entry per secret, in order; the head moves once a batch.
             v.append_audit_many(&bodies)?;
             Ok(versions)
         })
@@ -474,7 +482,7 @@ impl Vault {
                     v.check_value(name, value)?;
                 }
             }
-            let mut bodies = Vec::with_capacity(items.len());
+            let mut bodies = Vec::with_capacity(items.len().min(AUDIT_BATCH));
             for (i, (name, versions)) in items.iter().enumerate() {
                 let mut written = Vec::with_capacity(versions.len());
                 for (value, options) in versions {
@@ -491,6 +499,10 @@ impl Vault {
                 // the secret's entry, as a single `put` would.
                 body.flags = flags_of(versions.iter().any(|(_, o)| o.unvalidated));
                 bodies.push(body);
+                if bodies.len() == AUDIT_BATCH {
+                    v.append_audit_many(&bodies)?;
+                    bodies.clear();
+                }
                 progress(i + 1);
             }
             v.append_audit_many(&bodies)?;
