@@ -182,6 +182,22 @@ pub(crate) fn append_at(
     known: &Cell<Option<Head>>,
 ) -> rusqlite::Result<()> {
     // Refuse to extend a chain whose end is unknown.
+    let head = extendable_head(conn, keys, known)?;
+    let new = link(
+        conn, keys, vault_id, key_id, dek, body, at, head.seq, &head.mac,
+    )?;
+    known.set(Some(new));
+    Ok(())
+}
+
+/// The head a new entry may extend: present (only [`start`] writes entry
+/// 1) and carrying its tag; a head equal to `known`, the one this handle
+/// wrote last, needs no second look.
+fn extendable_head(
+    conn: &Connection,
+    keys: &VaultKeys,
+    known: &Cell<Option<Head>>,
+) -> rusqlite::Result<Head> {
     let head = read_head(conn)?.ok_or_else(|| {
         corrupt("the audit chain head is missing (every vault has one from its init entry)")
     })?;
@@ -190,11 +206,7 @@ pub(crate) fn append_at(
             "the audit chain head does not carry its tag (altered)",
         ));
     }
-    let new = link(
-        conn, keys, vault_id, key_id, dek, body, at, head.seq, &head.mac,
-    )?;
-    known.set(Some(new));
-    Ok(())
+    Ok(head)
 }
 
 /// Appends `bodies` in order, as [`append`] would one by one, but reads the
@@ -214,14 +226,7 @@ pub(crate) fn append_many(
     if bodies.is_empty() {
         return Ok(());
     }
-    let head = read_head(conn)?.ok_or_else(|| {
-        corrupt("the audit chain head is missing (every vault has one from its init entry)")
-    })?;
-    if known.get() != Some(head) && head.tag != keys.audit_head_tag(head.seq, &head.mac) {
-        return Err(corrupt(
-            "the audit chain head does not carry its tag (altered)",
-        ));
-    }
+    let head = extendable_head(conn, keys, known)?;
     let (mut seq, mut mac) = (head.seq, head.mac);
     for body in bodies {
         (seq, mac) = insert_entry(conn, keys, vault_id, key_id, dek, body, None, seq, &mac)?;
