@@ -190,9 +190,9 @@ pub(crate) fn append_at(
     Ok(())
 }
 
-/// The head a new entry may extend: present (only [`start`] writes entry
-/// 1) and carrying its tag; a head equal to `known`, the one this handle
-/// wrote last, needs no second look.
+/// The head a new entry may extend: present (only [`start`] writes the
+/// first entry) and carrying its tag; a head equal to `known`, the one this
+/// handle wrote last, needs no second look.
 fn extendable_head(
     conn: &Connection,
     keys: &VaultKeys,
