@@ -25,8 +25,13 @@ pub enum Step<'a> {
     Send(&'a str),
     /// Types the text at once (a shell's command line, a control key).
     Type(&'a str),
+    /// Waits until every process whose PID the named file (in the test's
+    /// folder) lists is stopped (state T).
+    Stopped(&'a str),
+    /// Waits until none of those processes is stopped.
+    Running(&'a str),
 }
-pub use Step::{Expect, Send, Type};
+pub use Step::{Expect, Running, Send, Stopped, Type};
 
 /// Runs `argv` on a fresh pty in `t`'s folder with `t`'s environment
 /// (vault, HOME, XDG folders; no credential) plus `extra`.
@@ -49,6 +54,8 @@ pub fn on_tty(t: &Tresor, argv: &[&str], extra: &[(&str, &str)], steps: &[Step<'
             Expect(text) => serde_json::json!(["expect", text]),
             Send(text) => serde_json::json!(["send", text]),
             Type(text) => serde_json::json!(["type", text]),
+            Stopped(file) => serde_json::json!(["stopped", file]),
+            Running(file) => serde_json::json!(["running", file]),
         })
         .collect();
     let spec = serde_json::json!({

@@ -90,6 +90,27 @@ try:
             os.write(fd, data)
         elif step == "type":
             os.write(fd, data)
+        elif step in ("stopped", "running"):
+            # A job's processes stop one by one as each is scheduled; one
+            # still blocked in a read of the terminal would take the next
+            # line typed, so the next step waits for all of them.
+            want_stopped = step == "stopped"
+            while True:
+                states = None
+                try:
+                    with open(os.path.join(spec.get("cwd", "/"), text)) as f:
+                        pids = f.read().split()
+                    states = []
+                    for p in pids:
+                        with open("/proc/%s/stat" % p) as f:
+                            states.append(f.read().rsplit(")", 1)[1].split()[0])
+                    if pids and all((s == "T") == want_stopped for s in states):
+                        break
+                except OSError:
+                    pass
+                if time.time() > deadline:
+                    raise TimeoutError("processes in %r not %s: states %r" % (text, step, states))
+                pump(0.01)
         else:
             raise ValueError("unknown step %r" % step)
 except Exception as e:  # noqa: BLE001 - reported to the test, which fails
