@@ -63,7 +63,7 @@ pub struct Cli {
 }
 
 /// The options every command takes (before or after its name).
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct GlobalArgs {
     /// The vault file [default: $XDG_DATA_HOME/tresor/vault.db].
     #[arg(long, global = true, env = "TRESOR_VAULT", value_name = "PATH")]
@@ -121,6 +121,9 @@ impl Cli {
         if let Some(cli) = Self::parse_plain_get(&args) {
             return Ok(cli);
         }
+        if let Some(cli) = Self::parse_plain_run(&args) {
+            return Ok(cli);
+        }
         if let Some(cli) = Self::parse_get(&args) {
             return Ok(cli);
         }
@@ -137,62 +140,30 @@ impl Cli {
     /// vocabulary of arguments, that an accepted line parses exactly as
     /// clap parses it.
     pub(crate) fn parse_plain_get(args: &[std::ffi::OsString]) -> Option<Self> {
-        fn once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
-            if slot.is_some() {
-                return None;
-            }
-            *slot = Some(value);
-            Some(())
-        }
-        fn flag(slot: &mut bool) -> Option<()> {
-            if *slot {
-                return None;
-            }
-            *slot = true;
-            Some(())
-        }
-        let mut global = GlobalArgs {
-            vault: None,
-            key_file: None,
-            config: None,
-            profile: None,
-            store: None,
-            offline: false,
-            max_age: None,
-            json: false,
-            quiet: false,
-        };
+        let mut global = PlainGlobal::default();
         let (mut seen_get, mut name, mut version, mut label, mut out) =
             (false, None, None, None, None);
         let mut rest = args.iter().skip(1);
         while let Some(arg) = rest.next() {
             let arg = arg.to_str()?;
-            let mut value = || {
-                let v = rest.next()?.to_str()?;
-                (!v.is_empty() && !v.starts_with('-')).then(|| v.to_string())
-            };
+            if global.take(arg, &mut rest)? {
+                continue;
+            }
             match arg {
-                "--vault" => once(&mut global.vault, PathBuf::from(value()?))?,
-                "--key-file" => once(&mut global.key_file, PathBuf::from(value()?))?,
-                "--config" => once(&mut global.config, PathBuf::from(value()?))?,
-                "--profile" => once(&mut global.profile, value()?)?,
-                "--store" => once(&mut global.store, value()?)?,
-                "--max-age" => once(&mut global.max_age, value()?)?,
-                "--offline" => flag(&mut global.offline)?,
-                "--json" => flag(&mut global.json)?,
-                "--quiet" | "-q" => flag(&mut global.quiet)?,
                 "get" if !seen_get => seen_get = true,
                 "--version" if seen_get => {
-                    let v = value()?;
+                    let v = plain_value(&mut rest)?;
                     if !v.bytes().all(|b| b.is_ascii_digit()) {
                         return None;
                     }
-                    once(&mut version, v.parse::<u64>().ok()?)?
+                    plain_once(&mut version, v.parse::<u64>().ok()?)?
                 }
-                "--label" if seen_get => once(&mut label, value()?)?,
-                "--out" | "-o" if seen_get => once(&mut out, PathBuf::from(value()?))?,
+                "--label" if seen_get => plain_once(&mut label, plain_value(&mut rest)?)?,
+                "--out" | "-o" if seen_get => {
+                    plain_once(&mut out, PathBuf::from(plain_value(&mut rest)?))?
+                }
                 _ if seen_get && !arg.is_empty() && !arg.starts_with('-') => {
-                    once(&mut name, arg.to_string())?
+                    plain_once(&mut name, arg.to_string())?
                 }
                 _ => return None,
             }
@@ -200,26 +171,71 @@ impl Cli {
         if version.is_some() && label.is_some() {
             return None;
         }
-        if global.vault.is_none() {
-            // As clap's `env = "TRESOR_VAULT"`; unusual values go to clap.
-            match std::env::var_os("TRESOR_VAULT") {
-                None => {}
-                Some(v) => {
-                    let v = v.into_string().ok()?;
-                    if v.is_empty() {
-                        return None;
-                    }
-                    global.vault = Some(PathBuf::from(v));
-                }
-            }
-        }
         Some(Self {
-            global,
+            global: global.finish()?,
             command: Command::Get(GetArgs {
                 name: name?,
                 version,
                 label,
                 out,
+            }),
+        })
+    }
+
+    /// `tresor [global options] run [--env V=N] [--file V=N] [--prefix P]
+    /// [--no-declared] [--redact] [--] CMD [ARGS…]` in its plainest
+    /// spelling, recognised without clap, as [`Cli::parse_plain_get`] does
+    /// for `get`: `run` starts a program, so clap's parse (a millisecond of
+    /// building every command's definition) was most of what `tresor run`
+    /// adds to the program's own start. The command's words are taken as
+    /// they are, whatever they look like. Anything else goes to clap, and a
+    /// test checks on every arrangement of a vocabulary of arguments that an
+    /// accepted line parses exactly as clap parses it.
+    pub(crate) fn parse_plain_run(args: &[std::ffi::OsString]) -> Option<Self> {
+        let mut global = PlainGlobal::default();
+        let mut seen_run = false;
+        let (mut env, mut file, mut prefix) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut no_declared, mut redact) = (false, false);
+        let mut rest = args.iter().skip(1);
+        let command: Vec<std::ffi::OsString> = loop {
+            let raw = rest.next()?;
+            if seen_run && raw == "--" {
+                let command: Vec<_> = rest.cloned().collect();
+                // `-- --` and the like: clap's reading decides.
+                if command
+                    .first()
+                    .is_none_or(|c| c.as_encoded_bytes().starts_with(b"-"))
+                {
+                    return None;
+                }
+                break command;
+            }
+            let arg = raw.to_str()?;
+            if global.take(arg, &mut rest)? {
+                continue;
+            }
+            match arg {
+                "run" if !seen_run => seen_run = true,
+                "--env" if seen_run => env.push(plain_value(&mut rest)?),
+                "--file" if seen_run => file.push(plain_value(&mut rest)?),
+                "--prefix" if seen_run => prefix.push(plain_value(&mut rest)?),
+                "--no-declared" if seen_run => plain_flag(&mut no_declared)?,
+                "--redact" if seen_run => plain_flag(&mut redact)?,
+                _ if seen_run && !arg.is_empty() && !arg.starts_with('-') => {
+                    break std::iter::once(raw).chain(rest).cloned().collect();
+                }
+                _ => return None,
+            }
+        };
+        Some(Self {
+            global: global.finish()?,
+            command: Command::Run(crate::run_cmd::RunArgs {
+                env,
+                file,
+                prefix,
+                no_declared,
+                redact,
+                command,
             }),
         })
     }
@@ -238,6 +254,78 @@ impl Cli {
             command: Command::Get(get),
         })
     }
+}
+
+/// The global options of a plain parse ([`Cli::parse_plain_get`],
+/// [`Cli::parse_plain_run`]): each given once, its value the next argument.
+#[derive(Default)]
+struct PlainGlobal(GlobalArgs);
+
+impl PlainGlobal {
+    /// Takes `arg` when it is a global option (its value from `rest`):
+    /// `Some(true)`; `Some(false)` when it is not one; `None` when it is
+    /// one spelled in a way left to clap (repeated, a missing value).
+    fn take<'a>(
+        &mut self,
+        arg: &str,
+        rest: &mut impl Iterator<Item = &'a std::ffi::OsString>,
+    ) -> Option<bool> {
+        let g = &mut self.0;
+        match arg {
+            "--vault" => plain_once(&mut g.vault, PathBuf::from(plain_value(rest)?))?,
+            "--key-file" => plain_once(&mut g.key_file, PathBuf::from(plain_value(rest)?))?,
+            "--config" => plain_once(&mut g.config, PathBuf::from(plain_value(rest)?))?,
+            "--profile" => plain_once(&mut g.profile, plain_value(rest)?)?,
+            "--store" => plain_once(&mut g.store, plain_value(rest)?)?,
+            "--max-age" => plain_once(&mut g.max_age, plain_value(rest)?)?,
+            "--offline" => plain_flag(&mut g.offline)?,
+            "--json" => plain_flag(&mut g.json)?,
+            "--quiet" | "-q" => plain_flag(&mut g.quiet)?,
+            _ => return Some(false),
+        }
+        Some(true)
+    }
+
+    /// The options, with `--vault` from TRESOR_VAULT when not given (as
+    /// clap's `env = "TRESOR_VAULT"`; unusual values are left to clap).
+    fn finish(self) -> Option<GlobalArgs> {
+        let mut global = self.0;
+        if global.vault.is_none()
+            && let Some(v) = std::env::var_os("TRESOR_VAULT")
+        {
+            let v = v.into_string().ok()?;
+            if v.is_empty() {
+                return None;
+            }
+            global.vault = Some(PathBuf::from(v));
+        }
+        Some(global)
+    }
+}
+
+/// Sets an option given once; `None` (left to clap) the second time.
+fn plain_once<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value);
+    Some(())
+}
+
+/// Sets a flag given once; `None` (left to clap) the second time.
+fn plain_flag(slot: &mut bool) -> Option<()> {
+    if *slot {
+        return None;
+    }
+    *slot = true;
+    Some(())
+}
+
+/// An option's value: the next argument, when it is UTF-8, not empty and
+/// does not look like an option (clap would read those differently).
+fn plain_value<'a>(rest: &mut impl Iterator<Item = &'a std::ffi::OsString>) -> Option<String> {
+    let v = rest.next()?.to_str()?;
+    (!v.is_empty() && !v.starts_with('-')).then(|| v.to_string())
 }
 
 /// The narrow command of [`Cli::parse_get`]: the global options and `get`,
@@ -535,6 +623,112 @@ mod tests {
         ) {
             let args = argv(&line);
             if let Some(plain) = Cli::parse_plain_get(&args) {
+                let full = Cli::try_parse_from(args);
+                proptest::prop_assert!(full.is_ok(), "{:?}: clap refuses: {:?}", line, full.err());
+                proptest::prop_assert_eq!(format!("{plain:?}"), format!("{:?}", full.unwrap()));
+            }
+        }
+    }
+
+    /// The plain parse of `run` takes the plain forms, and what it takes
+    /// parses exactly as clap parses it.
+    #[test]
+    fn plain_run_parse_agrees_with_clap() {
+        let taken: &[&[&str]] = &[
+            &["run", "--", "true"],
+            &["run", "true"],
+            &["--config", "c.toml", "run", "--", "true"],
+            &[
+                "run",
+                "--env",
+                "A=db/pass",
+                "--file",
+                "F=tls/key",
+                "--",
+                "sh",
+                "-c",
+                "x",
+            ],
+            &[
+                "run", "--prefix", "app/", "--prefix", "db/", "--redact", "--", "cat",
+            ],
+            &[
+                "--vault",
+                "v.db",
+                "run",
+                "--no-declared",
+                "--json",
+                "-q",
+                "--",
+                "env",
+            ],
+            &["run", "--", "prog", "--", "--env", "-x", ""],
+            &["run", "prog", "--vault", "w.db", "--help"],
+            &[
+                "run",
+                "--store",
+                "s",
+                "--offline",
+                "--max-age",
+                "5m",
+                "--",
+                "x",
+            ],
+            &["run", "run", "--", "x"],
+        ];
+        for line in taken {
+            let args = argv(line);
+            let plain = Cli::parse_plain_run(&args)
+                .unwrap_or_else(|| panic!("{line:?}: the plain parse declined"));
+            let full = Cli::try_parse_from(args).unwrap();
+            assert_eq!(format!("{plain:?}"), format!("{full:?}"), "{line:?}");
+        }
+        let declined: &[&[&str]] = &[
+            &["run"],
+            &["run", "--"],
+            &["run", "--", "--", "x"],
+            &["run", "--", "-x"],
+            &["run", "-x"],
+            &["run", "--env=A=b", "--", "x"],
+            &["run", "--env", "--", "x"],
+            &["run", "--redact", "--redact", "--", "x"],
+            &["run", "--help"],
+            &["--help", "run", "--", "x"],
+            &["help", "run"],
+            &["run", "--version", "--", "x"],
+            &["get", "run", "--", "x"],
+            &["--vault", "a", "--vault", "b", "run", "x"],
+        ];
+        for line in declined {
+            assert!(
+                Cli::parse_plain_run(&argv(line)).is_none(),
+                "{line:?}: the plain parse took it"
+            );
+        }
+        // A command's words need not be UTF-8.
+        let mut args = argv(&["run", "--", "printf"]);
+        args.push(std::os::unix::ffi::OsStringExt::from_vec(vec![0xff, b'%']));
+        let plain = Cli::parse_plain_run(&args).unwrap();
+        let full = Cli::try_parse_from(args).unwrap();
+        assert_eq!(format!("{plain:?}"), format!("{full:?}"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Any arrangement of these arguments: the plain parse of `run`
+        /// declines, or agrees with clap.
+        #[test]
+        fn plain_run_parse_agrees_with_clap_on_any_line(
+            line in proptest::collection::vec(proptest::sample::select(vec![
+                "run", "run", "run", "--", "--", "true", "sh", "-c", "x", "A=b", "--env",
+                "--file", "--prefix", "--no-declared", "--redact", "--vault", "v.db",
+                "--key-file", "k", "--config", "--profile", "p", "--store", "--max-age",
+                "--offline", "--json", "--quiet", "-q", "--version", "-V", "--help", "-h",
+                "help", "", "--env=A=b", "-x", "get", "ls",
+            ]), 0..10)
+        ) {
+            let args = argv(&line);
+            if let Some(plain) = Cli::parse_plain_run(&args) {
                 let full = Cli::try_parse_from(args);
                 proptest::prop_assert!(full.is_ok(), "{:?}: clap refuses: {:?}", line, full.err());
                 proptest::prop_assert_eq!(format!("{plain:?}"), format!("{:?}", full.unwrap()));

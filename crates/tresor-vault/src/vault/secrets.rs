@@ -54,16 +54,18 @@ impl Vault {
         }
         let batch = self.transaction(|v| {
             let mut out = Vec::with_capacity(requests.len());
+            let mut bodies = Vec::with_capacity(requests.len());
             for (name, selector) in requests {
                 let result = v.get_unaudited(name, *selector);
                 let (versions, outcome) = match &result {
                     Ok(s) => (vec![s.version], "ok"),
                     Err(e) => (vec![], e.kind()),
                 };
-                let body = v.audit_body(Operation::Get, Some(name), versions, outcome, None);
-                v.append_audit(&body)?;
+                bodies.push(v.audit_body(Operation::Get, Some(name), versions, outcome, None));
                 out.push(result);
             }
+            // One entry per read, the chain's head moved once.
+            v.append_audit_many(&bodies)?;
             Ok(out)
         });
         let restored = self.exec_cached("PRAGMA synchronous=FULL");
@@ -101,16 +103,17 @@ impl Vault {
         self.exec_cached("PRAGMA synchronous=NORMAL")?;
         let batch = self.transaction(|v| {
             let mut out = Vec::with_capacity(names.len());
+            let mut bodies = Vec::with_capacity(names.len());
             for name in names {
                 let result = read(v, name);
                 let (versions, outcome) = match &result {
                     Ok(found) => (found.values.iter().map(|(n, _)| *n).collect(), "ok"),
                     Err(e) => (vec![], e.kind()),
                 };
-                let body = v.audit_body(Operation::Get, Some(name), versions, outcome, None);
-                v.append_audit(&body)?;
+                bodies.push(v.audit_body(Operation::Get, Some(name), versions, outcome, None));
                 out.push(result);
             }
+            v.append_audit_many(&bodies)?;
             Ok(out)
         });
         let restored = self.exec_cached("PRAGMA synchronous=FULL");
