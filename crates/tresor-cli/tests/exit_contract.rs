@@ -721,6 +721,24 @@ fn table() -> Vec<Row> {
         .names(&["No such file"]),
     );
     t.push(row("decrypt", BadFlag, &["decrypt", "@age-file"], 2).names(&["no identities"]));
+    // A passphrase file asking for more scrypt work than allowed is refused
+    // before the work starts; the message names the override.
+    t.push(
+        row(
+            "decrypt",
+            BadFlag,
+            &[
+                "decrypt",
+                "--passphrase-file",
+                "@pass-phrase",
+                "--max-work-factor",
+                "1",
+                "@passphrase-file",
+            ],
+            2,
+        )
+        .names(&["scrypt work factor", "--max-work-factor"]),
+    );
     t.extend(vault_rows(
         "decrypt",
         &["decrypt", "--key", "app/age", "@age-file"],
@@ -1298,6 +1316,7 @@ impl Fixture {
             "@age-file" => path("file.age"),
             "@tampered-age-file" => path("tampered.age"),
             "@passphrase-file" => path("passphrase.age"),
+            "@pass-phrase" => path("pass-phrase"),
             "@envelope" => format!("{}\n", self.envelope),
             "@tampered-envelope" => format!("{}\n", self.tampered_envelope),
             w if w.starts_with("@new:") => path(&format!("new-{mode}/{}", &w[5..])),
