@@ -45,6 +45,6 @@ pub use envelope::{
 };
 pub use error::CryptoError;
 pub use keys::{
-    AUDIT_INFO, DATA_KEY_AAD, FINGERPRINT_INFO, INDEX_INFO, KEY_LEN, Key, MasterKey, VaultKeys,
-    WRAP_INFO, random_bytes,
+    AUDIT_INFO, DATA_KEY_AAD, FINGERPRINT_INFO, INDEX_INFO, KEY_LEN, Key, MasterKey, RandomBatch,
+    VaultKeys, WRAP_INFO, random_bytes,
 };

@@ -29,6 +29,7 @@ impl Vault {
                 found: current_version,
             });
         }
+        let fresh = found.is_none();
         let (owner, mut header) = match found {
             Some(found) => found,
             None => {
@@ -86,7 +87,7 @@ impl Vault {
             header.previous = header.current;
             header.current = Some(version);
         }
-        self.store_header(owner, &header, &bidx)?;
+        self.write_header(owner, &header, &bidx, fresh)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO versions(secret_id, version, key_id, body) VALUES (?1, ?2, ?3, ?4)",
@@ -188,17 +189,37 @@ impl Vault {
         header: &Header,
         bidx: &[u8; 32],
     ) -> Result<()> {
+        self.write_header(owner, header, bidx, false)
+    }
+
+    /// Writes a secret's header row: a new row when `fresh` (the secret
+    /// was just created), else the row whose id is `owner`'s, replaced.
+    pub(super) fn write_header(
+        &self,
+        owner: Owner,
+        header: &Header,
+        bidx: &[u8; 32],
+        fresh: bool,
+    ) -> Result<()> {
         let plain = encode(header, 128 + header.name.len());
         let aad = owner.aad(RecordKind::SecretHeader, &self.vault_id, 0, self.write_key);
         let sealed = seal(self.write_dek(), &aad, &plain);
-        self.conn
-            .prepare_cached(
-                "INSERT INTO secrets(id, bidx, header, header_key, current, previous, pending, next_version, deleted_at, uid)
+        // A new secret's row is a plain INSERT: an upsert makes SQLite keep
+        // a statement journal (a copy of every page the statement touches,
+        // so that it could undo just itself), a twentieth of an import's
+        // time. OR FAIL: a clash (never legitimate: the name was looked up
+        // by its `bidx` first) fails the statement without undoing its own
+        // partial change, which needs no journal either; every caller is
+        // inside `Vault::transaction`, whose rollback undoes everything.
+        const INSERT: &str = "INSERT OR FAIL INTO secrets(id, bidx, header, header_key, current, previous, pending, next_version, deleted_at, uid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+        const UPSERT: &str = "INSERT INTO secrets(id, bidx, header, header_key, current, previous, pending, next_version, deleted_at, uid)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT(id) DO UPDATE SET header = excluded.header, header_key = excluded.header_key,
                    current = excluded.current, previous = excluded.previous, pending = excluded.pending,
-                   next_version = excluded.next_version, deleted_at = excluded.deleted_at, uid = excluded.uid",
-            )
+                   next_version = excluded.next_version, deleted_at = excluded.deleted_at, uid = excluded.uid";
+        self.conn
+            .prepare_cached(if fresh { INSERT } else { UPSERT })
             .and_then(|mut s| {
                 s.execute(params![
                     owner.id,

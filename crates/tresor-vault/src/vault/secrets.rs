@@ -432,7 +432,11 @@ impl Vault {
     ) -> Result<Vec<u64>> {
         validate_metadata(&options.metadata)?;
         let flags = flags_of(options.unvalidated);
+        // Nonces and record ids for every secret, a block of OS randomness
+        // at a time.
+        let _random = tresor_crypto::RandomBatch::start();
         self.transaction(|v| {
+            v.defer_foreign_keys()?;
             for (name, value) in items {
                 v.check_value(name, value)?;
             }
@@ -479,7 +483,11 @@ impl Vault {
                 validate_metadata(&options.metadata)?;
             }
         }
+        // Nonces and record ids for every secret, a block of OS randomness
+        // at a time.
+        let _random = tresor_crypto::RandomBatch::start();
         self.transaction(|v| {
+            v.defer_foreign_keys()?;
             for (name, versions) in items {
                 for (value, _) in versions {
                     v.check_value(name, value)?;
