@@ -127,17 +127,23 @@ fn wipe(v: &mut Value) {
 /// Parses JSON, reporting only where it broke (serde_json's messages may
 /// quote the input).
 fn parse_json(path: &Path, bytes: &[u8]) -> Result<Json> {
-    serde_json::from_slice(bytes).map(Json).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Eof => "the JSON ends early",
-            serde_json::error::Category::Syntax => "invalid JSON",
-            _ => "unexpected JSON",
-        };
-        malformed(
-            path,
-            format!("line {} column {}: {what}", e.line(), e.column()),
-        )
-    })
+    serde_json::from_slice(bytes)
+        .map(Json)
+        .map_err(|e| json_error(path, &e))
+}
+
+/// Where and how the JSON broke (never serde_json's message: it may quote
+/// the input).
+fn json_error(path: &Path, e: &serde_json::Error) -> Error {
+    let what = match e.classify() {
+        serde_json::error::Category::Eof => "the JSON ends early",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        _ => "unexpected JSON",
+    };
+    malformed(
+        path,
+        format!("line {} column {}: {what}", e.line(), e.column()),
+    )
 }
 
 /// A JSON scalar as a value: strings as their text, numbers and booleans as
@@ -165,38 +171,205 @@ fn kind_of(v: &Value) -> &'static str {
 
 fn json_flat(path: &Path) -> Result<Vec<RawEntry>> {
     let bytes = read_file(path, MAX_IMPORT_FILE)?;
-    let doc = parse_json(path, &bytes)?;
+    // Straight into entries: no JSON tree of 100k strings to build, wipe and
+    // free (a tenth of a large import's time went there).
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let top = serde::Deserializer::deserialize_any(&mut de, FlatTop)
+        .and_then(|top| de.end().map(|()| top))
+        .map_err(|e| json_error(path, &e))?;
     drop(bytes);
-    let Value::Object(map) = &doc.0 else {
-        return Err(malformed(
-            path,
-            format!(
-                "the file holds {}, not an object of names to values",
-                kind_of(&doc.0)
-            ),
-        ));
-    };
-    let mut out = Vec::with_capacity(map.len());
-    for (k, v) in map {
-        let value = scalar(v).ok_or_else(|| {
-            malformed(
+    let mut pairs = match top {
+        FlatTopValue::Object(pairs) => pairs,
+        FlatTopValue::Not(kind) => {
+            return Err(malformed(
                 path,
-                format!(
-                    "key '{}': the value is {}, not a string",
-                    shorten(k),
-                    kind_of(v)
-                ),
-            )
-        })?;
+                format!("the file holds {kind}, not an object of names to values"),
+            ));
+        }
+    };
+    // As a JSON object reads: names in order, the last of a repeated name
+    // wins (the stable sort keeps repeats in file order).
+    pairs.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut out: Vec<RawEntry> = Vec::with_capacity(pairs.len());
+    let mut pairs = pairs.into_iter().peekable();
+    while let Some((k, v)) = pairs.next() {
+        if pairs.peek().is_some_and(|next| next.0 == k) {
+            continue;
+        }
+        let value = match v {
+            FlatValue::Scalar(value) => value,
+            FlatValue::Not(kind) => {
+                return Err(malformed(
+                    path,
+                    format!("key '{}': the value is {kind}, not a string", shorten(&k)),
+                ));
+            }
+        };
         out.push(RawEntry {
-            name: k.clone(),
-            value,
-            origin: format!("key '{}'", shorten(k)),
+            origin: format!("key '{}'", shorten(&k)),
             place: Place::Keys(vec![k.clone()]),
+            name: k,
+            value,
         });
     }
     Ok(out)
 }
+
+/// A flat JSON file read by [`json_flat`]: its object's pairs in file
+/// order, or what the file holds instead of an object.
+enum FlatTopValue {
+    Object(Vec<(String, FlatValue)>),
+    Not(&'static str),
+}
+
+/// A value of a flat JSON object: a scalar as a secret's value (strings as
+/// their text, numbers and booleans as their JSON text, as [`scalar`]
+/// makes them), or what else it is.
+enum FlatValue {
+    Scalar(SecretValue),
+    Not(&'static str),
+}
+
+struct FlatTop;
+
+/// What a JSON value is, for the messages ([`kind_of`]'s words).
+fn kind_of_unexpected(what: serde::de::Unexpected<'_>) -> &'static str {
+    use serde::de::Unexpected as U;
+    match what {
+        U::Unit => "null",
+        U::Bool(_) => "a boolean",
+        U::Unsigned(_) | U::Signed(_) | U::Float(_) => "a number",
+        U::Str(_) => "a string",
+        U::Seq => "an array",
+        _ => "an object",
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FlatTop {
+    type Value = FlatTopValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result2<Self::Value, A::Error> {
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(FlatValueSeed)?;
+            pairs.push((key, value));
+        }
+        Ok(FlatTopValue::Object(pairs))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result2<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(FlatTopValue::Not("an array"))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result2<Self::Value, E> {
+        Ok(FlatTopValue::Not(kind_of_unexpected(
+            serde::de::Unexpected::Unit,
+        )))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result2<Self::Value, E> {
+        Ok(FlatTopValue::Not("a boolean"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result2<Self::Value, E> {
+        Ok(FlatTopValue::Not("a number"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result2<Self::Value, E> {
+        Ok(FlatTopValue::Not("a number"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result2<Self::Value, E> {
+        Ok(FlatTopValue::Not("a number"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result2<Self::Value, E> {
+        Ok(FlatTopValue::Not("a string"))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, mut s: String) -> Result2<Self::Value, E> {
+        s.zeroize();
+        Ok(FlatTopValue::Not("a string"))
+    }
+}
+
+struct FlatValueSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for FlatValueSeed {
+    type Value = FlatValue;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result2<FlatValue, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FlatValueSeed {
+    type Value = FlatValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result2<FlatValue, E> {
+        Ok(FlatValue::Scalar(SecretValue::copy_from(s.as_bytes())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, mut s: String) -> Result2<FlatValue, E> {
+        let value = SecretValue::copy_from(s.as_bytes());
+        s.zeroize();
+        Ok(FlatValue::Scalar(value))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result2<FlatValue, E> {
+        Ok(FlatValue::Scalar(SecretValue::copy_from(
+            if b { "true" } else { "false" }.as_bytes(),
+        )))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result2<FlatValue, E> {
+        Ok(number(Value::from(n)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result2<FlatValue, E> {
+        Ok(number(Value::from(n)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result2<FlatValue, E> {
+        Ok(number(Value::from(n)))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result2<FlatValue, E> {
+        Ok(FlatValue::Not("null"))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result2<FlatValue, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(FlatValue::Not("an array"))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result2<FlatValue, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(FlatValue::Not("an object"))
+    }
+}
+
+/// A number's JSON text, as [`scalar`] writes it.
+fn number(v: Value) -> FlatValue {
+    match scalar(&v) {
+        Some(value) => FlatValue::Scalar(value),
+        None => FlatValue::Not("a number"),
+    }
+}
+
+type Result2<T, E> = std::result::Result<T, E>;
 
 // ----------------------------------------------------------- legacy-config
 
@@ -763,6 +936,9 @@ pub fn shred(path: &Path) -> Result<()> {
 
 /// A name or key from a file, cut for messages.
 fn shorten(s: &str) -> String {
+    if s.len() <= 80 && !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
     let cut: String = s.chars().take(80).collect();
     let cut: String = cut
         .chars()
