@@ -118,12 +118,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = fuzzing::fold_failures(checksummed(&text).as_bytes());
         }
         3 => {
-            if let Ok(text) = std::str::from_utf8(rest) {
-                if let Ok(anchor) = AuditAnchor::parse(text) {
-                    // What parses prints back to text that parses the same.
-                    let again = AuditAnchor::parse(&anchor.to_string()).expect("printed anchor");
-                    assert_eq!(again, anchor);
-                }
+            if let Ok(text) = std::str::from_utf8(rest)
+                && let Ok(anchor) = AuditAnchor::parse(text)
+            {
+                // What parses prints back to text that parses the same.
+                let again = AuditAnchor::parse(&anchor.to_string()).expect("printed anchor");
+                assert_eq!(again, anchor);
             }
         }
         m => WORKING.with_borrow_mut(|w| {
