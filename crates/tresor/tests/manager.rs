@@ -764,6 +764,7 @@ fn config_stores_profiles_and_references() {
 }
 
 #[test]
+#[cfg(all(feature = "openbao", feature = "env"))]
 fn check_config_points_at_unknown_store_options() {
     let text = "[[stores]]\nname = \"team\"\nkind = \"openbao\"\naddress = \"http://127.0.0.1:8200\"\ntoken = \"t\"\nadress = \"typo\"\n\n[[stores]]\nname = \"e\"\nkind = \"env\"\nprefix = \"bad prefix!\"\n\n[[stores]]\nname = \"k\"\nkind = \"aws\"\nregoin = \"eu-west-1\"\n";
     let config = Config::parse(text, None).unwrap();
@@ -788,16 +789,16 @@ fn check_config_points_at_unknown_store_options() {
     assert_eq!(got[1].0, 11, "{got:?}");
     assert!(got[1].2.contains("prefix"), "{got:?}");
     // A build with the aws store reads its options (and finds the typo); a
-    // build without says so.
-    if cfg!(feature = "aws") {
+    // build without says so. (Without this crate's `aws` feature the store
+    // can still be there: another crate of the same build may turn it on
+    // in tresor-stores.)
+    let has_aws_store = !got[2].2.contains("this build of tresor has no aws store");
+    assert!(has_aws_store || !cfg!(feature = "aws"), "{got:?}");
+    if has_aws_store {
         assert_eq!(got[2].0, 16, "{got:?}");
         assert!(got[2].2.contains("'regoin'"), "{got:?}");
     } else {
-        assert_eq!(got[2].0, 13);
-        assert!(
-            got[2].2.contains("this build of tresor has no aws store"),
-            "{got:?}"
-        );
+        assert_eq!(got[2].0, 13, "{got:?}");
     }
 }
 
