@@ -232,19 +232,6 @@ enum FlatValue {
 
 struct FlatTop;
 
-/// What a JSON value is, for the messages ([`kind_of`]'s words).
-fn kind_of_unexpected(what: serde::de::Unexpected<'_>) -> &'static str {
-    use serde::de::Unexpected as U;
-    match what {
-        U::Unit => "null",
-        U::Bool(_) => "a boolean",
-        U::Unsigned(_) | U::Signed(_) | U::Float(_) => "a number",
-        U::Str(_) => "a string",
-        U::Seq => "an array",
-        _ => "an object",
-    }
-}
-
 impl<'de> serde::de::Visitor<'de> for FlatTop {
     type Value = FlatTopValue;
 
@@ -252,7 +239,10 @@ impl<'de> serde::de::Visitor<'de> for FlatTop {
         f.write_str("a JSON value")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result2<Self::Value, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
         let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(FlatValueSeed)?;
@@ -261,38 +251,42 @@ impl<'de> serde::de::Visitor<'de> for FlatTop {
         Ok(FlatTopValue::Object(pairs))
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result2<Self::Value, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
         while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
         Ok(FlatTopValue::Not("an array"))
     }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result2<Self::Value, E> {
-        Ok(FlatTopValue::Not(kind_of_unexpected(
-            serde::de::Unexpected::Unit,
-        )))
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(FlatTopValue::Not("null"))
     }
 
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result2<Self::Value, E> {
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<Self::Value, E> {
         Ok(FlatTopValue::Not("a boolean"))
     }
 
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result2<Self::Value, E> {
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<Self::Value, E> {
         Ok(FlatTopValue::Not("a number"))
     }
 
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result2<Self::Value, E> {
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<Self::Value, E> {
         Ok(FlatTopValue::Not("a number"))
     }
 
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result2<Self::Value, E> {
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<Self::Value, E> {
         Ok(FlatTopValue::Not("a number"))
     }
 
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result2<Self::Value, E> {
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> std::result::Result<Self::Value, E> {
         Ok(FlatTopValue::Not("a string"))
     }
 
-    fn visit_string<E: serde::de::Error>(self, mut s: String) -> Result2<Self::Value, E> {
+    fn visit_string<E: serde::de::Error>(
+        self,
+        mut s: String,
+    ) -> std::result::Result<Self::Value, E> {
         s.zeroize();
         Ok(FlatTopValue::Not("a string"))
     }
@@ -303,7 +297,10 @@ struct FlatValueSeed;
 impl<'de> serde::de::DeserializeSeed<'de> for FlatValueSeed {
     type Value = FlatValue;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result2<FlatValue, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<FlatValue, D::Error> {
         d.deserialize_any(self)
     }
 }
@@ -315,44 +312,50 @@ impl<'de> serde::de::Visitor<'de> for FlatValueSeed {
         f.write_str("a JSON value")
     }
 
-    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result2<FlatValue, E> {
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<FlatValue, E> {
         Ok(FlatValue::Scalar(SecretValue::copy_from(s.as_bytes())))
     }
 
-    fn visit_string<E: serde::de::Error>(self, mut s: String) -> Result2<FlatValue, E> {
+    fn visit_string<E: serde::de::Error>(self, mut s: String) -> std::result::Result<FlatValue, E> {
         let value = SecretValue::copy_from(s.as_bytes());
         s.zeroize();
         Ok(FlatValue::Scalar(value))
     }
 
-    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result2<FlatValue, E> {
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> std::result::Result<FlatValue, E> {
         Ok(FlatValue::Scalar(SecretValue::copy_from(
             if b { "true" } else { "false" }.as_bytes(),
         )))
     }
 
-    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result2<FlatValue, E> {
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<FlatValue, E> {
         Ok(number(Value::from(n)))
     }
 
-    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result2<FlatValue, E> {
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<FlatValue, E> {
         Ok(number(Value::from(n)))
     }
 
-    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result2<FlatValue, E> {
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> std::result::Result<FlatValue, E> {
         Ok(number(Value::from(n)))
     }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result2<FlatValue, E> {
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<FlatValue, E> {
         Ok(FlatValue::Not("null"))
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result2<FlatValue, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<FlatValue, A::Error> {
         while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
         Ok(FlatValue::Not("an array"))
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result2<FlatValue, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<FlatValue, A::Error> {
         while map
             .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
             .is_some()
@@ -368,8 +371,6 @@ fn number(v: Value) -> FlatValue {
         None => FlatValue::Not("a number"),
     }
 }
-
-type Result2<T, E> = std::result::Result<T, E>;
 
 // ----------------------------------------------------------- legacy-config
 
